@@ -1,0 +1,24 @@
+//! Types and mechanisms shared by the aquatic tracker daemons.
+//!
+//! Everything here is protocol-agnostic and opens no sockets: info hash and
+//! peer id newtypes, the coarse server clock and `ValidUntil`, canonical
+//! socket addresses (IPv4-mapped IPv6 counts as IPv4), access lists,
+//! response-peer selection, privilege dropping and worker supervision. Each
+//! exists once so that the UDP, HTTP and WebSocket trackers behave alike.
+//!
+//! Not here: parsing of wire formats (the `*_protocol` crates) and config
+//! file loading (`aquatic_cli_helpers`).
+
+#![forbid(unsafe_code)]
+
+pub mod access_list;
+pub mod addr;
+pub mod peer_selection;
+pub mod privileges;
+pub mod supervision;
+pub mod time;
+pub mod types;
+
+pub use addr::{CanonicalSocketAddr, IpVersion};
+pub use time::{SecondsSinceStart, ServerStartInstant, ValidUntil};
+pub use types::{InfoHash, PeerId};
