@@ -10,15 +10,16 @@ use rand::Rng;
 /// Append up to `max` entries of `map`, starting at a random index and
 /// wrapping around, skipping the key `exclude`. `f` turns an entry into the
 /// response type.
-pub fn extend_with_random<K, V, O, R, F>(
+pub fn extend_with_random<K, V, S, O, R, F>(
     rng: &mut R,
-    map: &IndexMap<K, V>,
+    map: &IndexMap<K, V, S>,
     exclude: Option<&K>,
     max: usize,
     out: &mut Vec<O>,
     mut f: F,
 ) where
     K: Eq + std::hash::Hash,
+    S: std::hash::BuildHasher,
     R: Rng,
     F: FnMut(&K, &V) -> O,
 {
@@ -50,10 +51,10 @@ pub fn extend_with_random<K, V, O, R, F>(
 /// Select up to `max` peers for an announcer. `announcer_is_seeder` decides
 /// whether seeders are offered at all; `exclude` is the announcer's key.
 #[allow(clippy::too_many_arguments)] // each argument is a distinct part of the choice
-pub fn select_response_peers<K, V, O, R, F>(
+pub fn select_response_peers<K, V, S, O, R, F>(
     rng: &mut R,
-    seeders: &IndexMap<K, V>,
-    leechers: &IndexMap<K, V>,
+    seeders: &IndexMap<K, V, S>,
+    leechers: &IndexMap<K, V, S>,
     announcer_is_seeder: bool,
     exclude: Option<&K>,
     max: usize,
@@ -61,6 +62,7 @@ pub fn select_response_peers<K, V, O, R, F>(
     mut f: F,
 ) where
     K: Eq + std::hash::Hash,
+    S: std::hash::BuildHasher,
     R: Rng,
     F: FnMut(&K, &V) -> O,
 {
@@ -68,7 +70,7 @@ pub fn select_response_peers<K, V, O, R, F>(
         extend_with_random(rng, leechers, exclude, max, out, f);
         return;
     }
-    let available = |map: &IndexMap<K, V>| {
+    let available = |map: &IndexMap<K, V, S>| {
         map.len() - usize::from(exclude.is_some_and(|k| map.contains_key(k)))
     };
     let (s_avail, l_avail) = (available(seeders), available(leechers));

@@ -1,1 +1,178 @@
-//! placeholder
+//! aquatic_udp: a high-performance UDP BitTorrent tracker (BEP 15, BEP 41).
+//!
+//! ```text
+//!   SO_REUSEPORT sockets, one per socket worker (mio event loop each):
+//!   parse, check connection id and access list, answer connects and errors
+//!          |  batches over crossbeam channels, one per shard  |
+//!   request workers, each owning a shard of the torrents (no locks)
+//!          |  batches back, one channel + mio::Waker per socket worker
+//! ```
+//!
+//! The main thread binds every socket, drops privileges, starts the workers
+//! and then only supervises: SIGTERM/SIGINT exit cleanly, SIGUSR1 reloads the
+//! access list, a failing or panicking worker ends the process with code 1.
+//!
+//! Not here: wire formats (`aquatic_udp_protocol`) and the shared mechanisms
+//! (`aquatic_common`). Swarm logic lives in [`swarm`] as plain data.
+
+#![forbid(unsafe_code)]
+
+pub mod common;
+pub mod config;
+pub mod connection_id;
+pub mod swarm;
+pub mod workers;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use aquatic_common::ServerStartInstant;
+use aquatic_common::access_list::{self, AccessListCache};
+use aquatic_common::privileges::drop_privileges;
+use aquatic_common::supervision::Supervisor;
+use crossbeam_channel::bounded;
+use mio::{Poll, Waker};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::common::{SocketWorkerStats, SwarmGauges};
+use crate::config::Config;
+use crate::connection_id::ConnectionValidator;
+use crate::workers::request::RequestWorker;
+use crate::workers::socket::{SocketWorker, SocketWorkerParts, WAKER_TOKEN};
+
+/// Run the tracker until a signal or a worker failure; returns the exit code.
+pub fn run(config: Config) -> anyhow::Result<i32> {
+    config.validate()?;
+    let config = Arc::new(config);
+    let shared_access_list = access_list::create_shared(&config.access_list)?;
+
+    let sockets = bind_sockets(&config)?;
+    if let Some(first) = sockets.first() {
+        log::info!("listening on {}", first.local_addr()?);
+    }
+    drop_privileges(&config.privileges)?;
+
+    let clock = ServerStartInstant::new();
+    let validator = ConnectionValidator::new(config.cleaning.max_connection_age);
+    let supervisor = Supervisor::new();
+
+    let capacity = config.network.request_channel_capacity;
+    let (request_senders, request_receivers): (Vec<_>, Vec<_>) = (0..config.request_workers)
+        .map(|_| bounded(capacity))
+        .unzip();
+    let (response_senders, response_receivers): (Vec<_>, Vec<_>) = (0..config.socket_workers)
+        .map(|_| bounded(capacity))
+        .unzip();
+
+    let mut polls = Vec::new();
+    let mut wakers = Vec::new();
+    for _ in 0..config.socket_workers {
+        let poll = Poll::new().context("cannot create poll instance")?;
+        wakers.push(Arc::new(Waker::new(poll.registry(), WAKER_TOKEN)?));
+        polls.push(poll);
+    }
+
+    let socket_stats: Vec<Arc<SocketWorkerStats>> =
+        (0..config.socket_workers).map(|_| Arc::default()).collect();
+    let swarm_gauges: Vec<Arc<SwarmGauges>> = (0..config.request_workers)
+        .map(|_| Arc::default())
+        .collect();
+
+    for (index, ((socket, poll), response_receiver)) in sockets
+        .into_iter()
+        .zip(polls)
+        .zip(response_receivers)
+        .enumerate()
+    {
+        let worker = SocketWorker::new(SocketWorkerParts {
+            config: config.clone(),
+            socket,
+            poll,
+            clock,
+            validator: validator.clone(),
+            access_list: AccessListCache::new(config.access_list.mode, shared_access_list.clone()),
+            index,
+            request_senders: request_senders.clone(),
+            response_receiver,
+            stats: socket_stats[index].clone(),
+        })?;
+        supervisor.spawn(format!("socket-{index}"), move || worker.run())?;
+    }
+    drop(request_senders);
+
+    for (index, receiver) in request_receivers.into_iter().enumerate() {
+        let worker = RequestWorker {
+            config: config.clone(),
+            clock,
+            receiver,
+            response_senders: response_senders.clone(),
+            wakers: wakers.clone(),
+            gauges: swarm_gauges[index].clone(),
+        };
+        supervisor.spawn(format!("request-{index}"), move || worker.run())?;
+    }
+
+    if config.statistics.interval > 0 {
+        let interval = Duration::from_secs(config.statistics.interval);
+        supervisor.spawn("statistics".into(), move || {
+            workers::statistics::run(interval, socket_stats, swarm_gauges)
+        })?;
+    }
+
+    supervisor.handle_signals()?;
+    let reload_config = config.clone();
+    Ok(supervisor.run(
+        move || match access_list::reload(&reload_config.access_list, &shared_access_list) {
+            Ok(n) => log::info!("access list reloaded: {n} info hashes"),
+            Err(err) => log::error!("access list reload failed, keeping the old list: {err:#}"),
+        },
+        || {},
+    ))
+}
+
+/// Bind one socket per socket worker. With port 0, the first socket's port
+/// is used for the rest, so all share it through SO_REUSEPORT.
+fn bind_sockets(config: &Config) -> anyhow::Result<Vec<std::net::UdpSocket>> {
+    let mut address = config.network.address;
+    let mut sockets = Vec::with_capacity(config.socket_workers);
+    for _ in 0..config.socket_workers {
+        let socket = create_socket(config, address)
+            .with_context(|| format!("network.address {address}: cannot bind"))?;
+        if address.port() == 0 {
+            address = socket.local_addr()?;
+        }
+        sockets.push(socket);
+    }
+    Ok(sockets)
+}
+
+fn create_socket(config: &Config, address: SocketAddr) -> anyhow::Result<std::net::UdpSocket> {
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    if address.is_ipv6() {
+        socket.set_only_v6(config.network.only_ipv6)?;
+    }
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    let wanted = config.network.socket_recv_buffer_size;
+    if wanted != 0 {
+        if let Err(err) = socket.set_recv_buffer_size(wanted) {
+            log::warn!("cannot set socket receive buffer to {wanted} bytes: {err}");
+        } else if let Ok(actual) = socket.recv_buffer_size() {
+            // Linux reports twice the usable size; it caps at net.core.rmem_max.
+            if actual / 2 < wanted {
+                log::warn!(
+                    "socket receive buffer is {} bytes, not the {wanted} configured: raise net.core.rmem_max",
+                    actual / 2
+                );
+            }
+        }
+    }
+    socket.bind(&address.into())?;
+    Ok(socket.into())
+}

@@ -1,0 +1,137 @@
+//! Messages between socket workers and request workers, and the shared
+//! per-worker statistics counters.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use aquatic_common::{CanonicalSocketAddr, InfoHash, IpVersion};
+use aquatic_udp_protocol::{AnnounceResponse, TorrentScrapeStatistics};
+use crossbeam_utils::CachePadded;
+
+use crate::swarm::AnnounceQuery;
+
+/// Part of a scrape that falls in one request worker's shard. `indices`
+/// are the positions of the hashes in the client's request.
+#[derive(Debug)]
+pub struct ScrapePart {
+    pub pending_id: u64,
+    pub info_hashes: Vec<(usize, InfoHash)>,
+}
+
+#[derive(Debug)]
+pub enum SwarmRequest {
+    Announce(AnnounceQuery),
+    Scrape(ScrapePart),
+}
+
+/// A request on its way to a request worker, with where its answer goes.
+#[derive(Debug)]
+pub struct RequestMessage {
+    pub request: SwarmRequest,
+    pub src: CanonicalSocketAddr,
+    pub socket_worker: usize,
+}
+
+#[derive(Debug)]
+pub enum SwarmResponse {
+    AnnounceIpv4(AnnounceResponse<Ipv4Addr>),
+    AnnounceIpv6(AnnounceResponse<Ipv6Addr>),
+    Scrape {
+        pending_id: u64,
+        stats: Vec<(usize, TorrentScrapeStatistics)>,
+    },
+}
+
+#[derive(Debug)]
+pub struct ResponseMessage {
+    pub response: SwarmResponse,
+    pub dst: CanonicalSocketAddr,
+}
+
+/// Which request worker owns an info hash.
+pub fn shard_of(info_hash: &InfoHash, request_workers: usize) -> usize {
+    let [a, b, c, d, ..] = info_hash.0;
+    (u32::from_le_bytes([a, b, c, d]) as usize) % request_workers.max(1)
+}
+
+/// Counters kept by one socket worker, per IP version; read by the
+/// statistics worker. Relaxed atomics on a cache line of their own: no
+/// contention on the hot path.
+#[derive(Default)]
+pub struct SocketWorkerStats {
+    pub by_ip_version: [CachePadded<IpCounters>; 2],
+}
+
+impl SocketWorkerStats {
+    pub fn get(&self, v: IpVersion) -> &IpCounters {
+        &self.by_ip_version[ip_index(v)]
+    }
+}
+
+pub fn ip_index(v: IpVersion) -> usize {
+    match v {
+        IpVersion::V4 => 0,
+        IpVersion::V6 => 1,
+    }
+}
+
+#[derive(Default)]
+pub struct IpCounters {
+    pub requests_connect: AtomicU64,
+    pub requests_announce: AtomicU64,
+    pub requests_scrape: AtomicU64,
+    pub responses_connect: AtomicU64,
+    pub responses_announce: AtomicU64,
+    pub responses_scrape: AtomicU64,
+    pub responses_error: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    /// Requests without a valid connection id: dropped, never answered.
+    pub dropped_bad_connection_id: AtomicU64,
+    /// Packets that are not requests and cannot be answered.
+    pub dropped_malformed: AtomicU64,
+    /// Requests dropped because a request worker's channel was full.
+    pub dropped_overload: AtomicU64,
+    /// Responses dropped because the socket's send buffer stayed full.
+    pub dropped_send: AtomicU64,
+}
+
+pub fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Gauges published by one request worker, per IP version.
+#[derive(Default)]
+pub struct SwarmGauges {
+    pub by_ip_version: [CachePadded<SwarmCounts>; 2],
+}
+
+#[derive(Default)]
+pub struct SwarmCounts {
+    pub torrents: AtomicUsize,
+    pub seeders: AtomicUsize,
+    pub leechers: AtomicUsize,
+}
+
+impl SwarmCounts {
+    pub fn set(&self, torrents: usize, seeders: usize, leechers: usize) {
+        self.torrents.store(torrents, Ordering::Relaxed);
+        self.seeders.store(seeders, Ordering::Relaxed);
+        self.leechers.store(leechers, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_cover_range() {
+        for n in 1..8 {
+            for b in 0..=255u8 {
+                assert!(shard_of(&InfoHash([b; 20]), n) < n);
+            }
+        }
+        assert_eq!(shard_of(&InfoHash([3; 20]), 0), 0);
+    }
+}

@@ -1,0 +1,183 @@
+//! The daemon's config: every field optional in the file, with the defaults
+//! an operator of a public tracker would choose.
+
+use std::net::SocketAddr;
+
+use aquatic_cli_helpers::LogLevel;
+use aquatic_common::access_list::AccessListConfig;
+use aquatic_common::privileges::PrivilegeConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub socket_workers: usize,
+    pub request_workers: usize,
+    pub log_level: LogLevel,
+    pub network: NetworkConfig,
+    pub protocol: ProtocolConfig,
+    pub cleaning: CleaningConfig,
+    pub statistics: StatisticsConfig,
+    pub privileges: PrivilegeConfig,
+    pub access_list: AccessListConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            socket_workers: 1,
+            request_workers: 1,
+            log_level: LogLevel::Info,
+            network: NetworkConfig::default(),
+            protocol: ProtocolConfig::default(),
+            cleaning: CleaningConfig::default(),
+            statistics: StatisticsConfig::default(),
+            privileges: PrivilegeConfig::default(),
+            access_list: AccessListConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConfig {
+    pub address: SocketAddr,
+    pub only_ipv6: bool,
+    pub socket_recv_buffer_size: usize,
+    pub poll_timeout_ms: u64,
+    pub request_channel_capacity: usize,
+    pub max_pending_sends: usize,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            address: SocketAddr::from(([0, 0, 0, 0], 3000)),
+            only_ipv6: false,
+            socket_recv_buffer_size: 8 * 1024 * 1024,
+            poll_timeout_ms: 50,
+            request_channel_capacity: 4096,
+            max_pending_sends: 4096,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProtocolConfig {
+    pub max_response_peers: usize,
+    pub max_scrape_torrents: usize,
+    pub peer_announce_interval: u32,
+}
+
+impl Default for ProtocolConfig {
+    fn default() -> Self {
+        Self {
+            max_response_peers: 50,
+            max_scrape_torrents: 70,
+            peer_announce_interval: 1800,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CleaningConfig {
+    pub interval: u64,
+    pub max_peer_age: u32,
+    pub max_connection_age: u32,
+}
+
+impl Default for CleaningConfig {
+    fn default() -> Self {
+        Self {
+            interval: 60,
+            max_peer_age: 2000,
+            max_connection_age: 120,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatisticsConfig {
+    pub interval: u64,
+}
+
+impl Default for StatisticsConfig {
+    fn default() -> Self {
+        Self { interval: 60 }
+    }
+}
+
+impl Config {
+    /// Reject values the daemon cannot run with, naming the field.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let checks = [
+            (
+                self.socket_workers == 0,
+                "socket_workers must be at least 1",
+            ),
+            (
+                self.request_workers == 0,
+                "request_workers must be at least 1",
+            ),
+            (
+                self.protocol.max_scrape_torrents == 0,
+                "protocol.max_scrape_torrents must be at least 1",
+            ),
+            (
+                self.cleaning.interval == 0,
+                "cleaning.interval must be at least 1 second",
+            ),
+            (
+                self.network.request_channel_capacity == 0,
+                "network.request_channel_capacity must be at least 1",
+            ),
+        ];
+        for (failed, message) in checks {
+            if failed {
+                anyhow::bail!("config: {message}");
+            }
+        }
+        if self.network.only_ipv6 && self.network.address.is_ipv4() {
+            anyhow::bail!(
+                "config: network.only_ipv6 is set but network.address {} is IPv4",
+                self.network.address
+            );
+        }
+        Ok(())
+    }
+}
+
+impl aquatic_cli_helpers::Config for Config {
+    const DEFAULT_TEMPLATE: &'static str = include_str!("default_config.toml");
+
+    fn log_level(&self) -> Option<LogLevel> {
+        Some(self.log_level)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_template_matches_default_config() {
+        aquatic_cli_helpers::check_default_template::<Config>();
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn invalid_values_are_named() {
+        let mut config = Config {
+            socket_workers: 0,
+            ..Config::default()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("socket_workers"), "{err}");
+        config.socket_workers = 1;
+        config.network.only_ipv6 = true;
+        assert!(config.validate().is_err());
+    }
+}

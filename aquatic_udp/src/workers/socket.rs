@@ -1,0 +1,443 @@
+//! A socket worker: owns one SO_REUSEPORT UDP socket in a mio event loop.
+//!
+//! It parses every packet, answers connects and errors itself, checks
+//! connection ids and the access list, and batches announces and scrape
+//! parts to the request worker owning each info hash. Answers come back on
+//! its own channel, with a `Waker` to interrupt the poll. Nothing but a
+//! connect request is answered without a valid connection id.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aquatic_common::access_list::AccessListCache;
+use aquatic_common::{CanonicalSocketAddr, SecondsSinceStart, ServerStartInstant, ValidUntil};
+use aquatic_udp_protocol::{
+    ConnectResponse, ErrorResponse, Request, RequestParseError, Response, ScrapeRequest,
+    ScrapeResponse, TorrentScrapeStatistics, TransactionId,
+};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use hashbrown::HashMap;
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::common::{
+    IpCounters, RequestMessage, ResponseMessage, ScrapePart, SocketWorkerStats, SwarmRequest,
+    SwarmResponse, add, shard_of,
+};
+use crate::config::Config;
+use crate::connection_id::ConnectionValidator;
+use crate::swarm::AnnounceQuery;
+
+pub const SOCKET_TOKEN: Token = Token(0);
+pub const WAKER_TOKEN: Token = Token(1);
+
+/// Seconds a scrape split over shards may wait for its parts.
+const PENDING_SCRAPE_LIFETIME: u32 = 30;
+/// Packets read between flushes of request batches and answers.
+const READ_BURST: usize = 256;
+/// Consecutive unexpected receive errors tolerated in one readable event.
+const MAX_RECV_ERRORS: usize = 16;
+
+struct PendingScrape {
+    transaction_id: TransactionId,
+    dst: CanonicalSocketAddr,
+    stats: Vec<TorrentScrapeStatistics>,
+    parts_left: usize,
+    valid_until: ValidUntil,
+}
+
+#[derive(Clone, Copy)]
+enum ResponseKind {
+    Connect,
+    Announce,
+    Scrape,
+    Error,
+}
+
+impl ResponseKind {
+    fn of(response: &Response) -> Self {
+        match response {
+            Response::Connect(_) => Self::Connect,
+            Response::AnnounceIpv4(_) | Response::AnnounceIpv6(_) => Self::Announce,
+            Response::Scrape(_) => Self::Scrape,
+            Response::Error(_) => Self::Error,
+        }
+    }
+}
+
+pub struct SocketWorker {
+    config: Arc<Config>,
+    socket: UdpSocket,
+    socket_is_ipv6: bool,
+    poll: Poll,
+    clock: ServerStartInstant,
+    now: SecondsSinceStart,
+    validator: ConnectionValidator,
+    access_list: AccessListCache,
+    index: usize,
+    request_senders: Vec<Sender<Vec<RequestMessage>>>,
+    response_receiver: Receiver<Vec<ResponseMessage>>,
+    stats: Arc<SocketWorkerStats>,
+    batches: Vec<Vec<RequestMessage>>,
+    pending_scrapes: HashMap<u64, PendingScrape>,
+    next_pending_id: u64,
+    pending_sends: VecDeque<(SocketAddr, Vec<u8>, ResponseKind, CanonicalSocketAddr)>,
+    recv_buf: Vec<u8>,
+    send_buf: Vec<u8>,
+}
+
+pub struct SocketWorkerParts {
+    pub config: Arc<Config>,
+    pub socket: std::net::UdpSocket,
+    pub poll: Poll,
+    pub clock: ServerStartInstant,
+    pub validator: ConnectionValidator,
+    pub access_list: AccessListCache,
+    pub index: usize,
+    pub request_senders: Vec<Sender<Vec<RequestMessage>>>,
+    pub response_receiver: Receiver<Vec<ResponseMessage>>,
+    pub stats: Arc<SocketWorkerStats>,
+}
+
+impl SocketWorker {
+    pub fn new(parts: SocketWorkerParts) -> anyhow::Result<Self> {
+        let socket_is_ipv6 = parts.socket.local_addr()?.is_ipv6();
+        let mut socket = UdpSocket::from_std(parts.socket);
+        parts.poll.registry().register(
+            &mut socket,
+            SOCKET_TOKEN,
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        let shards = parts.request_senders.len();
+        Ok(Self {
+            socket,
+            socket_is_ipv6,
+            poll: parts.poll,
+            now: parts.clock.seconds_elapsed(),
+            clock: parts.clock,
+            validator: parts.validator,
+            access_list: parts.access_list,
+            index: parts.index,
+            request_senders: parts.request_senders,
+            response_receiver: parts.response_receiver,
+            stats: parts.stats,
+            batches: (0..shards).map(|_| Vec::new()).collect(),
+            pending_scrapes: HashMap::new(),
+            next_pending_id: 0,
+            pending_sends: VecDeque::new(),
+            recv_buf: vec![0; 65536],
+            send_buf: Vec::with_capacity(1500),
+            config: parts.config,
+        })
+    }
+
+    pub fn run(mut self) -> anyhow::Result<()> {
+        let mut events = Events::with_capacity(64);
+        let timeout = Duration::from_millis(self.config.network.poll_timeout_ms);
+        let mut last_cleaning = self.now;
+        loop {
+            if let Err(err) = self.poll.poll(&mut events, Some(timeout)) {
+                if err.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(anyhow::Error::new(err).context("poll failed"));
+            }
+            self.now = self.clock.seconds_elapsed();
+            let mut readable = false;
+            for event in events.iter() {
+                if event.token() == SOCKET_TOKEN && event.is_readable() {
+                    readable = true;
+                }
+            }
+            if !self.pending_sends.is_empty() {
+                self.flush_pending_sends();
+            }
+            if readable {
+                self.read_requests();
+            }
+            self.handle_responses();
+            if self.now.saturating_sub(last_cleaning) >= 10 {
+                let now = self.now;
+                self.pending_scrapes
+                    .retain(|_, p| p.valid_until.is_valid_at(now));
+                last_cleaning = now;
+            }
+        }
+    }
+
+    fn read_requests(&mut self) {
+        let mut packets = 0usize;
+        let mut errors = 0usize;
+        loop {
+            match self.socket.recv_from(&mut self.recv_buf) {
+                Ok((len, src)) => {
+                    self.handle_packet(len, CanonicalSocketAddr::new(src));
+                    packets += 1;
+                    if packets % READ_BURST == 0 {
+                        self.flush_batches();
+                        self.handle_responses();
+                    }
+                }
+                Err(err) if err.kind() == ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+                Err(err) => {
+                    log::debug!("socket worker {}: recv_from: {err}", self.index);
+                    errors += 1;
+                    if errors >= MAX_RECV_ERRORS {
+                        break;
+                    }
+                }
+            }
+        }
+        self.flush_batches();
+    }
+
+    fn handle_packet(&mut self, len: usize, src: CanonicalSocketAddr) {
+        let stats = Arc::clone(&self.stats);
+        let counters = stats.get(src.ip_version());
+        add(&counters.bytes_received, len as u64);
+        let parsed = Request::parse(
+            self.recv_buf.get(..len).unwrap_or(&[]),
+            self.config.protocol.max_scrape_torrents,
+        );
+        match parsed {
+            Ok(Request::Connect(request)) => {
+                add(&counters.requests_connect, 1);
+                let connection_id = self.validator.create(self.now, src.ip());
+                self.send(
+                    Response::Connect(ConnectResponse {
+                        transaction_id: request.transaction_id,
+                        connection_id,
+                    }),
+                    src,
+                );
+            }
+            Ok(Request::Announce(request)) => {
+                add(&counters.requests_announce, 1);
+                if !self
+                    .validator
+                    .is_valid(self.now, request.connection_id, src.ip())
+                {
+                    add(&counters.dropped_bad_connection_id, 1);
+                } else if !self.access_list.allows(&request.info_hash) {
+                    self.send_error(request.transaction_id, "info hash not allowed", src);
+                } else {
+                    let shard = shard_of(&request.info_hash, self.batches.len());
+                    let query = AnnounceQuery {
+                        transaction_id: request.transaction_id,
+                        info_hash: request.info_hash,
+                        event: request.event,
+                        bytes_left: request.bytes_left,
+                        peers_wanted: request.peers_wanted,
+                        port: request.port,
+                    };
+                    self.queue(shard, SwarmRequest::Announce(query), src);
+                }
+            }
+            Ok(Request::Scrape(request)) => {
+                add(&counters.requests_scrape, 1);
+                if self
+                    .validator
+                    .is_valid(self.now, request.connection_id, src.ip())
+                {
+                    self.split_scrape(request, src);
+                } else {
+                    add(&counters.dropped_bad_connection_id, 1);
+                }
+            }
+            Err(RequestParseError::Sendable {
+                connection_id,
+                transaction_id,
+                message,
+            }) => {
+                if self.validator.is_valid(self.now, connection_id, src.ip()) {
+                    self.send_error(transaction_id, message, src);
+                } else {
+                    add(&counters.dropped_malformed, 1);
+                }
+            }
+            Err(RequestParseError::Unsendable { .. }) => {
+                add(&counters.dropped_malformed, 1);
+            }
+        }
+    }
+
+    fn split_scrape(&mut self, request: ScrapeRequest, src: CanonicalSocketAddr) {
+        let pending_id = self.next_pending_id;
+        self.next_pending_id = self.next_pending_id.wrapping_add(1);
+        let shards = self.batches.len();
+        let mut parts: Vec<Vec<(usize, _)>> = (0..shards).map(|_| Vec::new()).collect();
+        for (i, hash) in request.info_hashes.iter().enumerate() {
+            if let Some(part) = parts.get_mut(shard_of(hash, shards)) {
+                part.push((i, *hash));
+            }
+        }
+        let mut parts_left = 0;
+        for (shard, info_hashes) in parts.into_iter().enumerate() {
+            if !info_hashes.is_empty() {
+                parts_left += 1;
+                let part = ScrapePart {
+                    pending_id,
+                    info_hashes,
+                };
+                self.queue(shard, SwarmRequest::Scrape(part), src);
+            }
+        }
+        self.pending_scrapes.insert(
+            pending_id,
+            PendingScrape {
+                transaction_id: request.transaction_id,
+                dst: src,
+                stats: vec![TorrentScrapeStatistics::default(); request.info_hashes.len()],
+                parts_left,
+                valid_until: ValidUntil::new(self.now, PENDING_SCRAPE_LIFETIME),
+            },
+        );
+    }
+
+    fn queue(&mut self, shard: usize, request: SwarmRequest, src: CanonicalSocketAddr) {
+        if let Some(batch) = self.batches.get_mut(shard) {
+            batch.push(RequestMessage {
+                request,
+                src,
+                socket_worker: self.index,
+            });
+        }
+    }
+
+    fn flush_batches(&mut self) {
+        for (shard, batch) in self.batches.iter_mut().enumerate() {
+            if batch.is_empty() {
+                continue;
+            }
+            let capacity = batch.len();
+            let batch = std::mem::replace(batch, Vec::with_capacity(capacity));
+            let Some(sender) = self.request_senders.get(shard) else {
+                continue;
+            };
+            match sender.try_send(batch) {
+                Ok(()) => {}
+                Err(TrySendError::Full(batch)) | Err(TrySendError::Disconnected(batch)) => {
+                    for message in batch {
+                        add(
+                            &self.stats.get(message.src.ip_version()).dropped_overload,
+                            1,
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle_responses(&mut self) {
+        while let Ok(batch) = self.response_receiver.try_recv() {
+            for message in batch {
+                match message.response {
+                    SwarmResponse::AnnounceIpv4(r) => {
+                        self.send(Response::AnnounceIpv4(r), message.dst)
+                    }
+                    SwarmResponse::AnnounceIpv6(r) => {
+                        self.send(Response::AnnounceIpv6(r), message.dst)
+                    }
+                    SwarmResponse::Scrape { pending_id, stats } => {
+                        self.complete_scrape_part(pending_id, stats)
+                    }
+                }
+            }
+        }
+    }
+
+    fn complete_scrape_part(
+        &mut self,
+        pending_id: u64,
+        stats: Vec<(usize, TorrentScrapeStatistics)>,
+    ) {
+        let Some(pending) = self.pending_scrapes.get_mut(&pending_id) else {
+            return;
+        };
+        for (i, s) in stats {
+            if let Some(slot) = pending.stats.get_mut(i) {
+                *slot = s;
+            }
+        }
+        pending.parts_left = pending.parts_left.saturating_sub(1);
+        if pending.parts_left == 0 {
+            if let Some(done) = self.pending_scrapes.remove(&pending_id) {
+                self.send(
+                    Response::Scrape(ScrapeResponse {
+                        transaction_id: done.transaction_id,
+                        torrent_stats: done.stats,
+                    }),
+                    done.dst,
+                );
+            }
+        }
+    }
+
+    fn send_error(
+        &mut self,
+        transaction_id: TransactionId,
+        message: &'static str,
+        dst: CanonicalSocketAddr,
+    ) {
+        self.send(
+            Response::Error(ErrorResponse {
+                transaction_id,
+                message: Cow::Borrowed(message),
+            }),
+            dst,
+        );
+    }
+
+    fn send(&mut self, response: Response, dst: CanonicalSocketAddr) {
+        let kind = ResponseKind::of(&response);
+        self.send_buf.clear();
+        response.write(&mut self.send_buf);
+        let addr = dst.for_socket(self.socket_is_ipv6);
+        let counters = self.stats.get(dst.ip_version());
+        match self.socket.send_to(&self.send_buf, addr) {
+            Ok(sent) => count_sent(counters, kind, sent),
+            Err(err) if err.kind() == ErrorKind::WouldBlock => {
+                if self.pending_sends.len() < self.config.network.max_pending_sends {
+                    self.pending_sends
+                        .push_back((addr, self.send_buf.clone(), kind, dst));
+                } else {
+                    add(&counters.dropped_send, 1);
+                }
+            }
+            Err(err) => {
+                log::debug!("socket worker {}: send_to {addr}: {err}", self.index);
+                add(&counters.dropped_send, 1);
+            }
+        }
+    }
+
+    fn flush_pending_sends(&mut self) {
+        while let Some((addr, bytes, kind, dst)) = self.pending_sends.pop_front() {
+            let counters = self.stats.get(dst.ip_version());
+            match self.socket.send_to(&bytes, addr) {
+                Ok(sent) => count_sent(counters, kind, sent),
+                Err(err) if err.kind() == ErrorKind::WouldBlock => {
+                    self.pending_sends.push_front((addr, bytes, kind, dst));
+                    return;
+                }
+                Err(_) => add(&counters.dropped_send, 1),
+            }
+        }
+    }
+}
+
+fn count_sent(counters: &IpCounters, kind: ResponseKind, bytes: usize) {
+    add(&counters.bytes_sent, bytes as u64);
+    let counter = match kind {
+        ResponseKind::Connect => &counters.responses_connect,
+        ResponseKind::Announce => &counters.responses_announce,
+        ResponseKind::Scrape => &counters.responses_scrape,
+        ResponseKind::Error => &counters.responses_error,
+    };
+    add(counter, 1);
+}
