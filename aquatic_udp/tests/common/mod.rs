@@ -1,0 +1,292 @@
+//! Test harness: start the real aquatic_udp binary with a generated config
+//! on a loopback address (port 0), learn its port from the log, and stop it
+//! by PID when dropped. A small client speaks BEP 15 through
+//! aquatic_udp_protocol.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use aquatic_udp_protocol::*;
+
+pub struct Tracker {
+    child: Child,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    log: mpsc::Receiver<String>,
+}
+
+pub fn config_path(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("config.toml")
+}
+
+impl Tracker {
+    /// Start with `extra` appended to a config listening on `ip`:0.
+    /// `extra`: top-level keys first, then any sections but [network].
+    pub fn start(ip: &str, extra: &str) -> Tracker {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, ip, extra, "")
+            .unwrap_or_else(|log| panic!("tracker did not start: {log}"))
+    }
+
+    /// As `start`, in `dir`, with extra keys for [network]; the log so far
+    /// if it never starts listening.
+    pub fn start_in(
+        dir: tempfile::TempDir,
+        ip: &str,
+        extra: &str,
+        network_extra: &str,
+    ) -> Result<Tracker, String> {
+        let config = format!(
+            "log_level = \"info\"\n{extra}\n[network]\naddress = \"{ip}:0\"\nsocket_recv_buffer_size = 0\n{network_extra}\n"
+        );
+        std::fs::write(config_path(&dir), config).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_aquatic_udp"))
+            .arg("-c")
+            .arg(config_path(&dir))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut seen = String::new();
+        loop {
+            match rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(line) => {
+                    seen.push_str(&line);
+                    seen.push('\n');
+                    if let Some(rest) = line.split("listening on ").nth(1) {
+                        let addr = rest.trim().parse().unwrap();
+                        return Ok(Tracker {
+                            child,
+                            addr,
+                            dir,
+                            log: rx,
+                        });
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(seen);
+                }
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Wait for a log line containing `needle`, up to `timeout`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Wait up to `timeout` for the process to exit; its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Client {
+    pub socket: UdpSocket,
+    pub tracker: SocketAddr,
+    pub connection_id: ConnectionId,
+    next_transaction: i32,
+}
+
+impl Client {
+    pub fn new(tracker: SocketAddr) -> Client {
+        let bind: SocketAddr = if tracker.is_ipv4() {
+            "127.0.0.1:0".parse().unwrap()
+        } else {
+            "[::1]:0".parse().unwrap()
+        };
+        let socket = UdpSocket::bind(bind).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(1000)))
+            .unwrap();
+        Client {
+            socket,
+            tracker,
+            connection_id: ConnectionId(0),
+            next_transaction: 1,
+        }
+    }
+
+    pub fn connected(tracker: SocketAddr) -> Client {
+        let mut c = Client::new(tracker);
+        c.connect();
+        c
+    }
+
+    pub fn transaction(&mut self) -> TransactionId {
+        self.next_transaction += 1;
+        TransactionId(self.next_transaction)
+    }
+
+    pub fn send_raw(&self, bytes: &[u8]) {
+        self.socket.send_to(bytes, self.tracker).unwrap();
+    }
+
+    pub fn send(&self, request: &Request) {
+        let mut buf = Vec::new();
+        request.write(&mut buf);
+        self.send_raw(&buf);
+    }
+
+    pub fn recv_raw(&self, timeout: Duration) -> Option<Vec<u8>> {
+        self.socket.set_read_timeout(Some(timeout)).unwrap();
+        let mut buf = vec![0u8; 65536];
+        match self.socket.recv_from(&mut buf) {
+            Ok((n, _)) => Some(buf[..n].to_vec()),
+            Err(_) => None,
+        }
+    }
+
+    pub fn recv(&self) -> Response {
+        let bytes = self
+            .recv_raw(Duration::from_secs(3))
+            .expect("no response from tracker");
+        Response::parse(&bytes, self.tracker.is_ipv6()).unwrap()
+    }
+
+    pub fn connect(&mut self) {
+        let transaction_id = self.transaction();
+        self.send(&Request::Connect(ConnectRequest { transaction_id }));
+        match self.recv() {
+            Response::Connect(r) => {
+                assert_eq!(r.transaction_id, transaction_id);
+                self.connection_id = r.connection_id;
+            }
+            other => panic!("expected connect response, got {other:?}"),
+        }
+    }
+
+    pub fn announce_request(
+        &mut self,
+        info_hash: InfoHash,
+        port: u16,
+        left: i64,
+        event: AnnounceEvent,
+    ) -> AnnounceRequest {
+        AnnounceRequest {
+            connection_id: self.connection_id,
+            transaction_id: self.transaction(),
+            info_hash,
+            peer_id: PeerId([port as u8; 20]),
+            bytes_downloaded: 0,
+            bytes_left: left,
+            bytes_uploaded: 0,
+            event,
+            ip_address: None,
+            key: 0,
+            peers_wanted: -1,
+            port,
+            url_data: b"/announce".to_vec(),
+        }
+    }
+
+    pub fn announce(
+        &mut self,
+        info_hash: InfoHash,
+        port: u16,
+        left: i64,
+        event: AnnounceEvent,
+    ) -> Response {
+        let request = self.announce_request(info_hash, port, left, event);
+        self.send(&Request::Announce(request.clone()));
+        let response = self.recv();
+        let tid = match &response {
+            Response::AnnounceIpv4(r) => r.transaction_id,
+            Response::AnnounceIpv6(r) => r.transaction_id,
+            Response::Error(r) => r.transaction_id,
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(tid, request.transaction_id);
+        response
+    }
+
+    pub fn scrape(&mut self, info_hashes: Vec<InfoHash>) -> Response {
+        let transaction_id = self.transaction();
+        self.send(&Request::Scrape(ScrapeRequest {
+            connection_id: self.connection_id,
+            transaction_id,
+            info_hashes,
+        }));
+        self.recv()
+    }
+}
+
+/// (seeders, leechers, peers) of an IPv4 announce response.
+pub fn v4(response: Response) -> (i32, i32, Vec<ResponsePeer<Ipv4Addr>>) {
+    match response {
+        Response::AnnounceIpv4(r) => (r.seeders, r.leechers, r.peers),
+        other => panic!("expected IPv4 announce response, got {other:?}"),
+    }
+}
+
+pub fn scrape_stats(response: Response) -> Vec<(i32, i32, i32)> {
+    match response {
+        Response::Scrape(r) => r
+            .torrent_stats
+            .iter()
+            .map(|s| (s.seeders, s.completed, s.leechers))
+            .collect(),
+        other => panic!("expected scrape response, got {other:?}"),
+    }
+}
+
+pub fn hash(n: u8) -> InfoHash {
+    InfoHash([n; 20])
+}

@@ -1,0 +1,421 @@
+//! The real aquatic_udp binary driven over loopback sockets: every packet
+//! type on IPv4 and IPv6, connection id rejection and expiry, access lists
+//! with reload, malformed input, and process lifecycle.
+
+mod common;
+
+use std::net::{Ipv6Addr, UdpSocket};
+use std::time::Duration;
+
+use aquatic_udp_protocol::*;
+use common::*;
+
+#[test]
+fn ipv4_announce_scrape_completed_stopped() {
+    let tracker = Tracker::start("127.0.0.1", "");
+    let mut seeder = Client::connected(tracker.addr);
+    let mut leecher1 = Client::connected(tracker.addr);
+    let mut leecher2 = Client::connected(tracker.addr);
+    let h = hash(1);
+
+    let (s, l, peers) = v4(seeder.announce(h, 1001, 0, AnnounceEvent::Started));
+    assert_eq!((s, l), (1, 0));
+    assert!(peers.is_empty());
+    let (s, l, peers) = v4(leecher1.announce(h, 1002, 500, AnnounceEvent::Started));
+    assert_eq!((s, l), (1, 1));
+    assert_eq!(peers.iter().map(|p| p.port).collect::<Vec<_>>(), vec![1001]);
+    let (s, l, peers) = v4(leecher2.announce(h, 1003, 500, AnnounceEvent::Started));
+    assert_eq!((s, l), (1, 2));
+    let mut ports: Vec<u16> = peers.iter().map(|p| p.port).collect();
+    ports.sort();
+    assert_eq!(ports, vec![1001, 1002]);
+    // A seeder is only sent leechers.
+    let (_, _, peers) = v4(seeder.announce(h, 1001, 0, AnnounceEvent::None));
+    let mut ports: Vec<u16> = peers.iter().map(|p| p.port).collect();
+    ports.sort();
+    assert_eq!(ports, vec![1002, 1003]);
+
+    assert_eq!(
+        scrape_stats(seeder.scrape(vec![h, hash(2)])),
+        vec![(1, 0, 2), (0, 0, 0)]
+    );
+
+    let (s, l, _) = v4(leecher1.announce(h, 1002, 0, AnnounceEvent::Completed));
+    assert_eq!((s, l), (2, 1));
+    assert_eq!(scrape_stats(seeder.scrape(vec![h])), vec![(2, 1, 1)]);
+
+    let (s, l, peers) = v4(leecher2.announce(h, 1003, 500, AnnounceEvent::Stopped));
+    assert_eq!((s, l), (2, 0));
+    assert!(peers.is_empty());
+    assert_eq!(scrape_stats(seeder.scrape(vec![h])), vec![(2, 1, 0)]);
+}
+
+#[test]
+fn ipv6_swarm_is_separate_and_uses_18_byte_peers() {
+    let tracker = Tracker::start("[::1]", "");
+    let mut a = Client::connected(tracker.addr);
+    let mut b = Client::connected(tracker.addr);
+    let h = hash(3);
+    match a.announce(h, 2001, 0, AnnounceEvent::Started) {
+        Response::AnnounceIpv6(r) => assert_eq!((r.seeders, r.leechers), (1, 0)),
+        other => panic!("{other:?}"),
+    }
+    let request = b.announce_request(h, 2002, 10, AnnounceEvent::Started);
+    b.send(&Request::Announce(request));
+    let raw = b.recv_raw(Duration::from_secs(3)).unwrap();
+    assert_eq!(raw.len(), 20 + 18);
+    match Response::parse(&raw, true).unwrap() {
+        Response::AnnounceIpv6(r) => {
+            assert_eq!(r.peers.len(), 1);
+            assert_eq!(r.peers[0].ip_address, Ipv6Addr::LOCALHOST);
+            assert_eq!(r.peers[0].port, 2001);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(scrape_stats(a.scrape(vec![h])), vec![(1, 0, 1)]);
+}
+
+#[test]
+fn dual_stack_socket_counts_mapped_ipv4_as_ipv4() {
+    // "[::]" serves both families; an IPv4 client must land in the IPv4
+    // swarm and get 6-byte peers.
+    let dir = tempfile::tempdir().unwrap();
+    let tracker = match Tracker::start_in(dir, "[::]", "", "") {
+        Ok(t) => t,
+        Err(log) => panic!("{log}"),
+    };
+    let port = tracker.addr.port();
+    let v4_addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let v6_addr = format!("[::1]:{port}").parse().unwrap();
+    let mut a = Client::connected(v4_addr);
+    let mut b = Client::connected(v4_addr);
+    let mut c = Client::connected(v6_addr);
+    let h = hash(4);
+    v4(a.announce(h, 3001, 0, AnnounceEvent::Started));
+    let (s, l, peers) = v4(b.announce(h, 3002, 5, AnnounceEvent::Started));
+    assert_eq!((s, l), (1, 1));
+    assert_eq!(peers[0].ip_address, std::net::Ipv4Addr::LOCALHOST);
+    match c.announce(h, 3003, 5, AnnounceEvent::Started) {
+        Response::AnnounceIpv6(r) => {
+            assert_eq!((r.seeders, r.leechers), (0, 1));
+            assert!(r.peers.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn requests_without_valid_connection_id_get_nothing() {
+    let tracker = Tracker::start("127.0.0.1", "");
+    let mut client = Client::connected(tracker.addr);
+    let mut forged = client.announce_request(hash(5), 1, 0, AnnounceEvent::None);
+    forged.connection_id = ConnectionId(client.connection_id.0 ^ 0x55);
+    client.send(&Request::Announce(forged));
+    client.send(&Request::Scrape(ScrapeRequest {
+        connection_id: ConnectionId(1234),
+        transaction_id: TransactionId(1),
+        info_hashes: vec![hash(5)],
+    }));
+    // Malformed, with an invalid connection id: no error response either.
+    let mut bad_action = vec![0u8; 16];
+    bad_action[8..12].copy_from_slice(&7i32.to_be_bytes());
+    client.send_raw(&bad_action);
+    assert!(client.recv_raw(Duration::from_millis(500)).is_none());
+
+    // The same connection id from another address (port) is fine: the id is
+    // bound to the IP, as a client may use several sockets.
+    let (s, _, _) = v4(client.announce(hash(5), 1, 0, AnnounceEvent::None));
+    assert_eq!(s, 1);
+}
+
+#[test]
+fn connection_id_expires() {
+    let tracker = Tracker::start("127.0.0.1", "[cleaning]\nmax_connection_age = 1\n");
+    let mut client = Client::connected(tracker.addr);
+    v4(client.announce(hash(6), 1, 0, AnnounceEvent::None));
+    std::thread::sleep(Duration::from_millis(2600));
+    let request = client.announce_request(hash(6), 1, 0, AnnounceEvent::None);
+    client.send(&Request::Announce(request));
+    assert!(client.recv_raw(Duration::from_millis(500)).is_none());
+    client.connect();
+    v4(client.announce(hash(6), 1, 0, AnnounceEvent::None));
+}
+
+#[test]
+fn malformed_packets_do_not_crash_or_amplify() {
+    let tracker = Tracker::start("127.0.0.1", "");
+    let client = Client::new(tracker.addr);
+    let mut sent = 0usize;
+    let mut junk: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0],
+        vec![0xff; 15],
+        vec![0xff; 16],
+        vec![0; 97],
+        vec![0xab; 1500],
+        vec![0; 65000],
+    ];
+    // Connect with wrong magic; announce and scrape truncated; unknown action.
+    let mut wrong_magic = vec![0u8; 16];
+    wrong_magic[..8].copy_from_slice(&0x1234i64.to_be_bytes());
+    junk.push(wrong_magic);
+    let mut truncated_announce = vec![0u8; 60];
+    truncated_announce[8..12].copy_from_slice(&1i32.to_be_bytes());
+    junk.push(truncated_announce);
+    let mut empty_scrape = vec![0u8; 16];
+    empty_scrape[8..12].copy_from_slice(&2i32.to_be_bytes());
+    junk.push(empty_scrape);
+    let mut seed: u64 = 0x9e3779b97f4a7c15;
+    for len in (0..300).step_by(7) {
+        let bytes = (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect();
+        junk.push(bytes);
+    }
+    for packet in &junk {
+        client.send_raw(packet);
+        sent += packet.len();
+    }
+    let mut received = 0usize;
+    while let Some(bytes) = client.recv_raw(Duration::from_millis(500)) {
+        received += bytes.len();
+    }
+    assert_eq!(
+        received, 0,
+        "answered {received} bytes to {sent} bytes of junk"
+    );
+
+    // Connect requests are answered with exactly as many bytes as they carry.
+    let mut c = Client::new(tracker.addr);
+    c.connect();
+    let mut sent = 0;
+    let mut received = 0;
+    for t in 0..50 {
+        let mut buf = Vec::new();
+        Request::Connect(ConnectRequest {
+            transaction_id: TransactionId(t),
+        })
+        .write(&mut buf);
+        c.send_raw(&buf);
+        sent += buf.len();
+    }
+    while let Some(bytes) = c.recv_raw(Duration::from_millis(500)) {
+        received += bytes.len();
+    }
+    assert!(received <= sent, "amplification: {received} > {sent}");
+
+    // Still serving.
+    let mut ok = Client::connected(tracker.addr);
+    v4(ok.announce(hash(7), 1, 0, AnnounceEvent::None));
+}
+
+#[test]
+fn malformed_request_with_valid_connection_id_gets_error() {
+    let tracker = Tracker::start("127.0.0.1", "");
+    let mut client = Client::connected(tracker.addr);
+    let mut packet = Vec::new();
+    packet.extend_from_slice(&client.connection_id.0.to_be_bytes());
+    packet.extend_from_slice(&9i32.to_be_bytes());
+    packet.extend_from_slice(&77i32.to_be_bytes());
+    client.send_raw(&packet);
+    match client.recv() {
+        Response::Error(e) => {
+            assert_eq!(e.transaction_id, TransactionId(77));
+            assert_eq!(e.message, "unknown action");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Tolerated quirks: event values above 3 and trailing bytes.
+    let mut request = client.announce_request(hash(8), 9, 10, AnnounceEvent::None);
+    request.url_data = b"/announce?passkey=x".to_vec();
+    let mut bytes = Vec::new();
+    Request::Announce(request).write(&mut bytes);
+    bytes[80..84].copy_from_slice(&4i32.to_be_bytes()); // libtorrent's "paused"
+    bytes.extend_from_slice(&[0xde, 0xad]);
+    client.send_raw(&bytes);
+    let (_, l, _) = v4(client.recv());
+    assert_eq!(l, 1);
+}
+
+#[test]
+fn scrape_split_over_shards_and_capped() {
+    let tracker = Tracker::start(
+        "127.0.0.1",
+        "socket_workers = 2\nrequest_workers = 3\n[protocol]\nmax_scrape_torrents = 20\n",
+    );
+    let mut client = Client::connected(tracker.addr);
+    for n in 0..30u8 {
+        for port in 0..u16::from(n % 4) {
+            client.announce(
+                hash(n),
+                100 + port,
+                i64::from(port % 2),
+                AnnounceEvent::None,
+            );
+        }
+    }
+    let hashes: Vec<InfoHash> = (0..30u8).map(hash).collect();
+    let stats = scrape_stats(client.scrape(hashes));
+    assert_eq!(stats.len(), 20);
+    for (n, (seeders, completed, leechers)) in stats.into_iter().enumerate() {
+        let peers = (n % 4) as i32;
+        let expected_seeders = (0..peers).filter(|p| p % 2 == 0).count() as i32;
+        assert_eq!(
+            (seeders, completed, leechers),
+            (expected_seeders, 0, peers - expected_seeders),
+            "hash {n}"
+        );
+    }
+}
+
+#[test]
+fn access_list_allow_deny_and_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.txt");
+    std::fs::write(&list, format!("# allowed\n{}\n", hash(10).to_hex())).unwrap();
+    let extra = format!(
+        "[access_list]\nmode = \"allow\"\npath = {:?}\n",
+        list.to_str().unwrap()
+    );
+    let tracker = Tracker::start_in(dir, "127.0.0.1", &extra, "").unwrap();
+    let mut client = Client::connected(tracker.addr);
+    v4(client.announce(hash(10), 1, 0, AnnounceEvent::None));
+    match client.announce(hash(11), 1, 0, AnnounceEvent::None) {
+        Response::Error(e) => assert!(e.message.contains("not allowed")),
+        other => panic!("{other:?}"),
+    }
+
+    std::fs::write(&list, format!("{}\n", hash(11).to_hex())).unwrap();
+    tracker.signal("USR1");
+    assert!(
+        tracker
+            .wait_for_log("access list reloaded", Duration::from_secs(5))
+            .is_some()
+    );
+    v4(client.announce(hash(11), 1, 0, AnnounceEvent::None));
+    assert!(matches!(
+        client.announce(hash(10), 1, 0, AnnounceEvent::None),
+        Response::Error(_)
+    ));
+
+    // A broken file at reload keeps the old list.
+    std::fs::write(&list, "not a hash\n").unwrap();
+    tracker.signal("USR1");
+    let line = tracker
+        .wait_for_log("reload failed", Duration::from_secs(5))
+        .unwrap();
+    assert!(line.contains("line 1"), "{line}");
+    v4(client.announce(hash(11), 1, 0, AnnounceEvent::None));
+}
+
+#[test]
+fn access_list_deny() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.txt");
+    std::fs::write(&list, format!("{}\n", hash(12).to_hex())).unwrap();
+    let extra = format!(
+        "[access_list]\nmode = \"deny\"\npath = {:?}\n",
+        list.to_str().unwrap()
+    );
+    let tracker = Tracker::start_in(dir, "127.0.0.1", &extra, "").unwrap();
+    let mut client = Client::connected(tracker.addr);
+    assert!(matches!(
+        client.announce(hash(12), 1, 0, AnnounceEvent::None),
+        Response::Error(_)
+    ));
+    v4(client.announce(hash(13), 1, 0, AnnounceEvent::None));
+}
+
+fn run_expecting_failure(config: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = config_path(&dir);
+    std::fs::write(&path, config).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_aquatic_udp"))
+        .arg("-c")
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn startup_errors_are_one_line_with_exit_code_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("bad.txt");
+    std::fs::write(&list, format!("{}\nxyz\n", hash(1).to_hex())).unwrap();
+    let (code, stderr) = run_expecting_failure(&format!(
+        "[access_list]\nmode = \"allow\"\npath = {:?}\n",
+        list.to_str().unwrap()
+    ));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("line 2"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+
+    let (code, stderr) = run_expecting_failure("[protocol]\nmax_response_peers = \"many\"\n");
+    assert_eq!(code, 1);
+    assert!(stderr.contains("max_response_peers"), "{stderr}");
+
+    // An address in use (bound without SO_REUSEPORT) cannot be bound.
+    let blocker = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = blocker.local_addr().unwrap();
+    let (code, stderr) = run_expecting_failure(&format!("[network]\naddress = \"{addr}\"\n"));
+    assert_eq!(code, 1);
+    assert!(stderr.contains(&addr.to_string()), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn sigterm_exits_cleanly() {
+    let mut tracker = Tracker::start("127.0.0.1", "socket_workers = 2\nrequest_workers = 2\n");
+    let mut client = Client::connected(tracker.addr);
+    v4(client.announce(hash(14), 1, 0, AnnounceEvent::None));
+    tracker.signal("TERM");
+    assert_eq!(tracker.wait_exit(Duration::from_secs(5)), Some(0));
+}
+
+#[test]
+fn statistics_line_is_logged() {
+    let tracker = Tracker::start("127.0.0.1", "[statistics]\ninterval = 1\n");
+    let mut client = Client::connected(tracker.addr);
+    v4(client.announce(hash(15), 1, 0, AnnounceEvent::None));
+    let line = tracker.wait_for_log(
+        "ipv4: 1 torrents, 1 seeders, 0 leechers",
+        Duration::from_secs(5),
+    );
+    assert!(line.is_some());
+}
+
+#[test]
+fn drops_privileges_after_binding() {
+    let euid = std::process::Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&euid.stdout).trim() != "0" {
+        eprintln!("not root: privilege drop cannot be tested here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let chroot = dir.path().join("root");
+    std::fs::create_dir(&chroot).unwrap();
+    let extra = format!(
+        "[privileges]\ndrop_privileges = true\nchroot_path = {:?}\nuser = \"nobody\"\n",
+        chroot.to_str().unwrap()
+    );
+    let tracker = Tracker::start_in(dir, "127.0.0.1", &extra, "").unwrap();
+    let mut client = Client::connected(tracker.addr);
+    v4(client.announce(hash(16), 1, 0, AnnounceEvent::None));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", tracker.pid())).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line.split_whitespace().skip(1).all(|uid| uid != "0"),
+        "{uid_line}"
+    );
+    let root = std::fs::read_link(format!("/proc/{}/root", tracker.pid())).unwrap();
+    assert!(root.ends_with("root"), "{}", root.display());
+}
