@@ -197,16 +197,15 @@ impl SocketWorker {
     }
 
     fn handle_packet(&mut self, len: usize, src: CanonicalSocketAddr) {
-        let stats = Arc::clone(&self.stats);
-        let counters = stats.get(src.ip_version());
-        add(&counters.bytes_received, len as u64);
+        let v = src.ip_version();
+        add(&self.stats.get(v).bytes_received, len as u64);
         let parsed = Request::parse(
             self.recv_buf.get(..len).unwrap_or(&[]),
             self.config.protocol.max_scrape_torrents,
         );
         match parsed {
             Ok(Request::Connect(request)) => {
-                add(&counters.requests_connect, 1);
+                add(&self.stats.get(v).requests_connect, 1);
                 let connection_id = self.validator.create(self.now, src.ip());
                 self.send(
                     Response::Connect(ConnectResponse {
@@ -217,12 +216,12 @@ impl SocketWorker {
                 );
             }
             Ok(Request::Announce(request)) => {
-                add(&counters.requests_announce, 1);
+                add(&self.stats.get(v).requests_announce, 1);
                 if !self
                     .validator
                     .is_valid(self.now, request.connection_id, src.ip())
                 {
-                    add(&counters.dropped_bad_connection_id, 1);
+                    add(&self.stats.get(v).dropped_bad_connection_id, 1);
                 } else if !self.access_list.allows(&request.info_hash) {
                     self.send_error(request.transaction_id, "info hash not allowed", src);
                 } else {
@@ -239,14 +238,14 @@ impl SocketWorker {
                 }
             }
             Ok(Request::Scrape(request)) => {
-                add(&counters.requests_scrape, 1);
+                add(&self.stats.get(v).requests_scrape, 1);
                 if self
                     .validator
                     .is_valid(self.now, request.connection_id, src.ip())
                 {
                     self.split_scrape(request, src);
                 } else {
-                    add(&counters.dropped_bad_connection_id, 1);
+                    add(&self.stats.get(v).dropped_bad_connection_id, 1);
                 }
             }
             Err(RequestParseError::Sendable {
@@ -257,11 +256,11 @@ impl SocketWorker {
                 if self.validator.is_valid(self.now, connection_id, src.ip()) {
                     self.send_error(transaction_id, message, src);
                 } else {
-                    add(&counters.dropped_malformed, 1);
+                    add(&self.stats.get(v).dropped_malformed, 1);
                 }
             }
             Err(RequestParseError::Unsendable { .. }) => {
-                add(&counters.dropped_malformed, 1);
+                add(&self.stats.get(v).dropped_malformed, 1);
             }
         }
     }

@@ -1,0 +1,224 @@
+//! The load tester's config: every field optional in the file; the printed
+//! default config (`-p`) documents each one.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use aquatic_cli_helpers::LogLevel;
+use serde::{Deserialize, Serialize};
+
+/// Most info hashes in one scrape: a request of 16 + 20 n bytes must fit a
+/// UDP datagram (65,507 bytes).
+pub const MAX_SCRAPE_TORRENTS: usize = (65_507 - 16) / 20;
+
+/// Most sockets per worker (one mio token each; far beyond what one thread
+/// keeps busy).
+pub const MAX_SOCKETS_PER_WORKER: usize = 65_536;
+
+/// Longest run and progress interval: a year, in seconds.
+pub const MAX_SECONDS: u64 = 365 * 24 * 3600;
+
+/// Longest request timeout: an hour, in milliseconds.
+pub const MAX_REQUEST_TIMEOUT_MS: u64 = 3_600_000;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address of the tracker under test.
+    pub server_address: SocketAddr,
+    /// Worker threads.
+    pub workers: usize,
+    /// UDP sockets per worker, one request in flight each.
+    pub sockets_per_worker: usize,
+    /// Run time in seconds.
+    pub duration: u64,
+    /// Seconds between progress lines; 0: none.
+    pub summarize_every: u64,
+    /// Milliseconds before an unanswered request counts as timed out.
+    pub request_timeout_ms: u64,
+    pub requests: RequestConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server_address: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            workers: 1,
+            sockets_per_worker: 16,
+            duration: 30,
+            summarize_every: 2,
+            request_timeout_ms: 500,
+            requests: RequestConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RequestConfig {
+    pub weight_connect: u32,
+    pub weight_announce: u32,
+    pub weight_scrape: u32,
+    pub number_of_torrents: u64,
+    /// Zipf exponent over torrent ranks.
+    pub torrent_selection_exponent: f64,
+    /// num_want of every announce.
+    pub peers_wanted: i32,
+    pub scrape_max_torrents: usize,
+    pub peer_seeder_probability: f64,
+    pub info_hash_seed: u64,
+    /// When not empty: write the info hashes here and exit.
+    pub info_hash_file: PathBuf,
+}
+
+impl Default for RequestConfig {
+    fn default() -> Self {
+        Self {
+            weight_connect: 1,
+            weight_announce: 10,
+            weight_scrape: 1,
+            number_of_torrents: 1_000_000,
+            torrent_selection_exponent: 1.0,
+            peers_wanted: 30,
+            scrape_max_torrents: 10,
+            peer_seeder_probability: 0.75,
+            info_hash_seed: 0,
+            info_hash_file: PathBuf::new(),
+        }
+    }
+}
+
+impl aquatic_cli_helpers::Config for Config {
+    const DEFAULT_TEMPLATE: &'static str = include_str!("default_config.toml");
+
+    /// The load tester prints its own output; no logging.
+    fn log_level(&self) -> Option<LogLevel> {
+        None
+    }
+}
+
+impl Config {
+    /// Reject values the load tester cannot run with; the message names the
+    /// field.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        use anyhow::bail;
+
+        if self.workers == 0 {
+            bail!("workers must be at least 1");
+        }
+        if self.sockets_per_worker == 0 || self.sockets_per_worker > MAX_SOCKETS_PER_WORKER {
+            bail!("sockets_per_worker must be between 1 and {MAX_SOCKETS_PER_WORKER}");
+        }
+        // Upper bounds keep every deadline computation far from overflow.
+        if self.duration == 0 || self.duration > MAX_SECONDS {
+            bail!("duration must be between 1 and {MAX_SECONDS} seconds");
+        }
+        if self.summarize_every > MAX_SECONDS {
+            bail!("summarize_every must be at most {MAX_SECONDS} seconds");
+        }
+        if self.request_timeout_ms == 0 || self.request_timeout_ms > MAX_REQUEST_TIMEOUT_MS {
+            bail!("request_timeout_ms must be between 1 and {MAX_REQUEST_TIMEOUT_MS}");
+        }
+        let ip = self.server_address.ip();
+        if ip.is_unspecified() || self.server_address.port() == 0 {
+            bail!(
+                "server_address {} is not an address to send to",
+                self.server_address
+            );
+        }
+
+        let r = &self.requests;
+        let total_weight =
+            u64::from(r.weight_connect) + u64::from(r.weight_announce) + u64::from(r.weight_scrape);
+        if total_weight == 0 {
+            bail!("requests: weight_connect, weight_announce and weight_scrape are all 0");
+        }
+        if total_weight > u64::from(u32::MAX) {
+            bail!(
+                "requests: the sum of the weights must not exceed {}",
+                u32::MAX
+            );
+        }
+        if r.number_of_torrents == 0 {
+            bail!("requests.number_of_torrents must be at least 1");
+        }
+        if !(r.torrent_selection_exponent.is_finite() && r.torrent_selection_exponent >= 0.0) {
+            bail!("requests.torrent_selection_exponent must be a number >= 0");
+        }
+        if r.peers_wanted < -1 {
+            bail!("requests.peers_wanted must be -1 (tracker default) or more");
+        }
+        if r.scrape_max_torrents == 0 || r.scrape_max_torrents > MAX_SCRAPE_TORRENTS {
+            bail!("requests.scrape_max_torrents must be between 1 and {MAX_SCRAPE_TORRENTS}");
+        }
+        if !(0.0..=1.0).contains(&r.peer_seeder_probability) {
+            bail!("requests.peer_seeder_probability must be between 0.0 and 1.0");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_template_matches_default() {
+        aquatic_cli_helpers::check_default_template::<Config>();
+    }
+
+    #[test]
+    fn default_config_is_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let check = |edit: fn(&mut Config), field: &str| {
+            let mut config = Config::default();
+            edit(&mut config);
+            let message = format!("{:#}", config.validate().unwrap_err());
+            assert!(message.contains(field), "{message}");
+        };
+        check(|c| c.workers = 0, "workers");
+        check(|c| c.sockets_per_worker = 0, "sockets_per_worker");
+        check(|c| c.duration = 0, "duration");
+        check(|c| c.duration = u64::MAX, "duration");
+        check(|c| c.summarize_every = u64::MAX, "summarize_every");
+        check(|c| c.request_timeout_ms = u64::MAX, "request_timeout_ms");
+        check(|c| c.request_timeout_ms = 0, "request_timeout_ms");
+        check(
+            |c| c.server_address = "0.0.0.0:3000".parse().unwrap(),
+            "server_address",
+        );
+        check(
+            |c| {
+                c.requests.weight_connect = 0;
+                c.requests.weight_announce = 0;
+                c.requests.weight_scrape = 0;
+            },
+            "weight",
+        );
+        check(|c| c.requests.number_of_torrents = 0, "number_of_torrents");
+        check(
+            |c| c.requests.torrent_selection_exponent = f64::NAN,
+            "torrent_selection_exponent",
+        );
+        check(|c| c.requests.peers_wanted = -2, "peers_wanted");
+        check(
+            |c| c.requests.scrape_max_torrents = 0,
+            "scrape_max_torrents",
+        );
+        check(
+            |c| c.requests.peer_seeder_probability = 1.5,
+            "peer_seeder_probability",
+        );
+    }
+
+    #[test]
+    fn unknown_field_is_rejected() {
+        let err = aquatic_cli_helpers::parse_config::<Config>("[requests]\nweight_conect = 1\n")
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("weight_conect"));
+    }
+}

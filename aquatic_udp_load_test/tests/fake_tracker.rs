@@ -1,0 +1,392 @@
+//! The load tester against a tiny in-test UDP tracker on 127.0.0.1: counts
+//! must be positive and add up, failures must show in the right counters,
+//! and every run stops by itself within its duration.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use aquatic_udp_load_test::{Config, Summary, run_load_test};
+use aquatic_udp_protocol::{
+    AnnounceResponse, ConnectResponse, ConnectionId, ErrorResponse, Request, Response,
+    ResponsePeer, ScrapeResponse, TorrentScrapeStatistics, TransactionId,
+};
+
+const CONNECTION_ID: ConnectionId = ConnectionId(0x0123_4567_89ab_cdef);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Answer everything correctly.
+    Normal,
+    /// Answer announces with an error response.
+    ErrorOnAnnounce,
+    /// Answer connects with another transaction id.
+    WrongTransactionId,
+}
+
+#[derive(Debug, Default)]
+struct Received {
+    connect: u64,
+    announce: u64,
+    scrape: u64,
+    bad_connection_id: u64,
+}
+
+struct FakeTracker {
+    address: SocketAddr,
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<Received>,
+}
+
+impl FakeTracker {
+    fn start(mode: Mode) -> Self {
+        Self::start_on(UdpSocket::bind("127.0.0.1:0").unwrap(), mode)
+    }
+
+    fn start_on(socket: UdpSocket, mode: Mode) -> Self {
+        socket
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let address = socket.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_flag = stop.clone();
+        let handle = std::thread::spawn(move || serve(socket, mode, &stop_flag));
+        Self {
+            address,
+            stop,
+            handle,
+        }
+    }
+
+    fn finish(self) -> Received {
+        // Let datagrams still queued be read, then stop.
+        std::thread::sleep(Duration::from_millis(100));
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().unwrap()
+    }
+}
+
+fn serve(socket: UdpSocket, mode: Mode, stop: &AtomicBool) -> Received {
+    let mut received = Received::default();
+    let mut buffer = [0u8; 2048];
+    let mut out = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let Ok((len, from)) = socket.recv_from(&mut buffer) else {
+            continue; // timeout: check the stop flag
+        };
+        let response = match Request::parse(&buffer[..len], 100) {
+            Ok(Request::Connect(r)) => {
+                received.connect += 1;
+                let transaction_id = if mode == Mode::WrongTransactionId {
+                    TransactionId(r.transaction_id.0.wrapping_add(1))
+                } else {
+                    r.transaction_id
+                };
+                Response::Connect(ConnectResponse {
+                    transaction_id,
+                    connection_id: CONNECTION_ID,
+                })
+            }
+            Ok(Request::Announce(r)) => {
+                received.announce += 1;
+                assert!(r.port >= 1024);
+                if r.connection_id != CONNECTION_ID {
+                    received.bad_connection_id += 1;
+                    error(r.transaction_id, "bad connection id")
+                } else if mode == Mode::ErrorOnAnnounce {
+                    error(r.transaction_id, "announces are refused")
+                } else {
+                    let wanted = usize::try_from(r.peers_wanted).unwrap_or(0).min(3) as u8;
+                    if from.is_ipv4() {
+                        Response::AnnounceIpv4(AnnounceResponse {
+                            transaction_id: r.transaction_id,
+                            announce_interval: 1800,
+                            leechers: 1,
+                            seeders: 2,
+                            peers: (0..wanted)
+                                .map(|i| ResponsePeer {
+                                    ip_address: [10, 0, 0, i].into(),
+                                    port: 6881,
+                                })
+                                .collect(),
+                        })
+                    } else {
+                        Response::AnnounceIpv6(AnnounceResponse {
+                            transaction_id: r.transaction_id,
+                            announce_interval: 1800,
+                            leechers: 1,
+                            seeders: 2,
+                            peers: (0..wanted)
+                                .map(|i| ResponsePeer {
+                                    ip_address: [0xfd00, 0, 0, 0, 0, 0, 0, u16::from(i)].into(),
+                                    port: 6881,
+                                })
+                                .collect(),
+                        })
+                    }
+                }
+            }
+            Ok(Request::Scrape(r)) => {
+                received.scrape += 1;
+                if r.connection_id != CONNECTION_ID {
+                    received.bad_connection_id += 1;
+                    error(r.transaction_id, "bad connection id")
+                } else {
+                    Response::Scrape(ScrapeResponse {
+                        transaction_id: r.transaction_id,
+                        torrent_stats: vec![
+                            TorrentScrapeStatistics::default();
+                            r.info_hashes.len()
+                        ],
+                    })
+                }
+            }
+            Err(err) => panic!("load tester sent an invalid request: {}", err.message()),
+        };
+        out.clear();
+        response.write(&mut out);
+        let _ = socket.send_to(&out, from);
+    }
+    received
+}
+
+fn error(transaction_id: TransactionId, message: &'static str) -> Response {
+    Response::Error(ErrorResponse {
+        transaction_id,
+        message: message.into(),
+    })
+}
+
+fn config(address: SocketAddr, duration: u64) -> Config {
+    let mut config = Config {
+        server_address: address,
+        workers: 2,
+        sockets_per_worker: 4,
+        duration,
+        summarize_every: 1,
+        // Long enough that loopback never times out, even on a busy machine.
+        request_timeout_ms: 2000,
+        ..Config::default()
+    };
+    config.requests.number_of_torrents = 100;
+    config.requests.scrape_max_torrents = 5;
+    config
+}
+
+/// Run and check what holds for every run: it ends on time, and every
+/// request sent was answered, timed out, or is still in flight.
+fn run(config: &Config) -> (Summary, String) {
+    let started = Instant::now();
+    let mut progress = Vec::new();
+    let summary = run_load_test(config, &mut progress).unwrap();
+    let took = started.elapsed();
+    let duration = Duration::from_secs(config.duration);
+    assert!(took >= duration, "{took:?}");
+    assert!(took < duration + Duration::from_secs(2), "{took:?}");
+    assert!(summary.elapsed >= duration && summary.elapsed < took + Duration::from_millis(1));
+    let t = &summary.totals;
+    assert_eq!(
+        t.requests_sent,
+        t.responses() + t.invalid + t.timeouts + summary.in_flight_at_end,
+        "{summary:?}"
+    );
+    let sockets = (config.workers * config.sockets_per_worker) as u64;
+    assert!(summary.in_flight_at_end <= sockets, "{summary:?}");
+    (summary, String::from_utf8(progress).unwrap())
+}
+
+#[test]
+fn counts_are_positive_and_consistent() {
+    let tracker = FakeTracker::start(Mode::Normal);
+    let config = config(tracker.address, 2);
+    let (summary, progress) = run(&config);
+    let received = tracker.finish();
+
+    let t = &summary.totals;
+    assert!(t.connect > 0, "{summary:?}");
+    assert!(t.announce > 0, "{summary:?}");
+    assert!(t.scrape > 0, "{summary:?}");
+    assert_eq!(t.error, 0, "{summary:?}");
+    assert_eq!((t.invalid, t.stale, t.timeouts), (0, 0, 0), "{summary:?}");
+    assert_eq!(t.socket_errors, 0, "{summary:?}");
+    // Weights 1 : 10 : 1, plus the first connect of each socket.
+    assert!(t.announce > 3 * t.scrape, "{summary:?}");
+    assert!(t.announce > 3 * t.connect, "{summary:?}");
+
+    // Every socket's connection id reached the tracker.
+    assert_eq!(received.bad_connection_id, 0);
+    // The tracker saw every answered request, and none that was not sent.
+    assert!(received.connect >= t.connect && received.announce >= t.announce);
+    assert!(received.scrape >= t.scrape);
+    let total_received = received.connect + received.announce + received.scrape;
+    assert!(
+        total_received <= t.requests_sent,
+        "{received:?} {summary:?}"
+    );
+    assert!(total_received >= t.responses(), "{received:?} {summary:?}");
+
+    // Progress: one line a second, rates by type.
+    let lines: Vec<&str> = progress.lines().collect();
+    assert_eq!(lines.len(), 2, "{progress}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("responses/s") && l.contains("announce"))
+    );
+
+    let json = summary.to_json();
+    assert!(json.responses_per_second > 0.0);
+    assert!((json.duration_secs - 2.0).abs() < 0.5);
+    let rate_sum = json.connect + json.announce + json.scrape + json.error;
+    assert!((rate_sum - json.responses_per_second).abs() < 1.0);
+}
+
+#[test]
+fn ipv6_tracker_gets_ipv6_sockets() {
+    // Skipped where the machine has no IPv6 loopback.
+    let Ok(socket) = UdpSocket::bind("[::1]:0") else {
+        eprintln!("no [::1]: skipping the IPv6 test");
+        return;
+    };
+    let tracker = FakeTracker::start_on(socket, Mode::Normal);
+    let config = config(tracker.address, 1);
+    let (summary, _) = run(&config);
+    let received = tracker.finish();
+    let t = &summary.totals;
+    // 18-byte peers pass the length check only when read as IPv6.
+    assert!(
+        t.announce > 0 && t.scrape > 0 && t.connect > 0,
+        "{summary:?}"
+    );
+    assert_eq!((t.invalid, t.error, t.timeouts), (0, 0, 0), "{summary:?}");
+    assert_eq!(received.bad_connection_id, 0);
+}
+
+#[test]
+fn error_responses_are_counted_and_sockets_reconnect() {
+    let tracker = FakeTracker::start(Mode::ErrorOnAnnounce);
+    let mut config = config(tracker.address, 1);
+    config.requests.weight_scrape = 0;
+    let (summary, _) = run(&config);
+    let received = tracker.finish();
+
+    let t = &summary.totals;
+    assert!(t.error > 0, "{summary:?}");
+    assert_eq!(t.announce, 0, "{summary:?}");
+    // After an error a socket connects again before its next request.
+    assert!(t.connect >= t.error, "{summary:?}");
+    assert_eq!(received.bad_connection_id, 0);
+}
+
+#[test]
+fn mismatched_transaction_ids_are_not_responses() {
+    let tracker = FakeTracker::start(Mode::WrongTransactionId);
+    let mut config = config(tracker.address, 1);
+    config.request_timeout_ms = 100;
+    let (summary, _) = run(&config);
+    tracker.finish();
+
+    let t = &summary.totals;
+    assert_eq!(t.responses(), 0, "{summary:?}");
+    assert!(t.stale > 0, "{summary:?}");
+    assert!(t.timeouts > 0, "{summary:?}");
+}
+
+#[test]
+fn no_tracker_means_timeouts_not_failure() {
+    // A port nobody listens on.
+    let address = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut config = config(address, 1);
+    config.request_timeout_ms = 100;
+    let (summary, _) = run(&config);
+    assert_eq!(summary.totals.responses(), 0);
+    assert!(summary.totals.timeouts > 0, "{summary:?}");
+}
+
+#[test]
+fn binary_prints_summary_and_json() {
+    let tracker = FakeTracker::start(Mode::Normal);
+    let dir = std::env::temp_dir().join(format!("aquatic_udp_load_test_it_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config_path = dir.join("config.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "server_address = \"{}\"\nduration = 1\nsummarize_every = 1\n[requests]\nnumber_of_torrents = 50\n",
+            tracker.address
+        ),
+    )
+    .unwrap();
+
+    let output = Command::new(env!("CARGO_BIN_EXE_aquatic_udp_load_test"))
+        .arg("-c")
+        .arg(&config_path)
+        .arg("--json")
+        .output()
+        .unwrap();
+    tracker.finish();
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let summary_line = lines[lines.len() - 2];
+    let rate: f64 = summary_line
+        .strip_prefix("responses per second: ")
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .parse()
+        .unwrap();
+    assert!(rate > 0.0, "{stdout}");
+    let json: serde_json::Value = serde_json::from_str(lines[lines.len() - 1]).unwrap();
+    for key in [
+        "responses_per_second",
+        "connect",
+        "announce",
+        "scrape",
+        "error",
+        "requests_sent",
+        "timeouts",
+        "duration_secs",
+    ] {
+        assert!(json[key].is_number(), "{key}: {stdout}");
+    }
+    assert_eq!(json.as_object().unwrap().len(), 8);
+    assert!(json["announce"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn binary_writes_info_hash_file_and_exits() {
+    let dir = std::env::temp_dir().join(format!("aquatic_udp_load_test_ih_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hashes = dir.join("whitelist");
+    let config_path = dir.join("config.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[requests]\nnumber_of_torrents = 20\ninfo_hash_seed = 5\ninfo_hash_file = \"{}\"\n",
+            hashes.display()
+        ),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_aquatic_udp_load_test"))
+        .arg("-c")
+        .arg(&config_path)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let text = std::fs::read_to_string(&hashes).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 20);
+    assert!(lines.iter().all(|l| l.len() == 40));
+    assert_eq!(
+        lines[3],
+        aquatic_udp_load_test::torrents::info_hash(5, 3).to_hex()
+    );
+}
