@@ -1,0 +1,547 @@
+#!/usr/bin/env bash
+# Benchmark aquatic_udp against Debian's opentracker with aquatic_udp_load_test.
+#
+# usage: scripts/bench/udp.sh
+#
+# Builds release binaries, then alternates the trackers (aquatic, opentracker,
+# aquatic, opentracker, ...), RUNS runs each, every run with a freshly started
+# tracker on its own 127.0.0.1 port, pinned to one core (taskset -c 0), and
+# the load tester pinned to the other (taskset -c 1) for DURATION seconds.
+# Per run it records responses/s (load tester), the tracker's CPU seconds over
+# the load test (utime+stime from /proc/PID/stat), its peak RSS (VmHWM just
+# before it is stopped) and the drops on its UDP socket (/proc/net/udp).
+# Prints a table with medians and aquatic/opentracker ratios, then the same
+# as markdown for scripts/bench/RESULTS.md. See /work/shared/BENCHMARKING.md
+# (or shared/BENCHMARKING.md) for how to read the figures.
+#
+# Environment (defaults in brackets):
+#   DURATION [30]          seconds of load per run
+#   RUNS [3]               runs per tracker
+#   TORRENTS [1000000]     number_of_torrents of the load tester (and the
+#                          size of opentracker's whitelist)
+#   LOAD_WORKERS [1]       load tester worker threads (all on LOAD_CPU)
+#   SOCKETS [64]           load tester sockets_per_worker: requests in flight
+#                          (closed loop). With the load tester's default of 16
+#                          aquatic_udp's core was at times only half busy (the
+#                          loop latency-bound); 64 kept both trackers' cores
+#                          busy without socket drops (at 256 opentracker drops).
+#   TRACKER_CPU [0], LOAD_CPU [1]   cores for taskset
+#   TRACKERS ["aquatic opentracker"]  which trackers to run, in this order
+#   AQUATIC_ACCESS_LIST [off]  "allow": aquatic_udp checks the same whitelist
+#                          as opentracker does (parity of work per announce)
+#   SKIP_BUILD [0]         1: use the release binaries already in target/
+#   WORK_DIR [mktemp -d]   configs, logs and results.tsv of this session
+#   OPENTRACKER [/usr/bin/opentracker]
+#   AQUATIC, LOAD_TEST [target/release/...]  other binaries (e.g. to try the
+#                          script out against a debug build: not a benchmark)
+#
+# Needs root (opentracker chroots and drops to nobody) and opentracker
+# installed (scripts/install-test-deps.sh). Traffic stays on 127.0.0.1; every
+# process started here is stopped by its PID, also on error or Ctrl-C.
+
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$repo_root"
+
+DURATION="${DURATION:-30}"
+RUNS="${RUNS:-3}"
+TORRENTS="${TORRENTS:-1000000}"
+LOAD_WORKERS="${LOAD_WORKERS:-1}"
+SOCKETS="${SOCKETS:-64}"
+TRACKER_CPU="${TRACKER_CPU:-0}"
+LOAD_CPU="${LOAD_CPU:-1}"
+TRACKERS="${TRACKERS:-aquatic opentracker}"
+AQUATIC_ACCESS_LIST="${AQUATIC_ACCESS_LIST:-off}"
+SKIP_BUILD="${SKIP_BUILD:-0}"
+OPENTRACKER="${OPENTRACKER:-/usr/bin/opentracker}"
+
+AQUATIC="${AQUATIC:-$repo_root/target/release/aquatic_udp}"
+LOAD_TEST="${LOAD_TEST:-$repo_root/target/release/aquatic_udp_load_test}"
+PY=/usr/bin/python3
+
+die() {
+    echo "bench/udp: $*" >&2
+    exit 1
+}
+
+for var in DURATION RUNS TORRENTS LOAD_WORKERS SOCKETS TRACKER_CPU LOAD_CPU; do
+    [[ "${!var}" =~ ^[0-9]+$ ]] || die "$var must be a non-negative integer, not '${!var}'"
+done
+[[ "$DURATION" -ge 1 && "$RUNS" -ge 1 && "$TORRENTS" -ge 1 && "$LOAD_WORKERS" -ge 1 && "$SOCKETS" -ge 1 ]] ||
+    die "DURATION, RUNS, TORRENTS, LOAD_WORKERS and SOCKETS must be at least 1"
+[[ "$AQUATIC_ACCESS_LIST" == off || "$AQUATIC_ACCESS_LIST" == allow ]] || die "AQUATIC_ACCESS_LIST must be off or allow"
+for t in $TRACKERS; do
+    [[ "$t" == aquatic || "$t" == opentracker ]] || die "unknown tracker '$t' in TRACKERS (aquatic, opentracker)"
+done
+[[ $(id -u) -eq 0 ]] || die "run as root (opentracker chroots and drops privileges)"
+command -v taskset >/dev/null || die "taskset not found (util-linux)"
+[[ -x "$PY" ]] || die "$PY not found"
+ncpu="$(nproc)"
+[[ "$TRACKER_CPU" -lt "$ncpu" && "$LOAD_CPU" -lt "$ncpu" ]] || die "TRACKER_CPU/LOAD_CPU must be below $ncpu (cores here)"
+CLK_TCK="$(getconf CLK_TCK)"
+
+if [[ -n "${WORK_DIR:-}" ]]; then
+    work="$WORK_DIR"
+    mkdir -p "$work"
+else
+    work="$(mktemp -d /tmp/aquatic-bench-udp.XXXXXX)"
+fi
+chmod 755 "$work"
+
+# ------------------------------------------------------------ cleanup
+
+tracker_pid=""
+load_pid=""
+
+stop_pid() {
+    # stop_pid PID: SIGTERM, up to 10 s to exit, then SIGKILL; reap it.
+    local pid="$1" i
+    [[ -n "$pid" ]] || return 0
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            echo "bench/udp: pid $pid did not exit on SIGTERM within 10 s: SIGKILL" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    stop_pid "$load_pid"
+    stop_pid "$tracker_pid"
+    if [[ $status -ne 0 ]]; then
+        echo "bench/udp: failed (exit $status); logs in $work" >&2
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ------------------------------------------------------------ helpers
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+free_port() {
+    # A port free on 127.0.0.1 for UDP and TCP (opentracker binds both).
+    "$PY" - <<'EOF'
+import socket
+for _ in range(50):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.bind(("127.0.0.1", 0))
+        port = u.getsockname()[1]
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            try:
+                t.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+    print(port)
+    break
+else:
+    raise SystemExit("no free port")
+EOF
+}
+
+cpu_ticks() {
+    # utime + stime of PID, in clock ticks (fields 14 and 15 of
+    # /proc/PID/stat, counted after the ")" that ends the command name).
+    local stat
+    stat="$(<"/proc/$1/stat")"
+    stat="${stat##*) }"
+    # shellcheck disable=SC2086
+    set -- $stat
+    # after "pid (comm) ": $1 = state (field 3), so field N is $((N - 2))
+    echo $((${12} + ${13}))
+}
+
+peak_rss_kib() {
+    awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"
+}
+
+udp_drops() {
+    # Sum of the drops column of every /proc/net/udp socket bound to PORT.
+    local hexport
+    hexport="$(printf '%04X' "$1")"
+    awk -v p=":$hexport" 'NR > 1 && substr($2, length($2) - 4) == p { d += $13 } END { print d + 0 }' /proc/net/udp
+}
+
+children_cpu_s() {
+    # Sets children_cpu to the CPU seconds (user + system) of this shell's
+    # waited-for children so far; the difference around the load test is
+    # the load tester's. Call it directly, not in $(...): the `times`
+    # builtin must run in this shell, not in a subshell.
+    times >"$work/.times"
+    children_cpu="$(awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); t += p[1] * 60 + p[2] } }
+         END { printf "%.3f\n", t }' "$work/.times")"
+}
+
+udp_bound() {
+    local hexport
+    hexport="$(printf '%04X' "$1")"
+    awk -v p=":$hexport" 'NR > 1 && substr($2, length($2) - 4) == p { found = 1 } END { exit !found }' /proc/net/udp
+}
+
+probe() {
+    # probe PORT HASH: connect and announce until the tracker answers with a
+    # full announce response, for at most 30 s. opentracker answers
+    # announces for hashes not (yet) loaded from its whitelist with a bare
+    # 8-byte header (but a `stopped` one in full), so a regular announce is
+    # sent: this also waits for the whitelist. The probe's peer is then
+    # removed again with a `stopped` announce.
+    timeout 40 "$PY" - "$1" "$2" <<'EOF'
+import os, socket, struct, sys, time
+port, info_hash = int(sys.argv[1]), bytes.fromhex(sys.argv[2])
+addr = ("127.0.0.1", port)
+peer_id = b"-PROBE0-" + os.urandom(12)
+end = time.monotonic() + 30
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.5)
+
+def tid():
+    return int.from_bytes(os.urandom(4), "big") & 0x3FFFFFFF
+
+def announce(conn, t, event):
+    # connection_id, action 1, transaction_id, info_hash, peer_id,
+    # downloaded, left, uploaded, event, ip, key, num_want, port
+    return struct.pack(">qii20s20sqqqiIIiH", conn, 1, t, info_hash, peer_id, 0, 0, 0, event, 0, 0, 0, 6881)
+
+last = "nothing"
+while time.monotonic() < end:
+    try:
+        t = tid()
+        s.sendto(struct.pack(">qii", 0x41727101980, 0, t), addr)
+        data, _ = s.recvfrom(2048)
+        if len(data) < 16 or struct.unpack(">ii", data[:8]) != (0, t):
+            last = f"connect answer {data[:16].hex()}"
+            continue
+        conn = struct.unpack(">q", data[8:16])[0]
+        t = tid()
+        s.sendto(announce(conn, t, 2), addr)  # started
+        data, _ = s.recvfrom(2048)
+        if len(data) >= 20 and struct.unpack(">ii", data[:8]) == (1, t):
+            s.sendto(announce(conn, tid(), 3), addr)  # stopped
+            try:
+                s.recvfrom(2048)
+            except socket.timeout:
+                pass
+            sys.exit(0)
+        last = f"announce answer of {len(data)} bytes"
+    except socket.timeout:
+        last = "timeout"
+    time.sleep(0.05)
+sys.exit(f"no full announce answer from 127.0.0.1:{port} for {info_hash.hex()} within 30 s (last: {last})")
+EOF
+}
+
+# ------------------------------------------------------------ build
+
+if [[ "$SKIP_BUILD" != 1 ]]; then
+    log "building release: aquatic_udp, aquatic_udp_load_test"
+    timeout 3600 cargo build --release -p aquatic_udp -p aquatic_udp_load_test
+fi
+for bin in "$LOAD_TEST" $([[ " $TRACKERS " == *" aquatic "* ]] && echo "$AQUATIC"); do
+    [[ -x "$bin" ]] || die "$bin missing (build it, or unset SKIP_BUILD)"
+done
+if [[ " $TRACKERS " == *" opentracker "* ]]; then
+    [[ -x "$OPENTRACKER" ]] || die "$OPENTRACKER missing: run scripts/install-test-deps.sh"
+fi
+
+# ------------------------------------------------------------ info hashes
+
+ot_root="$work/opentracker"
+mkdir -p "$ot_root"
+chmod 755 "$ot_root"
+whitelist="$ot_root/whitelist"
+cat >"$work/hashes.toml" <<EOF
+[requests]
+number_of_torrents = $TORRENTS
+info_hash_file = "$whitelist"
+EOF
+log "writing $TORRENTS info hashes to $whitelist"
+timeout 300 "$LOAD_TEST" -c "$work/hashes.toml" >"$work/hashes.log"
+chmod 644 "$whitelist"
+lines="$(wc -l <"$whitelist")"
+[[ "$lines" -eq "$TORRENTS" ]] || die "info hash file has $lines lines, expected $TORRENTS"
+# Probed before each run: opentracker reads its whitelist in a thread of its
+# own after it starts serving, and answers announces for hashes it does not
+# (yet) know with a bare 8-byte header; a full answer for the first and the
+# last hash of the file shows the list is in.
+probe_first="$(head -n 1 "$whitelist")"
+probe_last="$(tail -n 1 "$whitelist")"
+for h in "$probe_first" "$probe_last"; do
+    [[ "$h" =~ ^[0-9a-f]{40}$ ]] || die "unexpected info hash line '$h' in $whitelist"
+done
+
+# ------------------------------------------------------------ one run
+
+results="$work/results.tsv"
+printf 'tracker\trun\tresponses_per_s\ttracker_cpu_s\twall_s\trss_kib\tdrops\ttimeouts\tinvalid\tload_tester_cpu_s\n' >"$results"
+
+start_tracker() {
+    # start_tracker NAME RUN PORT: start it pinned to TRACKER_CPU; sets
+    # tracker_pid; returns once it answers an announce.
+    local name="$1" run="$2" port="$3" i
+    local tlog="$work/$name-$run.log"
+    case "$name" in
+    aquatic)
+        local cfg="$work/aquatic-$run.toml"
+        cat >"$cfg" <<EOF
+log_level = "warn"
+socket_workers = 1
+request_workers = 1
+
+[network]
+address = "127.0.0.1:$port"
+
+[access_list]
+mode = "$AQUATIC_ACCESS_LIST"
+path = "$([[ "$AQUATIC_ACCESS_LIST" == allow ]] && echo "$whitelist")"
+EOF
+        taskset -c "$TRACKER_CPU" "$AQUATIC" -c "$cfg" >"$tlog" 2>&1 &
+        tracker_pid=$!
+        ;;
+    opentracker)
+        # chroots into ot_root, reads the whitelist there, runs as nobody;
+        # serves UDP and HTTP (TCP) on the same port.
+        taskset -c "$TRACKER_CPU" "$OPENTRACKER" -i 127.0.0.1 -p "$port" -P "$port" \
+            -d "$ot_root" -u nobody -w whitelist >"$tlog" 2>&1 &
+        tracker_pid=$!
+        ;;
+    esac
+    for ((i = 0; i < 200; i++)); do
+        kill -0 "$tracker_pid" 2>/dev/null || { cat "$tlog" >&2; die "$name exited at start (log above)"; }
+        udp_bound "$port" && break
+        sleep 0.1
+    done
+    udp_bound "$port" || { cat "$tlog" >&2; die "$name did not bind UDP 127.0.0.1:$port within 20 s"; }
+    for h in "$probe_first" "$probe_last"; do
+        probe "$port" "$h" || { cat "$tlog" >&2; die "$name on port $port does not answer announces for $h"; }
+    done
+    kill -0 "$tracker_pid" 2>/dev/null || die "$name exited"
+}
+
+run_one() {
+    local name="$1" run="$2" port
+    port="$(free_port)"
+    log "run $run: $name on 127.0.0.1:$port (cpu $TRACKER_CPU), load tester on cpu $LOAD_CPU for ${DURATION}s"
+    start_tracker "$name" "$run" "$port"
+
+    local lcfg="$work/load-$name-$run.toml" lout="$work/load-$name-$run.out"
+    cat >"$lcfg" <<EOF
+server_address = "127.0.0.1:$port"
+workers = $LOAD_WORKERS
+sockets_per_worker = $SOCKETS
+duration = $DURATION
+summarize_every = 0
+
+[requests]
+number_of_torrents = $TORRENTS
+EOF
+    local t0 t1 w0 w1 l0 l1 rc
+    t0="$(cpu_ticks "$tracker_pid")"
+    children_cpu_s
+    l0="$children_cpu"
+    w0="$(date +%s.%N)"
+    timeout --kill-after=10 $((DURATION + 60)) taskset -c "$LOAD_CPU" "$LOAD_TEST" -c "$lcfg" --json >"$lout" 2>&1 &
+    load_pid=$!
+    if wait "$load_pid"; then rc=0; else rc=$?; fi
+    load_pid=""
+    w1="$(date +%s.%N)"
+    children_cpu_s
+    l1="$children_cpu"
+    kill -0 "$tracker_pid" 2>/dev/null || { cat "$work/$name-$run.log" >&2; die "$name died during the load test"; }
+    t1="$(cpu_ticks "$tracker_pid")"
+    if [[ $rc -ne 0 ]]; then
+        cat "$lout" >&2
+        die "load tester exited with status $rc against $name (output above)"
+    fi
+
+    local rss drops
+    rss="$(peak_rss_kib "$tracker_pid")"
+    drops="$(udp_drops "$port")"
+    stop_pid "$tracker_pid"
+    tracker_pid=""
+
+    "$PY" - "$lout" "$name" "$run" "$t0" "$t1" "$CLK_TCK" "$w0" "$w1" "$rss" "$drops" "$l0" "$l1" >>"$results" <<'EOF'
+import json, re, sys
+out, name, run, t0, t1, tck, w0, w1, rss, drops, l0, l1 = sys.argv[1:]
+rps = timeouts = invalid = None
+for line in open(out, errors="replace"):
+    line = line.strip()
+    if line.startswith("{"):
+        try:
+            j = json.loads(line)
+        except ValueError:
+            continue
+        rps = j.get("responses_per_second", rps)
+        timeouts = j.get("timeouts", timeouts)
+    m = re.match(r"totals over .*?(\d+) timeouts, (\d+) invalid", line)
+    if m:
+        timeouts = timeouts if timeouts is not None else int(m.group(1))
+        invalid = int(m.group(2))
+    m = re.match(r"responses per second: ([0-9.]+)", line)
+    if m and rps is None:
+        rps = float(m.group(1))
+if rps is None:
+    sys.exit(f"no responses per second in {out}")
+cpu = (int(t1) - int(t0)) / int(tck)
+wall = float(w1) - float(w0)
+def opt(v):
+    return "" if v is None else v
+load_cpu = float(l1) - float(l0)
+print(f"{name}\t{run}\t{rps}\t{cpu:.2f}\t{wall:.2f}\t{rss}\t{drops}\t{opt(timeouts)}\t{opt(invalid)}\t{load_cpu:.2f}")
+EOF
+    log "run $run: $name: $(tail -n 1 "$results" | cut -f3) responses/s, $(tail -n 1 "$results" | cut -f4) tracker CPU s, peak RSS $rss KiB, drops $drops"
+}
+
+# ------------------------------------------------------------ runs
+
+log "work dir: $work"
+for ((run = 1; run <= RUNS; run++)); do
+    for name in $TRACKERS; do
+        run_one "$name" "$run"
+    done
+done
+
+# ------------------------------------------------------------ report
+
+aquatic_rev="$(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [[ -n "$(git -C "$repo_root" status --porcelain -- aquatic_udp aquatic_common aquatic_udp_protocol 2>/dev/null)" ]]; then
+    aquatic_rev="$aquatic_rev+uncommitted"
+fi
+ot_version="$(dpkg-query -W -f='${Version}' opentracker 2>/dev/null || echo unknown)"
+aquatic_build="release"
+[[ "$AQUATIC" == "$repo_root/target/release/aquatic_udp" ]] || aquatic_build="binary $AQUATIC"
+cpu_model="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+
+"$PY" - "$results" <<EOF
+import statistics, sys
+
+rows = []
+with open(sys.argv[1]) as f:
+    header = next(f).rstrip("\n").split("\t")
+    for line in f:
+        r = dict(zip(header, line.rstrip("\n").split("\t")))
+        r["rps"] = float(r["responses_per_s"])
+        r["cpu"] = float(r["tracker_cpu_s"])
+        r["wall"] = float(r["wall_s"])
+        r["rss"] = int(r["rss_kib"])
+        r["drops"] = int(r["drops"])
+        r["timeouts"] = int(r["timeouts"] or 0)
+        r["invalid"] = int(r["invalid"] or 0)
+        r["busy"] = 100.0 * r["cpu"] / r["wall"] if r["wall"] > 0 else 0.0
+        r["load_busy"] = 100.0 * float(r["load_tester_cpu_s"]) / r["wall"] if r["wall"] > 0 else 0.0
+        # responses over the whole load test / tracker CPU seconds
+        r["per_cpu"] = r["rps"] * r["wall"] / r["cpu"] if r["cpu"] > 0 else float("nan")
+        rows.append(r)
+
+names = []
+for r in rows:
+    if r["tracker"] not in names:
+        names.append(r["tracker"])
+med = {}
+for n in names:
+    rs = [r for r in rows if r["tracker"] == n]
+    med[n] = {k: statistics.median(r[k] for r in rs) for k in ("rps", "cpu", "busy", "load_busy", "per_cpu", "rss", "drops", "timeouts", "invalid")}
+    med[n]["rss_max"] = max(r["rss"] for r in rs)
+
+def mib(kib):
+    return f"{kib / 1024:.1f}"
+
+cols = ["tracker", "run", "responses/s", "tracker CPU s", "tracker core busy %", "load tester busy %", "responses per CPU-s", "peak RSS MiB", "UDP drops", "timeouts", "invalid answers"]
+def row_cells(r, run):
+    return [r["tracker"], run, f"{r['rps']:.0f}", f"{r['cpu']:.2f}", f"{r['busy']:.0f}", f"{r['load_busy']:.0f}",
+            f"{r['per_cpu']:.0f}", mib(r["rss"]), f"{r['drops']:.0f}", f"{r['timeouts']:.0f}", f"{r['invalid']:.0f}"]
+table = [row_cells(r, r["run"]) for r in rows]
+for n in names:
+    m = dict(med[n], tracker=n)
+    table.append(row_cells(m, "median"))
+
+ratios = []
+if "aquatic" in med and "opentracker" in med:
+    a, o = med["aquatic"], med["opentracker"]
+    def ratio(x, y):
+        return f"{x / y:.2f}" if y else "n/a"
+    ratios = [
+        ("median responses/s", ratio(a["rps"], o["rps"])),
+        ("median responses per tracker CPU-second", ratio(a["per_cpu"], o["per_cpu"])),
+        ("median peak RSS", ratio(a["rss"], o["rss"])),
+    ]
+
+# plain table
+widths = [max(len(str(x)) for x in col) for col in zip(cols, *table)]
+print()
+print("  ".join(str(c).ljust(w) for c, w in zip(cols, widths)))
+for t in table:
+    print("  ".join(str(c).rjust(w) if i > 1 else str(c).ljust(w) for i, (c, w) in enumerate(zip(t, widths))))
+print()
+for n in names:
+    print(f"{n}: median peak RSS {mib(med[n]['rss'])} MiB (max {mib(med[n]['rss_max'])} MiB)")
+for label, v in ratios:
+    print(f"aquatic/opentracker, {label}: {v}")
+
+bad = [n for n in names if any(r["invalid"] for r in rows if r["tracker"] == n)]
+if bad:
+    print()
+    print("warning: invalid answers from " + ", ".join(bad) + ": for opentracker that means info hashes missing "
+          "from its whitelist (see the load tester's output in the work dir); those runs are not comparable.")
+notes = []
+for n in names:
+    if med[n]["busy"] >= 90:
+        continue
+    if med[n]["load_busy"] >= 90:
+        notes.append(f"{n}: tracker core {med[n]['busy']:.0f} % busy, load tester {med[n]['load_busy']:.0f} %: "
+                     "the load tester was the limit, so responses/s understates this tracker; compare responses "
+                     "per tracker CPU-second.")
+    else:
+        notes.append(f"{n}: tracker core {med[n]['busy']:.0f} % busy, load tester {med[n]['load_busy']:.0f} %: "
+                     "neither saturated, so the closed loop was latency-bound (raise SOCKETS); responses/s "
+                     "understates this tracker, compare responses per tracker CPU-second.")
+note_bottleneck = " ".join(notes)
+for note in notes:
+    print()
+    print("note: " + note)
+
+# markdown
+print()
+print("----- markdown for scripts/bench/RESULTS.md -----")
+print()
+print("## UDP: aquatic_udp vs opentracker ($(date -u +%Y-%m-%d))")
+print()
+print("- Machine: $ncpu cores ($cpu_model), kernel $(uname -r).")
+print("- aquatic_udp $aquatic_rev ($aquatic_build, socket_workers = 1, request_workers = 1, access list $AQUATIC_ACCESS_LIST); "
+      "Debian opentracker $ot_version (whitelist of the load tester's $TORRENTS info hashes).")
+print("- Tracker pinned to CPU $TRACKER_CPU, aquatic_udp_load_test to CPU $LOAD_CPU ($LOAD_WORKERS worker(s) x $SOCKETS sockets, "
+      "$TORRENTS torrents, other settings default); ${DURATION} s per run, $RUNS runs each, alternating; "
+      "every run with a freshly started tracker.")
+print("- Command: \`DURATION=$DURATION RUNS=$RUNS TORRENTS=$TORRENTS LOAD_WORKERS=$LOAD_WORKERS SOCKETS=$SOCKETS "
+      "AQUATIC_ACCESS_LIST=$AQUATIC_ACCESS_LIST scripts/bench/udp.sh\`")
+print()
+print("| " + " | ".join(cols) + " |")
+print("|" + "|".join("---" if i < 2 else "---:" for i in range(len(cols))) + "|")
+for t in table:
+    cells = [f"**{c}**" if t[1] == "median" else str(c) for c in t]
+    print("| " + " | ".join(cells) + " |")
+print()
+if ratios:
+    print("| aquatic / opentracker | ratio |")
+    print("|---|---:|")
+    for label, v in ratios:
+        print(f"| {label} | {v} |")
+    print()
+print(f"Peak RSS is VmHWM after {int($DURATION)} s runs at this load: compare it only between runs of the same "
+      "duration and load. Responses per tracker CPU-second = responses over the run / tracker CPU time "
+      "(utime + stime) over the run.")
+if note_bottleneck:
+    print()
+    print(note_bottleneck)
+EOF
+log "done; configs, logs and results.tsv in $work"

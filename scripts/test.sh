@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (`bash .ci/run` calls this).
+#
+#   1. installs what the tests need (Debian packages) if missing;
+#   2. formatting and lints (cargo fmt --check, clippy -D warnings);
+#   3. unit and integration tests of every crate (cargo test --workspace);
+#   4. real clients: libtorrent seeding and downloading through aquatic_udp.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s ==\n' "$*"; }
+
+step "installing test dependencies"
+bash scripts/install-test-deps.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test"
+cargo test --workspace
+
+step "real clients: libtorrent over UDP"
+cargo build -p aquatic_udp
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+/usr/bin/python3 scripts/real_clients/libtorrent_udp.py target/debug/aquatic_udp "$work"
