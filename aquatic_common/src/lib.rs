@@ -14,6 +14,7 @@
 pub mod access_list;
 pub mod addr;
 pub mod peer_selection;
+pub mod peer_store;
 pub mod privileges;
 pub mod supervision;
 pub mod time;

@@ -1,29 +1,27 @@
 //! Choosing the peers sent back in an announce response.
 //!
-//! Peers of a swarm live in `IndexMap`s, so a random window can be read by
-//! index without walking the map. The announcer is never returned. A seeder
-//! is only sent leechers; a leecher gets seeders and leechers in proportion.
+//! Works on slices, so any swarm storage that keeps leechers and seeders in
+//! contiguous runs (see [`crate::peer_store`]) can use it. A random window
+//! is read, wrapping around; the announcer is never returned. A seeder is
+//! only sent leechers; a leecher gets seeders and leechers in proportion.
 
-use indexmap::IndexMap;
 use rand::Rng;
 
-/// Append up to `max` entries of `map`, starting at a random index and
-/// wrapping around, skipping the key `exclude`. `f` turns an entry into the
-/// response type.
-pub fn extend_with_random<K, V, S, O, R, F>(
+/// Append up to `max` entries of `slice`, starting at a random index and
+/// wrapping around, skipping entries for which `is_excluded` holds.
+pub fn extend_with_random<T, O, R, X, F>(
     rng: &mut R,
-    map: &IndexMap<K, V, S>,
-    exclude: Option<&K>,
+    slice: &[T],
+    mut is_excluded: X,
     max: usize,
     out: &mut Vec<O>,
     mut f: F,
 ) where
-    K: Eq + std::hash::Hash,
-    S: std::hash::BuildHasher,
     R: Rng,
-    F: FnMut(&K, &V) -> O,
+    X: FnMut(&T) -> bool,
+    F: FnMut(&T) -> O,
 {
-    let len = map.len();
+    let len = slice.len();
     if max == 0 || len == 0 {
         return;
     }
@@ -32,48 +30,44 @@ pub fn extend_with_random<K, V, S, O, R, F>(
     } else {
         rng.random_range(0..len)
     };
+    let (tail, head) = (&slice[start..], &slice[..start]);
     let mut taken = 0;
-    for i in 0..len {
+    for item in tail.iter().chain(head) {
         if taken == max {
             break;
         }
-        let index = (start + i) % len;
-        if let Some((k, v)) = map.get_index(index) {
-            if exclude == Some(k) {
-                continue;
-            }
-            out.push(f(k, v));
+        if !is_excluded(item) {
+            out.push(f(item));
             taken += 1;
         }
     }
 }
 
-/// Select up to `max` peers for an announcer. `announcer_is_seeder` decides
-/// whether seeders are offered at all; `exclude` is the announcer's key.
+/// Select up to `max` peers for an announcer from a swarm stored as a run
+/// of leechers and a run of seeders. `excluded_in` is how many entries of
+/// each run the exclusion will skip (0 or 1: the announcer itself).
 #[allow(clippy::too_many_arguments)] // each argument is a distinct part of the choice
-pub fn select_response_peers<K, V, S, O, R, F>(
+pub fn select_response_peers<T, O, R, X, F>(
     rng: &mut R,
-    seeders: &IndexMap<K, V, S>,
-    leechers: &IndexMap<K, V, S>,
+    leechers: &[T],
+    seeders: &[T],
     announcer_is_seeder: bool,
-    exclude: Option<&K>,
+    mut is_excluded: X,
+    excluded_in: (usize, usize),
     max: usize,
     out: &mut Vec<O>,
     mut f: F,
 ) where
-    K: Eq + std::hash::Hash,
-    S: std::hash::BuildHasher,
     R: Rng,
-    F: FnMut(&K, &V) -> O,
+    X: FnMut(&T) -> bool,
+    F: FnMut(&T) -> O,
 {
     if announcer_is_seeder {
-        extend_with_random(rng, leechers, exclude, max, out, f);
+        extend_with_random(rng, leechers, is_excluded, max, out, f);
         return;
     }
-    let available = |map: &IndexMap<K, V, S>| {
-        map.len() - usize::from(exclude.is_some_and(|k| map.contains_key(k)))
-    };
-    let (s_avail, l_avail) = (available(seeders), available(leechers));
+    let l_avail = leechers.len().saturating_sub(excluded_in.0);
+    let s_avail = seeders.len().saturating_sub(excluded_in.1);
     let total = s_avail + l_avail;
     if total == 0 || max == 0 {
         return;
@@ -83,8 +77,8 @@ pub fn select_response_peers<K, V, S, O, R, F>(
     let proportional = max.saturating_mul(s_avail) / total;
     let want_leechers = (max - proportional.min(max)).min(l_avail);
     let want_seeders = (max - want_leechers).min(s_avail);
-    extend_with_random(rng, seeders, exclude, want_seeders, out, &mut f);
-    extend_with_random(rng, leechers, exclude, want_leechers, out, &mut f);
+    extend_with_random(rng, seeders, &mut is_excluded, want_seeders, out, &mut f);
+    extend_with_random(rng, leechers, &mut is_excluded, want_leechers, out, &mut f);
 }
 
 #[cfg(test)]
@@ -94,18 +88,14 @@ mod tests {
     use rand::rngs::SmallRng;
     use std::collections::HashSet;
 
-    fn map(range: std::ops::Range<u32>) -> IndexMap<u32, ()> {
-        range.map(|k| (k, ())).collect()
-    }
-
     #[test]
     fn never_returns_excluded_and_respects_max() {
         let mut rng = SmallRng::seed_from_u64(1);
-        let m = map(0..10);
+        let v: Vec<u32> = (0..10).collect();
         for max in 0..15 {
             for _ in 0..50 {
                 let mut out = Vec::new();
-                extend_with_random(&mut rng, &m, Some(&3), max, &mut out, |k, _| *k);
+                extend_with_random(&mut rng, &v, |k| *k == 3, max, &mut out, |k| *k);
                 assert!(!out.contains(&3));
                 assert_eq!(out.len(), max.min(9));
                 let unique: HashSet<_> = out.iter().collect();
@@ -117,18 +107,19 @@ mod tests {
     #[test]
     fn seeder_gets_only_leechers() {
         let mut rng = SmallRng::seed_from_u64(2);
-        let seeders = map(0..100);
-        let leechers = map(100..105);
+        let seeders: Vec<u32> = (0..100).collect();
+        let leechers: Vec<u32> = (100..105).collect();
         let mut out = Vec::new();
         select_response_peers(
             &mut rng,
-            &seeders,
             &leechers,
+            &seeders,
             true,
-            Some(&0),
+            |k| *k == 0,
+            (0, 1),
             50,
             &mut out,
-            |k, _| *k,
+            |k| *k,
         );
         out.sort();
         assert_eq!(out, vec![100, 101, 102, 103, 104]);
@@ -145,19 +136,21 @@ mod tests {
             (5, 0, 3),
             (30, 2, 10),
         ] {
-            let seeders = map(0..s);
-            let leechers = map(1000..1000 + l);
+            let seeders: Vec<u32> = (0..s).collect();
+            let leechers: Vec<u32> = (1000..1000 + l).collect();
+            let excluded_in = (usize::from(l > 0), 0);
             for _ in 0..20 {
                 let mut out = Vec::new();
                 select_response_peers(
                     &mut rng,
-                    &seeders,
                     &leechers,
+                    &seeders,
                     false,
-                    Some(&1000),
+                    |k| *k == 1000,
+                    excluded_in,
                     max,
                     &mut out,
-                    |k, _| *k,
+                    |k| *k,
                 );
                 let unique: HashSet<_> = out.iter().collect();
                 assert_eq!(unique.len(), out.len(), "{s} {l} {max}: {out:?}");
@@ -171,11 +164,11 @@ mod tests {
     #[test]
     fn selection_varies() {
         let mut rng = SmallRng::seed_from_u64(4);
-        let m = map(0..1000);
+        let v: Vec<u32> = (0..1000).collect();
         let mut seen = HashSet::new();
         for _ in 0..20 {
             let mut out = Vec::new();
-            extend_with_random(&mut rng, &m, None, 10, &mut out, |k, _| *k);
+            extend_with_random(&mut rng, &v, |_| false, 10, &mut out, |k| *k);
             seen.extend(out);
         }
         assert!(seen.len() > 100);

@@ -4,20 +4,19 @@
 //!
 //! A peer is keyed by its source IP and announced port, so nobody can remove
 //! or overwrite another address's entry. Seeders and leechers sit in separate
-//! maps: counts are their lengths and always match what is stored, and a
-//! seeder is answered with leechers only.
+//! runs of one `PeerStore`: counts are their lengths and always match what
+//! is stored, and a seeder is answered with leechers only.
 
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use aquatic_common::peer_selection::select_response_peers;
+use aquatic_common::peer_store::{PeerStore, SwarmFull};
 use aquatic_common::{InfoHash, SecondsSinceStart, ValidUntil};
 use aquatic_udp_protocol::{
     AnnounceEvent, AnnounceResponse, ResponsePeer, TorrentScrapeStatistics, TransactionId,
 };
-use hashbrown::{DefaultHashBuilder, HashMap};
-use indexmap::IndexMap;
+use hashbrown::HashMap;
 use rand::Rng;
 
 /// An address family's peer IP, with the most peers that fit in a response
@@ -52,50 +51,28 @@ pub struct AnnounceQuery {
     pub port: u16,
 }
 
-type PeerMap<I> = IndexMap<ResponsePeer<I>, ValidUntil, DefaultHashBuilder>;
+/// Torrents of a shard are spread over this many hash maps, so that a map
+/// growing doubles only a sixteenth of the table at a time: lower peak
+/// memory, and no long stall while a huge table is rehashed.
+const SUBMAPS: usize = 16;
 
-#[derive(Debug)]
-pub struct Torrent<I: PeerIp> {
-    seeders: PeerMap<I>,
-    leechers: PeerMap<I>,
-    /// Announces with event "completed": the scrape's "downloaded".
-    downloaded: u64,
-}
+/// A torrent's peers, keyed by address and port, valid until their
+/// `ValidUntil`; also holds its completed-download count.
+pub type Torrent<I> = PeerStore<ResponsePeer<I>, ValidUntil>;
 
-impl<I: PeerIp> Default for Torrent<I> {
-    fn default() -> Self {
-        Self {
-            seeders: PeerMap::default(),
-            leechers: PeerMap::default(),
-            downloaded: 0,
-        }
+fn torrent_stats<I: PeerIp>(torrent: &Torrent<I>) -> TorrentScrapeStatistics {
+    TorrentScrapeStatistics {
+        seeders: saturating_i32(torrent.num_seeders()),
+        completed: saturating_i32(torrent.downloaded()),
+        leechers: saturating_i32(torrent.num_leechers()),
     }
-}
-
-impl<I: PeerIp> Torrent<I> {
-    fn is_empty(&self) -> bool {
-        self.seeders.is_empty() && self.leechers.is_empty()
-    }
-
-    fn stats(&self) -> TorrentScrapeStatistics {
-        TorrentScrapeStatistics {
-            seeders: saturating_i32(self.seeders.len()),
-            completed: saturating_i32(self.downloaded),
-            leechers: saturating_i32(self.leechers.len()),
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum PeerStatus {
-    Seeder,
-    Leecher,
 }
 
 /// The torrents of one shard and one address family.
 #[derive(Debug)]
 pub struct TorrentMap<I: PeerIp> {
-    torrents: HashMap<InfoHash, Torrent<I>>,
+    submaps: Vec<HashMap<InfoHash, Torrent<I>>>,
+    num_torrents: usize,
     num_seeders: usize,
     num_leechers: usize,
 }
@@ -103,14 +80,24 @@ pub struct TorrentMap<I: PeerIp> {
 impl<I: PeerIp> Default for TorrentMap<I> {
     fn default() -> Self {
         Self {
-            torrents: HashMap::new(),
+            submaps: (0..SUBMAPS).map(|_| HashMap::new()).collect(),
+            num_torrents: 0,
             num_seeders: 0,
             num_leechers: 0,
         }
     }
 }
 
+fn submap_of(info_hash: &InfoHash) -> usize {
+    // The last byte: the first ones choose the request worker.
+    usize::from(info_hash.0[19]) % SUBMAPS
+}
+
 impl<I: PeerIp> TorrentMap<I> {
+    fn submap(&self, info_hash: &InfoHash) -> Option<&HashMap<InfoHash, Torrent<I>>> {
+        self.submaps.get(submap_of(info_hash))
+    }
+
     /// Apply an announce from `ip` and build its response.
     pub fn announce<R: Rng>(
         &mut self,
@@ -125,114 +112,93 @@ impl<I: PeerIp> TorrentMap<I> {
             port: query.port,
         };
         let mut peers = Vec::new();
+        let Some(submap) = self.submaps.get_mut(submap_of(&query.info_hash)) else {
+            return empty_response(config, query);
+        };
 
         let torrent = if query.event == AnnounceEvent::Stopped {
             // Never create a torrent for a peer that is leaving.
-            match self.torrents.get_mut(&query.info_hash) {
+            match submap.get_mut(&query.info_hash) {
                 Some(torrent) => {
-                    if torrent.seeders.swap_remove(&key).is_some() {
-                        self.num_seeders -= 1;
-                    } else if torrent.leechers.swap_remove(&key).is_some() {
-                        self.num_leechers -= 1;
+                    match torrent.remove(&key) {
+                        Some((_, true)) => self.num_seeders -= 1,
+                        Some((_, false)) => self.num_leechers -= 1,
+                        None => {}
                     }
-                    Some(&*torrent)
+                    torrent
                 }
-                None => None,
+                None => return empty_response(config, query),
             }
         } else {
-            let torrent = self.torrents.entry(query.info_hash).or_default();
-            let status = if query.bytes_left == 0 || query.event == AnnounceEvent::Completed {
-                PeerStatus::Seeder
-            } else {
-                PeerStatus::Leecher
-            };
+            let torrent = submap.entry(query.info_hash).or_insert_with(|| {
+                self.num_torrents += 1;
+                Torrent::default()
+            });
+            let is_seeder = query.bytes_left == 0 || query.event == AnnounceEvent::Completed;
             let valid_until = ValidUntil::new(now, config.max_peer_age);
-            let previous = if let Some(v) = torrent.seeders.get_mut(&key) {
-                *v = valid_until;
-                Some(PeerStatus::Seeder)
-            } else if let Some(v) = torrent.leechers.get_mut(&key) {
-                *v = valid_until;
-                Some(PeerStatus::Leecher)
-            } else {
-                None
-            };
-            if previous != Some(status) {
-                match previous {
-                    Some(PeerStatus::Seeder) => {
-                        torrent.seeders.swap_remove(&key);
-                        self.num_seeders -= 1;
+            let previous = torrent.upsert(key, valid_until, is_seeder);
+            match previous {
+                Ok(Some(was_seeder)) if was_seeder == is_seeder => {}
+                Ok(previous) => {
+                    match previous {
+                        Some(true) => self.num_seeders -= 1,
+                        Some(false) => self.num_leechers -= 1,
+                        None => {}
                     }
-                    Some(PeerStatus::Leecher) => {
-                        torrent.leechers.swap_remove(&key);
-                        self.num_leechers -= 1;
-                    }
-                    None => {}
-                }
-                match status {
-                    PeerStatus::Seeder => {
-                        torrent.seeders.insert(key, valid_until);
+                    if is_seeder {
                         self.num_seeders += 1;
-                    }
-                    PeerStatus::Leecher => {
-                        torrent.leechers.insert(key, valid_until);
+                    } else {
                         self.num_leechers += 1;
                     }
                 }
+                // The swarm is full: answer without storing the peer.
+                Err(SwarmFull) => {}
             }
-            if query.event == AnnounceEvent::Completed && previous != Some(PeerStatus::Seeder) {
-                torrent.downloaded = torrent.downloaded.saturating_add(1);
+            if query.event == AnnounceEvent::Completed && previous != Ok(Some(true)) {
+                torrent.count_download();
             }
-
             let max = response_peer_limit::<I>(config.max_response_peers, query.peers_wanted);
-            select_response_peers(
-                rng,
-                &torrent.seeders,
-                &torrent.leechers,
-                status == PeerStatus::Seeder,
-                Some(&key),
-                max,
-                &mut peers,
-                |peer, _| *peer,
-            );
-            Some(&*torrent)
+            peers.reserve_exact(max.min(torrent.len()));
+            torrent.select(rng, &key, is_seeder, max, &mut peers, |(peer, _)| *peer);
+            torrent
         };
 
-        let (seeders, leechers) = torrent
-            .map(|t| (t.seeders.len(), t.leechers.len()))
-            .unwrap_or((0, 0));
         AnnounceResponse {
             transaction_id: query.transaction_id,
             announce_interval: saturating_i32(config.peer_announce_interval),
-            leechers: saturating_i32(leechers),
-            seeders: saturating_i32(seeders),
+            leechers: saturating_i32(torrent.num_leechers()),
+            seeders: saturating_i32(torrent.num_seeders()),
             peers,
         }
     }
 
     pub fn scrape(&self, info_hash: &InfoHash) -> TorrentScrapeStatistics {
-        self.torrents
-            .get(info_hash)
-            .map(Torrent::stats)
+        self.submap(info_hash)
+            .and_then(|m| m.get(info_hash))
+            .map(torrent_stats)
             .unwrap_or_default()
     }
 
     /// Drop peers not seen since their `ValidUntil`, then empty torrents.
     pub fn clean(&mut self, now: SecondsSinceStart) {
-        let (mut seeders, mut leechers) = (0, 0);
-        self.torrents.retain(|_, torrent| {
-            torrent.seeders.retain(|_, v| v.is_valid_at(now));
-            torrent.leechers.retain(|_, v| v.is_valid_at(now));
-            seeders += torrent.seeders.len();
-            leechers += torrent.leechers.len();
-            !torrent.is_empty()
-        });
-        self.torrents.shrink_to_fit();
+        let (mut torrents, mut seeders, mut leechers) = (0, 0, 0);
+        for submap in &mut self.submaps {
+            submap.retain(|_, torrent| {
+                torrent.retain(|_, valid_until| valid_until.is_valid_at(now));
+                seeders += torrent.num_seeders();
+                leechers += torrent.num_leechers();
+                !torrent.is_empty()
+            });
+            submap.shrink_to_fit();
+            torrents += submap.len();
+        }
+        self.num_torrents = torrents;
         self.num_seeders = seeders;
         self.num_leechers = leechers;
     }
 
     pub fn num_torrents(&self) -> usize {
-        self.torrents.len()
+        self.num_torrents
     }
 
     pub fn num_seeders(&self) -> usize {
@@ -241,6 +207,16 @@ impl<I: PeerIp> TorrentMap<I> {
 
     pub fn num_leechers(&self) -> usize {
         self.num_leechers
+    }
+}
+
+fn empty_response<I>(config: &SwarmConfig, query: &AnnounceQuery) -> AnnounceResponse<I> {
+    AnnounceResponse {
+        transaction_id: query.transaction_id,
+        announce_interval: saturating_i32(config.peer_announce_interval),
+        leechers: 0,
+        seeders: 0,
+        peers: Vec::new(),
     }
 }
 
@@ -498,6 +474,93 @@ mod tests {
         );
         map.clean(SecondsSinceStart(u32::MAX));
         assert_eq!(map.num_torrents(), 0);
+    }
+
+    #[test]
+    fn swarm_grows_past_small_limit_and_shrinks_back() {
+        let (mut map, mut rng) = setup();
+        let config = SwarmConfig {
+            max_response_peers: 1000,
+            ..CONFIG
+        };
+        let n = 100u16;
+        for port in 0..n {
+            let now = SecondsSinceStart(u32::from(port));
+            let left = i64::from(port % 3);
+            let r = map.announce(
+                &mut rng,
+                &config,
+                now,
+                &query(1, port, AnnounceEvent::None, left),
+                ip(1),
+            );
+            let expected_seeders = (0..=port).filter(|p| p % 3 == 0).count() as i32;
+            assert_eq!(r.seeders, expected_seeders);
+            assert_eq!(r.seeders + r.leechers, i32::from(port) + 1);
+            let available = if left == 0 {
+                r.leechers as usize
+            } else {
+                usize::from(port)
+            };
+            assert_eq!(r.peers.len(), available.min(196));
+            assert!(r.peers.iter().all(|p| p.port != port));
+            assert_eq!(
+                map.num_seeders() + map.num_leechers(),
+                usize::from(port) + 1
+            );
+        }
+        // Seeder in a large swarm: only leechers.
+        let r = map.announce(
+            &mut rng,
+            &config,
+            SecondsSinceStart(0),
+            &query(1, 0, AnnounceEvent::None, 0),
+            ip(1),
+        );
+        assert!(r.peers.iter().all(|p| p.port % 3 != 0));
+        // Expire all but the youngest few: back to a small swarm, counts exact.
+        let keep = 5u32;
+        map.clean(SecondsSinceStart(u32::from(n) - keep + CONFIG.max_peer_age));
+        let s = map.scrape(&InfoHash([1; 20]));
+        assert_eq!(s.seeders + s.leechers, keep as i32);
+        assert_eq!(map.num_seeders() + map.num_leechers(), keep as usize);
+        // A stopped peer leaves the small swarm.
+        let last = n - 1;
+        let r = map.announce(
+            &mut rng,
+            &config,
+            SecondsSinceStart(0),
+            &query(1, last, AnnounceEvent::Stopped, 1),
+            ip(1),
+        );
+        assert_eq!(r.seeders + r.leechers, keep as i32 - 1);
+    }
+
+    #[test]
+    fn seeder_in_small_swarm_gets_only_leechers() {
+        let (mut map, mut rng) = setup();
+        let now = SecondsSinceStart(0);
+        for port in 0..10 {
+            map.announce(
+                &mut rng,
+                &CONFIG,
+                now,
+                &query(1, port, AnnounceEvent::None, i64::from(port % 2)),
+                ip(1),
+            );
+        }
+        for _ in 0..20 {
+            let r = map.announce(
+                &mut rng,
+                &CONFIG,
+                now,
+                &query(1, 0, AnnounceEvent::None, 0),
+                ip(1),
+            );
+            let mut ports: Vec<u16> = r.peers.iter().map(|p| p.port).collect();
+            ports.sort();
+            assert_eq!(ports, vec![1, 3, 5, 7, 9]);
+        }
     }
 
     #[test]
