@@ -21,6 +21,10 @@ pub const MAX_SECONDS: u64 = 365 * 24 * 3600;
 /// Longest request timeout: an hour, in milliseconds.
 pub const MAX_REQUEST_TIMEOUT_MS: u64 = 3_600_000;
 
+/// Highest request rate cap: far beyond what a load tester sends, and small
+/// enough for exact token arithmetic in f64.
+pub const MAX_REQUESTS_PER_SECOND: u64 = 1_000_000_000;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -36,6 +40,9 @@ pub struct Config {
     pub summarize_every: u64,
     /// Milliseconds before an unanswered request counts as timed out.
     pub request_timeout_ms: u64,
+    /// Cap on requests sent per second, over all workers (each gets an
+    /// equal share); 0: no cap.
+    pub max_requests_per_second: u64,
     pub requests: RequestConfig,
 }
 
@@ -48,6 +55,7 @@ impl Default for Config {
             duration: 30,
             summarize_every: 2,
             request_timeout_ms: 500,
+            max_requests_per_second: 0,
             requests: RequestConfig::default(),
         }
     }
@@ -119,6 +127,9 @@ impl Config {
         if self.request_timeout_ms == 0 || self.request_timeout_ms > MAX_REQUEST_TIMEOUT_MS {
             bail!("request_timeout_ms must be between 1 and {MAX_REQUEST_TIMEOUT_MS}");
         }
+        if self.max_requests_per_second > MAX_REQUESTS_PER_SECOND {
+            bail!("max_requests_per_second must be at most {MAX_REQUESTS_PER_SECOND} (0: no cap)");
+        }
         let ip = self.server_address.ip();
         if ip.is_unspecified() || self.server_address.port() == 0 {
             bail!(
@@ -187,6 +198,10 @@ mod tests {
         check(|c| c.summarize_every = u64::MAX, "summarize_every");
         check(|c| c.request_timeout_ms = u64::MAX, "request_timeout_ms");
         check(|c| c.request_timeout_ms = 0, "request_timeout_ms");
+        check(
+            |c| c.max_requests_per_second = u64::MAX,
+            "max_requests_per_second",
+        );
         check(
             |c| c.server_address = "0.0.0.0:3000".parse().unwrap(),
             "server_address",

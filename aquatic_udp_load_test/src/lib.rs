@@ -11,12 +11,19 @@
 //! seed, so runs are repeatable and a tracker's whitelist can be filled with
 //! the same hashes (`info_hash_file`).
 //!
-//! Output: a progress line every `summarize_every` seconds, then totals and
-//! `responses per second: N` (and a JSON object with `--json`). It stops by
-//! itself after `duration` seconds and exits 0, or 2 when not a single
-//! response arrived.
+//! With `max_requests_per_second` each worker paces its share of that rate
+//! with a token bucket: a socket whose next request is not allowed yet waits
+//! in a queue. Every tracker that keeps up then gets the same requests in
+//! the same time (to compare memory at identical load); a slower one gets
+//! fewer, since sockets still wait for their answers.
 //!
-//! Not here: open-loop (fixed-rate) load, latency percentiles, HTTP or
+//! Output: a progress line every `summarize_every` seconds, then totals,
+//! `announce responses total: N` and `responses per second: N` (and a JSON
+//! object with `--json`). It stops by itself after `duration` seconds and
+//! exits 0, or 2 when not a single response arrived.
+//!
+//! Not here: open-loop load (requests sent at a fixed rate whether or not
+//! earlier ones were answered), latency percentiles, HTTP or
 //! WebTorrent trackers, BEP 41 URL data, and any check of the answers'
 //! contents beyond transaction ids, actions and lengths (the peers in an
 //! announce answer are not looked at). It only measures the tracker while the
@@ -87,9 +94,13 @@ pub fn run(config: Config, options: Options) -> anyhow::Result<i32> {
         return Ok(0);
     }
 
+    let cap = match config.max_requests_per_second {
+        0 => String::new(),
+        n => format!(", at most {n} requests/s"),
+    };
     writeln!(
         out,
-        "load testing {} for {} s: {} worker(s) x {} sockets, {} torrents",
+        "load testing {} for {} s: {} worker(s) x {} sockets, {} torrents{cap}",
         config.server_address,
         config.duration,
         config.workers,
@@ -99,8 +110,9 @@ pub fn run(config: Config, options: Options) -> anyhow::Result<i32> {
     .context("cannot write to stdout")?;
     let summary = run_load_test(&config, &mut out)?;
     let mut text = format!(
-        "{}\nresponses per second: {}\n",
+        "{}\nannounce responses total: {}\nresponses per second: {}\n",
         summary.totals_line(),
+        summary.totals.announce,
         summary.responses_per_second().round()
     );
     if options.flag("json") {

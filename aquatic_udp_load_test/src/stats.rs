@@ -145,7 +145,7 @@ impl Summary {
     }
 
     /// The machine-readable summary: per-second rates by response type,
-    /// totals of requests sent and timeouts.
+    /// totals of requests sent, timeouts and announce responses.
     pub fn to_json(&self) -> JsonSummary {
         let s = self.seconds();
         let t = &self.totals;
@@ -157,6 +157,7 @@ impl Summary {
             error: per_second(t.error, s),
             requests_sent: t.requests_sent,
             timeouts: t.timeouts,
+            announce_responses_total: t.announce,
             duration_secs: (s * 1000.0).round() / 1000.0,
         }
     }
@@ -182,7 +183,8 @@ impl Summary {
 }
 
 /// The `--json` line: rates per second (one decimal) by response type, and
-/// totals of requests sent and timeouts over `duration_secs`.
+/// totals of requests sent, timeouts and announce responses over
+/// `duration_secs`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct JsonSummary {
     pub responses_per_second: f64,
@@ -192,6 +194,9 @@ pub struct JsonSummary {
     pub error: f64,
     pub requests_sent: u64,
     pub timeouts: u64,
+    /// Announce responses over the run: with a rate cap, how many announces
+    /// (each from a new peer) the tracker took in.
+    pub announce_responses_total: u64,
     pub duration_secs: f64,
 }
 
@@ -251,8 +256,9 @@ mod tests {
         assert_eq!(v["error"], 0.0);
         assert_eq!(v["requests_sent"], 135);
         assert_eq!(v["timeouts"], 3);
+        assert_eq!(v["announce_responses_total"], 100);
         assert_eq!(v["duration_secs"], 4.0);
-        assert_eq!(v.as_object().unwrap().len(), 8);
+        assert_eq!(v.as_object().unwrap().len(), 9);
     }
 
     #[test]

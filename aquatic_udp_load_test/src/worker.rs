@@ -1,6 +1,8 @@
 //! A worker thread: one mio Poll and a set of connected UDP sockets, each
-//! with exactly one request in flight (closed loop).
+//! with exactly one request in flight (closed loop), optionally paced by a
+//! token bucket (`max_requests_per_second`).
 
+use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +35,15 @@ const RECV_BUFFER_LEN: usize = 65_536;
 /// random bytes.
 const PEER_ID_PREFIX: &[u8; 8] = b"-AQ0100-";
 
+/// A rate-capped worker's token bucket holds at most this long's worth of
+/// requests (and at least one): the largest burst it sends at once.
+const RATE_BURST: Duration = Duration::from_millis(10);
+
+/// Shortest poll timeout while sockets wait for tokens: the poll's own
+/// granularity (mio rounds up to whole milliseconds). Never zero, so the
+/// worker sleeps instead of spinning.
+const RATE_MIN_WAIT: Duration = Duration::from_millis(1);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Connect,
@@ -62,6 +73,9 @@ enum Phase {
     AwaitingResponse(InFlight),
     /// The last send failed: try again at this time.
     Backoff(Instant),
+    /// Ready to send, but the rate cap does not allow it yet: in the
+    /// worker's queue of throttled sockets.
+    Throttled,
 }
 
 struct SocketState {
@@ -69,6 +83,56 @@ struct SocketState {
     /// Connection id and when to stop using it.
     connection: Option<(ConnectionId, Instant)>,
     phase: Phase,
+}
+
+/// Token bucket pacing one worker's requests: `per_second` tokens a second,
+/// at most `capacity` of them kept; every request takes one.
+#[derive(Clone, Debug)]
+struct RateLimiter {
+    per_second: f64,
+    capacity: f64,
+    tokens: f64,
+    refilled_at: Instant,
+}
+
+impl RateLimiter {
+    /// Starts with one token.
+    fn new(per_second: f64, now: Instant) -> Self {
+        Self {
+            per_second,
+            capacity: (per_second * RATE_BURST.as_secs_f64()).max(1.0),
+            tokens: 1.0,
+            refilled_at: now,
+        }
+    }
+
+    /// Add the tokens earned since the last refill.
+    fn refill(&mut self, now: Instant) {
+        if now > self.refilled_at {
+            let earned = (now - self.refilled_at).as_secs_f64() * self.per_second;
+            self.tokens = (self.tokens + earned).min(self.capacity);
+            self.refilled_at = now;
+        }
+    }
+
+    /// Take a token if there is one.
+    fn try_take(&mut self) -> bool {
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// How long after the last refill the next token is there; at least
+    /// `RATE_MIN_WAIT`.
+    fn wait(&self) -> Duration {
+        let missing = (1.0 - self.tokens).max(0.0);
+        Duration::try_from_secs_f64(missing / self.per_second)
+            .unwrap_or(Duration::MAX)
+            .max(RATE_MIN_WAIT)
+    }
 }
 
 /// Builds requests from the config's weights and torrent distribution.
@@ -161,6 +225,10 @@ pub struct Worker {
     rng: SmallRng,
     generator: RequestGenerator,
     request_timeout: Duration,
+    /// This worker's share of `max_requests_per_second`, when set.
+    limiter: Option<RateLimiter>,
+    /// Sockets waiting for a token, in the order they became ready.
+    throttled: VecDeque<usize>,
     counts: Counts,
     shared: Arc<SharedCounts>,
     stop: Arc<AtomicBool>,
@@ -210,6 +278,13 @@ impl Worker {
             rng: SmallRng::from_rng(&mut rand::rng()),
             generator: RequestGenerator::new(config)?,
             request_timeout: Duration::from_millis(config.request_timeout_ms),
+            limiter: (config.max_requests_per_second > 0).then(|| {
+                RateLimiter::new(
+                    config.max_requests_per_second as f64 / config.workers as f64,
+                    Instant::now(),
+                )
+            }),
+            throttled: VecDeque::with_capacity(config.sockets_per_worker),
             counts: Counts::default(),
             shared,
             stop,
@@ -230,18 +305,30 @@ impl Worker {
             (self.request_timeout / 8).clamp(Duration::from_millis(1), Duration::from_millis(50));
 
         let mut now = Instant::now();
+        if let Some(limiter) = &mut self.limiter {
+            // The bucket starts with one token when the run starts.
+            *limiter = RateLimiter::new(limiter.per_second, now);
+        }
         for i in 0..self.sockets.len() {
-            self.send_next(i, now);
+            self.send_when_allowed(i, now);
         }
         let mut next_sweep = now + sweep_every;
 
         while !self.stop.load(Ordering::Relaxed) {
-            match self.poll.poll(&mut events, Some(sweep_every)) {
+            let mut timeout = sweep_every;
+            if let Some(limiter) = &self.limiter
+                && !self.throttled.is_empty()
+            {
+                // Wake up for the next token (at 1 ms granularity).
+                timeout = timeout.min(limiter.wait());
+            }
+            match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(err) if err.kind() == ErrorKind::Interrupted => continue,
                 Err(err) => return Err(err).context("mio poll failed"),
             }
             now = Instant::now();
+            self.send_throttled(now);
             for event in events.iter() {
                 let i = event.token().0;
                 if i >= self.sockets.len() {
@@ -264,6 +351,33 @@ impl Worker {
             .count();
         self.shared.add_in_flight_at_end(in_flight as u64);
         Ok(())
+    }
+
+    /// Refill the token bucket and send the throttled sockets' requests its
+    /// tokens allow, longest waiting first.
+    fn send_throttled(&mut self, now: Instant) {
+        if let Some(limiter) = &mut self.limiter {
+            limiter.refill(now);
+        }
+        while !self.throttled.is_empty() && self.limiter.as_mut().is_some_and(RateLimiter::try_take)
+        {
+            if let Some(i) = self.throttled.pop_front() {
+                self.send_next(i, now);
+            }
+        }
+    }
+
+    /// Send socket `i`'s next request now if the rate cap allows it (and no
+    /// socket waits longer), else queue the socket until it does.
+    fn send_when_allowed(&mut self, i: usize, now: Instant) {
+        if let Some(limiter) = &mut self.limiter
+            && (!self.throttled.is_empty() || !limiter.try_take())
+        {
+            self.sockets[i].phase = Phase::Throttled;
+            self.throttled.push_back(i);
+            return;
+        }
+        self.send_next(i, now);
     }
 
     /// Time out unanswered requests and retry failed sends.
@@ -292,9 +406,10 @@ impl Worker {
                 }
                 Phase::Backoff(until) => now >= until,
                 Phase::Idle => true,
+                Phase::Throttled => false,
             };
             if due {
-                self.send_next(i, now);
+                self.send_when_allowed(i, now);
             }
         }
     }
@@ -382,7 +497,7 @@ impl Worker {
                 state.connection = None;
             }
         }
-        self.send_next(i, now);
+        self.send_when_allowed(i, now);
         true
     }
 
@@ -516,6 +631,49 @@ mod tests {
         let g = generator(&config);
         let mut rng = SmallRng::seed_from_u64(1);
         assert!((0..1000).all(|_| g.kind(&mut rng) == Kind::Announce));
+    }
+
+    #[test]
+    fn rate_limiter_paces_and_bursts_at_most_its_capacity() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        // 1000 a second: capacity 10 (10 ms worth), one token at the start.
+        let mut l = RateLimiter::new(1000.0, t0);
+        assert!(l.try_take());
+        assert!(!l.try_take());
+        assert_eq!(l.wait(), ms(1));
+        l.refill(t0 + ms(5));
+        assert_eq!((0..20).filter(|_| l.try_take()).count(), 5);
+        // Idle for a second: no more than the capacity at once.
+        l.refill(t0 + ms(1005));
+        assert_eq!((0..100).filter(|_| l.try_take()).count(), 10);
+        // An earlier instant changes nothing.
+        l.refill(t0);
+        assert!(!l.try_take());
+        // Over a simulated second in 1 ms steps: 1000 tokens (+ the last
+        // fraction).
+        let mut taken = 0;
+        for step in 1..=1000 {
+            l.refill(t0 + ms(1005 + step));
+            while l.try_take() {
+                taken += 1;
+            }
+        }
+        assert!((999..=1000).contains(&taken), "{taken}");
+
+        // Slow rates: a capacity of one token, and waits longer than 1 ms.
+        let mut slow = RateLimiter::new(2.0, t0);
+        assert!(slow.try_take());
+        assert_eq!(slow.wait(), ms(500));
+        slow.refill(t0 + Duration::from_secs(10));
+        assert!(slow.try_take());
+        assert!(!slow.try_take());
+        // A tiny share still gives a finite wait.
+        let tiny = RateLimiter {
+            tokens: 0.0,
+            ..RateLimiter::new(1e-300, t0)
+        };
+        assert_eq!(tiny.wait(), Duration::MAX);
     }
 
     #[test]

@@ -245,6 +245,41 @@ fn counts_are_positive_and_consistent() {
 }
 
 #[test]
+fn rate_cap_limits_requests_sent() {
+    let tracker = FakeTracker::start(Mode::Normal);
+    let mut config = config(tracker.address, 2);
+    // 1000 a second for each of the 2 workers: far below what 8 sockets
+    // get from the fake tracker uncapped.
+    config.max_requests_per_second = 2000;
+    let (summary, _) = run(&config);
+    let received = tracker.finish();
+
+    // About 2 s x 2000 (+ the token each worker starts with).
+    let t = &summary.totals;
+    assert!(
+        (3000..=4400).contains(&t.requests_sent),
+        "{} requests sent: {summary:?}",
+        t.requests_sent
+    );
+    let total_received = received.connect + received.announce + received.scrape;
+    assert!(
+        (3000..=4400).contains(&total_received),
+        "{received:?} {summary:?}"
+    );
+    assert_eq!((t.invalid, t.stale, t.timeouts), (0, 0, 0), "{summary:?}");
+    assert_eq!(received.bad_connection_id, 0);
+    // Throttled sockets are not in flight.
+    assert!(t.responses() + 8 >= t.requests_sent, "{summary:?}");
+    let json = summary.to_json();
+    assert_eq!(json.announce_responses_total, t.announce);
+    assert!(t.announce > 2000, "{summary:?}");
+    assert!(
+        (1500.0..=2200.0).contains(&json.responses_per_second),
+        "{summary:?}"
+    );
+}
+
+#[test]
 fn ipv6_tracker_gets_ipv6_sockets() {
     // Skipped where the machine has no IPv6 loopback.
     let Ok(socket) = UdpSocket::bind("[::1]:0") else {
@@ -318,7 +353,7 @@ fn binary_prints_summary_and_json() {
     std::fs::write(
         &config_path,
         format!(
-            "server_address = \"{}\"\nduration = 1\nsummarize_every = 1\n[requests]\nnumber_of_torrents = 50\n",
+            "server_address = \"{}\"\nduration = 1\nsummarize_every = 1\nmax_requests_per_second = 500\n[requests]\nnumber_of_torrents = 50\n",
             tracker.address
         ),
     )
@@ -335,7 +370,21 @@ fn binary_prints_summary_and_json() {
 
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.starts_with("load testing")
+            && stdout
+                .lines()
+                .next()
+                .unwrap()
+                .contains("at most 500 requests/s"),
+        "{stdout}"
+    );
     let lines: Vec<&str> = stdout.lines().collect();
+    let announces: u64 = lines[lines.len() - 3]
+        .strip_prefix("announce responses total: ")
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .parse()
+        .unwrap();
     let summary_line = lines[lines.len() - 2];
     let rate: f64 = summary_line
         .strip_prefix("responses per second: ")
@@ -352,12 +401,17 @@ fn binary_prints_summary_and_json() {
         "error",
         "requests_sent",
         "timeouts",
+        "announce_responses_total",
         "duration_secs",
     ] {
         assert!(json[key].is_number(), "{key}: {stdout}");
     }
-    assert_eq!(json.as_object().unwrap().len(), 8);
+    assert_eq!(json.as_object().unwrap().len(), 9);
     assert!(json["announce"].as_f64().unwrap() > 0.0);
+    assert_eq!(json["announce_responses_total"], announces);
+    // Capped at 500 a second for 1 s.
+    let sent = json["requests_sent"].as_u64().unwrap();
+    assert!((300..=600).contains(&sent), "{stdout}");
 }
 
 #[test]

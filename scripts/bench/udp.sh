@@ -10,8 +10,20 @@
 # Per run it records responses/s (load tester), the tracker's CPU seconds over
 # the load test (utime+stime from /proc/PID/stat), its peak RSS (VmHWM just
 # before it is stopped) and the drops on its UDP socket (/proc/net/udp).
-# Prints a table with medians and aquatic/opentracker ratios, then the same
-# as markdown for scripts/bench/RESULTS.md. See /work/shared/BENCHMARKING.md
+#
+# Then a memory phase: the load tester is closed-loop, so in the runs above a
+# faster tracker gets more announces, each from a new peer, and stores more
+# peers: its peak RSS is not comparable. So the trackers are run again
+# (alternating, MEM_RUNS each, fresh trackers) for MEM_DURATION seconds with
+# the load tester capped at MEM_RATE requests/s (max_requests_per_second),
+# the same offered load for both; per run it records the announce responses,
+# responses/s, the tracker's CPU seconds and peak RSS, and warns when a run
+# got less than 95 % of MEM_RATE (the rate was not sustained, so the load was
+# not the same).
+#
+# Prints a table with medians and aquatic/opentracker ratios, and the
+# "memory at identical load" table with the peak RSS ratio, then both as
+# markdown for scripts/bench/RESULTS.md. See /work/shared/BENCHMARKING.md
 # (or shared/BENCHMARKING.md) for how to read the figures.
 #
 # Environment (defaults in brackets):
@@ -25,12 +37,17 @@
 #                          aquatic_udp's core was at times only half busy (the
 #                          loop latency-bound); 64 kept both trackers' cores
 #                          busy without socket drops (at 256 opentracker drops).
+#   MEM_RUNS [1]           memory-phase runs per tracker (0: no memory phase)
+#   MEM_DURATION [DURATION]  seconds of load per memory-phase run
+#   MEM_RATE [60000]       requests/s (all kinds) of the memory phase: both
+#                          trackers must sustain it on one core
 #   TRACKER_CPU [0], LOAD_CPU [1]   cores for taskset
 #   TRACKERS ["aquatic opentracker"]  which trackers to run, in this order
 #   AQUATIC_ACCESS_LIST [off]  "allow": aquatic_udp checks the same whitelist
 #                          as opentracker does (parity of work per announce)
 #   SKIP_BUILD [0]         1: use the release binaries already in target/
-#   WORK_DIR [mktemp -d]   configs, logs and results.tsv of this session
+#   WORK_DIR [mktemp -d]   configs, logs, results.tsv and memory.tsv of this
+#                          session
 #   OPENTRACKER [/usr/bin/opentracker]
 #   AQUATIC, LOAD_TEST [target/release/...]  other binaries (e.g. to try the
 #                          script out against a debug build: not a benchmark)
@@ -46,6 +63,9 @@ cd "$repo_root"
 
 DURATION="${DURATION:-30}"
 RUNS="${RUNS:-3}"
+MEM_RUNS="${MEM_RUNS:-1}"
+MEM_DURATION="${MEM_DURATION:-$DURATION}"
+MEM_RATE="${MEM_RATE:-60000}"
 TORRENTS="${TORRENTS:-1000000}"
 LOAD_WORKERS="${LOAD_WORKERS:-1}"
 SOCKETS="${SOCKETS:-64}"
@@ -65,11 +85,13 @@ die() {
     exit 1
 }
 
-for var in DURATION RUNS TORRENTS LOAD_WORKERS SOCKETS TRACKER_CPU LOAD_CPU; do
+for var in DURATION RUNS MEM_RUNS MEM_DURATION MEM_RATE TORRENTS LOAD_WORKERS SOCKETS TRACKER_CPU LOAD_CPU; do
     [[ "${!var}" =~ ^[0-9]+$ ]] || die "$var must be a non-negative integer, not '${!var}'"
 done
 [[ "$DURATION" -ge 1 && "$RUNS" -ge 1 && "$TORRENTS" -ge 1 && "$LOAD_WORKERS" -ge 1 && "$SOCKETS" -ge 1 ]] ||
     die "DURATION, RUNS, TORRENTS, LOAD_WORKERS and SOCKETS must be at least 1"
+[[ "$MEM_DURATION" -ge 1 && "$MEM_RATE" -ge 1 && "$MEM_RATE" -le 1000000000 ]] ||
+    die "MEM_DURATION must be at least 1, MEM_RATE between 1 and 1000000000"
 [[ "$AQUATIC_ACCESS_LIST" == off || "$AQUATIC_ACCESS_LIST" == allow ]] || die "AQUATIC_ACCESS_LIST must be off or allow"
 for t in $TRACKERS; do
     [[ "$t" == aquatic || "$t" == opentracker ]] || die "unknown tracker '$t' in TRACKERS (aquatic, opentracker)"
@@ -283,7 +305,10 @@ done
 # ------------------------------------------------------------ one run
 
 results="$work/results.tsv"
-printf 'tracker\trun\tresponses_per_s\ttracker_cpu_s\twall_s\trss_kib\tdrops\ttimeouts\tinvalid\tload_tester_cpu_s\n' >"$results"
+mem_results="$work/memory.tsv"
+for f in "$results" "$mem_results"; do
+    printf 'tracker\trun\tresponses_per_s\ttracker_cpu_s\twall_s\trss_kib\tdrops\ttimeouts\tinvalid\tload_tester_cpu_s\tannounces\n' >"$f"
+done
 
 start_tracker() {
     # start_tracker NAME RUN PORT: start it pinned to TRACKER_CPU; sets
@@ -329,18 +354,28 @@ EOF
 }
 
 run_one() {
-    local name="$1" run="$2" port
+    # run_one NAME RUN [PHASE]: PHASE "throughput" (the default: closed loop
+    # for DURATION s, a row in results.tsv) or "memory" (at most MEM_RATE
+    # requests/s for MEM_DURATION s, a row in memory.tsv; files tagged
+    # mem-RUN).
+    local name="$1" run="$2" phase="${3:-throughput}" port
+    local tag="$run" duration="$DURATION" out="$results" what="run $run" cap="" cap_line=""
+    if [[ "$phase" == memory ]]; then
+        tag="mem-$run" duration="$MEM_DURATION" out="$mem_results" what="memory run $run"
+        cap=" at $MEM_RATE requests/s" cap_line="max_requests_per_second = $MEM_RATE"
+    fi
     port="$(free_port)"
-    log "run $run: $name on 127.0.0.1:$port (cpu $TRACKER_CPU), load tester on cpu $LOAD_CPU for ${DURATION}s"
-    start_tracker "$name" "$run" "$port"
+    log "$what: $name on 127.0.0.1:$port (cpu $TRACKER_CPU), load tester on cpu $LOAD_CPU for ${duration}s$cap"
+    start_tracker "$name" "$tag" "$port"
 
-    local lcfg="$work/load-$name-$run.toml" lout="$work/load-$name-$run.out"
+    local lcfg="$work/load-$name-$tag.toml" lout="$work/load-$name-$tag.out"
     cat >"$lcfg" <<EOF
 server_address = "127.0.0.1:$port"
 workers = $LOAD_WORKERS
 sockets_per_worker = $SOCKETS
-duration = $DURATION
+duration = $duration
 summarize_every = 0
+$cap_line
 
 [requests]
 number_of_torrents = $TORRENTS
@@ -350,14 +385,14 @@ EOF
     children_cpu_s
     l0="$children_cpu"
     w0="$(date +%s.%N)"
-    timeout --kill-after=10 $((DURATION + 60)) taskset -c "$LOAD_CPU" "$LOAD_TEST" -c "$lcfg" --json >"$lout" 2>&1 &
+    timeout --kill-after=10 $((duration + 60)) taskset -c "$LOAD_CPU" "$LOAD_TEST" -c "$lcfg" --json >"$lout" 2>&1 &
     load_pid=$!
     if wait "$load_pid"; then rc=0; else rc=$?; fi
     load_pid=""
     w1="$(date +%s.%N)"
     children_cpu_s
     l1="$children_cpu"
-    kill -0 "$tracker_pid" 2>/dev/null || { cat "$work/$name-$run.log" >&2; die "$name died during the load test"; }
+    kill -0 "$tracker_pid" 2>/dev/null || { cat "$work/$name-$tag.log" >&2; die "$name died during the load test"; }
     t1="$(cpu_ticks "$tracker_pid")"
     if [[ $rc -ne 0 ]]; then
         cat "$lout" >&2
@@ -370,10 +405,10 @@ EOF
     stop_pid "$tracker_pid"
     tracker_pid=""
 
-    "$PY" - "$lout" "$name" "$run" "$t0" "$t1" "$CLK_TCK" "$w0" "$w1" "$rss" "$drops" "$l0" "$l1" >>"$results" <<'EOF'
+    "$PY" - "$lout" "$name" "$run" "$t0" "$t1" "$CLK_TCK" "$w0" "$w1" "$rss" "$drops" "$l0" "$l1" >>"$out" <<'EOF'
 import json, re, sys
 out, name, run, t0, t1, tck, w0, w1, rss, drops, l0, l1 = sys.argv[1:]
-rps = timeouts = invalid = None
+rps = timeouts = invalid = announces = None
 for line in open(out, errors="replace"):
     line = line.strip()
     if line.startswith("{"):
@@ -383,6 +418,7 @@ for line in open(out, errors="replace"):
             continue
         rps = j.get("responses_per_second", rps)
         timeouts = j.get("timeouts", timeouts)
+        announces = j.get("announce_responses_total", announces)
     m = re.match(r"totals over .*?(\d+) timeouts, (\d+) invalid", line)
     if m:
         timeouts = timeouts if timeouts is not None else int(m.group(1))
@@ -390,6 +426,9 @@ for line in open(out, errors="replace"):
     m = re.match(r"responses per second: ([0-9.]+)", line)
     if m and rps is None:
         rps = float(m.group(1))
+    m = re.match(r"announce responses total: (\d+)", line)
+    if m and announces is None:
+        announces = int(m.group(1))
 if rps is None:
     sys.exit(f"no responses per second in {out}")
 cpu = (int(t1) - int(t0)) / int(tck)
@@ -397,9 +436,15 @@ wall = float(w1) - float(w0)
 def opt(v):
     return "" if v is None else v
 load_cpu = float(l1) - float(l0)
-print(f"{name}\t{run}\t{rps}\t{cpu:.2f}\t{wall:.2f}\t{rss}\t{drops}\t{opt(timeouts)}\t{opt(invalid)}\t{load_cpu:.2f}")
+print(f"{name}\t{run}\t{rps}\t{cpu:.2f}\t{wall:.2f}\t{rss}\t{drops}\t{opt(timeouts)}\t{opt(invalid)}\t{load_cpu:.2f}\t{opt(announces)}")
 EOF
-    log "run $run: $name: $(tail -n 1 "$results" | cut -f3) responses/s, $(tail -n 1 "$results" | cut -f4) tracker CPU s, peak RSS $rss KiB, drops $drops"
+    local row rps
+    row="$(tail -n 1 "$out")"
+    rps="$(cut -f3 <<<"$row")"
+    log "$what: $name: $rps responses/s, $(cut -f4 <<<"$row") tracker CPU s, peak RSS $rss KiB, drops $drops, $(cut -f11 <<<"$row") announce responses"
+    if [[ "$phase" == memory ]] && awk -v r="$rps" -v m="$MEM_RATE" 'BEGIN { exit !(r < 0.95 * m) }'; then
+        log "warning: $name got $rps responses/s, below 95 % of MEM_RATE ($MEM_RATE): it could not sustain the rate (or the load tester could not), so this memory run is not at the same load"
+    fi
 }
 
 # ------------------------------------------------------------ runs
@@ -408,6 +453,12 @@ log "work dir: $work"
 for ((run = 1; run <= RUNS; run++)); do
     for name in $TRACKERS; do
         run_one "$name" "$run"
+    done
+done
+# Memory at identical load: the same request rate for every tracker.
+for ((run = 1; run <= MEM_RUNS; run++)); do
+    for name in $TRACKERS; do
+        run_one "$name" "$run" memory
     done
 done
 
@@ -422,26 +473,34 @@ aquatic_build="release"
 [[ "$AQUATIC" == "$repo_root/target/release/aquatic_udp" ]] || aquatic_build="binary $AQUATIC"
 cpu_model="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
 
-"$PY" - "$results" <<EOF
+"$PY" - "$results" "$mem_results" <<EOF
 import statistics, sys
 
-rows = []
-with open(sys.argv[1]) as f:
-    header = next(f).rstrip("\n").split("\t")
-    for line in f:
-        r = dict(zip(header, line.rstrip("\n").split("\t")))
-        r["rps"] = float(r["responses_per_s"])
-        r["cpu"] = float(r["tracker_cpu_s"])
-        r["wall"] = float(r["wall_s"])
-        r["rss"] = int(r["rss_kib"])
-        r["drops"] = int(r["drops"])
-        r["timeouts"] = int(r["timeouts"] or 0)
-        r["invalid"] = int(r["invalid"] or 0)
-        r["busy"] = 100.0 * r["cpu"] / r["wall"] if r["wall"] > 0 else 0.0
-        r["load_busy"] = 100.0 * float(r["load_tester_cpu_s"]) / r["wall"] if r["wall"] > 0 else 0.0
-        # responses over the whole load test / tracker CPU seconds
-        r["per_cpu"] = r["rps"] * r["wall"] / r["cpu"] if r["cpu"] > 0 else float("nan")
-        rows.append(r)
+def load(path):
+    rows = []
+    with open(path) as f:
+        header = next(f).rstrip("\n").split("\t")
+        for line in f:
+            rows.append(parse_row(dict(zip(header, line.rstrip("\n").split("\t")))))
+    return rows
+
+def parse_row(r):
+    r["rps"] = float(r["responses_per_s"])
+    r["cpu"] = float(r["tracker_cpu_s"])
+    r["wall"] = float(r["wall_s"])
+    r["rss"] = int(r["rss_kib"])
+    r["drops"] = int(r["drops"])
+    r["timeouts"] = int(r["timeouts"] or 0)
+    r["invalid"] = int(r["invalid"] or 0)
+    r["busy"] = 100.0 * r["cpu"] / r["wall"] if r["wall"] > 0 else 0.0
+    r["load_busy"] = 100.0 * float(r["load_tester_cpu_s"]) / r["wall"] if r["wall"] > 0 else 0.0
+    # responses over the whole load test / tracker CPU seconds
+    r["per_cpu"] = r["rps"] * r["wall"] / r["cpu"] if r["cpu"] > 0 else float("nan")
+    r["announces"] = int(r.get("announces") or 0)
+    return r
+
+rows = load(sys.argv[1])
+mem_rows = load(sys.argv[2])
 
 names = []
 for r in rows:
@@ -465,11 +524,12 @@ for n in names:
     m = dict(med[n], tracker=n)
     table.append(row_cells(m, "median"))
 
+def ratio(x, y):
+    return f"{x / y:.2f}" if y else "n/a"
+
 ratios = []
 if "aquatic" in med and "opentracker" in med:
     a, o = med["aquatic"], med["opentracker"]
-    def ratio(x, y):
-        return f"{x / y:.2f}" if y else "n/a"
     ratios = [
         ("median responses/s", ratio(a["rps"], o["rps"])),
         ("median responses per tracker CPU-second", ratio(a["per_cpu"], o["per_cpu"])),
@@ -510,6 +570,54 @@ for note in notes:
     print()
     print("note: " + note)
 
+# memory at identical load
+mem_rate, mem_duration, mem_runs = $MEM_RATE, $MEM_DURATION, $MEM_RUNS
+mem_title = f"memory at identical load ({mem_rate} req/s for {mem_duration} s)"
+mem_names = []
+for r in mem_rows:
+    if r["tracker"] not in mem_names:
+        mem_names.append(r["tracker"])
+mem_keys = ("announces", "rps", "cpu", "busy", "load_busy", "rss", "drops", "timeouts", "invalid")
+mem_med = {n: {k: statistics.median(r[k] for r in mem_rows if r["tracker"] == n) for k in mem_keys}
+           for n in mem_names}
+mem_cols = ["tracker", "run", "announce responses", "responses/s", "tracker CPU s", "tracker core busy %",
+            "load tester busy %", "peak RSS MiB", "UDP drops", "timeouts", "invalid answers"]
+def mem_cells(r, run):
+    return [r["tracker"], run, f"{r['announces']:.0f}", f"{r['rps']:.0f}", f"{r['cpu']:.2f}", f"{r['busy']:.0f}",
+            f"{r['load_busy']:.0f}", mib(r["rss"]), f"{r['drops']:.0f}", f"{r['timeouts']:.0f}", f"{r['invalid']:.0f}"]
+mem_table = [mem_cells(r, r["run"]) for r in mem_rows]
+if mem_runs > 1:
+    for n in mem_names:
+        mem_table.append(mem_cells(dict(mem_med[n], tracker=n), "median"))
+mem_ratios = []
+if "aquatic" in mem_med and "opentracker" in mem_med:
+    a, o = mem_med["aquatic"], mem_med["opentracker"]
+    median = "median " if mem_runs > 1 else ""
+    mem_ratios = [
+        (f"{median}peak RSS at identical load", ratio(a["rss"], o["rss"])),
+        (f"{median}announce responses (1.00: the same load)", ratio(a["announces"], o["announces"])),
+    ]
+mem_warnings = [
+    f"{r['tracker']} memory run {r['run']}: {r['rps']:.0f} responses/s, below 95 % of {mem_rate}: the tracker could "
+    "not sustain the rate (or the load tester could not: see its busy %), so this run was not at the same load "
+    "and its peak RSS is not comparable."
+    for r in mem_rows if r["rps"] < 0.95 * mem_rate
+]
+if mem_rows:
+    widths = [max(len(str(x)) for x in col) for col in zip(mem_cols, *mem_table)]
+    print()
+    print(mem_title)
+    print()
+    print("  ".join(str(c).ljust(w) for c, w in zip(mem_cols, widths)))
+    for t in mem_table:
+        print("  ".join(str(c).rjust(w) if i > 1 else str(c).ljust(w) for i, (c, w) in enumerate(zip(t, widths))))
+    print()
+    for label, v in mem_ratios:
+        print(f"aquatic/opentracker, {label}: {v}")
+    for w in mem_warnings:
+        print()
+        print("warning: " + w)
+
 # markdown
 print()
 print("----- markdown for scripts/bench/RESULTS.md -----")
@@ -522,7 +630,8 @@ print("- aquatic_udp $aquatic_rev ($aquatic_build, socket_workers = 1, request_w
 print("- Tracker pinned to CPU $TRACKER_CPU, aquatic_udp_load_test to CPU $LOAD_CPU ($LOAD_WORKERS worker(s) x $SOCKETS sockets, "
       "$TORRENTS torrents, other settings default); ${DURATION} s per run, $RUNS runs each, alternating; "
       "every run with a freshly started tracker.")
-print("- Command: \`DURATION=$DURATION RUNS=$RUNS TORRENTS=$TORRENTS LOAD_WORKERS=$LOAD_WORKERS SOCKETS=$SOCKETS "
+print("- Command: \`DURATION=$DURATION RUNS=$RUNS MEM_RUNS=$MEM_RUNS MEM_DURATION=$MEM_DURATION MEM_RATE=$MEM_RATE "
+      "TORRENTS=$TORRENTS LOAD_WORKERS=$LOAD_WORKERS SOCKETS=$SOCKETS "
       "AQUATIC_ACCESS_LIST=$AQUATIC_ACCESS_LIST scripts/bench/udp.sh\`")
 print()
 print("| " + " | ".join(cols) + " |")
@@ -537,11 +646,40 @@ if ratios:
     for label, v in ratios:
         print(f"| {label} | {v} |")
     print()
-print(f"Peak RSS is VmHWM after {int($DURATION)} s runs at this load: compare it only between runs of the same "
-      "duration and load. Responses per tracker CPU-second = responses over the run / tracker CPU time "
-      "(utime + stime) over the run.")
+rss_note = (f"Peak RSS is VmHWM after {int($DURATION)} s runs at this load: compare it only between runs of the same "
+            "duration and load. Responses per tracker CPU-second = responses over the run / tracker CPU time "
+            "(utime + stime) over the run.")
+if mem_rows:
+    rss_note += (" These runs are closed-loop: a faster tracker gets more announces, each from a new peer, so its "
+                 "peak RSS above is at a higher load; see below for peak RSS at identical load.")
+print(rss_note)
 if note_bottleneck:
     print()
     print(note_bottleneck)
+if mem_rows:
+    print()
+    print("### " + mem_title[0].upper() + mem_title[1:])
+    print()
+    print(f"After the runs above, each tracker again ({mem_runs} run(s) each, alternating, freshly started), with the "
+          f"load tester capped at {mem_rate} requests/s (max_requests_per_second; all request kinds, same "
+          f"{int($LOAD_WORKERS)} worker(s) x {int($SOCKETS)} sockets and torrents) for {mem_duration} s: the same "
+          "offered load for both, so each tracker that sustains the rate gets about the same announces (each from "
+          "a new peer). Peak RSS is VmHWM at the end of the run.")
+    print()
+    print("| " + " | ".join(mem_cols) + " |")
+    print("|" + "|".join("---" if i < 2 else "---:" for i in range(len(mem_cols))) + "|")
+    for t in mem_table:
+        cells = [f"**{c}**" if t[1] == "median" else str(c) for c in t]
+        print("| " + " | ".join(cells) + " |")
+    print()
+    if mem_ratios:
+        print("| aquatic / opentracker | ratio |")
+        print("|---|---:|")
+        for label, v in mem_ratios:
+            print(f"| {label} | {v} |")
+        print()
+    for w in mem_warnings:
+        print("**Warning:** " + w)
+        print()
 EOF
-log "done; configs, logs and results.tsv in $work"
+log "done; configs, logs, results.tsv and memory.tsv in $work"
