@@ -18,6 +18,7 @@ pub mod peer_store;
 pub mod privileges;
 pub mod supervision;
 pub mod time;
+pub mod torrent_map;
 pub mod types;
 
 pub use addr::{CanonicalSocketAddr, IpVersion};

@@ -1,6 +1,8 @@
 //! Swarm state of one request worker's shard, as plain data: announce,
 //! scrape and clean take the current time as an argument, so unit tests can
-//! drive a torrent through its life without sockets or sleeps.
+//! drive a torrent through its life without sockets or sleeps. The rules
+//! shared with the other trackers are in `aquatic_common::torrent_map`;
+//! this module maps BEP 15 requests onto them.
 //!
 //! A peer is keyed by its source IP and announced port, so nobody can remove
 //! or overwrite another address's entry. Seeders and leechers sit in separate
@@ -11,12 +13,11 @@ use std::fmt::Debug;
 use std::hash::Hash;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use aquatic_common::peer_store::{PeerStore, SwarmFull};
+use aquatic_common::torrent_map::{Announce, SwarmEvent, TorrentMap as GenericTorrentMap};
 use aquatic_common::{InfoHash, SecondsSinceStart, ValidUntil};
 use aquatic_udp_protocol::{
     AnnounceEvent, AnnounceResponse, ResponsePeer, TorrentScrapeStatistics, TransactionId,
 };
-use hashbrown::HashMap;
 use rand::Rng;
 
 /// An address family's peer IP, with the most peers that fit in a response
@@ -51,53 +52,16 @@ pub struct AnnounceQuery {
     pub port: u16,
 }
 
-/// Torrents of a shard are spread over this many hash maps, so that a map
-/// growing doubles only a sixteenth of the table at a time: lower peak
-/// memory, and no long stall while a huge table is rehashed.
-const SUBMAPS: usize = 16;
-
-/// A torrent's peers, keyed by address and port, valid until their
-/// `ValidUntil`; also holds its completed-download count.
-pub type Torrent<I> = PeerStore<ResponsePeer<I>, ValidUntil>;
-
-fn torrent_stats<I: PeerIp>(torrent: &Torrent<I>) -> TorrentScrapeStatistics {
-    TorrentScrapeStatistics {
-        seeders: saturating_i32(torrent.num_seeders()),
-        completed: saturating_i32(torrent.downloaded()),
-        leechers: saturating_i32(torrent.num_leechers()),
-    }
-}
-
 /// The torrents of one shard and one address family.
-#[derive(Debug)]
-pub struct TorrentMap<I: PeerIp> {
-    submaps: Vec<HashMap<InfoHash, Torrent<I>>>,
-    num_torrents: usize,
-    num_seeders: usize,
-    num_leechers: usize,
-}
+pub struct TorrentMap<I: PeerIp>(GenericTorrentMap<ResponsePeer<I>, ()>);
 
 impl<I: PeerIp> Default for TorrentMap<I> {
     fn default() -> Self {
-        Self {
-            submaps: (0..SUBMAPS).map(|_| HashMap::new()).collect(),
-            num_torrents: 0,
-            num_seeders: 0,
-            num_leechers: 0,
-        }
+        Self(GenericTorrentMap::default())
     }
-}
-
-fn submap_of(info_hash: &InfoHash) -> usize {
-    // The last byte: the first ones choose the request worker.
-    usize::from(info_hash.0[19]) % SUBMAPS
 }
 
 impl<I: PeerIp> TorrentMap<I> {
-    fn submap(&self, info_hash: &InfoHash) -> Option<&HashMap<InfoHash, Torrent<I>>> {
-        self.submaps.get(submap_of(info_hash))
-    }
-
     /// Apply an announce from `ip` and build its response.
     pub fn announce<R: Rng>(
         &mut self,
@@ -107,116 +71,60 @@ impl<I: PeerIp> TorrentMap<I> {
         query: &AnnounceQuery,
         ip: I,
     ) -> AnnounceResponse<I> {
-        let key = ResponsePeer {
-            ip_address: ip,
-            port: query.port,
+        let event = match query.event {
+            AnnounceEvent::None => SwarmEvent::None,
+            AnnounceEvent::Started => SwarmEvent::Started,
+            AnnounceEvent::Completed => SwarmEvent::Completed,
+            AnnounceEvent::Stopped => SwarmEvent::Stopped,
+        };
+        let announce = Announce {
+            info_hash: query.info_hash,
+            key: ResponsePeer {
+                ip_address: ip,
+                port: query.port,
+            },
+            extra: (),
+            event,
+            left_is_zero: query.bytes_left == 0,
+            valid_until: ValidUntil::new(now, config.max_peer_age),
+            max_peers: response_peer_limit::<I>(config.max_response_peers, query.peers_wanted),
         };
         let mut peers = Vec::new();
-        let Some(submap) = self.submaps.get_mut(submap_of(&query.info_hash)) else {
-            return empty_response(config, query);
-        };
-
-        let torrent = if query.event == AnnounceEvent::Stopped {
-            // Never create a torrent for a peer that is leaving.
-            match submap.get_mut(&query.info_hash) {
-                Some(torrent) => {
-                    match torrent.remove(&key) {
-                        Some((_, true)) => self.num_seeders -= 1,
-                        Some((_, false)) => self.num_leechers -= 1,
-                        None => {}
-                    }
-                    torrent
-                }
-                None => return empty_response(config, query),
-            }
-        } else {
-            let torrent = submap.entry(query.info_hash).or_insert_with(|| {
-                self.num_torrents += 1;
-                Torrent::default()
-            });
-            let is_seeder = query.bytes_left == 0 || query.event == AnnounceEvent::Completed;
-            let valid_until = ValidUntil::new(now, config.max_peer_age);
-            let previous = torrent.upsert(key, valid_until, is_seeder);
-            match previous {
-                Ok(Some(was_seeder)) if was_seeder == is_seeder => {}
-                Ok(previous) => {
-                    match previous {
-                        Some(true) => self.num_seeders -= 1,
-                        Some(false) => self.num_leechers -= 1,
-                        None => {}
-                    }
-                    if is_seeder {
-                        self.num_seeders += 1;
-                    } else {
-                        self.num_leechers += 1;
-                    }
-                }
-                // The swarm is full: answer without storing the peer.
-                Err(SwarmFull) => {}
-            }
-            if query.event == AnnounceEvent::Completed && previous != Ok(Some(true)) {
-                torrent.count_download();
-            }
-            let max = response_peer_limit::<I>(config.max_response_peers, query.peers_wanted);
-            peers.reserve_exact(max.min(torrent.len()));
-            torrent.select(rng, &key, is_seeder, max, &mut peers, |(peer, _)| *peer);
-            torrent
-        };
-
+        let counts = self
+            .0
+            .announce(rng, announce, &mut peers, |(peer, _)| *peer);
         AnnounceResponse {
             transaction_id: query.transaction_id,
             announce_interval: saturating_i32(config.peer_announce_interval),
-            leechers: saturating_i32(torrent.num_leechers()),
-            seeders: saturating_i32(torrent.num_seeders()),
+            leechers: saturating_i32(counts.leechers),
+            seeders: saturating_i32(counts.seeders),
             peers,
         }
     }
 
     pub fn scrape(&self, info_hash: &InfoHash) -> TorrentScrapeStatistics {
-        self.submap(info_hash)
-            .and_then(|m| m.get(info_hash))
-            .map(torrent_stats)
-            .unwrap_or_default()
+        let counts = self.0.scrape(info_hash);
+        TorrentScrapeStatistics {
+            seeders: saturating_i32(counts.seeders),
+            completed: saturating_i32(counts.downloaded),
+            leechers: saturating_i32(counts.leechers),
+        }
     }
 
-    /// Drop peers not seen since their `ValidUntil`, then empty torrents.
     pub fn clean(&mut self, now: SecondsSinceStart) {
-        let (mut torrents, mut seeders, mut leechers) = (0, 0, 0);
-        for submap in &mut self.submaps {
-            submap.retain(|_, torrent| {
-                torrent.retain(|_, valid_until| valid_until.is_valid_at(now));
-                seeders += torrent.num_seeders();
-                leechers += torrent.num_leechers();
-                !torrent.is_empty()
-            });
-            submap.shrink_to_fit();
-            torrents += submap.len();
-        }
-        self.num_torrents = torrents;
-        self.num_seeders = seeders;
-        self.num_leechers = leechers;
+        self.0.clean(now);
     }
 
     pub fn num_torrents(&self) -> usize {
-        self.num_torrents
+        self.0.num_torrents()
     }
 
     pub fn num_seeders(&self) -> usize {
-        self.num_seeders
+        self.0.num_seeders()
     }
 
     pub fn num_leechers(&self) -> usize {
-        self.num_leechers
-    }
-}
-
-fn empty_response<I>(config: &SwarmConfig, query: &AnnounceQuery) -> AnnounceResponse<I> {
-    AnnounceResponse {
-        transaction_id: query.transaction_id,
-        announce_interval: saturating_i32(config.peer_announce_interval),
-        leechers: 0,
-        seeders: 0,
-        peers: Vec::new(),
+        self.0.num_leechers()
     }
 }
 
@@ -237,7 +145,7 @@ fn saturating_i32<T: TryInto<i32>>(n: T) -> i32 {
 }
 
 /// Both address families of a shard: IPv4 and IPv6 swarms never mix.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct TorrentMaps {
     pub ipv4: TorrentMap<Ipv4Addr>,
     pub ipv6: TorrentMap<Ipv6Addr>,

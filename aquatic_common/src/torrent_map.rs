@@ -1,0 +1,190 @@
+//! A shard's torrents and the announce rules every tracker shares.
+//!
+//! Info hash -> swarm ([`PeerStore`]), spread over `SUBMAPS` hash maps so a
+//! growing map rehashes a sixteenth at a time (lower peak memory, no long
+//! stall). The rules: `stopped` removes the peer at once and never creates
+//! a torrent; `completed` counts a download once per peer that was not
+//! already a seeder; a seeder is answered with leechers only; the announcer
+//! is never in its own answer; peer counts always match what is stored.
+//! Plain data: the caller passes the time, so tests need no clock.
+//!
+//! Generic over the peer key `K` (UDP: address and port; HTTP: peer id and
+//! address; WebSocket: peer id) and extra per-peer data `V`.
+
+use std::hash::Hash;
+
+use hashbrown::HashMap;
+use rand::Rng;
+
+use crate::peer_store::PeerStore;
+use crate::{InfoHash, SecondsSinceStart, ValidUntil};
+
+const SUBMAPS: usize = 16;
+
+/// What is stored for a peer besides its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerData<V> {
+    pub valid_until: ValidUntil,
+    pub extra: V,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SwarmEvent {
+    /// A regular announce (also BEP 21 `paused` and `empty`).
+    #[default]
+    None,
+    Started,
+    Completed,
+    Stopped,
+}
+
+pub struct Announce<K, V> {
+    pub info_hash: InfoHash,
+    pub key: K,
+    pub extra: V,
+    pub event: SwarmEvent,
+    /// `left == 0`; a `completed` announce counts as a seeder too.
+    pub left_is_zero: bool,
+    pub valid_until: ValidUntil,
+    /// Most peers to put in the answer.
+    pub max_peers: usize,
+}
+
+/// A swarm's counts after an announce, or for a scrape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SwarmCounts {
+    pub seeders: usize,
+    pub leechers: usize,
+    pub downloaded: u32,
+}
+
+pub struct TorrentMap<K, V> {
+    submaps: Vec<HashMap<InfoHash, PeerStore<K, PeerData<V>>>>,
+    num_torrents: usize,
+    num_seeders: usize,
+    num_leechers: usize,
+}
+
+impl<K, V> Default for TorrentMap<K, V> {
+    fn default() -> Self {
+        Self {
+            submaps: (0..SUBMAPS).map(|_| HashMap::new()).collect(),
+            num_torrents: 0,
+            num_seeders: 0,
+            num_leechers: 0,
+        }
+    }
+}
+
+fn submap_of(info_hash: &InfoHash) -> usize {
+    // The last byte: daemons choose request workers by the first ones.
+    usize::from(info_hash.0[19]) % SUBMAPS
+}
+
+fn counts_of<K: Copy + Eq + Hash, V>(store: &PeerStore<K, V>) -> SwarmCounts {
+    SwarmCounts {
+        seeders: store.num_seeders(),
+        leechers: store.num_leechers(),
+        downloaded: store.downloaded(),
+    }
+}
+
+impl<K: Copy + Eq + Hash, V> TorrentMap<K, V> {
+    /// Apply an announce; append up to `announce.max_peers` peers, made by
+    /// `f`, to `out`; return the swarm's counts afterwards.
+    pub fn announce<R: Rng, O>(
+        &mut self,
+        rng: &mut R,
+        announce: Announce<K, V>,
+        out: &mut Vec<O>,
+        f: impl FnMut(&(K, PeerData<V>)) -> O,
+    ) -> SwarmCounts {
+        let Some(submap) = self.submaps.get_mut(submap_of(&announce.info_hash)) else {
+            return SwarmCounts::default();
+        };
+        if announce.event == SwarmEvent::Stopped {
+            // Never create a torrent for a peer that is leaving.
+            let Some(store) = submap.get_mut(&announce.info_hash) else {
+                return SwarmCounts::default();
+            };
+            match store.remove(&announce.key) {
+                Some((_, true)) => self.num_seeders -= 1,
+                Some((_, false)) => self.num_leechers -= 1,
+                None => {}
+            }
+            return counts_of(store);
+        }
+
+        let store = submap.entry(announce.info_hash).or_insert_with(|| {
+            self.num_torrents += 1;
+            PeerStore::default()
+        });
+        let is_seeder = announce.left_is_zero || announce.event == SwarmEvent::Completed;
+        let data = PeerData {
+            valid_until: announce.valid_until,
+            extra: announce.extra,
+        };
+        let previous = store.upsert(announce.key, data, is_seeder);
+        match previous {
+            Ok(Some(was_seeder)) if was_seeder == is_seeder => {}
+            Ok(previous) => {
+                match previous {
+                    Some(true) => self.num_seeders -= 1,
+                    Some(false) => self.num_leechers -= 1,
+                    None => {}
+                }
+                if is_seeder {
+                    self.num_seeders += 1;
+                } else {
+                    self.num_leechers += 1;
+                }
+            }
+            // The swarm is full: answer without storing the peer.
+            Err(_) => {}
+        }
+        if announce.event == SwarmEvent::Completed && previous != Ok(Some(true)) {
+            store.count_download();
+        }
+        out.reserve_exact(announce.max_peers.min(store.len()));
+        store.select(rng, &announce.key, is_seeder, announce.max_peers, out, f);
+        counts_of(store)
+    }
+
+    pub fn scrape(&self, info_hash: &InfoHash) -> SwarmCounts {
+        self.submaps
+            .get(submap_of(info_hash))
+            .and_then(|m| m.get(info_hash))
+            .map(counts_of)
+            .unwrap_or_default()
+    }
+
+    /// Drop peers not seen since their `ValidUntil`, then empty torrents.
+    pub fn clean(&mut self, now: SecondsSinceStart) {
+        let (mut torrents, mut seeders, mut leechers) = (0, 0, 0);
+        for submap in &mut self.submaps {
+            submap.retain(|_, store| {
+                store.retain(|_, data| data.valid_until.is_valid_at(now));
+                seeders += store.num_seeders();
+                leechers += store.num_leechers();
+                !store.is_empty()
+            });
+            submap.shrink_to_fit();
+            torrents += submap.len();
+        }
+        self.num_torrents = torrents;
+        self.num_seeders = seeders;
+        self.num_leechers = leechers;
+    }
+
+    pub fn num_torrents(&self) -> usize {
+        self.num_torrents
+    }
+
+    pub fn num_seeders(&self) -> usize {
+        self.num_seeders
+    }
+
+    pub fn num_leechers(&self) -> usize {
+        self.num_leechers
+    }
+}
