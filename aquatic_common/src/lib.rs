@@ -16,6 +16,7 @@ pub mod addr;
 pub mod peer_selection;
 pub mod peer_store;
 pub mod privileges;
+pub mod request_loop;
 pub mod supervision;
 pub mod time;
 pub mod torrent_map;

@@ -29,6 +29,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use aquatic_common::ServerStartInstant;
+use aquatic_common::request_loop::{RequestLoop, WakeFn};
+use aquatic_common::time::secs_u32;
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
 use aquatic_common::access_list::{self, AccessListCache};
 use aquatic_common::privileges::drop_privileges;
 use aquatic_common::supervision::Supervisor;
@@ -39,7 +43,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::common::{SocketWorkerStats, SwarmGauges};
 use crate::config::Config;
 use crate::connection_id::ConnectionValidator;
-use crate::workers::request::RequestWorker;
+use crate::swarm::{SwarmConfig, TorrentMaps};
+use crate::workers::request::UdpShard;
 use crate::workers::socket::{SocketWorker, SocketWorkerParts, WAKER_TOKEN};
 
 /// Run the tracker until a signal or a worker failure; returns the exit code.
@@ -102,16 +107,35 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
     }
     drop(request_senders);
 
+    let swarm_config = SwarmConfig {
+        max_response_peers: config.protocol.max_response_peers,
+        peer_announce_interval: config.protocol.peer_announce_interval,
+        max_peer_age: config.cleaning.max_peer_age,
+    };
+    let wake_fns: Vec<WakeFn> = wakers
+        .iter()
+        .map(|waker| {
+            let waker = waker.clone();
+            Arc::new(move || waker.wake()) as WakeFn
+        })
+        .collect();
     for (index, receiver) in request_receivers.into_iter().enumerate() {
-        let worker = RequestWorker {
-            config: config.clone(),
+        let request_loop = RequestLoop {
             clock,
             receiver,
             response_senders: response_senders.clone(),
-            wakers: wakers.clone(),
+            wakers: wake_fns.clone(),
+            cleaning_interval_secs: secs_u32(config.cleaning.interval),
+        };
+        let mut shard = UdpShard {
+            config: swarm_config,
+            maps: TorrentMaps::default(),
+            rng: SmallRng::from_rng(&mut rand::rng()),
             gauges: swarm_gauges[index].clone(),
         };
-        supervisor.spawn(format!("request-{index}"), move || worker.run())?;
+        supervisor.spawn(format!("request-{index}"), move || {
+            request_loop.run(&mut shard)
+        })?;
     }
 
     if config.statistics.interval > 0 {

@@ -1,0 +1,88 @@
+//! The loop every request worker runs: receive batches of requests for its
+//! shard, answer them, send the answers back in one batch per socket worker
+//! and wake that worker, and clean the shard every interval.
+//!
+//! Answers go back with a blocking send: socket workers never block on a
+//! request worker (they drop on a full channel), so this cannot deadlock,
+//! and a slow socket worker slows its request workers instead of letting
+//! answers pile up without bound.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use crate::{SecondsSinceStart, ServerStartInstant};
+
+/// Interrupts a socket worker's poll (a `mio::Waker`'s `wake`).
+pub type WakeFn = Arc<dyn Fn() -> io::Result<()> + Send + Sync>;
+
+pub struct RequestLoop<Req, Resp> {
+    pub clock: ServerStartInstant,
+    pub receiver: Receiver<Vec<Req>>,
+    /// One channel and one wake function per socket worker.
+    pub response_senders: Vec<Sender<Vec<Resp>>>,
+    pub wakers: Vec<WakeFn>,
+    pub cleaning_interval_secs: u32,
+}
+
+/// What a request worker does with its shard.
+pub trait Shard<Req, Resp> {
+    /// Answer one request: the socket worker index and the answer, or
+    /// `None` when there is nothing to send.
+    fn handle(&mut self, now: SecondsSinceStart, request: Req) -> Option<(usize, Resp)>;
+    fn clean(&mut self, now: SecondsSinceStart);
+    /// Publish gauges (torrents, peers) after a batch or a cleaning.
+    fn publish(&self);
+}
+
+impl<Req, Resp> RequestLoop<Req, Resp> {
+    pub fn run<S: Shard<Req, Resp>>(self, shard: &mut S) -> anyhow::Result<()> {
+        let mut outgoing: Vec<Vec<Resp>> =
+            (0..self.response_senders.len()).map(|_| Vec::new()).collect();
+        let mut next_cleaning = self
+            .clock
+            .seconds_elapsed()
+            .add_secs(self.cleaning_interval_secs);
+        loop {
+            let now = self.clock.seconds_elapsed();
+            match self.receiver.recv_timeout(Duration::from_millis(500)) {
+                Ok(batch) => {
+                    for request in batch {
+                        if let Some((worker, response)) = shard.handle(now, request) {
+                            if let Some(out) = outgoing.get_mut(worker) {
+                                out.push(response);
+                            }
+                        }
+                    }
+                    self.flush(&mut outgoing)?;
+                    shard.publish();
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => anyhow::bail!("request channel closed"),
+            }
+            if now >= next_cleaning {
+                shard.clean(now);
+                shard.publish();
+                next_cleaning = now.add_secs(self.cleaning_interval_secs);
+            }
+        }
+    }
+
+    fn flush(&self, outgoing: &mut [Vec<Resp>]) -> anyhow::Result<()> {
+        for (i, out) in outgoing.iter_mut().enumerate() {
+            if out.is_empty() {
+                continue;
+            }
+            let batch = std::mem::take(out);
+            if let (Some(sender), Some(wake)) = (self.response_senders.get(i), self.wakers.get(i)) {
+                sender
+                    .send(batch)
+                    .map_err(|_| anyhow::anyhow!("response channel {i} closed"))?;
+                wake()?;
+            }
+        }
+        Ok(())
+    }
+}
