@@ -1,0 +1,244 @@
+//! The daemon's config: every field optional in the file, with the defaults
+//! an operator of a public tracker would choose.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use aquatic_cli_helpers::LogLevel;
+use aquatic_common::access_list::AccessListConfig;
+use aquatic_common::privileges::PrivilegeConfig;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub socket_workers: usize,
+    pub request_workers: usize,
+    pub log_level: LogLevel,
+    pub network: NetworkConfig,
+    pub protocol: ProtocolConfig,
+    pub cleaning: CleaningConfig,
+    pub statistics: StatisticsConfig,
+    pub privileges: PrivilegeConfig,
+    pub access_list: AccessListConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            socket_workers: 1,
+            request_workers: 1,
+            log_level: LogLevel::Info,
+            network: NetworkConfig::default(),
+            protocol: ProtocolConfig::default(),
+            cleaning: CleaningConfig::default(),
+            statistics: StatisticsConfig::default(),
+            privileges: PrivilegeConfig::default(),
+            access_list: AccessListConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConfig {
+    pub address: SocketAddr,
+    pub only_ipv6: bool,
+    pub tls_certificate_path: PathBuf,
+    pub tls_private_key_path: PathBuf,
+    pub reverse_proxy_ip_header: String,
+    pub trusted_proxies: Vec<String>,
+    pub max_request_head_size: usize,
+    pub max_connections: usize,
+    pub connection_idle_timeout: u64,
+    pub tcp_backlog: u32,
+    pub poll_timeout_ms: u64,
+    pub request_channel_capacity: usize,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            address: SocketAddr::from(([0, 0, 0, 0], 3000)),
+            only_ipv6: false,
+            tls_certificate_path: PathBuf::new(),
+            tls_private_key_path: PathBuf::new(),
+            reverse_proxy_ip_header: String::new(),
+            trusted_proxies: Vec::new(),
+            max_request_head_size: 8192,
+            max_connections: 10_000,
+            connection_idle_timeout: 30,
+            tcp_backlog: 1024,
+            poll_timeout_ms: 50,
+            request_channel_capacity: 4096,
+        }
+    }
+}
+
+impl NetworkConfig {
+    pub fn tls_enabled(&self) -> bool {
+        !self.tls_certificate_path.as_os_str().is_empty()
+    }
+
+    /// `trusted_proxies` parsed; an error names the entry.
+    pub fn parse_trusted_proxies(&self) -> anyhow::Result<Vec<IpNet>> {
+        self.trusted_proxies
+            .iter()
+            .map(|entry| {
+                entry
+                    .parse::<IpNet>()
+                    .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "config: network.trusted_proxies entry {entry:?} is not an IP address or CIDR network (e.g. \"10.0.0.0/8\")"
+                        )
+                    })
+            })
+            .collect()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProtocolConfig {
+    pub max_response_peers: usize,
+    pub max_scrape_torrents: usize,
+    pub peer_announce_interval: u32,
+    pub min_announce_interval: u32,
+}
+
+impl Default for ProtocolConfig {
+    fn default() -> Self {
+        Self {
+            max_response_peers: 50,
+            max_scrape_torrents: 100,
+            peer_announce_interval: 1800,
+            min_announce_interval: 60,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CleaningConfig {
+    pub interval: u64,
+    pub max_peer_age: u32,
+}
+
+impl Default for CleaningConfig {
+    fn default() -> Self {
+        Self {
+            interval: 60,
+            max_peer_age: 2000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatisticsConfig {
+    pub interval: u64,
+}
+
+impl Default for StatisticsConfig {
+    fn default() -> Self {
+        Self { interval: 60 }
+    }
+}
+
+impl Config {
+    /// Reject values the daemon cannot run with, naming the field.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let n = &self.network;
+        let checks = [
+            (
+                self.socket_workers == 0,
+                "socket_workers must be at least 1",
+            ),
+            (
+                self.request_workers == 0,
+                "request_workers must be at least 1",
+            ),
+            (
+                self.protocol.max_scrape_torrents == 0,
+                "protocol.max_scrape_torrents must be at least 1",
+            ),
+            (
+                self.cleaning.interval == 0,
+                "cleaning.interval must be at least 1 second",
+            ),
+            (
+                n.request_channel_capacity == 0,
+                "network.request_channel_capacity must be at least 1",
+            ),
+            (
+                n.max_request_head_size < 256,
+                "network.max_request_head_size must be at least 256 bytes",
+            ),
+            (
+                n.max_connections == 0,
+                "network.max_connections must be at least 1",
+            ),
+            (
+                n.connection_idle_timeout == 0,
+                "network.connection_idle_timeout must be at least 1 second",
+            ),
+            (
+                n.tls_certificate_path.as_os_str().is_empty()
+                    != n.tls_private_key_path.as_os_str().is_empty(),
+                "network.tls_certificate_path and network.tls_private_key_path must be set together",
+            ),
+        ];
+        for (failed, message) in checks {
+            if failed {
+                anyhow::bail!("config: {message}");
+            }
+        }
+        if n.only_ipv6 && n.address.is_ipv4() {
+            anyhow::bail!(
+                "config: network.only_ipv6 is set but network.address {} is IPv4",
+                n.address
+            );
+        }
+        n.parse_trusted_proxies()?;
+        Ok(())
+    }
+}
+
+impl aquatic_cli_helpers::Config for Config {
+    const DEFAULT_TEMPLATE: &'static str = include_str!("default_config.toml");
+
+    fn log_level(&self) -> Option<LogLevel> {
+        Some(self.log_level)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_template_matches_default_config() {
+        aquatic_cli_helpers::check_default_template::<Config>();
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn invalid_values_are_named() {
+        let mut config = Config::default();
+        config.network.trusted_proxies = vec!["10.0.0.0/8".into(), "::1".into(), "nonsense".into()];
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("nonsense"), "{err}");
+        config.network.trusted_proxies.pop();
+        config.validate().unwrap();
+        config.network.tls_certificate_path = "cert.pem".into();
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("together")
+        );
+    }
+}

@@ -1,0 +1,218 @@
+//! aquatic_http: a high-performance HTTP(S) BitTorrent tracker (BEP 3, 7,
+//! 23, 24, 48).
+//!
+//! ```text
+//!   SO_REUSEPORT listeners, one per socket worker (mio event loop each):
+//!   connections, optional TLS (rustls), parsing, access list, errors
+//!          |  batches over crossbeam channels, one per shard  |
+//!   request workers, each owning a shard of the torrents (no locks)
+//!          |  batches back, one channel + mio::Waker per socket worker
+//! ```
+//!
+//! The main thread binds every listener, reads the TLS files, drops
+//! privileges, starts the workers and then only supervises: SIGTERM/SIGINT
+//! exit cleanly, SIGUSR1 reloads the access list and the TLS certificate
+//! (new connections get it; existing ones are not dropped), a failing or
+//! panicking worker ends the process with code 1. Plain HTTP and HTTPS are
+//! two processes with two configs: they never share swarm state.
+//!
+//! Not here: the wire format (`aquatic_http_protocol`) and the shared swarm
+//! rules and mechanisms (`aquatic_common`).
+
+#![forbid(unsafe_code)]
+
+pub mod common;
+pub mod config;
+pub mod swarm;
+pub mod tls;
+pub mod workers;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use aquatic_common::ServerStartInstant;
+use aquatic_common::access_list::{self, AccessListCache};
+use aquatic_common::privileges::drop_privileges;
+use aquatic_common::request_loop::{RequestLoop, WakeFn};
+use aquatic_common::supervision::Supervisor;
+use aquatic_common::time::secs_u32;
+use arc_swap::ArcSwap;
+use crossbeam_channel::bounded;
+use mio::{Poll, Waker};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::common::{SocketWorkerStats, SwarmGauges};
+use crate::config::Config;
+use crate::swarm::{SwarmConfig, TorrentMaps};
+use crate::workers::request::HttpShard;
+use crate::workers::socket::{SocketWorker, SocketWorkerParts, WAKER_TOKEN};
+
+/// Run the tracker until a signal or a worker failure; returns the exit code.
+pub fn run(config: Config) -> anyhow::Result<i32> {
+    config.validate()?;
+    let config = Arc::new(config);
+    let trusted_proxies = config.network.parse_trusted_proxies()?;
+    let shared_access_list = access_list::create_shared(&config.access_list)?;
+    let shared_tls = if config.network.tls_enabled() {
+        Some(Arc::new(ArcSwap::new(tls::load(
+            &config.network.tls_certificate_path,
+            &config.network.tls_private_key_path,
+        )?)))
+    } else {
+        None
+    };
+
+    let listeners = bind_listeners(&config)?;
+    if let Some(first) = listeners.first() {
+        let scheme = if shared_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        log::info!("listening on {} ({scheme})", first.local_addr()?);
+    }
+    drop_privileges(&config.privileges)?;
+
+    let clock = ServerStartInstant::new();
+    let supervisor = Supervisor::new();
+    let capacity = config.network.request_channel_capacity;
+    let (request_senders, request_receivers): (Vec<_>, Vec<_>) = (0..config.request_workers)
+        .map(|_| bounded(capacity))
+        .unzip();
+    let (response_senders, response_receivers): (Vec<_>, Vec<_>) = (0..config.socket_workers)
+        .map(|_| bounded(capacity))
+        .unzip();
+
+    let mut polls = Vec::new();
+    let mut wakers: Vec<WakeFn> = Vec::new();
+    for _ in 0..config.socket_workers {
+        let poll = Poll::new().context("cannot create poll instance")?;
+        let waker = Waker::new(poll.registry(), WAKER_TOKEN)?;
+        wakers.push(Arc::new(move || waker.wake()));
+        polls.push(poll);
+    }
+    let socket_stats: Vec<Arc<SocketWorkerStats>> =
+        (0..config.socket_workers).map(|_| Arc::default()).collect();
+    let swarm_gauges: Vec<Arc<SwarmGauges>> = (0..config.request_workers)
+        .map(|_| Arc::default())
+        .collect();
+
+    for (index, ((listener, poll), response_receiver)) in listeners
+        .into_iter()
+        .zip(polls)
+        .zip(response_receivers)
+        .enumerate()
+    {
+        let worker = SocketWorker::new(SocketWorkerParts {
+            config: config.clone(),
+            index,
+            listener,
+            poll,
+            tls: shared_tls.clone(),
+            trusted_proxies: trusted_proxies.clone(),
+            access_list: AccessListCache::new(config.access_list.mode, shared_access_list.clone()),
+            clock,
+            request_senders: request_senders.clone(),
+            response_receiver,
+            stats: socket_stats[index].clone(),
+        })?;
+        supervisor.spawn(format!("socket-{index}"), move || worker.run())?;
+    }
+    drop(request_senders);
+
+    let swarm_config = SwarmConfig {
+        max_response_peers: config.protocol.max_response_peers,
+        peer_announce_interval: config.protocol.peer_announce_interval,
+        min_announce_interval: config.protocol.min_announce_interval,
+        max_peer_age: config.cleaning.max_peer_age,
+    };
+    for (index, receiver) in request_receivers.into_iter().enumerate() {
+        let request_loop = RequestLoop {
+            clock,
+            receiver,
+            response_senders: response_senders.clone(),
+            wakers: wakers.clone(),
+            cleaning_interval_secs: secs_u32(config.cleaning.interval),
+        };
+        let mut shard = HttpShard {
+            config: swarm_config,
+            maps: TorrentMaps::default(),
+            rng: SmallRng::from_rng(&mut rand::rng()),
+            gauges: swarm_gauges[index].clone(),
+        };
+        supervisor.spawn(format!("request-{index}"), move || {
+            request_loop.run(&mut shard)
+        })?;
+    }
+
+    if config.statistics.interval > 0 {
+        let interval = Duration::from_secs(config.statistics.interval);
+        supervisor.spawn("statistics".into(), move || {
+            workers::statistics::run(interval, socket_stats, swarm_gauges)
+        })?;
+    }
+
+    supervisor.handle_signals()?;
+    let reload_config = config.clone();
+    Ok(supervisor.run(
+        move || {
+            match access_list::reload(&reload_config.access_list, &shared_access_list) {
+                Ok(n) => log::info!("access list reloaded: {n} info hashes"),
+                Err(err) => {
+                    log::error!("access list reload failed, keeping the old list: {err:#}")
+                }
+            }
+            if let Some(shared) = &shared_tls {
+                let network = &reload_config.network;
+                match tls::load(&network.tls_certificate_path, &network.tls_private_key_path) {
+                    Ok(new) => {
+                        shared.store(new);
+                        log::info!("TLS certificate reloaded");
+                    }
+                    Err(err) => {
+                        log::error!("TLS certificate reload failed, keeping the old one: {err:#}")
+                    }
+                }
+            }
+        },
+        || {},
+    ))
+}
+
+/// Bind one listener per socket worker. With port 0, the first listener's
+/// port is used for the rest, so all share it through SO_REUSEPORT.
+fn bind_listeners(config: &Config) -> anyhow::Result<Vec<std::net::TcpListener>> {
+    let mut address = config.network.address;
+    let mut listeners = Vec::with_capacity(config.socket_workers);
+    for _ in 0..config.socket_workers {
+        let listener = create_listener(config, address)
+            .with_context(|| format!("network.address {address}: cannot bind"))?;
+        if address.port() == 0 {
+            address = listener.local_addr()?;
+        }
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+fn create_listener(config: &Config, address: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    if address.is_ipv6() {
+        socket.set_only_v6(config.network.only_ipv6)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    let backlog = i32::try_from(config.network.tcp_backlog).unwrap_or(i32::MAX);
+    socket.listen(backlog)?;
+    Ok(socket.into())
+}

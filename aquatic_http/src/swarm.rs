@@ -1,0 +1,254 @@
+//! HTTP announces and scrapes mapped onto the shared swarm rules
+//! (`aquatic_common::torrent_map`). Peers are keyed by (peer id, IP) and
+//! carry their announced port; IPv4 and IPv6 swarms never mix. Plain data
+//! with the time passed in, so tests need no sockets.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use aquatic_common::torrent_map::{Announce, SwarmEvent, TorrentMap};
+use aquatic_common::{InfoHash, PeerId, SecondsSinceStart, ValidUntil};
+use aquatic_http_protocol::{
+    AnnounceEvent, AnnounceRequest, AnnounceResponse, ResponsePeer, ScrapeStatistics,
+};
+use rand::Rng;
+
+#[derive(Clone, Copy, Debug)]
+pub struct SwarmConfig {
+    pub max_response_peers: usize,
+    pub peer_announce_interval: u32,
+    pub min_announce_interval: u32,
+    pub max_peer_age: u32,
+}
+
+/// One request worker's torrents, both address families.
+#[derive(Default)]
+pub struct TorrentMaps {
+    ipv4: TorrentMap<(PeerId, Ipv4Addr), u16>,
+    ipv6: TorrentMap<(PeerId, Ipv6Addr), u16>,
+}
+
+impl TorrentMaps {
+    pub fn announce<R: Rng>(
+        &mut self,
+        rng: &mut R,
+        config: &SwarmConfig,
+        now: SecondsSinceStart,
+        request: &AnnounceRequest,
+        ip: IpAddr,
+    ) -> AnnounceResponse {
+        let event = match request.event {
+            AnnounceEvent::None => SwarmEvent::None,
+            AnnounceEvent::Started => SwarmEvent::Started,
+            AnnounceEvent::Completed => SwarmEvent::Completed,
+            AnnounceEvent::Stopped => SwarmEvent::Stopped,
+        };
+        // numwant=0 asks for no peers (libtorrent sends it with "stopped").
+        let max_peers = request
+            .numwant
+            .unwrap_or(config.max_response_peers)
+            .min(config.max_response_peers);
+        let valid_until = ValidUntil::new(now, config.max_peer_age);
+        let mut response = AnnounceResponse {
+            interval: config.peer_announce_interval,
+            min_interval: config.min_announce_interval,
+            complete: 0,
+            incomplete: 0,
+            peers: Vec::new(),
+            peers6: Vec::new(),
+            external_ip: Some(ip),
+            warning_message: None,
+        };
+        let counts = match ip {
+            IpAddr::V4(ip) => self.ipv4.announce(
+                rng,
+                Announce {
+                    info_hash: request.info_hash,
+                    key: (request.peer_id, ip),
+                    extra: request.port,
+                    event,
+                    left_is_zero: request.bytes_left == 0,
+                    valid_until,
+                    max_peers,
+                },
+                &mut response.peers,
+                |((peer_id, ip), data)| ResponsePeer {
+                    ip_address: *ip,
+                    port: data.extra,
+                    peer_id: *peer_id,
+                },
+            ),
+            IpAddr::V6(ip) => self.ipv6.announce(
+                rng,
+                Announce {
+                    info_hash: request.info_hash,
+                    key: (request.peer_id, ip),
+                    extra: request.port,
+                    event,
+                    left_is_zero: request.bytes_left == 0,
+                    valid_until,
+                    max_peers,
+                },
+                &mut response.peers6,
+                |((peer_id, ip), data)| ResponsePeer {
+                    ip_address: *ip,
+                    port: data.extra,
+                    peer_id: *peer_id,
+                },
+            ),
+        };
+        response.complete = counts.seeders;
+        response.incomplete = counts.leechers;
+        response
+    }
+
+    pub fn scrape(&self, info_hash: &InfoHash, ip: IpAddr) -> ScrapeStatistics {
+        let counts = match ip {
+            IpAddr::V4(_) => self.ipv4.scrape(info_hash),
+            IpAddr::V6(_) => self.ipv6.scrape(info_hash),
+        };
+        ScrapeStatistics {
+            complete: counts.seeders,
+            downloaded: counts.downloaded as usize,
+            incomplete: counts.leechers,
+        }
+    }
+
+    pub fn clean(&mut self, now: SecondsSinceStart) {
+        self.ipv4.clean(now);
+        self.ipv6.clean(now);
+    }
+
+    /// (torrents, seeders, leechers) for IPv4 and IPv6.
+    pub fn counts(&self) -> [(usize, usize, usize); 2] {
+        [
+            (
+                self.ipv4.num_torrents(),
+                self.ipv4.num_seeders(),
+                self.ipv4.num_leechers(),
+            ),
+            (
+                self.ipv6.num_torrents(),
+                self.ipv6.num_seeders(),
+                self.ipv6.num_leechers(),
+            ),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::SmallRng;
+
+    const CONFIG: SwarmConfig = SwarmConfig {
+        max_response_peers: 50,
+        peer_announce_interval: 1800,
+        min_announce_interval: 60,
+        max_peer_age: 2000,
+    };
+
+    fn request(peer: u8, port: u16, left: u64, event: AnnounceEvent) -> AnnounceRequest {
+        AnnounceRequest {
+            info_hash: InfoHash([1; 20]),
+            peer_id: PeerId([peer; 20]),
+            port,
+            bytes_uploaded: 0,
+            bytes_downloaded: 0,
+            bytes_left: left,
+            event,
+            numwant: None,
+            compact: true,
+            no_peer_id: false,
+            key: None,
+        }
+    }
+
+    #[test]
+    fn announce_counts_peers_and_families() {
+        let mut maps = TorrentMaps::default();
+        let mut rng = SmallRng::seed_from_u64(0);
+        let now = SecondsSinceStart(0);
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        let r = maps.announce(
+            &mut rng,
+            &CONFIG,
+            now,
+            &request(1, 6881, 0, AnnounceEvent::Started),
+            v4,
+        );
+        assert_eq!((r.complete, r.incomplete, r.peers.len()), (1, 0, 0));
+        assert_eq!(r.external_ip, Some(v4));
+        assert_eq!((r.interval, r.min_interval), (1800, 60));
+        // Same IP, other peer id: another peer (e.g. two clients behind NAT).
+        let r = maps.announce(
+            &mut rng,
+            &CONFIG,
+            now,
+            &request(2, 6882, 10, AnnounceEvent::Started),
+            v4,
+        );
+        assert_eq!((r.complete, r.incomplete), (1, 1));
+        assert_eq!(
+            r.peers,
+            vec![ResponsePeer {
+                ip_address: "10.0.0.1".parse().unwrap(),
+                port: 6881,
+                peer_id: PeerId([1; 20])
+            }]
+        );
+        // IPv6 swarm is separate.
+        let r = maps.announce(
+            &mut rng,
+            &CONFIG,
+            now,
+            &request(3, 6883, 10, AnnounceEvent::Started),
+            v6,
+        );
+        assert_eq!(
+            (r.complete, r.incomplete, r.peers.len(), r.peers6.len()),
+            (0, 1, 0, 0)
+        );
+        // Completed counts in the scrape; stopped removes.
+        maps.announce(
+            &mut rng,
+            &CONFIG,
+            now,
+            &request(2, 6882, 0, AnnounceEvent::Completed),
+            v4,
+        );
+        let s = maps.scrape(&InfoHash([1; 20]), v4);
+        assert_eq!((s.complete, s.downloaded, s.incomplete), (2, 1, 0));
+        let mut stop = request(2, 6882, 0, AnnounceEvent::Stopped);
+        stop.numwant = Some(0);
+        let r = maps.announce(&mut rng, &CONFIG, now, &stop, v4);
+        assert_eq!((r.complete, r.incomplete, r.peers.len()), (1, 0, 0));
+        assert_eq!(maps.counts(), [(1, 1, 0), (1, 0, 1)]);
+    }
+
+    #[test]
+    fn numwant_is_capped() {
+        let mut maps = TorrentMaps::default();
+        let mut rng = SmallRng::seed_from_u64(1);
+        let now = SecondsSinceStart(0);
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        for peer in 0..100 {
+            maps.announce(
+                &mut rng,
+                &CONFIG,
+                now,
+                &request(peer, 1, 1, AnnounceEvent::None),
+                ip,
+            );
+        }
+        let mut r = request(200, 1, 1, AnnounceEvent::None);
+        r.numwant = Some(10_000);
+        assert_eq!(
+            maps.announce(&mut rng, &CONFIG, now, &r, ip).peers.len(),
+            50
+        );
+        r.numwant = Some(5);
+        assert_eq!(maps.announce(&mut rng, &CONFIG, now, &r, ip).peers.len(), 5);
+    }
+}

@@ -1,0 +1,58 @@
+//! TLS server config from PEM files, swappable at runtime: SIGUSR1 loads
+//! the files again and new connections use the new certificate; existing
+//! connections keep theirs. A broken file keeps the old config.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use rustls::ServerConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+pub type SharedTlsConfig = Arc<ArcSwap<ServerConfig>>;
+
+pub fn load(certificate_path: &Path, private_key_path: &Path) -> anyhow::Result<Arc<ServerConfig>> {
+    let certs = CertificateDer::pem_file_iter(certificate_path)
+        .with_context(|| {
+            format!(
+                "TLS certificate {}: cannot read",
+                certificate_path.display()
+            )
+        })?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| {
+            format!(
+                "TLS certificate {}: invalid PEM",
+                certificate_path.display()
+            )
+        })?;
+    if certs.is_empty() {
+        anyhow::bail!(
+            "TLS certificate {}: no certificate in the file",
+            certificate_path.display()
+        );
+    }
+    let key = PrivateKeyDer::from_pem_file(private_key_path).with_context(|| {
+        format!(
+            "TLS private key {}: cannot read a PEM private key",
+            private_key_path.display()
+        )
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS: no protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .with_context(|| {
+            format!(
+                "TLS: certificate {} and key {} do not form a valid pair",
+                certificate_path.display(),
+                private_key_path.display()
+            )
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}

@@ -1,0 +1,67 @@
+//! A request worker's shard: announces and scrape parts for its info
+//! hashes. The loop is `aquatic_common::request_loop`.
+
+use std::sync::Arc;
+
+use aquatic_common::SecondsSinceStart;
+use aquatic_common::request_loop::Shard;
+use aquatic_http_protocol::PeerFormat;
+use rand::rngs::SmallRng;
+
+use crate::common::{RequestMessage, ResponseMessage, SwarmGauges, SwarmRequest, SwarmResponse};
+use crate::swarm::{SwarmConfig, TorrentMaps};
+
+pub struct HttpShard {
+    pub config: SwarmConfig,
+    pub maps: TorrentMaps,
+    pub rng: SmallRng,
+    pub gauges: Arc<SwarmGauges>,
+}
+
+impl Shard<RequestMessage, ResponseMessage> for HttpShard {
+    fn handle(
+        &mut self,
+        now: SecondsSinceStart,
+        message: RequestMessage,
+    ) -> Option<(usize, ResponseMessage)> {
+        let ip = message.meta.peer_ip;
+        let response = match message.request {
+            SwarmRequest::Announce(request) => {
+                let format = if request.compact {
+                    PeerFormat::Compact
+                } else {
+                    PeerFormat::Dictionary {
+                        include_peer_id: !request.no_peer_id,
+                    }
+                };
+                let response = self
+                    .maps
+                    .announce(&mut self.rng, &self.config, now, &request, ip);
+                SwarmResponse::Announce(response, format)
+            }
+            SwarmRequest::Scrape(info_hashes) => SwarmResponse::Scrape(
+                info_hashes
+                    .into_iter()
+                    .map(|hash| (hash, self.maps.scrape(&hash, ip)))
+                    .collect(),
+            ),
+        };
+        Some((
+            message.meta.socket_worker,
+            ResponseMessage {
+                response,
+                meta: message.meta,
+            },
+        ))
+    }
+
+    fn clean(&mut self, now: SecondsSinceStart) {
+        self.maps.clean(now);
+    }
+
+    fn publish(&self) {
+        for (gauge, (t, s, l)) in self.gauges.by_ip_version.iter().zip(self.maps.counts()) {
+            gauge.set(t, s, l);
+        }
+    }
+}

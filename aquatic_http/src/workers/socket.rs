@@ -1,0 +1,773 @@
+//! A socket worker: owns one SO_REUSEPORT TCP listener and the connections
+//! it accepts, in a mio event loop.
+//!
+//! Per connection: read (through TLS when configured), parse one request at
+//! a time with `aquatic_http_protocol`, answer errors itself, send
+//! announces and scrape parts to the request workers owning their info
+//! hashes, and write their answers back. Pipelined requests wait in the
+//! read buffer until the previous answer is written. Every limit (head
+//! size, buffered bytes, connections, idle time) closes only the connection
+//! that breaks it.
+
+use std::borrow::Cow;
+use std::io::{ErrorKind, Read, Write};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aquatic_common::access_list::AccessListCache;
+use aquatic_common::{CanonicalSocketAddr, InfoHash, SecondsSinceStart, ServerStartInstant};
+use aquatic_http_protocol::{
+    ParseOptions, Request, RequestParseError, ScrapeResponse, ScrapeStatistics, parse_request,
+    write_failure, write_http_head,
+};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use ipnet::IpNet;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use crate::common::{
+    ConnectionMeta, RequestMessage, ResponseMessage, SocketWorkerStats, SwarmRequest,
+    SwarmResponse, add, shard_of,
+};
+use crate::config::Config;
+use crate::tls::SharedTlsConfig;
+
+pub const LISTENER_TOKEN: Token = Token(0);
+pub const WAKER_TOKEN: Token = Token(1);
+const FIRST_CONNECTION_TOKEN: usize = 2;
+const READ_CHUNK: usize = 16 * 1024;
+/// Answers a connection may have unwritten before its pipelined requests
+/// wait: a client that never reads cannot make the tracker buffer without
+/// bound.
+const MAX_UNWRITTEN: usize = 64 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Parsing requests from the read buffer.
+    Reading,
+    /// A request is with the request workers; further input waits.
+    Waiting,
+    /// Writing a last answer, then closing.
+    Closing,
+}
+
+struct PendingScrape {
+    parts_left: usize,
+    files: Vec<(InfoHash, ScrapeStatistics)>,
+}
+
+struct Connection {
+    stream: TcpStream,
+    tls: Option<rustls::ServerConnection>,
+    peer_addr: CanonicalSocketAddr,
+    generation: u64,
+    state: State,
+    keep_alive: bool,
+    read_buf: Vec<u8>,
+    write_buf: Vec<u8>,
+    write_pos: usize,
+    /// Closed when `now` passes this while not waiting for an answer: no
+    /// complete request within the idle timeout (slow or idle clients).
+    deadline: SecondsSinceStart,
+    scrape: Option<PendingScrape>,
+}
+
+pub struct SocketWorkerParts {
+    pub config: Arc<Config>,
+    pub index: usize,
+    pub listener: std::net::TcpListener,
+    pub poll: Poll,
+    pub tls: Option<SharedTlsConfig>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub access_list: AccessListCache,
+    pub clock: ServerStartInstant,
+    pub request_senders: Vec<Sender<Vec<RequestMessage>>>,
+    pub response_receiver: Receiver<Vec<ResponseMessage>>,
+    pub stats: Arc<SocketWorkerStats>,
+}
+
+pub struct SocketWorker {
+    config: Arc<Config>,
+    index: usize,
+    listener: TcpListener,
+    poll: Poll,
+    tls: Option<SharedTlsConfig>,
+    trusted_proxies: Vec<IpNet>,
+    access_list: AccessListCache,
+    clock: ServerStartInstant,
+    now: SecondsSinceStart,
+    connections: Slab<Connection>,
+    next_generation: u64,
+    request_senders: Vec<Sender<Vec<RequestMessage>>>,
+    response_receiver: Receiver<Vec<ResponseMessage>>,
+    batches: Vec<Vec<RequestMessage>>,
+    stats: Arc<SocketWorkerStats>,
+    chunk: Vec<u8>,
+    body: Vec<u8>,
+}
+
+/// What to do with a connection after handling an event.
+enum Outcome {
+    Keep,
+    Close,
+}
+
+impl SocketWorker {
+    pub fn new(parts: SocketWorkerParts) -> anyhow::Result<Self> {
+        let mut listener = TcpListener::from_std(parts.listener);
+        parts
+            .poll
+            .registry()
+            .register(&mut listener, LISTENER_TOKEN, Interest::READABLE)?;
+        let shards = parts.request_senders.len();
+        Ok(Self {
+            now: parts.clock.seconds_elapsed(),
+            config: parts.config,
+            index: parts.index,
+            listener,
+            poll: parts.poll,
+            tls: parts.tls,
+            trusted_proxies: parts.trusted_proxies,
+            access_list: parts.access_list,
+            clock: parts.clock,
+            connections: Slab::new(),
+            next_generation: 0,
+            request_senders: parts.request_senders,
+            response_receiver: parts.response_receiver,
+            batches: (0..shards).map(|_| Vec::new()).collect(),
+            stats: parts.stats,
+            chunk: vec![0; READ_CHUNK],
+            body: Vec::with_capacity(1024),
+        })
+    }
+
+    pub fn run(mut self) -> anyhow::Result<()> {
+        let mut events = Events::with_capacity(256);
+        let timeout = Duration::from_millis(self.config.network.poll_timeout_ms);
+        let mut last_sweep = self.now;
+        loop {
+            if let Err(err) = self.poll.poll(&mut events, Some(timeout)) {
+                if err.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(anyhow::Error::new(err).context("poll failed"));
+            }
+            self.now = self.clock.seconds_elapsed();
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER_TOKEN => self.accept(),
+                    WAKER_TOKEN => {}
+                    Token(t) => {
+                        let key = t.wrapping_sub(FIRST_CONNECTION_TOKEN);
+                        let mut outcome = Outcome::Keep;
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            outcome = self.on_readable(key);
+                        }
+                        if matches!(outcome, Outcome::Keep) && event.is_writable() {
+                            outcome = self.flush(key);
+                            if matches!(outcome, Outcome::Keep) {
+                                // Pipelined requests paused on a full write buffer.
+                                outcome = self.process_requests(key);
+                            }
+                        }
+                        if matches!(outcome, Outcome::Close) {
+                            self.close(key);
+                        }
+                    }
+                }
+            }
+            self.flush_batches();
+            self.handle_responses();
+            if self.now > last_sweep {
+                self.close_expired();
+                last_sweep = self.now;
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, addr)) => {
+                    let counters = &self.stats.0;
+                    if self.connections.len() >= self.config.network.max_connections {
+                        add(&counters.connections_refused, 1);
+                        continue; // dropping the stream closes it
+                    }
+                    let tls = match &self.tls {
+                        Some(shared) => match rustls::ServerConnection::new(shared.load_full()) {
+                            Ok(tls) => Some(tls),
+                            Err(err) => {
+                                log::warn!("cannot start TLS connection: {err}");
+                                continue;
+                            }
+                        },
+                        None => None,
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let deadline = self.now.add_secs(self.idle_timeout());
+                    let entry = self.connections.vacant_entry();
+                    let token = Token(entry.key() + FIRST_CONNECTION_TOKEN);
+                    if let Err(err) = self.poll.registry().register(
+                        &mut stream,
+                        token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        log::warn!("cannot register connection: {err}");
+                        continue;
+                    }
+                    self.next_generation = self.next_generation.wrapping_add(1);
+                    entry.insert(Connection {
+                        stream,
+                        tls,
+                        peer_addr: CanonicalSocketAddr::new(addr),
+                        generation: self.next_generation,
+                        state: State::Reading,
+                        keep_alive: true,
+                        read_buf: Vec::new(),
+                        write_buf: Vec::new(),
+                        write_pos: 0,
+                        deadline,
+                        scrape: None,
+                    });
+                    add(&counters.connections_accepted, 1);
+                    counters
+                        .connections_open
+                        .store(self.connections.len(), std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(err) if err.kind() == ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+                Err(err) => {
+                    // E.g. out of file descriptors: try again on the next event.
+                    log::warn!("accept failed: {err}");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn idle_timeout(&self) -> u32 {
+        u32::try_from(self.config.network.connection_idle_timeout).unwrap_or(u32::MAX)
+    }
+
+    fn close(&mut self, key: usize) {
+        if let Some(mut connection) = self.connections.try_remove(key) {
+            let _ = self.poll.registry().deregister(&mut connection.stream);
+        }
+        self.stats
+            .0
+            .connections_open
+            .store(self.connections.len(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn close_expired(&mut self) {
+        let now = self.now;
+        let expired: Vec<usize> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| c.state != State::Waiting && now > c.deadline)
+            .map(|(key, _)| key)
+            .collect();
+        for key in expired {
+            self.close(key);
+        }
+    }
+
+    /// Read everything available, then parse.
+    fn on_readable(&mut self, key: usize) -> Outcome {
+        let limit = self.config.network.max_request_head_size.saturating_mul(2);
+        let Some(connection) = self.connections.get_mut(key) else {
+            return Outcome::Keep;
+        };
+        let mut received = 0usize;
+        let result = match &mut connection.tls {
+            None => read_plain(
+                &mut connection.stream,
+                &mut connection.read_buf,
+                &mut self.chunk,
+                limit,
+                &mut received,
+            ),
+            Some(tls) => read_tls(
+                tls,
+                &mut connection.stream,
+                &mut connection.read_buf,
+                &mut self.chunk,
+                limit,
+                &mut received,
+            ),
+        };
+        add(&self.stats.0.bytes_received, received as u64);
+        match result {
+            ReadResult::Open => {}
+            ReadResult::Closed => return Outcome::Close,
+            ReadResult::OverLimit => {
+                // Pipelining far ahead of the answers, or a head without end.
+                return self.respond_status(key, 431, "Request Header Fields Too Large", false);
+            }
+        }
+        if let Some(connection) = self.connections.get_mut(key) {
+            if connection.tls.as_ref().is_some_and(|t| t.wants_write()) {
+                if let Outcome::Close = self.flush(key) {
+                    return Outcome::Close;
+                }
+            }
+        }
+        self.process_requests(key)
+    }
+
+    /// Parse and dispatch requests while the connection is ready for one.
+    fn process_requests(&mut self, key: usize) -> Outcome {
+        loop {
+            let Some(connection) = self.connections.get_mut(key) else {
+                return Outcome::Keep;
+            };
+            if connection.state != State::Reading || connection.read_buf.is_empty() {
+                return Outcome::Keep;
+            }
+            if connection.write_buf.len() - connection.write_pos > MAX_UNWRITTEN {
+                // The client pipelines without reading its answers: wait
+                // until they are written (the writable event resumes this).
+                return Outcome::Keep;
+            }
+            let options = ParseOptions {
+                max_scrape_torrents: self.config.protocol.max_scrape_torrents,
+                reverse_proxy_header: Some(self.config.network.reverse_proxy_ip_header.as_str())
+                    .filter(|h| !h.is_empty()),
+            };
+            let parsed = parse_request(&connection.read_buf, &options);
+            let outcome = match parsed {
+                Ok(parsed) => {
+                    drain(&mut connection.read_buf, parsed.consumed);
+                    connection.keep_alive = parsed.keep_alive;
+                    self.dispatch(key, parsed.request, parsed.forwarded_ip)
+                }
+                Err(RequestParseError::NeedMoreData) => {
+                    if connection.read_buf.len() > self.config.network.max_request_head_size {
+                        return self.respond_status(
+                            key,
+                            431,
+                            "Request Header Fields Too Large",
+                            false,
+                        );
+                    }
+                    return Outcome::Keep;
+                }
+                Err(RequestParseError::NotFound {
+                    consumed,
+                    keep_alive,
+                }) => {
+                    drain(&mut connection.read_buf, consumed);
+                    self.respond_status(key, 404, "Not Found", keep_alive)
+                }
+                Err(RequestParseError::Invalid {
+                    reason,
+                    consumed,
+                    keep_alive,
+                }) => {
+                    drain(&mut connection.read_buf, consumed);
+                    connection.keep_alive = keep_alive;
+                    self.respond_failure(key, &reason)
+                }
+                Err(RequestParseError::BadRequest) => {
+                    return self.respond_status(key, 400, "Bad Request", false);
+                }
+            };
+            if let Outcome::Close = outcome {
+                return Outcome::Close;
+            }
+        }
+    }
+
+    fn dispatch(&mut self, key: usize, request: Request, forwarded_ip: Option<IpAddr>) -> Outcome {
+        let Some(connection) = self.connections.get_mut(key) else {
+            return Outcome::Keep;
+        };
+        let direct_ip = connection.peer_addr.ip();
+        let peer_ip = if !self.config.network.reverse_proxy_ip_header.is_empty()
+            && self
+                .trusted_proxies
+                .iter()
+                .any(|net| net.contains(&direct_ip))
+        {
+            match forwarded_ip {
+                Some(ip) => canonical_ip(ip),
+                None => return self.respond_failure(key, "reverse proxy header missing"),
+            }
+        } else {
+            direct_ip
+        };
+        let meta = ConnectionMeta {
+            socket_worker: self.index,
+            token: key,
+            generation: connection.generation,
+            peer_ip,
+        };
+        let shards = self.batches.len();
+        match request {
+            Request::Announce(announce) => {
+                add(&self.stats.0.requests_announce, 1);
+                if !self.access_list.allows(&announce.info_hash) {
+                    return self.respond_failure(key, "info hash not allowed");
+                }
+                connection.state = State::Waiting;
+                let shard = shard_of(&announce.info_hash, shards);
+                if let Some(batch) = self.batches.get_mut(shard) {
+                    batch.push(RequestMessage {
+                        request: SwarmRequest::Announce(announce),
+                        meta,
+                    });
+                }
+            }
+            Request::Scrape(scrape) => {
+                add(&self.stats.0.requests_scrape, 1);
+                let mut parts: Vec<Vec<InfoHash>> = (0..shards).map(|_| Vec::new()).collect();
+                for hash in scrape.info_hashes {
+                    if let Some(part) = parts.get_mut(shard_of(&hash, shards)) {
+                        part.push(hash);
+                    }
+                }
+                let parts_left = parts.iter().filter(|p| !p.is_empty()).count();
+                connection.state = State::Waiting;
+                connection.scrape = Some(PendingScrape {
+                    parts_left,
+                    files: Vec::new(),
+                });
+                for (shard, part) in parts.into_iter().enumerate() {
+                    if part.is_empty() {
+                        continue;
+                    }
+                    if let Some(batch) = self.batches.get_mut(shard) {
+                        batch.push(RequestMessage {
+                            request: SwarmRequest::Scrape(part),
+                            meta,
+                        });
+                    }
+                }
+            }
+        }
+        Outcome::Keep
+    }
+
+    fn flush_batches(&mut self) {
+        for shard in 0..self.batches.len() {
+            let Some(batch) = self.batches.get_mut(shard) else {
+                continue;
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            let batch = std::mem::take(batch);
+            let Some(sender) = self.request_senders.get(shard) else {
+                continue;
+            };
+            if let Err(TrySendError::Full(batch) | TrySendError::Disconnected(batch)) =
+                sender.try_send(batch)
+            {
+                // Overloaded: answer each waiting connection right away.
+                for message in batch {
+                    let key = message.meta.token;
+                    if self.is_current(&message.meta) {
+                        if let Some(c) = self.connections.get_mut(key) {
+                            c.scrape = None;
+                            c.state = State::Reading;
+                        }
+                        if let Outcome::Close =
+                            self.respond_failure(key, "tracker overloaded, try again later")
+                        {
+                            self.close(key);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_current(&self, meta: &ConnectionMeta) -> bool {
+        self.connections
+            .get(meta.token)
+            .is_some_and(|c| c.generation == meta.generation && c.state == State::Waiting)
+    }
+
+    fn handle_responses(&mut self) {
+        while let Ok(batch) = self.response_receiver.try_recv() {
+            for message in batch {
+                let key = message.meta.token;
+                if !self.is_current(&message.meta) {
+                    // The connection closed (or its slot was reused) meanwhile.
+                    continue;
+                }
+                let outcome = match message.response {
+                    SwarmResponse::Announce(response, format) => {
+                        add(&self.stats.0.responses_announce, 1);
+                        self.body.clear();
+                        response.write(&mut self.body, format);
+                        self.answer(key)
+                    }
+                    SwarmResponse::Scrape(files) => self.add_scrape_part(key, files),
+                };
+                let outcome = match outcome {
+                    Outcome::Keep => self.process_requests(key),
+                    Outcome::Close => Outcome::Close,
+                };
+                if let Outcome::Close = outcome {
+                    self.close(key);
+                }
+            }
+        }
+    }
+
+    fn add_scrape_part(&mut self, key: usize, files: Vec<(InfoHash, ScrapeStatistics)>) -> Outcome {
+        let Some(connection) = self.connections.get_mut(key) else {
+            return Outcome::Keep;
+        };
+        let Some(pending) = connection.scrape.as_mut() else {
+            return Outcome::Keep;
+        };
+        pending.files.extend(files);
+        pending.parts_left = pending.parts_left.saturating_sub(1);
+        if pending.parts_left > 0 {
+            return Outcome::Keep;
+        }
+        let files = connection
+            .scrape
+            .take()
+            .map(|p| p.files)
+            .unwrap_or_default();
+        add(&self.stats.0.responses_scrape, 1);
+        self.body.clear();
+        ScrapeResponse { files }.write(&mut self.body);
+        self.answer(key)
+    }
+
+    /// Send `self.body` as a 200 answer, then go on with pipelined input.
+    fn answer(&mut self, key: usize) -> Outcome {
+        let Some(connection) = self.connections.get_mut(key) else {
+            return Outcome::Keep;
+        };
+        let keep_alive = connection.keep_alive;
+        write_http_head(
+            &mut connection.write_buf,
+            200,
+            "OK",
+            self.body.len(),
+            keep_alive,
+        );
+        connection.write_buf.extend_from_slice(&self.body);
+        self.after_answer(key, keep_alive)
+    }
+
+    fn respond_failure(&mut self, key: usize, reason: &str) -> Outcome {
+        add(&self.stats.0.responses_error, 1);
+        self.body.clear();
+        write_failure(&mut self.body, reason);
+        self.answer(key)
+    }
+
+    fn respond_status(
+        &mut self,
+        key: usize,
+        status: u16,
+        phrase: &str,
+        keep_alive: bool,
+    ) -> Outcome {
+        add(&self.stats.0.responses_error, 1);
+        let Some(connection) = self.connections.get_mut(key) else {
+            return Outcome::Keep;
+        };
+        let body: Cow<'_, str> = Cow::Owned(format!("{status} {phrase}\n"));
+        write_http_head(
+            &mut connection.write_buf,
+            status,
+            phrase,
+            body.len(),
+            keep_alive,
+        );
+        connection.write_buf.extend_from_slice(body.as_bytes());
+        self.after_answer(key, keep_alive)
+    }
+
+    fn after_answer(&mut self, key: usize, keep_alive: bool) -> Outcome {
+        let idle = self.idle_timeout();
+        if let Some(connection) = self.connections.get_mut(key) {
+            connection.state = if keep_alive {
+                State::Reading
+            } else {
+                State::Closing
+            };
+            connection.deadline = self.now.add_secs(idle);
+        }
+        // Pipelined requests already buffered are parsed by the caller.
+        self.flush(key)
+    }
+
+    /// Write what is pending; close once a last answer is out.
+    fn flush(&mut self, key: usize) -> Outcome {
+        let Some(connection) = self.connections.get_mut(key) else {
+            return Outcome::Keep;
+        };
+        let before = connection.write_pos;
+        let result = match &mut connection.tls {
+            None => write_plain(
+                &mut connection.stream,
+                &connection.write_buf,
+                &mut connection.write_pos,
+            ),
+            Some(tls) => {
+                let pending = connection
+                    .write_buf
+                    .get(connection.write_pos..)
+                    .unwrap_or(&[]);
+                let taken = if pending.is_empty() {
+                    Ok(())
+                } else {
+                    tls.writer().write_all(pending)
+                };
+                // rustls keeps the plaintext (up to its buffer limit; past
+                // it write_all fails and the connection is closed).
+                let handed = connection.write_buf.len();
+                connection.write_buf.clear();
+                connection.write_pos = 0;
+                add(
+                    &self.stats.0.bytes_sent,
+                    handed.saturating_sub(before) as u64,
+                );
+                match taken {
+                    Ok(()) => write_tls(tls, &mut connection.stream),
+                    Err(_) => WriteResult::Failed,
+                }
+            }
+        };
+        if connection.tls.is_none() {
+            add(
+                &self.stats.0.bytes_sent,
+                connection.write_pos.saturating_sub(before) as u64,
+            );
+        }
+        match result {
+            WriteResult::Failed => Outcome::Close,
+            WriteResult::Blocked => Outcome::Keep,
+            WriteResult::Done => {
+                connection.write_buf.clear();
+                connection.write_pos = 0;
+                if connection.state == State::Closing {
+                    if let Some(tls) = &mut connection.tls {
+                        tls.send_close_notify();
+                        let _ = write_tls(tls, &mut connection.stream);
+                    }
+                    return Outcome::Close;
+                }
+                Outcome::Keep
+            }
+        }
+    }
+}
+
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    ip.to_canonical()
+}
+
+fn drain(buf: &mut Vec<u8>, n: usize) {
+    buf.drain(..n.min(buf.len()));
+}
+
+enum ReadResult {
+    Open,
+    Closed,
+    OverLimit,
+}
+
+fn read_plain(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    chunk: &mut [u8],
+    limit: usize,
+    received: &mut usize,
+) -> ReadResult {
+    loop {
+        match stream.read(chunk) {
+            Ok(0) => return ReadResult::Closed,
+            Ok(n) => {
+                *received += n;
+                buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
+                if buf.len() > limit {
+                    return ReadResult::OverLimit;
+                }
+            }
+            Err(err) if err.kind() == ErrorKind::WouldBlock => return ReadResult::Open,
+            Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => return ReadResult::Closed,
+        }
+    }
+}
+
+fn read_tls(
+    tls: &mut rustls::ServerConnection,
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    chunk: &mut [u8],
+    limit: usize,
+    received: &mut usize,
+) -> ReadResult {
+    loop {
+        match tls.read_tls(stream) {
+            Ok(0) => return ReadResult::Closed,
+            Ok(n) => *received += n,
+            Err(err) if err.kind() == ErrorKind::WouldBlock => return ReadResult::Open,
+            Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => return ReadResult::Closed,
+        }
+        if let Err(err) = tls.process_new_packets() {
+            log::debug!("TLS error: {err}");
+            let _ = write_tls(tls, stream); // the alert, if any
+            return ReadResult::Closed;
+        }
+        loop {
+            match tls.reader().read(chunk) {
+                Ok(0) => return ReadResult::Closed, // close_notify
+                Ok(n) => {
+                    buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
+                    if buf.len() > limit {
+                        return ReadResult::OverLimit;
+                    }
+                }
+                Err(err) if err.kind() == ErrorKind::WouldBlock => break,
+                Err(_) => return ReadResult::Closed,
+            }
+        }
+    }
+}
+
+enum WriteResult {
+    Done,
+    Blocked,
+    Failed,
+}
+
+fn write_plain(stream: &mut TcpStream, buf: &[u8], pos: &mut usize) -> WriteResult {
+    while let Some(pending) = buf.get(*pos..).filter(|p| !p.is_empty()) {
+        match stream.write(pending) {
+            Ok(0) => return WriteResult::Failed,
+            Ok(n) => *pos += n,
+            Err(err) if err.kind() == ErrorKind::WouldBlock => return WriteResult::Blocked,
+            Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => return WriteResult::Failed,
+        }
+    }
+    WriteResult::Done
+}
+
+fn write_tls(tls: &mut rustls::ServerConnection, stream: &mut TcpStream) -> WriteResult {
+    while tls.wants_write() {
+        match tls.write_tls(stream) {
+            Ok(0) => return WriteResult::Failed,
+            Ok(_) => {}
+            Err(err) if err.kind() == ErrorKind::WouldBlock => return WriteResult::Blocked,
+            Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => return WriteResult::Failed,
+        }
+    }
+    WriteResult::Done
+}
