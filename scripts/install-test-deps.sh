@@ -2,7 +2,14 @@
 # Install the Debian packages the test suite and the benchmarks need:
 #   python3-libtorrent  real BitTorrent client for scripts/real_clients/
 #                       (for Debian's /usr/bin/python3, not a pyenv python)
-#   opentracker         reference tracker for scripts/bench/udp.sh
+#   opentracker         reference tracker for scripts/bench/udp.sh and http.sh
+#                       (and for trying the real-client tests out)
+#   transmission-daemon real BitTorrent client for
+#                       scripts/real_clients/transmission_http.py (only the
+#                       binary is used: the tests run their own instance as
+#                       the current user; the package's service is not needed)
+#   systemd             systemd-analyze, for scripts/test_deployment.sh (it
+#                       checks the unit files offline; systemd need not run)
 #
 # usage (as root on Debian): scripts/install-test-deps.sh
 #
@@ -11,7 +18,7 @@
 
 set -euo pipefail
 
-packages=(python3-libtorrent opentracker)
+packages=(python3-libtorrent opentracker transmission-daemon systemd)
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -50,7 +57,29 @@ run() {
 run apt-get update -q
 run apt-get install -y -q --no-install-recommends "${missing[@]}"
 
+# The package enables and starts a system-wide transmission-daemon (as
+# debian-transmission, on all addresses, with DHT): the tests run their own
+# instance, so a service installed just now is stopped and disabled again.
+if [[ " ${missing[*]} " == *" transmission-daemon "* ]]; then
+    if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+        run systemctl disable --now transmission-daemon.service
+    elif [[ -x /etc/init.d/transmission-daemon ]]; then
+        run /etc/init.d/transmission-daemon stop
+        if command -v update-rc.d >/dev/null 2>&1; then
+            run update-rc.d transmission-daemon disable
+        fi
+    fi
+fi
+
 if ! /usr/bin/python3 -c 'import libtorrent' >/dev/null 2>&1; then
     echo "install-test-deps: /usr/bin/python3 cannot import libtorrent after installing" >&2
+    exit 1
+fi
+if ! command -v transmission-daemon >/dev/null 2>&1; then
+    echo "install-test-deps: no transmission-daemon on PATH after installing" >&2
+    exit 1
+fi
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+    echo "install-test-deps: no systemd-analyze on PATH after installing" >&2
     exit 1
 fi

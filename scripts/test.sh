@@ -4,7 +4,9 @@
 #   1. installs what the tests need (Debian packages) if missing;
 #   2. formatting and lints (cargo fmt --check, clippy -D warnings);
 #   3. unit and integration tests of every crate (cargo test --workspace);
-#   4. real clients: libtorrent seeding and downloading through aquatic_udp.
+#   4. deployment files: systemd units (systemd-analyze, offline) and sample
+#      configs (each loads with its daemon's -P); builds the daemons it needs;
+#   5. real clients: libtorrent seeding and downloading through aquatic_udp.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +23,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test"
 cargo test --workspace
+
+step "deployment: systemd units and sample configs"
+bash scripts/test_deployment.sh
 
 step "real clients: libtorrent over UDP"
 cargo build -p aquatic_udp

@@ -39,8 +39,9 @@ pub trait Shard<Req, Resp> {
 
 impl<Req, Resp> RequestLoop<Req, Resp> {
     pub fn run<S: Shard<Req, Resp>>(self, shard: &mut S) -> anyhow::Result<()> {
-        let mut outgoing: Vec<Vec<Resp>> =
-            (0..self.response_senders.len()).map(|_| Vec::new()).collect();
+        let mut outgoing: Vec<Vec<Resp>> = (0..self.response_senders.len())
+            .map(|_| Vec::new())
+            .collect();
         let mut next_cleaning = self
             .clock
             .seconds_elapsed()

@@ -29,15 +29,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use aquatic_common::ServerStartInstant;
-use aquatic_common::request_loop::{RequestLoop, WakeFn};
-use aquatic_common::time::secs_u32;
-use rand::SeedableRng;
-use rand::rngs::SmallRng;
 use aquatic_common::access_list::{self, AccessListCache};
 use aquatic_common::privileges::drop_privileges;
+use aquatic_common::request_loop::{RequestLoop, WakeFn};
 use aquatic_common::supervision::Supervisor;
+use aquatic_common::time::secs_u32;
 use crossbeam_channel::bounded;
 use mio::{Poll, Waker};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::common::{SocketWorkerStats, SwarmGauges};

@@ -12,7 +12,7 @@ use common::*;
 
 #[test]
 fn ipv4_announce_scrape_completed_stopped() {
-    let tracker = Tracker::start("127.0.0.1", "");
+    let tracker = start("127.0.0.1", "");
     let mut seeder = Client::connected(tracker.addr);
     let mut leecher1 = Client::connected(tracker.addr);
     let mut leecher2 = Client::connected(tracker.addr);
@@ -52,7 +52,7 @@ fn ipv4_announce_scrape_completed_stopped() {
 
 #[test]
 fn ipv6_swarm_is_separate_and_uses_18_byte_peers() {
-    let tracker = Tracker::start("[::1]", "");
+    let tracker = start("[::1]", "");
     let mut a = Client::connected(tracker.addr);
     let mut b = Client::connected(tracker.addr);
     let h = hash(3);
@@ -80,7 +80,7 @@ fn dual_stack_socket_counts_mapped_ipv4_as_ipv4() {
     // "[::]" serves both families; an IPv4 client must land in the IPv4
     // swarm and get 6-byte peers.
     let dir = tempfile::tempdir().unwrap();
-    let tracker = match Tracker::start_in(dir, "[::]", "", "") {
+    let tracker = match start_in(dir, "[::]", "", "") {
         Ok(t) => t,
         Err(log) => panic!("{log}"),
     };
@@ -106,7 +106,7 @@ fn dual_stack_socket_counts_mapped_ipv4_as_ipv4() {
 
 #[test]
 fn requests_without_valid_connection_id_get_nothing() {
-    let tracker = Tracker::start("127.0.0.1", "");
+    let tracker = start("127.0.0.1", "");
     let mut client = Client::connected(tracker.addr);
     let mut forged = client.announce_request(hash(5), 1, 0, AnnounceEvent::None);
     forged.connection_id = ConnectionId(client.connection_id.0 ^ 0x55);
@@ -130,7 +130,7 @@ fn requests_without_valid_connection_id_get_nothing() {
 
 #[test]
 fn connection_id_expires() {
-    let tracker = Tracker::start("127.0.0.1", "[cleaning]\nmax_connection_age = 1\n");
+    let tracker = start("127.0.0.1", "[cleaning]\nmax_connection_age = 1\n");
     let mut client = Client::connected(tracker.addr);
     v4(client.announce(hash(6), 1, 0, AnnounceEvent::None));
     std::thread::sleep(Duration::from_millis(2600));
@@ -143,7 +143,7 @@ fn connection_id_expires() {
 
 #[test]
 fn malformed_packets_do_not_crash_or_amplify() {
-    let tracker = Tracker::start("127.0.0.1", "");
+    let tracker = start("127.0.0.1", "");
     let client = Client::new(tracker.addr);
     let mut sent = 0usize;
     let mut junk: Vec<Vec<u8>> = vec![
@@ -216,7 +216,7 @@ fn malformed_packets_do_not_crash_or_amplify() {
 
 #[test]
 fn malformed_request_with_valid_connection_id_gets_error() {
-    let tracker = Tracker::start("127.0.0.1", "");
+    let tracker = start("127.0.0.1", "");
     let mut client = Client::connected(tracker.addr);
     let mut packet = Vec::new();
     packet.extend_from_slice(&client.connection_id.0.to_be_bytes());
@@ -244,7 +244,7 @@ fn malformed_request_with_valid_connection_id_gets_error() {
 
 #[test]
 fn scrape_split_over_shards_and_capped() {
-    let tracker = Tracker::start(
+    let tracker = start(
         "127.0.0.1",
         "socket_workers = 2\nrequest_workers = 3\n[protocol]\nmax_scrape_torrents = 20\n",
     );
@@ -282,7 +282,7 @@ fn access_list_allow_deny_and_reload() {
         "[access_list]\nmode = \"allow\"\npath = {:?}\n",
         list.to_str().unwrap()
     );
-    let tracker = Tracker::start_in(dir, "127.0.0.1", &extra, "").unwrap();
+    let tracker = start_in(dir, "127.0.0.1", &extra, "").unwrap();
     let mut client = Client::connected(tracker.addr);
     v4(client.announce(hash(10), 1, 0, AnnounceEvent::None));
     match client.announce(hash(11), 1, 0, AnnounceEvent::None) {
@@ -322,7 +322,7 @@ fn access_list_deny() {
         "[access_list]\nmode = \"deny\"\npath = {:?}\n",
         list.to_str().unwrap()
     );
-    let tracker = Tracker::start_in(dir, "127.0.0.1", &extra, "").unwrap();
+    let tracker = start_in(dir, "127.0.0.1", &extra, "").unwrap();
     let mut client = Client::connected(tracker.addr);
     assert!(matches!(
         client.announce(hash(12), 1, 0, AnnounceEvent::None),
@@ -331,27 +331,12 @@ fn access_list_deny() {
     v4(client.announce(hash(13), 1, 0, AnnounceEvent::None));
 }
 
-fn run_expecting_failure(config: &str) -> (i32, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = config_path(&dir);
-    std::fs::write(&path, config).unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_aquatic_udp"))
-        .arg("-c")
-        .arg(&path)
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn startup_errors_are_one_line_with_exit_code_one() {
     let dir = tempfile::tempdir().unwrap();
     let list = dir.path().join("bad.txt");
     std::fs::write(&list, format!("{}\nxyz\n", hash(1).to_hex())).unwrap();
-    let (code, stderr) = run_expecting_failure(&format!(
+    let (code, stderr) = run_to_exit(&format!(
         "[access_list]\nmode = \"allow\"\npath = {:?}\n",
         list.to_str().unwrap()
     ));
@@ -359,14 +344,14 @@ fn startup_errors_are_one_line_with_exit_code_one() {
     assert!(stderr.contains("line 2"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 
-    let (code, stderr) = run_expecting_failure("[protocol]\nmax_response_peers = \"many\"\n");
+    let (code, stderr) = run_to_exit("[protocol]\nmax_response_peers = \"many\"\n");
     assert_eq!(code, 1);
     assert!(stderr.contains("max_response_peers"), "{stderr}");
 
     // An address in use (bound without SO_REUSEPORT) cannot be bound.
     let blocker = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = blocker.local_addr().unwrap();
-    let (code, stderr) = run_expecting_failure(&format!("[network]\naddress = \"{addr}\"\n"));
+    let (code, stderr) = run_to_exit(&format!("[network]\naddress = \"{addr}\"\n"));
     assert_eq!(code, 1);
     assert!(stderr.contains(&addr.to_string()), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -374,7 +359,7 @@ fn startup_errors_are_one_line_with_exit_code_one() {
 
 #[test]
 fn sigterm_exits_cleanly() {
-    let mut tracker = Tracker::start("127.0.0.1", "socket_workers = 2\nrequest_workers = 2\n");
+    let mut tracker = start("127.0.0.1", "socket_workers = 2\nrequest_workers = 2\n");
     let mut client = Client::connected(tracker.addr);
     v4(client.announce(hash(14), 1, 0, AnnounceEvent::None));
     tracker.signal("TERM");
@@ -383,7 +368,7 @@ fn sigterm_exits_cleanly() {
 
 #[test]
 fn statistics_line_is_logged() {
-    let tracker = Tracker::start("127.0.0.1", "[statistics]\ninterval = 1\n");
+    let tracker = start("127.0.0.1", "[statistics]\ninterval = 1\n");
     let mut client = Client::connected(tracker.addr);
     v4(client.announce(hash(15), 1, 0, AnnounceEvent::None));
     let line = tracker.wait_for_log(
@@ -407,7 +392,7 @@ fn drops_privileges_after_binding() {
         "[privileges]\ndrop_privileges = true\nchroot_path = {:?}\nuser = \"nobody\"\n",
         chroot.to_str().unwrap()
     );
-    let tracker = Tracker::start_in(dir, "127.0.0.1", &extra, "").unwrap();
+    let tracker = start_in(dir, "127.0.0.1", &extra, "").unwrap();
     let mut client = Client::connected(tracker.addr);
     v4(client.announce(hash(16), 1, 0, AnnounceEvent::None));
     let status = std::fs::read_to_string(format!("/proc/{}/status", tracker.pid())).unwrap();

@@ -79,7 +79,15 @@ impl Shard<RequestMessage, ResponseMessage> for UdpShard {
     fn publish(&self) {
         let [v4, v6] = &self.gauges.by_ip_version;
         let m = &self.maps;
-        v4.set(m.ipv4.num_torrents(), m.ipv4.num_seeders(), m.ipv4.num_leechers());
-        v6.set(m.ipv6.num_torrents(), m.ipv6.num_seeders(), m.ipv6.num_leechers());
+        v4.set(
+            m.ipv4.num_torrents(),
+            m.ipv4.num_seeders(),
+            m.ipv4.num_leechers(),
+        );
+        v6.set(
+            m.ipv6.num_torrents(),
+            m.ipv6.num_seeders(),
+            m.ipv6.num_leechers(),
+        );
     }
 }

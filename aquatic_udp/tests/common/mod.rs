@@ -5,137 +5,38 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
-use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use aquatic_udp_protocol::*;
 
-pub struct Tracker {
-    child: Child,
-    pub addr: SocketAddr,
-    pub dir: tempfile::TempDir,
-    log: mpsc::Receiver<String>,
+pub use aquatic_test_support::Daemon as Tracker;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_aquatic_udp");
+
+/// Start with `extra` (top-level keys first, then any sections but
+/// [network]) on `ip`:0.
+pub fn start(ip: &str, extra: &str) -> Tracker {
+    start_in(tempfile::tempdir().unwrap(), ip, extra, "")
+        .unwrap_or_else(|log| panic!("tracker did not start: {log}"))
 }
 
-pub fn config_path(dir: &tempfile::TempDir) -> PathBuf {
-    dir.path().join("config.toml")
+/// As `start`, in `dir`, with extra keys for [network]; the log so far if
+/// it never starts listening.
+pub fn start_in(
+    dir: tempfile::TempDir,
+    ip: &str,
+    extra: &str,
+    network_extra: &str,
+) -> Result<Tracker, String> {
+    let config = format!(
+        "log_level = \"info\"\n{extra}\n[network]\naddress = \"{ip}:0\"\nsocket_recv_buffer_size = 0\n{network_extra}\n"
+    );
+    Tracker::start(BINARY, dir, &config)
 }
 
-impl Tracker {
-    /// Start with `extra` appended to a config listening on `ip`:0.
-    /// `extra`: top-level keys first, then any sections but [network].
-    pub fn start(ip: &str, extra: &str) -> Tracker {
-        let dir = tempfile::tempdir().unwrap();
-        Self::start_in(dir, ip, extra, "")
-            .unwrap_or_else(|log| panic!("tracker did not start: {log}"))
-    }
-
-    /// As `start`, in `dir`, with extra keys for [network]; the log so far
-    /// if it never starts listening.
-    pub fn start_in(
-        dir: tempfile::TempDir,
-        ip: &str,
-        extra: &str,
-        network_extra: &str,
-    ) -> Result<Tracker, String> {
-        let config = format!(
-            "log_level = \"info\"\n{extra}\n[network]\naddress = \"{ip}:0\"\nsocket_recv_buffer_size = 0\n{network_extra}\n"
-        );
-        std::fs::write(config_path(&dir), config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_aquatic_udp"))
-            .arg("-c")
-            .arg(config_path(&dir))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut seen = String::new();
-        loop {
-            match rx.recv_timeout(Duration::from_secs(10)) {
-                Ok(line) => {
-                    seen.push_str(&line);
-                    seen.push('\n');
-                    if let Some(rest) = line.split("listening on ").nth(1) {
-                        let addr = rest.trim().parse().unwrap();
-                        return Ok(Tracker {
-                            child,
-                            addr,
-                            dir,
-                            log: rx,
-                        });
-                    }
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(seen);
-                }
-            }
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.pid().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Wait for a log line containing `needle`, up to `timeout`.
-    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> Option<String> {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.log.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return Some(line),
-                Ok(_) => {}
-                Err(_) => return None,
-            }
-        }
-    }
-
-    /// Wait up to `timeout` for the process to exit; its exit code.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = std::time::Instant::now() + timeout;
-        while std::time::Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    pub fn is_running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-}
-
-impl Drop for Tracker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+pub fn run_to_exit(config: &str) -> (i32, String) {
+    aquatic_test_support::run_to_exit(BINARY, config)
 }
 
 pub struct Client {

@@ -1,0 +1,482 @@
+//! The real aquatic_http binary over loopback sockets: announce and scrape
+//! round trips in every peer format, IPv6, pipelining and keep-alive,
+//! every malformed request class, limits (head size, slow clients,
+//! connection count), TLS with certificate reload, reverse-proxy headers,
+//! access lists and clean exit.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aquatic_test_support::Daemon;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_aquatic_http");
+
+fn start(ip: &str, extra: &str, network_extra: &str) -> Daemon {
+    start_in(tempfile::tempdir().unwrap(), ip, extra, network_extra)
+}
+
+fn start_in(dir: tempfile::TempDir, ip: &str, extra: &str, network_extra: &str) -> Daemon {
+    let config = format!(
+        "log_level = \"info\"\n{extra}\n[network]\naddress = \"{ip}:0\"\n{network_extra}\n"
+    );
+    Daemon::start(BINARY, dir, &config).unwrap_or_else(|log| panic!("did not start: {log}"))
+}
+
+fn pct(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("%{b:02x}")).collect()
+}
+
+fn announce_path(hash: u8, peer: u8, port: u16, left: u64, extra: &str) -> String {
+    format!(
+        "/announce?info_hash={}&peer_id={}&port={port}&uploaded=0&downloaded=0&left={left}{extra}",
+        pct(&[hash; 20]),
+        pct(&[peer; 20])
+    )
+}
+
+fn get(path: &str, headers: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: tracker\r\n{headers}\r\n").into_bytes()
+}
+
+/// Read one response: (status, body). None on timeout or close.
+fn read_response(stream: &mut impl Read) -> Option<(u16, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let status: u16 = head.split(' ').nth(1)?.parse().ok()?;
+            let len: usize = head.lines().find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length: ")
+                    .map(|v| v.trim().parse().unwrap())
+            })?;
+            while buf.len() < end + 4 + len {
+                let n = stream.read(&mut chunk).ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            return Some((status, buf[end + 4..end + 4 + len].to_vec()));
+        }
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+fn request(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
+    let mut s = connect(addr);
+    s.write_all(&get(path, "")).unwrap();
+    read_response(&mut s).expect("response")
+}
+
+fn contains(body: &[u8], needle: &[u8]) -> bool {
+    body.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn announce_formats_and_scrape() {
+    let t = start("127.0.0.1", "", "");
+    let (status, body) = request(
+        t.addr,
+        &announce_path(1, 1, 6881, 0, "&event=started&compact=1"),
+    );
+    assert_eq!(status, 200);
+    assert!(
+        contains(&body, b"8:completei1e"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(contains(&body, b"11:external ip4:\x7f\x00\x00\x01"));
+    assert!(contains(&body, b"5:peers0:"));
+
+    // Compact: 6-byte record of the first peer.
+    let (_, body) = request(t.addr, &announce_path(1, 2, 6882, 5, "&compact=1"));
+    assert!(
+        contains(&body, b"5:peers6:\x7f\x00\x00\x01\x1a\xe1"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(contains(&body, b"10:incompletei1e"));
+    // Original BEP 3 format, with and without peer ids.
+    let (_, body) = request(t.addr, &announce_path(1, 3, 6883, 5, "&compact=0"));
+    assert!(
+        contains(&body, b"7:peer id20:"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(contains(&body, b"2:ip9:127.0.0.1"));
+    let (_, body) = request(
+        t.addr,
+        &announce_path(1, 3, 6883, 5, "&compact=0&no_peer_id=1"),
+    );
+    assert!(!contains(&body, b"peer id"));
+    assert!(contains(&body, b"4:porti688"));
+
+    // Completed counts; paused and empty are regular announces; stopped removes.
+    request(t.addr, &announce_path(1, 2, 6882, 0, "&event=completed"));
+    let (status, _) = request(t.addr, &announce_path(1, 3, 6883, 5, "&event=paused"));
+    assert_eq!(status, 200);
+    request(
+        t.addr,
+        &announce_path(1, 3, 6883, 5, "&event=stopped&numwant=0"),
+    );
+    let (_, body) = request(
+        t.addr,
+        &format!(
+            "/scrape?info_hash={}&info_hash={}",
+            pct(&[1; 20]),
+            pct(&[9; 20])
+        ),
+    );
+    let mut expected = b"d5:filesd20:".to_vec();
+    expected.extend_from_slice(&[1; 20]);
+    expected.extend_from_slice(b"d8:completei2e10:downloadedi1e10:incompletei0ee20:");
+    expected.extend_from_slice(&[9; 20]);
+    expected.extend_from_slice(b"d8:completei0e10:downloadedi0e10:incompletei0eeee");
+    assert_eq!(body, expected, "{}", String::from_utf8_lossy(&body));
+}
+
+#[test]
+fn ipv6_gets_peers6_and_separate_swarm() {
+    let t = start("[::1]", "", "");
+    request(t.addr, &announce_path(2, 1, 7001, 0, ""));
+    let (_, body) = request(t.addr, &announce_path(2, 2, 7002, 5, ""));
+    let mut record = b"6:peers618:".to_vec();
+    record.extend_from_slice(&std::net::Ipv6Addr::LOCALHOST.octets());
+    record.extend_from_slice(&7001u16.to_be_bytes());
+    assert!(
+        contains(&body, &record),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(contains(&body, b"11:external ip16:"));
+}
+
+#[test]
+fn scrape_split_over_shards() {
+    let t = start("127.0.0.1", "socket_workers = 2\nrequest_workers = 3\n", "");
+    for h in 0..20u8 {
+        for p in 0..(h % 3) {
+            request(t.addr, &announce_path(h, p, 1000 + u16::from(p), 0, ""));
+        }
+    }
+    let query: String = (0..20u8)
+        .map(|h| format!("info_hash={}&", pct(&[h; 20])))
+        .collect();
+    let (_, body) = request(t.addr, &format!("/scrape?{query}"));
+    for h in 0..20u8 {
+        let mut entry = vec![b'2', b'0', b':'];
+        entry.extend_from_slice(&[h; 20]);
+        entry.extend_from_slice(format!("d8:completei{}e", h % 3).as_bytes());
+        assert!(contains(&body, &entry), "hash {h}");
+    }
+}
+
+#[test]
+fn keep_alive_pipelining_and_connection_close() {
+    let t = start("127.0.0.1", "request_workers = 2\n", "");
+    let mut s = connect(t.addr);
+    let mut both = get(&announce_path(3, 1, 1, 0, ""), "");
+    both.extend(get(&announce_path(4, 1, 1, 0, ""), ""));
+    both.extend(get("/nope", ""));
+    s.write_all(&both).unwrap();
+    let (a, body_a) = read_response(&mut s).unwrap();
+    let (b, _) = read_response(&mut s).unwrap();
+    let (c, _) = read_response(&mut s).unwrap();
+    assert_eq!((a, b, c), (200, 200, 404));
+    assert!(contains(&body_a, b"8:completei1e"));
+    // Connection: close is honoured: the server closes after answering.
+    s.write_all(&get(
+        &announce_path(3, 2, 2, 0, ""),
+        "Connection: close\r\n",
+    ))
+    .unwrap();
+    assert_eq!(read_response(&mut s).unwrap().0, 200);
+    let mut rest = [0u8; 16];
+    assert_eq!(s.read(&mut rest).unwrap_or(0), 0);
+}
+
+#[test]
+fn malformed_requests_get_their_answer() {
+    let t = start("127.0.0.1", "", "[protocol]\n");
+    let cases: Vec<(&str, u16, &[u8])> = vec![
+        (
+            "/announce?info_hash=%zz&peer_id=x&port=1",
+            200,
+            b"failure reason",
+        ),
+        (
+            "/announce?info_hash=abc&peer_id=x&port=1",
+            200,
+            b"info_hash",
+        ),
+        (
+            "/announce?peer_id=aaaaaaaaaaaaaaaaaaaa&port=1",
+            200,
+            b"info_hash",
+        ),
+        (
+            "/announce?info_hash=aaaaaaaaaaaaaaaaaaaa&peer_id=aaaaaaaaaaaaaaaaaaaa",
+            200,
+            b"port",
+        ),
+        (
+            "/announce?info_hash=aaaaaaaaaaaaaaaaaaaa&peer_id=aaaaaaaaaaaaaaaaaaaa&port=99999",
+            200,
+            b"port",
+        ),
+        (
+            "/announce?info_hash=aaaaaaaaaaaaaaaaaaaa&peer_id=aaaaaaaaaaaaaaaaaaaa&port=1&left=x",
+            200,
+            b"left",
+        ),
+        ("/scrape", 200, b"failure reason"),
+        ("/other", 404, b"404"),
+    ];
+    for (path, status, needle) in cases {
+        let (got, body) = request(t.addr, path);
+        assert_eq!(got, status, "{path}");
+        assert!(
+            contains(&body, needle),
+            "{path}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    // Not HTTP, a POST with a body, non-UTF-8 in the query: 400 or failure, never a hang.
+    for raw in [
+        &b"\x00\x01garbage\r\n\r\n"[..],
+        b"POST /announce HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+        b"GET /announce?info_hash=\xff\xfe HTTP/1.1\r\n\r\n",
+    ] {
+        let mut s = connect(t.addr);
+        s.write_all(raw).unwrap();
+        let (status, _) = read_response(&mut s).expect("an answer");
+        assert!(status == 400 || status == 200, "{status}");
+    }
+    // Oversized head: 431 and closed.
+    let mut s = connect(t.addr);
+    let huge = format!("GET /announce?{} HTTP/1.1\r\n\r\n", "a".repeat(20_000));
+    let _ = s.write_all(huge.as_bytes());
+    assert_eq!(read_response(&mut s).map(|r| r.0), Some(431));
+    // Still serving.
+    assert_eq!(request(t.addr, &announce_path(5, 1, 1, 0, "")).0, 200);
+}
+
+#[test]
+fn slow_client_does_not_block_others_and_is_cut_at_idle_timeout() {
+    let t = start("127.0.0.1", "", "connection_idle_timeout = 2\n");
+    let mut slow = connect(t.addr);
+    let request_bytes = get(&announce_path(6, 1, 1, 0, ""), "");
+    let started = Instant::now();
+    let mut closed = false;
+    for (i, byte) in request_bytes.iter().enumerate().take(40) {
+        if slow.write_all(&[*byte]).is_err() {
+            closed = true;
+            break;
+        }
+        if i % 5 == 0 {
+            let begin = Instant::now();
+            assert_eq!(request(t.addr, &announce_path(7, 1, 1, 0, "")).0, 200);
+            assert!(begin.elapsed() < Duration::from_secs(1));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The trickling client never completes its head in time and is closed.
+    if !closed {
+        slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(slow.read(&mut buf).unwrap_or(0), 0);
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn connection_limit_closes_only_the_extra_connection() {
+    let t = start("127.0.0.1", "", "max_connections = 2\n");
+    let mut a = connect(t.addr);
+    let mut b = connect(t.addr);
+    a.write_all(&get(&announce_path(8, 1, 1, 0, ""), ""))
+        .unwrap();
+    b.write_all(&get(&announce_path(8, 2, 1, 0, ""), ""))
+        .unwrap();
+    assert_eq!(read_response(&mut a).unwrap().0, 200);
+    assert_eq!(read_response(&mut b).unwrap().0, 200);
+    let mut c = connect(t.addr);
+    let _ = c.write_all(&get(&announce_path(8, 3, 1, 0, ""), ""));
+    assert!(read_response(&mut c).is_none());
+    a.write_all(&get(&announce_path(8, 1, 1, 0, ""), ""))
+        .unwrap();
+    assert_eq!(read_response(&mut a).unwrap().0, 200);
+}
+
+#[test]
+fn reverse_proxy_header_only_from_trusted_proxies() {
+    let header = "X-Forwarded-For: 10.1.2.3, 203.0.113.7\r\n";
+    let trusted = start(
+        "127.0.0.1",
+        "",
+        "reverse_proxy_ip_header = \"X-Forwarded-For\"\ntrusted_proxies = [\"127.0.0.0/8\"]\n",
+    );
+    let mut s = connect(trusted.addr);
+    s.write_all(&get(&announce_path(9, 1, 1, 0, ""), header))
+        .unwrap();
+    let (_, body) = read_response(&mut s).unwrap();
+    assert!(
+        contains(&body, b"11:external ip4:\xcb\x00\x71\x07"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    // Trusted proxy without the header: refused rather than mixing clients.
+    let (_, body) = request(trusted.addr, &announce_path(9, 2, 1, 0, ""));
+    assert!(contains(&body, b"failure reason"));
+
+    let untrusted = start(
+        "127.0.0.1",
+        "",
+        "reverse_proxy_ip_header = \"X-Forwarded-For\"\ntrusted_proxies = [\"10.0.0.0/8\"]\n",
+    );
+    let mut s = connect(untrusted.addr);
+    s.write_all(&get(&announce_path(9, 1, 1, 0, ""), header))
+        .unwrap();
+    let (_, body) = read_response(&mut s).unwrap();
+    assert!(contains(&body, b"11:external ip4:\x7f\x00\x00\x01"));
+}
+
+#[test]
+fn access_list_deny_and_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.txt");
+    std::fs::write(&list, format!("{}\n", "0a".repeat(20))).unwrap();
+    let extra = format!(
+        "[access_list]\nmode = \"deny\"\npath = {:?}\n",
+        list.to_str().unwrap()
+    );
+    let mut t = start_in(dir, "127.0.0.1", &extra, "");
+    let (_, body) = request(t.addr, &announce_path(10, 1, 1, 0, ""));
+    assert!(contains(&body, b"not allowed"));
+    assert_eq!(request(t.addr, &announce_path(11, 1, 1, 0, "")).0, 200);
+    t.signal("TERM");
+    assert_eq!(t.wait_exit(Duration::from_secs(5)), Some(0));
+}
+
+fn write_cert(dir: &std::path::Path, name: &str) -> rcgen::CertifiedKey<rcgen::KeyPair> {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    std::fs::write(dir.join(format!("{name}.pem")), certified.cert.pem()).unwrap();
+    std::fs::write(
+        dir.join(format!("{name}.key")),
+        certified.signing_key.serialize_pem(),
+    )
+    .unwrap();
+    certified
+}
+
+fn tls_client(
+    addr: SocketAddr,
+    trusted: &rcgen::CertifiedKey<rcgen::KeyPair>,
+) -> Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(trusted.cert.der().clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut stream = rustls::StreamOwned::new(conn, connect(addr));
+    stream.flush().map_err(|e| e.to_string())?;
+    // Force the handshake to complete now.
+    while stream.conn.is_handshaking() {
+        stream
+            .conn
+            .complete_io(&mut stream.sock)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(stream)
+}
+
+#[test]
+fn tls_handshake_and_certificate_reload_keep_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = write_cert(dir.path(), "cert");
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("cert.key");
+    let network = format!(
+        "tls_certificate_path = {:?}\ntls_private_key_path = {:?}\n",
+        cert.to_str().unwrap(),
+        key.to_str().unwrap()
+    );
+    let t = start_in(tempfile::tempdir().unwrap(), "127.0.0.1", "", &network);
+    let mut old = tls_client(t.addr, &first).expect("handshake with first cert");
+    old.write_all(&get(&announce_path(12, 1, 1, 0, ""), ""))
+        .unwrap();
+    assert_eq!(read_response(&mut old).unwrap().0, 200);
+
+    // Replace the files and reload: new connections see the new cert, the
+    // old connection keeps working; swarm state is kept.
+    let second = write_cert(dir.path(), "cert");
+    t.signal("USR1");
+    assert!(
+        t.wait_for_log("TLS certificate reloaded", Duration::from_secs(5))
+            .is_some()
+    );
+    assert!(tls_client(t.addr, &first).is_err(), "old cert still served");
+    let mut new = tls_client(t.addr, &second).expect("handshake with new cert");
+    new.write_all(&get(&announce_path(12, 2, 2, 5, ""), ""))
+        .unwrap();
+    let (_, body) = read_response(&mut new).unwrap();
+    assert!(
+        contains(&body, b"8:completei1e"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    old.write_all(&get(&announce_path(12, 1, 1, 0, ""), ""))
+        .unwrap();
+    assert_eq!(read_response(&mut old).unwrap().0, 200);
+
+    // A broken file at reload keeps the current certificate.
+    std::fs::write(&cert, "garbage").unwrap();
+    t.signal("USR1");
+    assert!(
+        t.wait_for_log("reload failed", Duration::from_secs(5))
+            .is_some()
+    );
+    assert!(tls_client(t.addr, &second).is_ok());
+    // Plain HTTP on the TLS port gets no answer, and the daemon survives.
+    let mut plain = connect(t.addr);
+    plain
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    plain.write_all(&get("/announce", "")).unwrap();
+    assert!(read_response(&mut plain).is_none());
+    assert!(tls_client(t.addr, &second).is_ok());
+}
+
+#[test]
+fn startup_errors_name_the_problem() {
+    let (code, stderr) = aquatic_test_support::run_to_exit(
+        BINARY,
+        "[network]\ntls_certificate_path = \"/nonexistent/cert.pem\"\ntls_private_key_path = \"/nonexistent/key.pem\"\n",
+    );
+    assert_eq!(code, 1);
+    assert!(stderr.contains("/nonexistent/cert.pem"), "{stderr}");
+    let (code, stderr) =
+        aquatic_test_support::run_to_exit(BINARY, "[network]\ntrusted_proxies = [\"nope\"]\n");
+    assert_eq!(code, 1);
+    assert!(stderr.contains("nope"), "{stderr}");
+}
