@@ -139,8 +139,15 @@ impl<K: Copy + Eq + Hash, V> PeerStore<K, V> {
 
     /// Insert a peer or replace its data and status. Returns whether it was
     /// present before as a seeder (`Some(true)`) or leecher (`Some(false)`),
-    /// or `Err(SwarmFull)` if it was absent and the swarm holds `MAX_PEERS`.
-    pub fn upsert(&mut self, key: K, value: V, is_seeder: bool) -> Result<Option<bool>, SwarmFull> {
+    /// or `Err(SwarmFull)` if it was absent and the swarm already holds
+    /// `max_len` peers (or `MAX_PEERS`).
+    pub fn upsert(
+        &mut self,
+        key: K,
+        value: V,
+        is_seeder: bool,
+        max_len: usize,
+    ) -> Result<Option<bool>, SwarmFull> {
         if let Some(pos) = self.position(&key) {
             let was_seeder = pos >= self.num_leechers();
             if let Some(entry) = self.entries.get_mut(pos) {
@@ -160,7 +167,7 @@ impl<K: Copy + Eq + Hash, V> PeerStore<K, V> {
             }
             return Ok(Some(was_seeder));
         }
-        if self.entries.len() >= MAX_PEERS {
+        if self.entries.len() >= max_len.min(MAX_PEERS) {
             return Err(SwarmFull);
         }
         if self.entries.len() == self.entries.capacity() {
@@ -346,7 +353,7 @@ mod tests {
                 match op {
                     Op::Upsert(k, v, s) => {
                         let before = model.insert(k, (v, s)).map(|(_, s)| s);
-                        prop_assert_eq!(store.upsert(k, v, s), Ok(before));
+                        prop_assert_eq!(store.upsert(k, v, s, MAX_PEERS), Ok(before));
                     }
                     Op::Remove(k) => {
                         prop_assert_eq!(store.remove(&k), model.remove(&k));
@@ -362,11 +369,23 @@ mod tests {
     }
 
     #[test]
+    fn full_swarm_refuses_new_peers_but_updates_known_ones() {
+        let mut store = PeerStore::default();
+        for k in 0..3u16 {
+            store.upsert(k, 0u32, false, 3).unwrap();
+        }
+        assert_eq!(store.upsert(9, 0, false, 3), Err(SwarmFull));
+        assert_eq!(store.upsert(1, 5, true, 3), Ok(Some(false)));
+        assert_eq!(store.get(&1), Some((&5, true)));
+        assert_eq!(store.len(), 3);
+    }
+
+    #[test]
     fn select_never_returns_announcer_and_respects_kinds() {
         let mut rng = SmallRng::seed_from_u64(9);
         let mut store = PeerStore::default();
         for k in 0..100u16 {
-            store.upsert(k, (), k % 4 == 0).unwrap();
+            store.upsert(k, (), k % 4 == 0, MAX_PEERS).unwrap();
         }
         for _ in 0..50 {
             let mut out = Vec::new();

@@ -58,20 +58,48 @@ pub struct SwarmCounts {
     pub downloaded: u32,
 }
 
+/// Memory ceilings. A peer that does not fit is not stored, but its
+/// announce is still answered (with the peers that are); a flood of new
+/// torrents or peers then costs bounded memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub max_peers_per_torrent: usize,
+    /// Peers over all torrents of this map.
+    pub max_peers: usize,
+}
+
+impl Limits {
+    pub const UNLIMITED: Limits = Limits {
+        max_peers_per_torrent: usize::MAX,
+        max_peers: usize::MAX,
+    };
+}
+
 pub struct TorrentMap<K, V> {
     submaps: Vec<HashMap<InfoHash, PeerStore<K, PeerData<V>>>>,
+    limits: Limits,
     num_torrents: usize,
     num_seeders: usize,
     num_leechers: usize,
+    /// Announces whose peer was not stored because of `limits`.
+    refused_peers: u64,
 }
 
 impl<K, V> Default for TorrentMap<K, V> {
     fn default() -> Self {
+        Self::with_limits(Limits::UNLIMITED)
+    }
+}
+
+impl<K, V> TorrentMap<K, V> {
+    pub fn with_limits(limits: Limits) -> Self {
         Self {
             submaps: (0..SUBMAPS).map(|_| HashMap::new()).collect(),
+            limits,
             num_torrents: 0,
             num_seeders: 0,
             num_leechers: 0,
+            refused_peers: 0,
         }
     }
 }
@@ -115,16 +143,28 @@ impl<K: Copy + Eq + Hash, V> TorrentMap<K, V> {
             return counts_of(store);
         }
 
+        let full = self.num_seeders + self.num_leechers >= self.limits.max_peers;
+        if full && !submap.contains_key(&announce.info_hash) {
+            // No new torrent for a peer that could not be stored anyway.
+            self.refused_peers += 1;
+            return SwarmCounts::default();
+        }
         let store = submap.entry(announce.info_hash).or_insert_with(|| {
             self.num_torrents += 1;
             PeerStore::default()
         });
+        // When the map is full, only peers already stored are refreshed.
+        let max_len = if full {
+            store.len()
+        } else {
+            self.limits.max_peers_per_torrent
+        };
         let is_seeder = announce.left_is_zero || announce.event == SwarmEvent::Completed;
         let data = PeerData {
             valid_until: announce.valid_until,
             extra: announce.extra,
         };
-        let previous = store.upsert(announce.key, data, is_seeder);
+        let previous = store.upsert(announce.key, data, is_seeder, max_len);
         match previous {
             Ok(Some(was_seeder)) if was_seeder == is_seeder => {}
             Ok(previous) => {
@@ -139,8 +179,8 @@ impl<K: Copy + Eq + Hash, V> TorrentMap<K, V> {
                     self.num_leechers += 1;
                 }
             }
-            // The swarm is full: answer without storing the peer.
-            Err(_) => {}
+            // No room: answer without storing the peer.
+            Err(_) => self.refused_peers += 1,
         }
         if announce.event == SwarmEvent::Completed && previous != Ok(Some(true)) {
             store.count_download();
@@ -186,5 +226,66 @@ impl<K: Copy + Eq + Hash, V> TorrentMap<K, V> {
 
     pub fn num_leechers(&self) -> usize {
         self.num_leechers
+    }
+
+    pub fn refused_peers(&self) -> u64 {
+        self.refused_peers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::SmallRng;
+
+    fn announce(hash: u8, key: u32, left_is_zero: bool) -> Announce<u32, ()> {
+        Announce {
+            info_hash: InfoHash([hash; 20]),
+            key,
+            extra: (),
+            event: SwarmEvent::None,
+            left_is_zero,
+            valid_until: ValidUntil::new(SecondsSinceStart(0), 100),
+            max_peers: 10,
+        }
+    }
+
+    #[test]
+    fn limits_bound_peers_and_torrents_but_answer_everyone() {
+        let mut map = TorrentMap::with_limits(Limits {
+            max_peers_per_torrent: 3,
+            max_peers: 5,
+        });
+        let mut rng = SmallRng::seed_from_u64(0);
+        let mut out: Vec<u32> = Vec::new();
+        for key in 0..4 {
+            out.clear();
+            let counts = map.announce(&mut rng, announce(1, key, false), &mut out, |(k, _)| *k);
+            assert_eq!(counts.leechers, (key as usize + 1).min(3));
+        }
+        // The refused fourth peer still got the stored peers.
+        assert_eq!(out.len(), 3);
+        assert_eq!(map.refused_peers(), 1);
+        // Known peers can still change status in a full swarm.
+        let counts = map.announce(&mut rng, announce(1, 0, true), &mut out, |(k, _)| *k);
+        assert_eq!((counts.seeders, counts.leechers), (1, 2));
+        // Total bound: two more torrents fit, then new torrents are refused.
+        map.announce(&mut rng, announce(2, 0, false), &mut out, |(k, _)| *k);
+        map.announce(&mut rng, announce(3, 0, false), &mut out, |(k, _)| *k);
+        assert_eq!(map.num_torrents(), 3);
+        let counts = map.announce(&mut rng, announce(4, 0, false), &mut out, |(k, _)| *k);
+        assert_eq!(counts, SwarmCounts::default());
+        assert_eq!(map.num_torrents(), 3);
+        assert_eq!(map.num_seeders() + map.num_leechers(), 5);
+        // A new peer in an existing torrent is refused too; a known one refreshes.
+        map.announce(&mut rng, announce(2, 7, false), &mut out, |(k, _)| *k);
+        assert_eq!(map.scrape(&InfoHash([2; 20])).leechers, 1);
+        assert_eq!(map.refused_peers(), 3);
+        // Cleaning frees room again.
+        map.clean(SecondsSinceStart(101));
+        assert_eq!(map.num_torrents(), 0);
+        map.announce(&mut rng, announce(4, 0, false), &mut out, |(k, _)| *k);
+        assert_eq!(map.num_torrents(), 1);
     }
 }
