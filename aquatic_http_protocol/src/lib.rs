@@ -34,10 +34,10 @@ pub mod response;
 
 pub use aquatic_common::{InfoHash, PeerId};
 pub use request::{
-    AnnounceEvent, AnnounceRequest, MAX_HEADERS, MAX_KEY_LEN, ParseOptions, ParsedRequest,
-    Request, RequestParseError, ScrapeRequest, parse_request,
+    AnnounceEvent, AnnounceRequest, MAX_HEADERS, MAX_KEY_LEN, ParseOptions, ParsedRequest, Request,
+    RequestParseError, ScrapeRequest, parse_request,
 };
 pub use response::{
-    AnnounceResponse, PeerFormat, ResponsePeer, ScrapeResponse, ScrapeStatistics,
-    write_failure, write_http_head,
+    AnnounceResponse, PeerFormat, ResponsePeer, ScrapeResponse, ScrapeStatistics, write_failure,
+    write_http_head,
 };

@@ -74,8 +74,6 @@ fn hex_value(c: u8) -> Option<u8> {
     }
 }
 
-const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
-
 /// Append `%XX` for every byte (what clients do for info hashes and peer ids).
 pub(crate) fn encode_all(out: &mut Vec<u8>, bytes: &[u8]) {
     for &b in bytes {
@@ -95,11 +93,15 @@ pub(crate) fn encode_text(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 fn push_escaped(out: &mut Vec<u8>, b: u8) {
-    out.extend_from_slice(&[
-        b'%',
-        HEX_UPPER[usize::from(b >> 4)],
-        HEX_UPPER[usize::from(b & 0xf)],
-    ]);
+    out.extend_from_slice(&[b'%', hex_digit(b >> 4), hex_digit(b & 0xf)]);
+}
+
+/// Upper-case hexadecimal digit of the low nibble of `n`.
+fn hex_digit(n: u8) -> u8 {
+    match n & 0xf {
+        n @ 0..=9 => b'0' + n,
+        n => b'A' + (n - 10),
+    }
 }
 
 #[cfg(test)]
@@ -131,7 +133,10 @@ mod tests {
         let all: Vec<u8> = (0..=255).collect();
         let mut out = Vec::new();
         encode_text(&mut out, &all);
-        assert_eq!(Decode::text(&out).collect::<Result<Vec<_>, _>>(), Ok(all.clone()));
+        assert_eq!(
+            Decode::text(&out).collect::<Result<Vec<_>, _>>(),
+            Ok(all.clone())
+        );
         out.clear();
         encode_all(&mut out, &all);
         assert_eq!(out.len(), 3 * 256);

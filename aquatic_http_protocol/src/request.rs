@@ -249,7 +249,10 @@ fn query_pairs(query: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
         .split(|&b| b == b'&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| match pair.iter().position(|&b| b == b'=') {
-            Some(i) => (pair.get(..i).unwrap_or(pair), pair.get(i + 1..).unwrap_or(b"")),
+            Some(i) => (
+                pair.get(..i).unwrap_or(pair),
+                pair.get(i + 1..).unwrap_or(b""),
+            ),
             None => (pair, &b""[..]),
         })
 }
@@ -370,16 +373,26 @@ fn parse_announce(query: &[u8]) -> Result<AnnounceRequest, &'static str> {
 
 fn parse_scrape(query: &[u8], max_scrape_torrents: usize) -> Result<ScrapeRequest, &'static str> {
     let is_info_hash = |&(key, _): &(&[u8], &[u8])| key == b"info_hash";
-    // Counted first so the list is allocated once, at its final size.
-    let count = query_pairs(query)
+    // Counted first so the list is allocated once. Only values that can
+    // decode to 20 bytes (20 to 60 bytes long) get room, so the list is
+    // never larger than the query that asked for it.
+    let mut present = 0usize;
+    let mut plausible = 0usize;
+    for (_, value) in query_pairs(query)
         .filter(is_info_hash)
         .take(max_scrape_torrents)
-        .count();
-    if count == 0 {
+    {
+        present += 1;
+        plausible += usize::from((20..=60).contains(&value.len()));
+    }
+    if present == 0 {
         return Err("scrape without info_hash");
     }
-    let mut info_hashes = Vec::with_capacity(count);
-    for (_, value) in query_pairs(query).filter(is_info_hash).take(count) {
+    let mut info_hashes = Vec::with_capacity(plausible);
+    for (_, value) in query_pairs(query)
+        .filter(is_info_hash)
+        .take(max_scrape_torrents)
+    {
         info_hashes.push(InfoHash(field(Field::InfoHash, decode_id(value))?));
     }
     // Sorting (rather than a seen-set) keeps this O(n log n) without a
@@ -561,7 +574,11 @@ impl Request {
             Request::Scrape(s) => {
                 out.extend_from_slice(b"/scrape");
                 for (i, info_hash) in s.info_hashes.iter().enumerate() {
-                    out.extend_from_slice(if i == 0 { b"?info_hash=" } else { b"&info_hash=" });
+                    out.extend_from_slice(if i == 0 {
+                        b"?info_hash="
+                    } else {
+                        b"&info_hash="
+                    });
                     percent::encode_all(out, &info_hash.0);
                 }
             }
@@ -607,9 +624,31 @@ mod tests {
         assert!(matches!(decode_key(&[b'a'; 101]), Err(FieldError::Value)));
         // 34 invalid bytes become 102 bytes of U+FFFD.
         let invalid = "%FF".repeat(34);
-        assert!(matches!(decode_key(invalid.as_bytes()), Err(FieldError::Value)));
+        assert!(matches!(
+            decode_key(invalid.as_bytes()),
+            Err(FieldError::Value)
+        ));
         let invalid = "%FF".repeat(33);
-        assert_eq!(decode_key(invalid.as_bytes()).ok(), Some("\u{FFFD}".repeat(33)));
+        assert_eq!(
+            decode_key(invalid.as_bytes()).ok(),
+            Some("\u{FFFD}".repeat(33))
+        );
+    }
+
+    #[test]
+    fn scrape_list_is_sized_by_plausible_values() {
+        let hash = "%AB".repeat(20);
+        let query = format!(
+            "info_hash={hash}&info_hash={hash}&info_hash=abcdefghijabcdefghij&info_hash&x=1"
+        );
+        // The bare `info_hash` fails the scrape, but only after the others.
+        assert!(parse_scrape(query.as_bytes(), 3).is_ok_and(|scrape| {
+            scrape.info_hashes.len() == 2 && scrape.info_hashes.capacity() == 3
+        }));
+        assert_eq!(
+            parse_scrape(query.as_bytes(), 4),
+            Err("info_hash must be 20 bytes")
+        );
     }
 
     #[test]
