@@ -8,9 +8,10 @@ use aquatic_common::InfoHash;
 use aquatic_http_protocol::{AnnounceRequest, AnnounceResponse, PeerFormat, ScrapeStatistics};
 use crossbeam_utils::CachePadded;
 
-/// Where an answer goes: a connection of a socket worker. A connection
-/// closed (and its slot reused) meanwhile has another generation, so a late
-/// answer is dropped instead of reaching a stranger.
+/// Where an answer goes: a connection of a socket worker, and which of its
+/// requests it answers. A connection closed (and its slot reused) or a
+/// request abandoned meanwhile has another generation, so a late answer is
+/// dropped instead of reaching a stranger or the wrong request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnectionMeta {
     pub socket_worker: usize,

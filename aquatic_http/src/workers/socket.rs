@@ -62,7 +62,10 @@ struct Connection {
     stream: TcpStream,
     tls: Option<rustls::ServerConnection>,
     peer_addr: CanonicalSocketAddr,
-    generation: u64,
+    /// Id of the request in flight (unique in this worker): answers to an
+    /// abandoned request, or to a closed connection whose slot was reused,
+    /// carry another id and are dropped.
+    request_id: u64,
     state: State,
     keep_alive: bool,
     read_buf: Vec<u8>,
@@ -99,7 +102,7 @@ pub struct SocketWorker {
     clock: ServerStartInstant,
     now: SecondsSinceStart,
     connections: Slab<Connection>,
-    next_generation: u64,
+    next_request_id: u64,
     request_senders: Vec<Sender<Vec<RequestMessage>>>,
     response_receiver: Receiver<Vec<ResponseMessage>>,
     batches: Vec<Vec<RequestMessage>>,
@@ -133,7 +136,7 @@ impl SocketWorker {
             access_list: parts.access_list,
             clock: parts.clock,
             connections: Slab::new(),
-            next_generation: 0,
+            next_request_id: 0,
             request_senders: parts.request_senders,
             response_receiver: parts.response_receiver,
             batches: (0..shards).map(|_| Vec::new()).collect(),
@@ -218,12 +221,11 @@ impl SocketWorker {
                         log::warn!("cannot register connection: {err}");
                         continue;
                     }
-                    self.next_generation = self.next_generation.wrapping_add(1);
                     entry.insert(Connection {
                         stream,
                         tls,
                         peer_addr: CanonicalSocketAddr::new(addr),
-                        generation: self.next_generation,
+                        request_id: 0,
                         state: State::Reading,
                         keep_alive: true,
                         read_buf: Vec::new(),
@@ -399,10 +401,12 @@ impl SocketWorker {
         } else {
             direct_ip
         };
+        self.next_request_id = self.next_request_id.wrapping_add(1);
+        connection.request_id = self.next_request_id;
         let meta = ConnectionMeta {
             socket_worker: self.index,
             token: key,
-            generation: connection.generation,
+            generation: connection.request_id,
             peer_ip,
         };
         let shards = self.batches.len();
@@ -430,6 +434,11 @@ impl SocketWorker {
                     }
                 }
                 let parts_left = parts.iter().filter(|p| !p.is_empty()).count();
+                if parts_left == 0 {
+                    self.body.clear();
+                    ScrapeResponse { files: Vec::new() }.write(&mut self.body);
+                    return self.answer(key);
+                }
                 connection.state = State::Waiting;
                 connection.scrape = Some(PendingScrape {
                     parts_left,
@@ -488,7 +497,7 @@ impl SocketWorker {
     fn is_current(&self, meta: &ConnectionMeta) -> bool {
         self.connections
             .get(meta.token)
-            .is_some_and(|c| c.generation == meta.generation && c.state == State::Waiting)
+            .is_some_and(|c| c.request_id == meta.generation && c.state == State::Waiting)
     }
 
     fn handle_responses(&mut self) {
