@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use aquatic_cli_helpers::LogLevel;
+use aquatic_load_test_common::limits;
 use serde::{Deserialize, Serialize};
 
 /// Most info hashes in one scrape: a request of 16 + 20 n bytes must fit a
@@ -15,15 +16,9 @@ pub const MAX_SCRAPE_TORRENTS: usize = (65_507 - 16) / 20;
 /// keeps busy).
 pub const MAX_SOCKETS_PER_WORKER: usize = 65_536;
 
-/// Longest run and progress interval: a year, in seconds.
-pub const MAX_SECONDS: u64 = 365 * 24 * 3600;
-
-/// Longest request timeout: an hour, in milliseconds.
-pub const MAX_REQUEST_TIMEOUT_MS: u64 = 3_600_000;
-
-/// Highest request rate cap: far beyond what a load tester sends, and small
-/// enough for exact token arithmetic in f64.
-pub const MAX_REQUESTS_PER_SECOND: u64 = 1_000_000_000;
+pub use aquatic_load_test_common::limits::{
+    MAX_REQUEST_TIMEOUT_MS, MAX_REQUESTS_PER_SECOND, MAX_SECONDS,
+};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -117,26 +112,13 @@ impl Config {
         if self.sockets_per_worker == 0 || self.sockets_per_worker > MAX_SOCKETS_PER_WORKER {
             bail!("sockets_per_worker must be between 1 and {MAX_SOCKETS_PER_WORKER}");
         }
-        // Upper bounds keep every deadline computation far from overflow.
-        if self.duration == 0 || self.duration > MAX_SECONDS {
-            bail!("duration must be between 1 and {MAX_SECONDS} seconds");
-        }
-        if self.summarize_every > MAX_SECONDS {
-            bail!("summarize_every must be at most {MAX_SECONDS} seconds");
-        }
-        if self.request_timeout_ms == 0 || self.request_timeout_ms > MAX_REQUEST_TIMEOUT_MS {
-            bail!("request_timeout_ms must be between 1 and {MAX_REQUEST_TIMEOUT_MS}");
-        }
-        if self.max_requests_per_second > MAX_REQUESTS_PER_SECOND {
-            bail!("max_requests_per_second must be at most {MAX_REQUESTS_PER_SECOND} (0: no cap)");
-        }
-        let ip = self.server_address.ip();
-        if ip.is_unspecified() || self.server_address.port() == 0 {
-            bail!(
-                "server_address {} is not an address to send to",
-                self.server_address
-            );
-        }
+        limits::validate_timing(
+            self.duration,
+            self.summarize_every,
+            self.request_timeout_ms,
+            self.max_requests_per_second,
+        )?;
+        limits::validate_server_address(self.server_address)?;
 
         let r = &self.requests;
         let total_weight =
@@ -150,20 +132,16 @@ impl Config {
                 u32::MAX
             );
         }
-        if r.number_of_torrents == 0 {
-            bail!("requests.number_of_torrents must be at least 1");
-        }
-        if !(r.torrent_selection_exponent.is_finite() && r.torrent_selection_exponent >= 0.0) {
-            bail!("requests.torrent_selection_exponent must be a number >= 0");
-        }
+        limits::validate_torrents(
+            r.number_of_torrents,
+            r.torrent_selection_exponent,
+            r.peer_seeder_probability,
+        )?;
         if r.peers_wanted < -1 {
             bail!("requests.peers_wanted must be -1 (tracker default) or more");
         }
         if r.scrape_max_torrents == 0 || r.scrape_max_torrents > MAX_SCRAPE_TORRENTS {
             bail!("requests.scrape_max_torrents must be between 1 and {MAX_SCRAPE_TORRENTS}");
-        }
-        if !(0.0..=1.0).contains(&r.peer_seeder_probability) {
-            bail!("requests.peer_seeder_probability must be between 0.0 and 1.0");
         }
         Ok(())
     }

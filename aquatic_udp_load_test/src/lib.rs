@@ -34,18 +34,21 @@
 
 pub mod config;
 pub mod stats;
-pub mod torrents;
 mod worker;
 
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 use aquatic_cli_helpers::{ExtraFlag, Options};
+use aquatic_load_test_common::run::{
+    Schedule, rate_cap_note, run_workers, write_info_hash_file_and_report, write_summary,
+};
 
+/// Seed-derived info hashes and the Zipf choice of torrents (shared with the
+/// HTTP load tester).
+pub use aquatic_load_test_common::torrents;
 pub use config::Config;
 pub use stats::{Counts, Summary};
 
@@ -53,13 +56,7 @@ use stats::SharedCounts;
 use worker::Worker;
 
 /// Extra command line flags of the binary.
-pub const EXTRA_FLAGS: &[ExtraFlag] = &[ExtraFlag {
-    long: "json",
-    help: "also print the summary as one line of JSON",
-}];
-
-/// Longest the main thread sleeps before checking on the workers.
-const SUPERVISION_TICK: Duration = Duration::from_millis(100);
+pub const EXTRA_FLAGS: &[ExtraFlag] = aquatic_load_test_common::EXTRA_FLAGS;
 
 /// The binary's entry point: parse the command line and run.
 pub fn main() -> ! {
@@ -82,22 +79,16 @@ pub fn run(config: Config, options: Options) -> anyhow::Result<i32> {
 
     let r = &config.requests;
     if !r.info_hash_file.as_os_str().is_empty() {
-        torrents::write_info_hash_file(&r.info_hash_file, r.info_hash_seed, r.number_of_torrents)?;
-        writeln!(
-            out,
-            "wrote {} info hashes (seed {}) to {}",
-            r.number_of_torrents,
+        write_info_hash_file_and_report(
+            &mut out,
+            &r.info_hash_file,
             r.info_hash_seed,
-            r.info_hash_file.display()
-        )
-        .context("cannot write to stdout")?;
+            r.number_of_torrents,
+        )?;
         return Ok(0);
     }
 
-    let cap = match config.max_requests_per_second {
-        0 => String::new(),
-        n => format!(", at most {n} requests/s"),
-    };
+    let cap = rate_cap_note(config.max_requests_per_second);
     writeln!(
         out,
         "load testing {} for {} s: {} worker(s) x {} sockets, {} torrents{cap}",
@@ -109,18 +100,14 @@ pub fn run(config: Config, options: Options) -> anyhow::Result<i32> {
     )
     .context("cannot write to stdout")?;
     let summary = run_load_test(&config, &mut out)?;
-    let mut text = format!(
-        "{}\nannounce responses total: {}\nresponses per second: {}\n",
-        summary.totals_line(),
+    let json = options.flag("json").then(|| summary.to_json().to_string());
+    write_summary(
+        &mut out,
+        &summary.totals_line(),
         summary.totals.announce,
-        summary.responses_per_second().round()
-    );
-    if options.flag("json") {
-        text.push_str(&format!("{}\n", summary.to_json()));
-    }
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .context("cannot write to stdout")?;
+        summary.responses_per_second(),
+        json.as_deref(),
+    )?;
 
     if summary.totals.invalid > 0 {
         eprintln!(
@@ -153,98 +140,22 @@ pub fn run_load_test(config: &Config, progress: &mut dyn Write) -> anyhow::Resul
         .map(|i| Worker::new(config, i, shared.clone(), stop.clone()))
         .collect::<anyhow::Result<Vec<_>>>()?;
 
-    let start = Instant::now();
-    let mut handles = Vec::with_capacity(workers.len());
-    let mut spawn_error = None;
-    for (i, worker) in workers.into_iter().enumerate() {
-        match std::thread::Builder::new()
-            .name(format!("load-worker-{i}"))
-            .spawn(move || worker.run())
-        {
-            Ok(handle) => handles.push(handle),
-            Err(err) => {
-                spawn_error = Some(anyhow::Error::new(err).context("cannot start worker thread"));
-                break;
-            }
-        }
-    }
-
-    let supervised = match spawn_error {
-        Some(err) => Err(err),
-        None => supervise(config, &shared, &handles, start, progress),
-    };
-    // Stop and join the workers whatever happened above.
-    stop.store(true, Ordering::Relaxed);
-    let elapsed = start.elapsed();
-    let joined = join_workers(handles);
-    supervised?;
-    joined?;
+    let workers = workers
+        .into_iter()
+        .map(|worker| move || worker.run())
+        .collect();
+    let elapsed = run_workers(
+        workers,
+        &shared,
+        &stop,
+        Schedule::from_secs(config.duration, config.summarize_every),
+        progress,
+        stats::interval_line,
+    )?;
 
     Ok(Summary {
         totals: shared.snapshot(),
         elapsed,
         in_flight_at_end: shared.in_flight_at_end(),
     })
-}
-
-/// Wait for the end of the run, printing progress lines; fail early if a
-/// worker stops on its own (an error or a panic).
-fn supervise(
-    config: &Config,
-    shared: &SharedCounts,
-    handles: &[JoinHandle<anyhow::Result<()>>],
-    start: Instant,
-    progress: &mut dyn Write,
-) -> anyhow::Result<()> {
-    let deadline = start + Duration::from_secs(config.duration);
-    let interval = Duration::from_secs(config.summarize_every);
-    let mut last = (start, Counts::default());
-    let mut next_summary = (!interval.is_zero()).then(|| start + interval);
-
-    loop {
-        let now = Instant::now();
-        if handles.iter().any(|h| h.is_finished()) {
-            // The error itself comes from joining it.
-            return Ok(());
-        }
-        // A line falling due at the deadline is still printed.
-        if let Some(at) = next_summary
-            && now >= at
-            && at <= deadline
-        {
-            let counts = shared.snapshot();
-            let seconds = now.duration_since(last.0).as_secs_f64();
-            let line =
-                stats::interval_line(now.duration_since(start), &counts.since(&last.1), seconds);
-            writeln!(progress, "{line}").context("cannot write progress line")?;
-            progress.flush().context("cannot write progress line")?;
-            last = (now, counts);
-            next_summary = Some(at + interval);
-        }
-        if now >= deadline {
-            return Ok(());
-        }
-        let mut wake = deadline.min(now + SUPERVISION_TICK);
-        if let Some(at) = next_summary {
-            wake = wake.min(at);
-        }
-        std::thread::sleep(wake.saturating_duration_since(now));
-    }
-}
-
-fn join_workers(handles: Vec<JoinHandle<anyhow::Result<()>>>) -> anyhow::Result<()> {
-    let mut first_error = None;
-    for (i, handle) in handles.into_iter().enumerate() {
-        let result = match handle.join() {
-            Ok(result) => result.with_context(|| format!("worker {i}")),
-            Err(_) => Err(anyhow::anyhow!("worker {i} panicked")),
-        };
-        if let Err(err) = result {
-            first_error.get_or_insert(err);
-        }
-    }
-    match first_error {
-        Some(err) => Err(err),
-        None => Ok(()),
-    }
 }

@@ -1,9 +1,10 @@
 //! Counters: plain ones each worker bumps in its hot loop, and shared atomic
-//! totals the workers add them to once per poll round.
+//! totals the workers add them to once per poll round (the mechanics are in
+//! aquatic_load_test_common); the summary and progress lines.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use aquatic_load_test_common::per_second;
 use serde::Serialize;
 
 /// Counts of one worker, or totals over all workers.
@@ -32,87 +33,27 @@ pub struct Counts {
     pub socket_errors: u64,
 }
 
+aquatic_load_test_common::impl_counts!(Counts {
+    connect,
+    announce,
+    scrape,
+    error,
+    requests_sent,
+    timeouts,
+    invalid,
+    stale,
+    socket_errors,
+});
+
 impl Counts {
     /// Responses of every type (the number a tracker is judged by).
     pub fn responses(&self) -> u64 {
         self.connect + self.announce + self.scrape + self.error
     }
-
-    /// Field-wise difference, for the counts of one interval.
-    pub fn since(&self, earlier: &Counts) -> Counts {
-        Counts {
-            connect: self.connect.saturating_sub(earlier.connect),
-            announce: self.announce.saturating_sub(earlier.announce),
-            scrape: self.scrape.saturating_sub(earlier.scrape),
-            error: self.error.saturating_sub(earlier.error),
-            requests_sent: self.requests_sent.saturating_sub(earlier.requests_sent),
-            timeouts: self.timeouts.saturating_sub(earlier.timeouts),
-            invalid: self.invalid.saturating_sub(earlier.invalid),
-            stale: self.stale.saturating_sub(earlier.stale),
-            socket_errors: self.socket_errors.saturating_sub(earlier.socket_errors),
-        }
-    }
 }
 
 /// Totals shared by all workers; read by the main thread.
-#[derive(Debug, Default)]
-pub struct SharedCounts {
-    connect: AtomicU64,
-    announce: AtomicU64,
-    scrape: AtomicU64,
-    error: AtomicU64,
-    requests_sent: AtomicU64,
-    timeouts: AtomicU64,
-    invalid: AtomicU64,
-    stale: AtomicU64,
-    socket_errors: AtomicU64,
-    /// Requests still unanswered when the workers stopped.
-    in_flight_at_end: AtomicU64,
-}
-
-impl SharedCounts {
-    /// Add `local` to the totals and zero it.
-    pub fn add_and_reset(&self, local: &mut Counts) {
-        let add = |total: &AtomicU64, value: u64| {
-            if value != 0 {
-                total.fetch_add(value, Ordering::Relaxed);
-            }
-        };
-        add(&self.connect, local.connect);
-        add(&self.announce, local.announce);
-        add(&self.scrape, local.scrape);
-        add(&self.error, local.error);
-        add(&self.requests_sent, local.requests_sent);
-        add(&self.timeouts, local.timeouts);
-        add(&self.invalid, local.invalid);
-        add(&self.stale, local.stale);
-        add(&self.socket_errors, local.socket_errors);
-        *local = Counts::default();
-    }
-
-    pub fn add_in_flight_at_end(&self, n: u64) {
-        self.in_flight_at_end.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub fn snapshot(&self) -> Counts {
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        Counts {
-            connect: get(&self.connect),
-            announce: get(&self.announce),
-            scrape: get(&self.scrape),
-            error: get(&self.error),
-            requests_sent: get(&self.requests_sent),
-            timeouts: get(&self.timeouts),
-            invalid: get(&self.invalid),
-            stale: get(&self.stale),
-            socket_errors: get(&self.socket_errors),
-        }
-    }
-
-    pub fn in_flight_at_end(&self) -> u64 {
-        self.in_flight_at_end.load(Ordering::Relaxed)
-    }
-}
+pub type SharedCounts = aquatic_load_test_common::SharedCounts<Counts>;
 
 /// What a finished load test measured.
 #[derive(Clone, Debug)]
@@ -123,15 +64,6 @@ pub struct Summary {
     /// Requests unanswered when the workers stopped. Every request sent was
     /// answered (validly or not), timed out, or is one of these.
     pub in_flight_at_end: u64,
-}
-
-/// `count / seconds`, rounded to one decimal.
-fn per_second(count: u64, seconds: f64) -> f64 {
-    if seconds > 0.0 {
-        (count as f64 / seconds * 10.0).round() / 10.0
-    } else {
-        0.0
-    }
 }
 
 impl Summary {

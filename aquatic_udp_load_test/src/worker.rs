@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use aquatic_udp_protocol::{
     ACTION_ANNOUNCE, ACTION_CONNECT, ACTION_ERROR, ACTION_SCRAPE, AnnounceEvent, AnnounceRequest,
-    ConnectRequest, ConnectionId, InfoHash, PeerId, Request, ScrapeRequest, TransactionId,
+    ConnectRequest, ConnectionId, InfoHash, Request, ScrapeRequest, TransactionId,
 };
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
@@ -21,28 +21,17 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::Distribution;
 
+use aquatic_load_test_common::RateLimiter;
+use aquatic_load_test_common::torrents::{TorrentPicker, info_hash, random_peer_id};
+
 use crate::config::Config;
 use crate::stats::{Counts, SharedCounts};
-use crate::torrents::{TorrentPicker, info_hash};
 
 /// BEP 15: a client may use a connection id for up to one minute.
 const CONNECTION_ID_MAX_AGE: Duration = Duration::from_secs(60);
 
 /// Large enough for any UDP datagram.
 const RECV_BUFFER_LEN: usize = 65_536;
-
-/// Peer ids look like those of a real client: Azureus-style prefix, then
-/// random bytes.
-const PEER_ID_PREFIX: &[u8; 8] = b"-AQ0100-";
-
-/// A rate-capped worker's token bucket holds at most this long's worth of
-/// requests (and at least one): the largest burst it sends at once.
-const RATE_BURST: Duration = Duration::from_millis(10);
-
-/// Shortest poll timeout while sockets wait for tokens: the poll's own
-/// granularity (mio rounds up to whole milliseconds). Never zero, so the
-/// worker sleeps instead of spinning.
-const RATE_MIN_WAIT: Duration = Duration::from_millis(1);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -85,56 +74,6 @@ struct SocketState {
     phase: Phase,
 }
 
-/// Token bucket pacing one worker's requests: `per_second` tokens a second,
-/// at most `capacity` of them kept; every request takes one.
-#[derive(Clone, Debug)]
-struct RateLimiter {
-    per_second: f64,
-    capacity: f64,
-    tokens: f64,
-    refilled_at: Instant,
-}
-
-impl RateLimiter {
-    /// Starts with one token.
-    fn new(per_second: f64, now: Instant) -> Self {
-        Self {
-            per_second,
-            capacity: (per_second * RATE_BURST.as_secs_f64()).max(1.0),
-            tokens: 1.0,
-            refilled_at: now,
-        }
-    }
-
-    /// Add the tokens earned since the last refill.
-    fn refill(&mut self, now: Instant) {
-        if now > self.refilled_at {
-            let earned = (now - self.refilled_at).as_secs_f64() * self.per_second;
-            self.tokens = (self.tokens + earned).min(self.capacity);
-            self.refilled_at = now;
-        }
-    }
-
-    /// Take a token if there is one.
-    fn try_take(&mut self) -> bool {
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// How long after the last refill the next token is there; at least
-    /// `RATE_MIN_WAIT`.
-    fn wait(&self) -> Duration {
-        let missing = (1.0 - self.tokens).max(0.0);
-        Duration::try_from_secs_f64(missing / self.per_second)
-            .unwrap_or(Duration::MAX)
-            .max(RATE_MIN_WAIT)
-    }
-}
-
 /// Builds requests from the config's weights and torrent distribution.
 struct RequestGenerator {
     kinds: WeightedIndex<u32>,
@@ -174,9 +113,7 @@ impl RequestGenerator {
         connection_id: ConnectionId,
         transaction_id: TransactionId,
     ) -> AnnounceRequest {
-        let mut peer_id = [0u8; 20];
-        peer_id[..8].copy_from_slice(PEER_ID_PREFIX);
-        rng.fill(&mut peer_id[8..]);
+        let peer_id = random_peer_id(rng);
         let seeder = rng.random_bool(self.peer_seeder_probability);
         // Mostly regular announces, sometimes started / completed.
         let event = match rng.random_range(0u8..100) {
@@ -188,7 +125,7 @@ impl RequestGenerator {
             connection_id,
             transaction_id,
             info_hash: self.info_hash(rng),
-            peer_id: PeerId(peer_id),
+            peer_id,
             bytes_downloaded: rng.random_range(0..1 << 30),
             bytes_left: if seeder {
                 0
@@ -278,12 +215,11 @@ impl Worker {
             rng: SmallRng::from_rng(&mut rand::rng()),
             generator: RequestGenerator::new(config)?,
             request_timeout: Duration::from_millis(config.request_timeout_ms),
-            limiter: (config.max_requests_per_second > 0).then(|| {
-                RateLimiter::new(
-                    config.max_requests_per_second as f64 / config.workers as f64,
-                    Instant::now(),
-                )
-            }),
+            limiter: RateLimiter::for_worker(
+                config.max_requests_per_second,
+                config.workers,
+                Instant::now(),
+            ),
             throttled: VecDeque::with_capacity(config.sockets_per_worker),
             counts: Counts::default(),
             shared,
@@ -307,7 +243,7 @@ impl Worker {
         let mut now = Instant::now();
         if let Some(limiter) = &mut self.limiter {
             // The bucket starts with one token when the run starts.
-            *limiter = RateLimiter::new(limiter.per_second, now);
+            limiter.restart(now);
         }
         for i in 0..self.sockets.len() {
             self.send_when_allowed(i, now);
@@ -631,49 +567,6 @@ mod tests {
         let g = generator(&config);
         let mut rng = SmallRng::seed_from_u64(1);
         assert!((0..1000).all(|_| g.kind(&mut rng) == Kind::Announce));
-    }
-
-    #[test]
-    fn rate_limiter_paces_and_bursts_at_most_its_capacity() {
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        // 1000 a second: capacity 10 (10 ms worth), one token at the start.
-        let mut l = RateLimiter::new(1000.0, t0);
-        assert!(l.try_take());
-        assert!(!l.try_take());
-        assert_eq!(l.wait(), ms(1));
-        l.refill(t0 + ms(5));
-        assert_eq!((0..20).filter(|_| l.try_take()).count(), 5);
-        // Idle for a second: no more than the capacity at once.
-        l.refill(t0 + ms(1005));
-        assert_eq!((0..100).filter(|_| l.try_take()).count(), 10);
-        // An earlier instant changes nothing.
-        l.refill(t0);
-        assert!(!l.try_take());
-        // Over a simulated second in 1 ms steps: 1000 tokens (+ the last
-        // fraction).
-        let mut taken = 0;
-        for step in 1..=1000 {
-            l.refill(t0 + ms(1005 + step));
-            while l.try_take() {
-                taken += 1;
-            }
-        }
-        assert!((999..=1000).contains(&taken), "{taken}");
-
-        // Slow rates: a capacity of one token, and waits longer than 1 ms.
-        let mut slow = RateLimiter::new(2.0, t0);
-        assert!(slow.try_take());
-        assert_eq!(slow.wait(), ms(500));
-        slow.refill(t0 + Duration::from_secs(10));
-        assert!(slow.try_take());
-        assert!(!slow.try_take());
-        // A tiny share still gives a finite wait.
-        let tiny = RateLimiter {
-            tokens: 0.0,
-            ..RateLimiter::new(1e-300, t0)
-        };
-        assert_eq!(tiny.wait(), Duration::MAX);
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! The torrents of a load test: info hashes derived from a seed and an index,
-//! and the skewed choice of which torrent a request is about.
+//! the skewed choice of which torrent a request is about, and peer ids.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use anyhow::Context;
-use aquatic_udp_protocol::InfoHash;
+use aquatic_common::{InfoHash, PeerId};
 use rand::Rng;
 use rand_distr::{Distribution, Zipf};
 
@@ -79,6 +79,18 @@ impl TorrentPicker {
     }
 }
 
+/// Peer ids look like those of a real client: Azureus-style prefix, then
+/// random bytes.
+pub const PEER_ID_PREFIX: &[u8; 8] = b"-AQ0100-";
+
+/// A fresh peer id: [`PEER_ID_PREFIX`] and 12 random bytes.
+pub fn random_peer_id(rng: &mut impl Rng) -> PeerId {
+    let mut peer_id = [0u8; 20];
+    peer_id[..8].copy_from_slice(PEER_ID_PREFIX);
+    rng.fill(&mut peer_id[8..]);
+    PeerId(peer_id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,7 +118,7 @@ mod tests {
     #[test]
     fn info_hash_file_has_one_hex_hash_per_line() {
         let dir =
-            std::env::temp_dir().join(format!("aquatic_udp_load_test_{}", std::process::id()));
+            std::env::temp_dir().join(format!("aquatic_load_test_common_{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("hashes");
         write_info_hash_file(&path, 3, 1000).unwrap();
@@ -123,6 +135,15 @@ mod tests {
     fn info_hash_file_error_names_the_file() {
         let err = write_info_hash_file(Path::new("/nonexistent/dir/hashes"), 0, 1).unwrap_err();
         assert!(format!("{err:#}").contains("/nonexistent/dir/hashes"));
+    }
+
+    #[test]
+    fn peer_ids_have_the_prefix_and_differ() {
+        let mut rng = SmallRng::seed_from_u64(3);
+        let a = random_peer_id(&mut rng);
+        let b = random_peer_id(&mut rng);
+        assert_eq!(&a.0[..8], PEER_ID_PREFIX);
+        assert_ne!(a, b);
     }
 
     #[test]

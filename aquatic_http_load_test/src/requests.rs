@@ -1,0 +1,187 @@
+//! Building request heads from the config's weights and torrent
+//! distribution, with `Request::write` of aquatic_http_protocol.
+
+use aquatic_http_protocol::{AnnounceEvent, AnnounceRequest, InfoHash, Request, ScrapeRequest};
+use aquatic_load_test_common::torrents::{TorrentPicker, info_hash, random_peer_id};
+use rand::Rng;
+use rand::distr::Distribution;
+use rand::distr::weighted::WeightedIndex;
+
+use crate::config::Config;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Announce,
+    Scrape,
+}
+
+const KINDS: [Kind; 2] = [Kind::Announce, Kind::Scrape];
+
+const CONNECTION_CLOSE: &[u8] = b"Connection: close\r\n\r\n";
+
+pub struct RequestGenerator {
+    kinds: WeightedIndex<u32>,
+    torrents: TorrentPicker,
+    info_hash_seed: u64,
+    numwant: Option<usize>,
+    scrape_max_torrents: usize,
+    peer_seeder_probability: f64,
+    /// The `Host` header: the server address.
+    host: String,
+    keep_alive: bool,
+    /// Reused by every scrape request.
+    scrape_hashes: Vec<InfoHash>,
+}
+
+impl RequestGenerator {
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        let r = &config.requests;
+        let kinds = WeightedIndex::new([r.weight_announce, r.weight_scrape])
+            .map_err(|err| anyhow::anyhow!("requests: request weights: {err}"))?;
+        Ok(Self {
+            kinds,
+            torrents: TorrentPicker::new(r.number_of_torrents, r.torrent_selection_exponent)?,
+            info_hash_seed: r.info_hash_seed,
+            numwant: usize::try_from(r.peers_wanted).ok(),
+            scrape_max_torrents: r.scrape_max_torrents,
+            peer_seeder_probability: r.peer_seeder_probability,
+            host: config.server_address.to_string(),
+            keep_alive: config.keep_alive,
+            scrape_hashes: Vec::with_capacity(r.scrape_max_torrents),
+        })
+    }
+
+    fn info_hash(&self, rng: &mut impl Rng) -> InfoHash {
+        info_hash(self.info_hash_seed, self.torrents.pick(rng))
+    }
+
+    fn announce(&self, rng: &mut impl Rng) -> AnnounceRequest {
+        let seeder = rng.random_bool(self.peer_seeder_probability);
+        // Mostly regular announces, sometimes started / completed.
+        let event = match rng.random_range(0u8..100) {
+            0..=84 => AnnounceEvent::None,
+            85..=94 => AnnounceEvent::Started,
+            _ => AnnounceEvent::Completed,
+        };
+        AnnounceRequest {
+            info_hash: self.info_hash(rng),
+            peer_id: random_peer_id(rng),
+            port: rng.random_range(1024..=u16::MAX),
+            bytes_uploaded: rng.random_range(0..1 << 30),
+            bytes_downloaded: rng.random_range(0..1 << 30),
+            bytes_left: if seeder {
+                0
+            } else {
+                rng.random_range(1..1 << 30)
+            },
+            event,
+            numwant: self.numwant,
+            compact: true,
+            no_peer_id: false,
+            // None: no allocation.
+            key: None,
+        }
+    }
+
+    /// Replace `out` with the head of a request of a kind drawn by weight
+    /// (`Connection: close` added unless keep-alive), and return the kind.
+    pub fn write_next(&mut self, rng: &mut impl Rng, out: &mut Vec<u8>) -> Kind {
+        let kind = KINDS[self.kinds.sample(rng)];
+        out.clear();
+        match kind {
+            Kind::Announce => {
+                Request::Announce(self.announce(rng)).write(out, "", &self.host);
+            }
+            Kind::Scrape => {
+                let mut info_hashes = std::mem::take(&mut self.scrape_hashes);
+                info_hashes.clear();
+                let n = rng.random_range(1..=self.scrape_max_torrents);
+                info_hashes.extend((0..n).map(|_| self.info_hash(rng)));
+                let request = Request::Scrape(ScrapeRequest { info_hashes });
+                request.write(out, "", &self.host);
+                // Hand the vector back for the next scrape.
+                if let Request::Scrape(scrape) = request {
+                    self.scrape_hashes = scrape.info_hashes;
+                }
+            }
+        }
+        if !self.keep_alive && out.ends_with(b"\r\n\r\n") {
+            // Before the empty line that ends the head.
+            out.truncate(out.len() - 2);
+            out.extend_from_slice(CONNECTION_CLOSE);
+        }
+        kind
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aquatic_http_protocol::{ParseOptions, parse_request};
+    use rand::SeedableRng;
+    use rand::rngs::SmallRng;
+
+    fn options() -> ParseOptions<'static> {
+        ParseOptions {
+            max_scrape_torrents: 1000,
+            reverse_proxy_header: None,
+        }
+    }
+
+    #[test]
+    fn written_requests_parse_back() {
+        let mut config = Config::default();
+        config.requests.number_of_torrents = 100;
+        config.requests.scrape_max_torrents = 5;
+        config.requests.weight_scrape = 5;
+        let torrents: Vec<InfoHash> = (0..100).map(|i| info_hash(0, i)).collect();
+        for keep_alive in [true, false] {
+            config.keep_alive = keep_alive;
+            let mut g = RequestGenerator::new(&config).unwrap();
+            let mut rng = SmallRng::seed_from_u64(9);
+            let mut out = Vec::new();
+            let mut seen = [0; 2];
+            for _ in 0..1000 {
+                let kind = g.write_next(&mut rng, &mut out);
+                let parsed = parse_request(&out, &options()).unwrap();
+                assert_eq!(parsed.consumed, out.len());
+                assert_eq!(parsed.keep_alive, keep_alive);
+                let text = std::str::from_utf8(&out).unwrap();
+                assert!(text.contains("\r\nHost: 127.0.0.1:3000\r\n"), "{text}");
+                match (kind, parsed.request) {
+                    (Kind::Announce, Request::Announce(a)) => {
+                        seen[0] += 1;
+                        assert!(torrents.contains(&a.info_hash));
+                        assert_eq!(a.numwant, Some(30));
+                        assert!(a.port >= 1024 && a.compact);
+                        assert_eq!(&a.peer_id.0[..8], b"-AQ0100-");
+                    }
+                    (Kind::Scrape, Request::Scrape(s)) => {
+                        seen[1] += 1;
+                        assert!((1..=5).contains(&s.info_hashes.len()));
+                        assert!(s.info_hashes.iter().all(|h| torrents.contains(h)));
+                    }
+                    (kind, request) => panic!("{kind:?} written, {request:?} parsed"),
+                }
+            }
+            assert!(seen[0] > 300 && seen[1] > 300, "{seen:?}");
+        }
+    }
+
+    #[test]
+    fn peers_wanted_minus_one_leaves_numwant_out() {
+        let mut config = Config::default();
+        config.requests.peers_wanted = -1;
+        config.requests.weight_scrape = 0;
+        config.requests.peer_seeder_probability = 1.0;
+        let mut g = RequestGenerator::new(&config).unwrap();
+        let mut rng = SmallRng::seed_from_u64(1);
+        let mut out = Vec::new();
+        assert_eq!(g.write_next(&mut rng, &mut out), Kind::Announce);
+        let text = std::str::from_utf8(&out).unwrap();
+        assert!(
+            !text.contains("numwant") && text.contains("&left=0"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,660 @@
+//! The load tester against a tiny in-test HTTP(S) tracker on 127.0.0.1 that
+//! answers with fixed bencoded bodies: counts must be positive and add up,
+//! failures must show in the right counters, and every run stops by itself
+//! within its duration.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use aquatic_http_load_test::{Config, Summary, run_load_test};
+use aquatic_http_protocol::{
+    ParseOptions, Request, RequestParseError, parse_request, write_failure, write_http_head,
+};
+
+/// A compact announce answer with two IPv4 peers.
+const ANNOUNCE_BODY: &[u8] =
+    b"d8:completei2e10:incompletei1e8:intervali1800e12:min intervali60e5:peers12:\x0a\x00\x00\x01\x1a\xe1\x0a\x00\x00\x02\x1a\xe1e";
+/// A scrape answer for one torrent.
+const SCRAPE_BODY: &[u8] =
+    b"d5:filesd20:aaaaaaaaaaaaaaaaaaaad8:completei1e10:downloadedi0e10:incompletei0eeee";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    /// Answer everything, keeping connections open unless asked to close.
+    Normal,
+    /// Answer everything with `Connection: close` and close.
+    AlwaysClose,
+    /// Answer everything as if keeping the connection open, but close it
+    /// (as opentracker does).
+    CloseSilently,
+    /// HTTP/1.0 answers without Content-Length; the body ends with the
+    /// connection.
+    Http10WithoutLength,
+    /// Failure reasons for announces, 404 for scrapes.
+    Errors,
+    /// Close the connection instead of answering every 50th request.
+    DropSome,
+    /// Read requests, never answer.
+    Silent,
+}
+
+#[derive(Default)]
+struct Received {
+    announce: AtomicU64,
+    scrape: AtomicU64,
+    /// Requests that asked for `Connection: close`.
+    close_requested: AtomicU64,
+    connections: AtomicU64,
+    /// Requests that did not parse.
+    bad: AtomicU64,
+}
+
+impl Received {
+    fn requests(&self) -> u64 {
+        self.announce.load(Ordering::Relaxed) + self.scrape.load(Ordering::Relaxed)
+    }
+}
+
+struct FakeTracker {
+    address: SocketAddr,
+    stop: Arc<AtomicBool>,
+    received: Arc<Received>,
+    handle: JoinHandle<()>,
+}
+
+impl FakeTracker {
+    fn start(mode: Mode) -> Self {
+        Self::start_with(mode, None)
+    }
+
+    fn start_tls(mode: Mode) -> Self {
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+                .unwrap();
+        let key =
+            rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![certified.cert.der().clone()], key)
+            .unwrap();
+        Self::start_with(mode, Some(Arc::new(config)))
+    }
+
+    fn start_with(mode: Mode, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let address = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let received = Arc::new(Received::default());
+        let (stop_flag, counts) = (stop.clone(), received.clone());
+        let handle = std::thread::spawn(move || {
+            while !stop_flag.load(Ordering::Relaxed) {
+                let stream = match listener.accept() {
+                    Ok((stream, _)) => stream,
+                    Err(err) if err.kind() == ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(1));
+                        continue;
+                    }
+                    Err(err) => panic!("accept: {err}"),
+                };
+                counts.connections.fetch_add(1, Ordering::Relaxed);
+                let (stop, counts, tls) = (stop_flag.clone(), counts.clone(), tls.clone());
+                std::thread::spawn(move || {
+                    stream.set_nonblocking(false).unwrap();
+                    stream
+                        .set_read_timeout(Some(Duration::from_millis(20)))
+                        .unwrap();
+                    match tls {
+                        None => serve(stream, mode, &stop, &counts),
+                        Some(config) => {
+                            let conn = rustls::ServerConnection::new(config).unwrap();
+                            let tls_stream = rustls::StreamOwned::new(conn, stream);
+                            serve(tls_stream, mode, &stop, &counts);
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            address,
+            stop,
+            received,
+            handle,
+        }
+    }
+
+    fn finish(self) -> Arc<Received> {
+        // Let requests still on their way be read, then stop.
+        std::thread::sleep(Duration::from_millis(100));
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().unwrap();
+        self.received
+    }
+}
+
+/// Serve one connection until the client closes it, the mode closes it, or
+/// the test stops.
+fn serve(mut stream: impl Read + Write, mode: Mode, stop: &AtomicBool, counts: &Received) {
+    let options = ParseOptions {
+        max_scrape_torrents: 100,
+        reverse_proxy_header: None,
+    };
+    let mut input = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let mut out = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        match stream.read(&mut chunk) {
+            Ok(0) => return,
+            Ok(len) => input.extend_from_slice(&chunk[..len]),
+            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                continue;
+            }
+            Err(_) => return,
+        }
+        loop {
+            let parsed = match parse_request(&input, &options) {
+                Ok(parsed) => parsed,
+                Err(RequestParseError::NeedMoreData) => break,
+                Err(_) => {
+                    counts.bad.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            };
+            input.drain(..parsed.consumed);
+            if !parsed.keep_alive {
+                counts.close_requested.fetch_add(1, Ordering::Relaxed);
+            }
+            let is_announce = matches!(parsed.request, Request::Announce(_));
+            let counter = if is_announce {
+                &counts.announce
+            } else {
+                &counts.scrape
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            match mode {
+                Mode::Silent => continue,
+                // Closes the connection.
+                Mode::DropSome if counts.requests() % 50 == 0 => return,
+                _ => {}
+            }
+            let keep_alive = parsed.keep_alive
+                && matches!(
+                    mode,
+                    Mode::Normal | Mode::Errors | Mode::DropSome | Mode::CloseSilently
+                );
+            out.clear();
+            match (mode, is_announce) {
+                (Mode::Errors, true) => {
+                    let mut body = Vec::new();
+                    write_failure(&mut body, "unregistered torrent");
+                    write_http_head(&mut out, 200, "OK", body.len(), keep_alive);
+                    out.extend_from_slice(&body);
+                }
+                (Mode::Errors, false) => {
+                    write_http_head(&mut out, 404, "Not Found", 9, keep_alive);
+                    out.extend_from_slice(b"not found");
+                }
+                (Mode::Http10WithoutLength, _) => {
+                    out.extend_from_slice(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n");
+                    out.extend_from_slice(if is_announce {
+                        ANNOUNCE_BODY
+                    } else {
+                        SCRAPE_BODY
+                    });
+                }
+                (_, announce) => {
+                    let body = if announce { ANNOUNCE_BODY } else { SCRAPE_BODY };
+                    write_http_head(&mut out, 200, "OK", body.len(), keep_alive);
+                    out.extend_from_slice(body);
+                }
+            }
+            if stream
+                .write_all(&out)
+                .and_then(|()| stream.flush())
+                .is_err()
+            {
+                return;
+            }
+            if !keep_alive || mode == Mode::CloseSilently {
+                return;
+            }
+        }
+    }
+}
+
+fn config(address: SocketAddr, duration: u64) -> Config {
+    let mut config = Config {
+        server_address: address,
+        workers: 2,
+        connections_per_worker: 4,
+        duration,
+        summarize_every: 1,
+        // Long enough that loopback never times out, even on a busy machine.
+        request_timeout_ms: 2000,
+        ..Config::default()
+    };
+    config.requests.number_of_torrents = 100;
+    config.requests.scrape_max_torrents = 5;
+    config
+}
+
+/// Run and check what holds for every run: it ends on time, and every
+/// request sent got a response, timed out, was dropped, or is still in
+/// flight.
+fn run(config: &Config) -> (Summary, String) {
+    let started = Instant::now();
+    let mut progress = Vec::new();
+    let summary = run_load_test(config, &mut progress).unwrap();
+    let took = started.elapsed();
+    let duration = Duration::from_secs(config.duration);
+    assert!(took >= duration, "{took:?}");
+    assert!(took < duration + Duration::from_secs(2), "{took:?}");
+    let t = &summary.totals;
+    assert_eq!(
+        t.requests_sent,
+        t.responses() + t.invalid + t.timeouts + t.dropped + summary.in_flight_at_end,
+        "{summary:?}"
+    );
+    let connections = (config.workers * config.connections_per_worker) as u64;
+    assert!(summary.in_flight_at_end <= connections, "{summary:?}");
+    (summary, String::from_utf8(progress).unwrap())
+}
+
+#[test]
+fn keep_alive_counts_are_positive_and_consistent() {
+    let tracker = FakeTracker::start(Mode::Normal);
+    let config = config(tracker.address, 2);
+    let (summary, progress) = run(&config);
+    let received = tracker.finish();
+
+    let t = &summary.totals;
+    assert!(t.announce > 0 && t.scrape > 0, "{summary:?}");
+    // Weights 10 : 1.
+    assert!(t.announce > 3 * t.scrape, "{summary:?}");
+    assert_eq!(
+        t.errors() + t.invalid + t.timeouts + t.dropped,
+        0,
+        "{summary:?}"
+    );
+    assert_eq!(
+        t.connection_errors + t.reconnects + t.tracker_closes,
+        0,
+        "{summary:?}"
+    );
+    // One connection each, kept for the whole run.
+    assert_eq!(t.connections_opened, 8, "{summary:?}");
+    assert_eq!(received.connections.load(Ordering::Relaxed), 8);
+    assert_eq!(received.close_requested.load(Ordering::Relaxed), 0);
+    assert_eq!(received.bad.load(Ordering::Relaxed), 0);
+    // The tracker saw every request sent, and answered all but those in
+    // flight at the end.
+    assert_eq!(received.requests(), t.requests_sent, "{summary:?}");
+    assert!(received.announce.load(Ordering::Relaxed) >= t.announce);
+
+    // Progress: one line a second, rates by kind.
+    let lines: Vec<&str> = progress.lines().collect();
+    assert_eq!(lines.len(), 2, "{progress}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("responses/s") && l.contains("announce"))
+    );
+
+    let json = summary.to_json();
+    assert!(json.responses_per_second > 0.0);
+    assert!((json.duration_secs - 2.0).abs() < 0.5);
+    let rate_sum = json.announce + json.scrape + json.error;
+    assert!((rate_sum - json.responses_per_second).abs() < 1.0);
+}
+
+#[test]
+fn close_mode_opens_a_connection_per_request() {
+    let tracker = FakeTracker::start(Mode::Normal);
+    let mut config = config(tracker.address, 2);
+    config.keep_alive = false;
+    let (summary, _) = run(&config);
+    let received = tracker.finish();
+
+    let t = &summary.totals;
+    assert!(t.announce > 0 && t.scrape > 0, "{summary:?}");
+    assert_eq!(
+        t.errors() + t.invalid + t.timeouts + t.dropped,
+        0,
+        "{summary:?}"
+    );
+    assert_eq!(
+        t.connection_errors + t.reconnects + t.tracker_closes,
+        0,
+        "{summary:?}"
+    );
+    // A connection for each request (the last ones may not be out yet).
+    assert!(t.connections_opened >= t.requests_sent, "{summary:?}");
+    assert!(t.connections_opened <= t.requests_sent + 8, "{summary:?}");
+    assert_eq!(received.bad.load(Ordering::Relaxed), 0);
+    let requests = received.requests();
+    assert_eq!(requests, t.requests_sent, "{summary:?}");
+    assert_eq!(received.close_requested.load(Ordering::Relaxed), requests);
+    assert!(received.connections.load(Ordering::Relaxed) >= requests);
+}
+
+#[test]
+fn tracker_closing_keep_alive_connections_is_counted() {
+    let tracker = FakeTracker::start(Mode::AlwaysClose);
+    let config = config(tracker.address, 1);
+    let (summary, _) = run(&config);
+    tracker.finish();
+
+    let t = &summary.totals;
+    assert!(t.announce > 0, "{summary:?}");
+    assert_eq!(
+        t.errors() + t.invalid + t.timeouts + t.dropped,
+        0,
+        "{summary:?}"
+    );
+    // Every response closed its connection; reopening is not an error.
+    assert_eq!(t.tracker_closes, t.responses(), "{summary:?}");
+    assert_eq!(t.reconnects + t.connection_errors, 0, "{summary:?}");
+    assert!(t.connections_opened >= t.responses(), "{summary:?}");
+}
+
+#[test]
+fn tracker_closing_without_saying_so_is_noticed() {
+    let tracker = FakeTracker::start(Mode::CloseSilently);
+    let config = config(tracker.address, 1);
+    let (summary, _) = run(&config);
+    tracker.finish();
+
+    let t = &summary.totals;
+    assert!(t.announce > 0, "{summary:?}");
+    assert_eq!(t.errors() + t.invalid + t.timeouts, 0, "{summary:?}");
+    // Mostly the close comes with the response; when it comes later, the
+    // next request on the connection is dropped (and the connection
+    // reopened).
+    assert!(t.tracker_closes > 4 * t.dropped, "{summary:?}");
+    assert_eq!(t.connection_errors, 0, "{summary:?}");
+    assert!(
+        t.reconnects <= t.dropped && t.dropped - t.reconnects <= 8,
+        "{summary:?}"
+    );
+    let closes = t.tracker_closes + t.reconnects;
+    assert!(t.connections_opened <= 8 + closes, "{summary:?}");
+    assert!(t.connections_opened + 8 >= 8 + closes, "{summary:?}");
+}
+
+#[test]
+fn bodies_without_length_end_with_the_connection() {
+    let tracker = FakeTracker::start(Mode::Http10WithoutLength);
+    let config = config(tracker.address, 1);
+    let (summary, _) = run(&config);
+    tracker.finish();
+
+    let t = &summary.totals;
+    assert!(t.announce > 0 && t.scrape > 0, "{summary:?}");
+    assert_eq!(
+        t.errors() + t.invalid + t.timeouts + t.dropped,
+        0,
+        "{summary:?}"
+    );
+    assert_eq!(t.tracker_closes, t.responses(), "{summary:?}");
+}
+
+#[test]
+fn failures_and_error_statuses_are_counted() {
+    let tracker = FakeTracker::start(Mode::Errors);
+    let mut config = config(tracker.address, 1);
+    config.requests.weight_scrape = 5;
+    let (summary, _) = run(&config);
+    tracker.finish();
+
+    let t = &summary.totals;
+    assert!(t.failure > 0 && t.error_status > 0, "{summary:?}");
+    assert_eq!(
+        t.announce + t.scrape + t.invalid + t.dropped,
+        0,
+        "{summary:?}"
+    );
+    // Error answers keep the connection.
+    assert_eq!(t.connections_opened, 8, "{summary:?}");
+    let json = summary.to_json();
+    assert!(json.error > 0.0 && json.error == json.responses_per_second);
+}
+
+#[test]
+fn dropped_connections_are_counted_and_reopened() {
+    let tracker = FakeTracker::start(Mode::DropSome);
+    let config = config(tracker.address, 1);
+    let (summary, _) = run(&config);
+    tracker.finish();
+
+    let t = &summary.totals;
+    assert!(t.announce > 0, "{summary:?}");
+    assert!(t.dropped > 0, "{summary:?}");
+    // Every dropped request's connection was replaced (the last ones may
+    // not have been yet).
+    assert!(
+        t.reconnects <= t.dropped && t.reconnects + 8 >= t.dropped,
+        "{summary:?}"
+    );
+    assert_eq!(t.connections_opened, 8 + t.reconnects, "{summary:?}");
+    assert_eq!(t.invalid + t.timeouts, 0, "{summary:?}");
+}
+
+#[test]
+fn unanswered_requests_time_out() {
+    let tracker = FakeTracker::start(Mode::Silent);
+    let mut config = config(tracker.address, 1);
+    config.request_timeout_ms = 200;
+    let (summary, _) = run(&config);
+    let received = tracker.finish();
+
+    let t = &summary.totals;
+    assert_eq!(t.responses(), 0, "{summary:?}");
+    // 8 connections, each timing out about 4 times a second.
+    assert!(t.timeouts >= 16, "{summary:?}");
+    assert!(t.reconnects >= t.timeouts - 8, "{summary:?}");
+    assert!(received.requests() >= t.timeouts);
+}
+
+#[test]
+fn rate_cap_limits_requests_sent() {
+    let tracker = FakeTracker::start(Mode::Normal);
+    let mut config = config(tracker.address, 2);
+    // 1000 a second for each of the 2 workers: far below what 8
+    // connections get from the fake tracker uncapped.
+    config.max_requests_per_second = 2000;
+    let (summary, _) = run(&config);
+    let received = tracker.finish();
+
+    // About 2 s x 2000 (+ the token each worker starts with).
+    let t = &summary.totals;
+    assert!(
+        (3000..=4400).contains(&t.requests_sent),
+        "{} requests sent: {summary:?}",
+        t.requests_sent
+    );
+    assert!((3000..=4400).contains(&received.requests()));
+    assert_eq!(t.invalid + t.timeouts + t.dropped, 0, "{summary:?}");
+    // Throttled connections are not in flight.
+    assert!(t.responses() + 8 >= t.requests_sent, "{summary:?}");
+    let json = summary.to_json();
+    assert_eq!(json.announce_responses_total, t.announce);
+    assert!(t.announce > 2000, "{summary:?}");
+    assert!(
+        (1500.0..=2200.0).contains(&json.responses_per_second),
+        "{summary:?}"
+    );
+}
+
+#[test]
+fn tls_in_both_modes() {
+    for keep_alive in [true, false] {
+        let tracker = FakeTracker::start_tls(Mode::Normal);
+        let mut config = config(tracker.address, 1);
+        config.tls = true;
+        config.keep_alive = keep_alive;
+        let (summary, _) = run(&config);
+        let received = tracker.finish();
+
+        let t = &summary.totals;
+        assert!(t.announce > 0 && t.scrape > 0, "{keep_alive}: {summary:?}");
+        assert_eq!(t.errors() + t.invalid + t.timeouts, 0, "{summary:?}");
+        assert_eq!(t.connection_errors + t.reconnects, 0, "{summary:?}");
+        assert_eq!(received.bad.load(Ordering::Relaxed), 0);
+        if keep_alive {
+            assert_eq!(t.connections_opened, 8, "{summary:?}");
+            assert_eq!(t.dropped, 0, "{summary:?}");
+        } else {
+            assert!(t.connections_opened >= t.requests_sent, "{summary:?}");
+        }
+    }
+}
+
+#[test]
+fn no_tracker_means_connection_errors_and_exit_code_2() {
+    // A port nobody listens on.
+    let address = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (summary, _) = run(&config(address, 1));
+    let t = &summary.totals;
+    assert_eq!(t.responses() + t.requests_sent, 0, "{summary:?}");
+    // 8 connections, refused and retried every 100 ms.
+    assert!(t.connection_errors >= 16, "{summary:?}");
+
+    let dir = tempdir("none");
+    let config_path = dir.join("config.toml");
+    std::fs::write(
+        &config_path,
+        format!("server_address = \"{address}\"\nduration = 1\n"),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_aquatic_http_load_test"))
+        .arg("-c")
+        .arg(&config_path)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("no responses"), "{stderr}");
+}
+
+fn tempdir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "aquatic_http_load_test_{tag}_{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn binary_prints_summary_and_json() {
+    let tracker = FakeTracker::start(Mode::Normal);
+    let dir = tempdir("it");
+    let config_path = dir.join("config.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "server_address = \"{}\"\nduration = 1\nsummarize_every = 1\nconnections_per_worker = 4\nmax_requests_per_second = 500\n[requests]\nnumber_of_torrents = 50\n",
+            tracker.address
+        ),
+    )
+    .unwrap();
+
+    let output = Command::new(env!("CARGO_BIN_EXE_aquatic_http_load_test"))
+        .arg("-c")
+        .arg(&config_path)
+        .arg("--json")
+        .output()
+        .unwrap();
+    tracker.finish();
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{stdout}");
+    let first = stdout.lines().next().unwrap();
+    assert!(
+        first.starts_with("load testing http://") && first.contains("at most 500 requests/s"),
+        "{stdout}"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    let announces: u64 = lines[lines.len() - 3]
+        .strip_prefix("announce responses total: ")
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .parse()
+        .unwrap();
+    let rate: f64 = lines[lines.len() - 2]
+        .strip_prefix("responses per second: ")
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .parse()
+        .unwrap();
+    assert!(rate > 0.0, "{stdout}");
+    let json_line = lines[lines.len() - 1];
+    let json: serde_json::Value = serde_json::from_str(json_line).unwrap();
+    assert_eq!(json.as_object().unwrap().len(), 9, "{json_line}");
+    // These keys, in this order.
+    let positions: Vec<usize> = [
+        "responses_per_second",
+        "announce",
+        "scrape",
+        "error",
+        "requests_sent",
+        "timeouts",
+        "reconnects",
+        "duration_secs",
+        "announce_responses_total",
+    ]
+    .iter()
+    .map(|key| {
+        json_line
+            .find(&format!("\"{key}\":"))
+            .unwrap_or_else(|| panic!("{key}: {json_line}"))
+    })
+    .collect();
+    assert!(positions.is_sorted(), "{json_line}");
+    assert!(json.as_object().unwrap().values().all(|v| v.is_number()));
+    assert!(json["announce"].as_f64().unwrap() > 0.0);
+    assert_eq!(json["announce_responses_total"], announces);
+    // Capped at 500 a second for 1 s.
+    let sent = json["requests_sent"].as_u64().unwrap();
+    assert!((300..=600).contains(&sent), "{stdout}");
+}
+
+#[test]
+fn binary_writes_info_hash_file_and_exits() {
+    let dir = tempdir("ih");
+    let hashes = dir.join("whitelist");
+    let config_path = dir.join("config.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[requests]\nnumber_of_torrents = 20\ninfo_hash_seed = 5\ninfo_hash_file = \"{}\"\n",
+            hashes.display()
+        ),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_aquatic_http_load_test"))
+        .arg("-c")
+        .arg(&config_path)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let text = std::fs::read_to_string(&hashes).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 20);
+    assert_eq!(
+        lines[3],
+        aquatic_http_load_test::torrents::info_hash(5, 3).to_hex()
+    );
+}
