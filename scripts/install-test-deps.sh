@@ -10,6 +10,9 @@
 #                       the current user; the package's service is not needed)
 #   systemd             systemd-analyze, for scripts/test_deployment.sh (it
 #                       checks the unit files offline; systemd need not run)
+#   prometheus          promtool, which the daemons' metrics tests run on the
+#                       /metrics output (`promtool check metrics`); the
+#                       package's own Prometheus server is not needed
 #
 # usage (as root on Debian): scripts/install-test-deps.sh
 #
@@ -18,7 +21,7 @@
 
 set -euo pipefail
 
-packages=(python3-libtorrent opentracker transmission-daemon systemd)
+packages=(python3-libtorrent opentracker transmission-daemon systemd prometheus)
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -71,6 +74,18 @@ if [[ " ${missing[*]} " == *" transmission-daemon "* ]]; then
     fi
 fi
 
+# Likewise the Prometheus server that comes with promtool (on :9090).
+if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+        run systemctl disable --now prometheus.service
+    elif [[ -x /etc/init.d/prometheus ]]; then
+        run /etc/init.d/prometheus stop
+        if command -v update-rc.d >/dev/null 2>&1; then
+            run update-rc.d prometheus disable
+        fi
+    fi
+fi
+
 if ! /usr/bin/python3 -c 'import libtorrent' >/dev/null 2>&1; then
     echo "install-test-deps: /usr/bin/python3 cannot import libtorrent after installing" >&2
     exit 1
@@ -81,5 +96,9 @@ if ! command -v transmission-daemon >/dev/null 2>&1; then
 fi
 if ! command -v systemd-analyze >/dev/null 2>&1; then
     echo "install-test-deps: no systemd-analyze on PATH after installing" >&2
+    exit 1
+fi
+if ! command -v promtool >/dev/null 2>&1; then
+    echo "install-test-deps: no promtool on PATH after installing" >&2
     exit 1
 fi

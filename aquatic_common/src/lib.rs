@@ -1,10 +1,12 @@
 //! Types and mechanisms shared by the aquatic tracker daemons.
 //!
-//! Everything here is protocol-agnostic and opens no sockets: info hash and
-//! peer id newtypes, the coarse server clock and `ValidUntil`, canonical
-//! socket addresses (IPv4-mapped IPv6 counts as IPv4), access lists,
-//! response-peer selection, privilege dropping and worker supervision. Each
-//! exists once so that the UDP, HTTP and WebSocket trackers behave alike.
+//! Everything here is protocol-agnostic: info hash and peer id newtypes, the
+//! coarse server clock and `ValidUntil`, canonical socket addresses
+//! (IPv4-mapped IPv6 counts as IPv4), access lists, response-peer
+//! selection, privilege dropping, worker supervision and the Prometheus
+//! metrics endpoint. Each exists once so that the UDP, HTTP and WebSocket
+//! trackers behave alike. The metrics endpoint is the only socket opened
+//! here; the trackers' own sockets belong to the daemons.
 //!
 //! Not here: parsing of wire formats (the `*_protocol` crates) and config
 //! file loading (`aquatic_cli_helpers`).
@@ -13,6 +15,7 @@
 
 pub mod access_list;
 pub mod addr;
+pub mod metrics;
 pub mod peer_selection;
 pub mod peer_store;
 pub mod privileges;

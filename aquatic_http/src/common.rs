@@ -8,6 +8,8 @@ use aquatic_common::InfoHash;
 use aquatic_http_protocol::{AnnounceRequest, AnnounceResponse, PeerFormat, ScrapeStatistics};
 use crossbeam_utils::CachePadded;
 
+pub use aquatic_common::metrics::SwarmGauges;
+
 /// Where an answer goes: a connection of a socket worker, and which of its
 /// requests it answers. A connection closed (and its slot reused) or a
 /// request abandoned meanwhile has another generation, so a late answer is
@@ -67,31 +69,128 @@ pub struct Counters {
     pub responses_scrape: AtomicU64,
     /// Failure reasons and 4xx answers.
     pub responses_error: AtomicU64,
+    /// The same, by [`ErrorReason`] (indexed by `reason as usize`); only
+    /// what [`Counters::count_error`] counted.
+    pub responses_error_by_reason: [AtomicU64; ErrorReason::ALL.len()],
     pub bytes_received: AtomicU64,
     pub bytes_sent: AtomicU64,
+}
+
+impl Counters {
+    /// Count an error response (a failure reason or a 4xx status), in
+    /// `responses_error` and under its reason.
+    pub fn count_error(&self, reason: ErrorReason) {
+        add(&self.responses_error, 1);
+        if let Some(counter) = self.responses_error_by_reason.get(reason as usize) {
+            add(counter, 1);
+        }
+    }
 }
 
 pub fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
 }
 
-/// Gauges published by one request worker, per IP version.
-#[derive(Default)]
-pub struct SwarmGauges {
-    pub by_ip_version: [CachePadded<SwarmCounts>; 2],
+/// The failure reasons the socket worker sends itself, besides those of
+/// the request parser (which all count as [`ErrorReason::InvalidRequest`]).
+pub const FAILURE_NOT_ALLOWED: &str = "info hash not allowed";
+pub const FAILURE_OVERLOADED: &str = "tracker overloaded, try again later";
+pub const FAILURE_PROXY_HEADER_MISSING: &str = "reverse proxy header missing";
+
+/// Why an error response was sent: the `reason` label of
+/// `aquatic_http_error_responses_total`. The first four are bencoded
+/// failure reasons (status 200), the rest HTTP error statuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorReason {
+    /// An announce or scrape with a missing or invalid parameter.
+    InvalidRequest,
+    /// The access list refuses the info hash.
+    InfoHashNotAllowed,
+    /// A request worker's queue was full.
+    Overloaded,
+    /// From a trusted proxy, but without the client address header.
+    ProxyHeaderMissing,
+    /// 400: not an HTTP/1.x request.
+    BadRequest,
+    /// 404: neither /announce nor /scrape.
+    NotFound,
+    /// 431: request head over `network.max_request_head_size`.
+    HeadTooLarge,
+    /// Any other status.
+    OtherStatus,
 }
 
-#[derive(Default)]
-pub struct SwarmCounts {
-    pub torrents: AtomicUsize,
-    pub seeders: AtomicUsize,
-    pub leechers: AtomicUsize,
+impl ErrorReason {
+    /// Every reason, in discriminant order.
+    pub const ALL: [ErrorReason; 8] = [
+        ErrorReason::InvalidRequest,
+        ErrorReason::InfoHashNotAllowed,
+        ErrorReason::Overloaded,
+        ErrorReason::ProxyHeaderMissing,
+        ErrorReason::BadRequest,
+        ErrorReason::NotFound,
+        ErrorReason::HeadTooLarge,
+        ErrorReason::OtherStatus,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorReason::InvalidRequest => "invalid_request",
+            ErrorReason::InfoHashNotAllowed => "info_hash_not_allowed",
+            ErrorReason::Overloaded => "overloaded",
+            ErrorReason::ProxyHeaderMissing => "proxy_header_missing",
+            ErrorReason::BadRequest => "bad_request",
+            ErrorReason::NotFound => "not_found",
+            ErrorReason::HeadTooLarge => "head_too_large",
+            ErrorReason::OtherStatus => "other_status",
+        }
+    }
+
+    /// The reason a failure response with this text counts under.
+    pub fn of_failure(text: &str) -> Self {
+        match text {
+            FAILURE_NOT_ALLOWED => ErrorReason::InfoHashNotAllowed,
+            FAILURE_OVERLOADED => ErrorReason::Overloaded,
+            FAILURE_PROXY_HEADER_MISSING => ErrorReason::ProxyHeaderMissing,
+            _ => ErrorReason::InvalidRequest,
+        }
+    }
+
+    /// The reason an error status counts under.
+    pub fn of_status(status: u16) -> Self {
+        match status {
+            400 => ErrorReason::BadRequest,
+            404 => ErrorReason::NotFound,
+            431 => ErrorReason::HeadTooLarge,
+            _ => ErrorReason::OtherStatus,
+        }
+    }
 }
 
-impl SwarmCounts {
-    pub fn set(&self, torrents: usize, seeders: usize, leechers: usize) {
-        self.torrents.store(torrents, Ordering::Relaxed);
-        self.seeders.store(seeders, Ordering::Relaxed);
-        self.leechers.store(leechers, Ordering::Relaxed);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_reasons_are_indexed_by_discriminant_and_labelled_once() {
+        for (i, reason) in ErrorReason::ALL.iter().enumerate() {
+            assert_eq!(*reason as usize, i);
+        }
+        let mut labels: Vec<&str> = ErrorReason::ALL.iter().map(|r| r.label()).collect();
+        labels.sort();
+        labels.dedup();
+        assert_eq!(labels.len(), ErrorReason::ALL.len());
+
+        let counters = Counters::default();
+        counters.count_error(ErrorReason::of_failure(FAILURE_OVERLOADED));
+        counters.count_error(ErrorReason::of_failure("missing info_hash"));
+        counters.count_error(ErrorReason::of_status(404));
+        let by_reason =
+            |r: ErrorReason| counters.responses_error_by_reason[r as usize].load(Ordering::Relaxed);
+        assert_eq!(counters.responses_error.load(Ordering::Relaxed), 3);
+        assert_eq!(by_reason(ErrorReason::Overloaded), 1);
+        assert_eq!(by_reason(ErrorReason::InvalidRequest), 1);
+        assert_eq!(by_reason(ErrorReason::NotFound), 1);
+        assert_eq!(by_reason(ErrorReason::HeadTooLarge), 0);
     }
 }

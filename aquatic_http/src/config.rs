@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use aquatic_cli_helpers::LogLevel;
 use aquatic_common::access_list::AccessListConfig;
+use aquatic_common::metrics::MetricsConfig;
 use aquatic_common::privileges::PrivilegeConfig;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,7 @@ pub struct Config {
     pub protocol: ProtocolConfig,
     pub cleaning: CleaningConfig,
     pub statistics: StatisticsConfig,
+    pub metrics: MetricsConfig,
     pub privileges: PrivilegeConfig,
     pub access_list: AccessListConfig,
 }
@@ -34,6 +36,7 @@ impl Default for Config {
             protocol: ProtocolConfig::default(),
             cleaning: CleaningConfig::default(),
             statistics: StatisticsConfig::default(),
+            metrics: MetricsConfig::default(),
             privileges: PrivilegeConfig::default(),
             access_list: AccessListConfig::default(),
         }
@@ -157,8 +160,8 @@ impl Config {
                 "socket_workers must be at least 1",
             ),
             (
-                self.request_workers == 0,
-                "request_workers must be at least 1",
+                self.request_workers == 0 && self.socket_workers != 1,
+                "request_workers = 0 (the socket worker answers announces itself) needs socket_workers = 1",
             ),
             (
                 self.protocol.max_scrape_torrents == 0,

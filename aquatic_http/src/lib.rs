@@ -9,10 +9,11 @@
 //!          |  batches back, one channel + mio::Waker per socket worker
 //! ```
 //!
-//! The main thread binds every listener, reads the TLS files, drops
-//! privileges, starts the workers and then only supervises: SIGTERM/SIGINT
-//! exit cleanly, SIGUSR1 reloads the access list and the TLS certificate
-//! (new connections get it; existing ones are not dropped), a failing or
+//! The main thread binds every listener (and the metrics endpoint, when
+//! `[metrics]` enables it), reads the TLS files, drops privileges, starts
+//! the workers and then only supervises: SIGTERM/SIGINT exit cleanly,
+//! SIGUSR1 reloads the access list and the TLS certificate (new
+//! connections get it; existing ones are not dropped), a failing or
 //! panicking worker ends the process with code 1. Plain HTTP and HTTPS are
 //! two processes with two configs: they never share swarm state.
 //!
@@ -34,6 +35,7 @@ use std::time::Duration;
 use anyhow::Context;
 use aquatic_common::ServerStartInstant;
 use aquatic_common::access_list::{self, AccessListCache};
+use aquatic_common::metrics::MetricsEndpoint;
 use aquatic_common::privileges::drop_privileges;
 use aquatic_common::request_loop::{RequestLoop, WakeFn};
 use aquatic_common::supervision::Supervisor;
@@ -50,6 +52,7 @@ use crate::config::Config;
 use crate::swarm::{SwarmConfig, TorrentMaps};
 use crate::workers::request::HttpShard;
 use crate::workers::socket::{SocketWorker, SocketWorkerParts, WAKER_TOKEN};
+use crate::workers::statistics::MetricsCollector;
 
 /// Run the tracker until a signal or a worker failure; returns the exit code.
 pub fn run(config: Config) -> anyhow::Result<i32> {
@@ -75,6 +78,10 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
         };
         log::info!("listening on {} ({scheme})", first.local_addr()?);
     }
+    let metrics_endpoint = MetricsEndpoint::bind(&config.metrics)?;
+    if let Some(endpoint) = &metrics_endpoint {
+        log::info!("metrics on {} (GET /metrics)", endpoint.local_addr());
+    }
     drop_privileges(&config.privileges)?;
 
     let clock = ServerStartInstant::new();
@@ -97,9 +104,16 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
     }
     let socket_stats: Vec<Arc<SocketWorkerStats>> =
         (0..config.socket_workers).map(|_| Arc::default()).collect();
-    let swarm_gauges: Vec<Arc<SwarmGauges>> = (0..config.request_workers)
+    // With request_workers = 0 the socket worker owns the one shard.
+    let swarm_gauges: Vec<Arc<SwarmGauges>> = (0..config.request_workers.max(1))
         .map(|_| Arc::default())
         .collect();
+    let swarm_config = SwarmConfig {
+        max_response_peers: config.protocol.max_response_peers,
+        peer_announce_interval: config.protocol.peer_announce_interval,
+        min_announce_interval: config.protocol.min_announce_interval,
+        max_peer_age: config.cleaning.max_peer_age,
+    };
 
     for (index, ((listener, poll), response_receiver)) in listeners
         .into_iter()
@@ -119,17 +133,17 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
             request_senders: request_senders.clone(),
             response_receiver,
             stats: socket_stats[index].clone(),
+            inline_shard: (config.request_workers == 0).then(|| HttpShard {
+                config: swarm_config,
+                maps: TorrentMaps::default(),
+                rng: SmallRng::from_rng(&mut rand::rng()),
+                gauges: swarm_gauges[0].clone(),
+            }),
         })?;
         supervisor.spawn(format!("socket-{index}"), move || worker.run())?;
     }
     drop(request_senders);
 
-    let swarm_config = SwarmConfig {
-        max_response_peers: config.protocol.max_response_peers,
-        peer_announce_interval: config.protocol.peer_announce_interval,
-        min_announce_interval: config.protocol.min_announce_interval,
-        max_peer_age: config.cleaning.max_peer_age,
-    };
     for (index, receiver) in request_receivers.into_iter().enumerate() {
         let request_loop = RequestLoop {
             clock,
@@ -149,6 +163,12 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
         })?;
     }
 
+    if let Some(endpoint) = metrics_endpoint {
+        let collector = MetricsCollector::new(socket_stats.clone(), swarm_gauges.clone());
+        supervisor.spawn("metrics".into(), move || {
+            endpoint.serve("aquatic_http", collector)
+        })?;
+    }
     if config.statistics.interval > 0 {
         let interval = Duration::from_secs(config.statistics.interval);
         supervisor.spawn("statistics".into(), move || {

@@ -40,34 +40,27 @@ fn get(path: &str, headers: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: tracker\r\n{headers}\r\n").into_bytes()
 }
 
-/// Read one response: (status, body). None on timeout or close.
+/// Read one response: (status, body). None on timeout or close. Reads the
+/// head a byte at a time so a pipelined next answer stays in the stream.
 fn read_response(stream: &mut impl Read) -> Option<(u16, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_string();
-            let status: u16 = head.split(' ').nth(1)?.parse().ok()?;
-            let len: usize = head.lines().find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("content-length: ")
-                    .map(|v| v.trim().parse().unwrap())
-            })?;
-            while buf.len() < end + 4 + len {
-                let n = stream.read(&mut chunk).ok()?;
-                if n == 0 {
-                    return None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            return Some((status, buf[end + 4..end + 4 + len].to_vec()));
-        }
-        let n = stream.read(&mut chunk).ok()?;
-        if n == 0 {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).ok()? == 0 {
             return None;
         }
-        buf.extend_from_slice(&chunk[..n]);
+        head.push(byte[0]);
     }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let status: u16 = head.split(' ').nth(1)?.parse().ok()?;
+    let len: usize = head.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .strip_prefix("content-length: ")
+            .and_then(|v| v.trim().parse().ok())
+    })?;
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).ok()?;
+    Some((status, body))
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {
@@ -88,7 +81,18 @@ fn contains(body: &[u8], needle: &[u8]) -> bool {
 
 #[test]
 fn announce_formats_and_scrape() {
-    let t = start("127.0.0.1", "", "");
+    announce_formats_and_scrape_with("");
+}
+
+#[test]
+fn inline_shard_mode_announce_scrape_and_pipelining() {
+    // request_workers = 0: the socket worker owns the shard.
+    announce_formats_and_scrape_with("request_workers = 0\n");
+    keep_alive_pipelining_and_connection_close_with("request_workers = 0\n");
+}
+
+fn announce_formats_and_scrape_with(extra: &str) {
+    let t = start("127.0.0.1", extra, "");
     let (status, body) = request(
         t.addr,
         &announce_path(1, 1, 6881, 0, "&event=started&compact=1"),
@@ -187,7 +191,11 @@ fn scrape_split_over_shards() {
 
 #[test]
 fn keep_alive_pipelining_and_connection_close() {
-    let t = start("127.0.0.1", "request_workers = 2\n", "");
+    keep_alive_pipelining_and_connection_close_with("request_workers = 2\n");
+}
+
+fn keep_alive_pipelining_and_connection_close_with(extra: &str) {
+    let t = start("127.0.0.1", extra, "");
     let mut s = connect(t.addr);
     let mut both = get(&announce_path(3, 1, 1, 0, ""), "");
     both.extend(get(&announce_path(4, 1, 1, 0, ""), ""));

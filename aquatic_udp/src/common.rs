@@ -2,11 +2,13 @@
 //! per-worker statistics counters.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aquatic_common::{CanonicalSocketAddr, InfoHash, IpVersion};
 use aquatic_udp_protocol::{AnnounceResponse, TorrentScrapeStatistics};
 use crossbeam_utils::CachePadded;
+
+pub use aquatic_common::metrics::SwarmGauges;
 
 use crate::swarm::AnnounceQuery;
 
@@ -98,27 +100,6 @@ pub struct IpCounters {
 
 pub fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
-}
-
-/// Gauges published by one request worker, per IP version.
-#[derive(Default)]
-pub struct SwarmGauges {
-    pub by_ip_version: [CachePadded<SwarmCounts>; 2],
-}
-
-#[derive(Default)]
-pub struct SwarmCounts {
-    pub torrents: AtomicUsize,
-    pub seeders: AtomicUsize,
-    pub leechers: AtomicUsize,
-}
-
-impl SwarmCounts {
-    pub fn set(&self, torrents: usize, seeders: usize, leechers: usize) {
-        self.torrents.store(torrents, Ordering::Relaxed);
-        self.seeders.store(seeders, Ordering::Relaxed);
-        self.leechers.store(leechers, Ordering::Relaxed);
-    }
 }
 
 #[cfg(test)]

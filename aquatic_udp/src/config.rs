@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use aquatic_cli_helpers::LogLevel;
 use aquatic_common::access_list::AccessListConfig;
+use aquatic_common::metrics::MetricsConfig;
 use aquatic_common::privileges::PrivilegeConfig;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +19,7 @@ pub struct Config {
     pub protocol: ProtocolConfig,
     pub cleaning: CleaningConfig,
     pub statistics: StatisticsConfig,
+    pub metrics: MetricsConfig,
     pub privileges: PrivilegeConfig,
     pub access_list: AccessListConfig,
 }
@@ -32,6 +34,7 @@ impl Default for Config {
             protocol: ProtocolConfig::default(),
             cleaning: CleaningConfig::default(),
             statistics: StatisticsConfig::default(),
+            metrics: MetricsConfig::default(),
             privileges: PrivilegeConfig::default(),
             access_list: AccessListConfig::default(),
         }
@@ -119,8 +122,8 @@ impl Config {
                 "socket_workers must be at least 1",
             ),
             (
-                self.request_workers == 0,
-                "request_workers must be at least 1",
+                self.request_workers == 0 && self.socket_workers != 1,
+                "request_workers = 0 (the socket worker answers announces itself) needs socket_workers = 1",
             ),
             (
                 self.protocol.max_scrape_torrents == 0,
@@ -176,7 +179,18 @@ mod tests {
         };
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("socket_workers"), "{err}");
+        config.socket_workers = 2;
+        config.request_workers = 0;
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("request_workers")
+        );
         config.socket_workers = 1;
+        config.validate().unwrap();
+        config.request_workers = 1;
         config.network.only_ipv6 = true;
         assert!(config.validate().is_err());
     }

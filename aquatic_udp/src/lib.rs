@@ -8,8 +8,9 @@
 //!          |  batches back, one channel + mio::Waker per socket worker
 //! ```
 //!
-//! The main thread binds every socket, drops privileges, starts the workers
-//! and then only supervises: SIGTERM/SIGINT exit cleanly, SIGUSR1 reloads the
+//! The main thread binds every socket (and the metrics endpoint, when
+//! `[metrics]` enables it), drops privileges, starts the workers and then
+//! only supervises: SIGTERM/SIGINT exit cleanly, SIGUSR1 reloads the
 //! access list, a failing or panicking worker ends the process with code 1.
 //!
 //! Not here: wire formats (`aquatic_udp_protocol`) and the shared mechanisms
@@ -30,6 +31,7 @@ use std::time::Duration;
 use anyhow::Context;
 use aquatic_common::ServerStartInstant;
 use aquatic_common::access_list::{self, AccessListCache};
+use aquatic_common::metrics::MetricsEndpoint;
 use aquatic_common::privileges::drop_privileges;
 use aquatic_common::request_loop::{RequestLoop, WakeFn};
 use aquatic_common::supervision::Supervisor;
@@ -46,6 +48,7 @@ use crate::connection_id::ConnectionValidator;
 use crate::swarm::{SwarmConfig, TorrentMaps};
 use crate::workers::request::UdpShard;
 use crate::workers::socket::{SocketWorker, SocketWorkerParts, WAKER_TOKEN};
+use crate::workers::statistics::MetricsCollector;
 
 /// Run the tracker until a signal or a worker failure; returns the exit code.
 pub fn run(config: Config) -> anyhow::Result<i32> {
@@ -56,6 +59,10 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
     let sockets = bind_sockets(&config)?;
     if let Some(first) = sockets.first() {
         log::info!("listening on {}", first.local_addr()?);
+    }
+    let metrics_endpoint = MetricsEndpoint::bind(&config.metrics)?;
+    if let Some(endpoint) = &metrics_endpoint {
+        log::info!("metrics on {} (GET /metrics)", endpoint.local_addr());
     }
     drop_privileges(&config.privileges)?;
 
@@ -81,9 +88,15 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
 
     let socket_stats: Vec<Arc<SocketWorkerStats>> =
         (0..config.socket_workers).map(|_| Arc::default()).collect();
-    let swarm_gauges: Vec<Arc<SwarmGauges>> = (0..config.request_workers)
+    // With request_workers = 0 the socket worker owns the one shard.
+    let swarm_gauges: Vec<Arc<SwarmGauges>> = (0..config.request_workers.max(1))
         .map(|_| Arc::default())
         .collect();
+    let swarm_config = SwarmConfig {
+        max_response_peers: config.protocol.max_response_peers,
+        peer_announce_interval: config.protocol.peer_announce_interval,
+        max_peer_age: config.cleaning.max_peer_age,
+    };
 
     for (index, ((socket, poll), response_receiver)) in sockets
         .into_iter()
@@ -102,16 +115,17 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
             request_senders: request_senders.clone(),
             response_receiver,
             stats: socket_stats[index].clone(),
+            inline_shard: (config.request_workers == 0).then(|| UdpShard {
+                config: swarm_config,
+                maps: TorrentMaps::default(),
+                rng: SmallRng::from_rng(&mut rand::rng()),
+                gauges: swarm_gauges[0].clone(),
+            }),
         })?;
         supervisor.spawn(format!("socket-{index}"), move || worker.run())?;
     }
     drop(request_senders);
 
-    let swarm_config = SwarmConfig {
-        max_response_peers: config.protocol.max_response_peers,
-        peer_announce_interval: config.protocol.peer_announce_interval,
-        max_peer_age: config.cleaning.max_peer_age,
-    };
     let wake_fns: Vec<WakeFn> = wakers
         .iter()
         .map(|waker| {
@@ -138,6 +152,12 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
         })?;
     }
 
+    if let Some(endpoint) = metrics_endpoint {
+        let collector = MetricsCollector::new(socket_stats.clone(), swarm_gauges.clone());
+        supervisor.spawn("metrics".into(), move || {
+            endpoint.serve("aquatic_udp", collector)
+        })?;
+    }
     if config.statistics.interval > 0 {
         let interval = Duration::from_secs(config.statistics.interval);
         supervisor.spawn("statistics".into(), move || {

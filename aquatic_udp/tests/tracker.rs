@@ -12,7 +12,17 @@ use common::*;
 
 #[test]
 fn ipv4_announce_scrape_completed_stopped() {
-    let tracker = start("127.0.0.1", "");
+    announce_scrape_completed_stopped("");
+}
+
+#[test]
+fn inline_shard_mode_behaves_the_same() {
+    // request_workers = 0: the socket worker owns the shard.
+    announce_scrape_completed_stopped("request_workers = 0\n[cleaning]\ninterval = 1\n");
+}
+
+fn announce_scrape_completed_stopped(extra: &str) {
+    let tracker = start("127.0.0.1", extra);
     let mut seeder = Client::connected(tracker.addr);
     let mut leecher1 = Client::connected(tracker.addr);
     let mut leecher2 = Client::connected(tracker.addr);

@@ -43,6 +43,9 @@
 #                          trackers must sustain it on one core
 #   TRACKER_CPU [0], LOAD_CPU [1]   cores for taskset
 #   TRACKERS ["aquatic opentracker"]  which trackers to run, in this order
+#   AQUATIC_REQUEST_WORKERS [1]  aquatic_udp request_workers: 1 = one socket
+#                         and one request thread; 0 = the socket worker
+#                         answers announces itself (one thread)
 #   AQUATIC_ACCESS_LIST [off]  "allow": aquatic_udp checks the same whitelist
 #                          as opentracker does (parity of work per announce)
 #   SKIP_BUILD [0]         1: use the release binaries already in target/
@@ -73,6 +76,7 @@ TRACKER_CPU="${TRACKER_CPU:-0}"
 LOAD_CPU="${LOAD_CPU:-1}"
 TRACKERS="${TRACKERS:-aquatic opentracker}"
 AQUATIC_ACCESS_LIST="${AQUATIC_ACCESS_LIST:-off}"
+AQUATIC_REQUEST_WORKERS="${AQUATIC_REQUEST_WORKERS:-1}"
 SKIP_BUILD="${SKIP_BUILD:-0}"
 OPENTRACKER="${OPENTRACKER:-/usr/bin/opentracker}"
 
@@ -321,7 +325,7 @@ start_tracker() {
         cat >"$cfg" <<EOF
 log_level = "warn"
 socket_workers = 1
-request_workers = 1
+request_workers = $AQUATIC_REQUEST_WORKERS
 
 [network]
 address = "127.0.0.1:$port"
@@ -625,14 +629,14 @@ print()
 print("## UDP: aquatic_udp vs opentracker ($(date -u +%Y-%m-%d))")
 print()
 print("- Machine: $ncpu cores ($cpu_model), kernel $(uname -r).")
-print("- aquatic_udp $aquatic_rev ($aquatic_build, socket_workers = 1, request_workers = 1, access list $AQUATIC_ACCESS_LIST); "
+print("- aquatic_udp $aquatic_rev ($aquatic_build, socket_workers = 1, request_workers = $AQUATIC_REQUEST_WORKERS, access list $AQUATIC_ACCESS_LIST); "
       "Debian opentracker $ot_version (whitelist of the load tester's $TORRENTS info hashes).")
 print("- Tracker pinned to CPU $TRACKER_CPU, aquatic_udp_load_test to CPU $LOAD_CPU ($LOAD_WORKERS worker(s) x $SOCKETS sockets, "
       "$TORRENTS torrents, other settings default); ${DURATION} s per run, $RUNS runs each, alternating; "
       "every run with a freshly started tracker.")
 print("- Command: \`DURATION=$DURATION RUNS=$RUNS MEM_RUNS=$MEM_RUNS MEM_DURATION=$MEM_DURATION MEM_RATE=$MEM_RATE "
       "TORRENTS=$TORRENTS LOAD_WORKERS=$LOAD_WORKERS SOCKETS=$SOCKETS "
-      "AQUATIC_ACCESS_LIST=$AQUATIC_ACCESS_LIST scripts/bench/udp.sh\`")
+      "AQUATIC_REQUEST_WORKERS=$AQUATIC_REQUEST_WORKERS AQUATIC_ACCESS_LIST=$AQUATIC_ACCESS_LIST scripts/bench/udp.sh\`")
 print()
 print("| " + " | ".join(cols) + " |")
 print("|" + "|".join("---" if i < 2 else "---:" for i in range(len(cols))) + "|")

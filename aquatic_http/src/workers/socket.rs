@@ -16,6 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aquatic_common::access_list::AccessListCache;
+use aquatic_common::request_loop::Shard;
+use aquatic_common::time::secs_u32;
 use aquatic_common::{CanonicalSocketAddr, InfoHash, SecondsSinceStart, ServerStartInstant};
 use aquatic_http_protocol::{
     ParseOptions, Request, RequestParseError, ScrapeResponse, ScrapeStatistics, parse_request,
@@ -28,11 +30,13 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::common::{
-    ConnectionMeta, RequestMessage, ResponseMessage, SocketWorkerStats, SwarmRequest,
+    ConnectionMeta, ErrorReason, FAILURE_NOT_ALLOWED, FAILURE_OVERLOADED,
+    FAILURE_PROXY_HEADER_MISSING, RequestMessage, ResponseMessage, SocketWorkerStats, SwarmRequest,
     SwarmResponse, add, shard_of,
 };
 use crate::config::Config;
 use crate::tls::SharedTlsConfig;
+use crate::workers::request::HttpShard;
 
 pub const LISTENER_TOKEN: Token = Token(0);
 pub const WAKER_TOKEN: Token = Token(1);
@@ -89,6 +93,8 @@ pub struct SocketWorkerParts {
     pub request_senders: Vec<Sender<Vec<RequestMessage>>>,
     pub response_receiver: Receiver<Vec<ResponseMessage>>,
     pub stats: Arc<SocketWorkerStats>,
+    /// With `request_workers = 0`: the shard this worker answers itself.
+    pub inline_shard: Option<HttpShard>,
 }
 
 pub struct SocketWorker {
@@ -109,6 +115,8 @@ pub struct SocketWorker {
     stats: Arc<SocketWorkerStats>,
     chunk: Vec<u8>,
     body: Vec<u8>,
+    inline_shard: Option<HttpShard>,
+    next_cleaning: SecondsSinceStart,
 }
 
 /// What to do with a connection after handling an event.
@@ -124,7 +132,11 @@ impl SocketWorker {
             .poll
             .registry()
             .register(&mut listener, LISTENER_TOKEN, Interest::READABLE)?;
-        let shards = parts.request_senders.len();
+        let shards = parts.request_senders.len().max(1);
+        let next_cleaning = parts
+            .clock
+            .seconds_elapsed()
+            .add_secs(secs_u32(parts.config.cleaning.interval));
         Ok(Self {
             now: parts.clock.seconds_elapsed(),
             config: parts.config,
@@ -143,6 +155,8 @@ impl SocketWorker {
             stats: parts.stats,
             chunk: vec![0; READ_CHUNK],
             body: Vec::with_capacity(1024),
+            inline_shard: parts.inline_shard,
+            next_cleaning,
         })
     }
 
@@ -183,6 +197,16 @@ impl SocketWorker {
             }
             self.flush_batches();
             self.handle_responses();
+            // Answers let pipelined requests through: send them now rather
+            // than after the next wake-up.
+            self.flush_batches();
+            if self.now >= self.next_cleaning {
+                if let Some(shard) = self.inline_shard.as_mut() {
+                    shard.clean(self.now);
+                    shard.publish();
+                }
+                self.next_cleaning = self.now.add_secs(secs_u32(self.config.cleaning.interval));
+            }
             if self.now > last_sweep {
                 self.close_expired();
                 last_sweep = self.now;
@@ -396,7 +420,7 @@ impl SocketWorker {
         {
             match forwarded_ip {
                 Some(ip) => canonical_ip(ip),
-                None => return self.respond_failure(key, "reverse proxy header missing"),
+                None => return self.respond_failure(key, FAILURE_PROXY_HEADER_MISSING),
             }
         } else {
             direct_ip
@@ -414,7 +438,7 @@ impl SocketWorker {
             Request::Announce(announce) => {
                 add(&self.stats.0.requests_announce, 1);
                 if !self.access_list.allows(&announce.info_hash) {
-                    return self.respond_failure(key, "info hash not allowed");
+                    return self.respond_failure(key, FAILURE_NOT_ALLOWED);
                 }
                 connection.state = State::Waiting;
                 let shard = shard_of(&announce.info_hash, shards);
@@ -461,6 +485,24 @@ impl SocketWorker {
     }
 
     fn flush_batches(&mut self) {
+        if let Some(mut shard) = self.inline_shard.take() {
+            // request_workers = 0: this thread owns the only shard. Answers
+            // may let pipelined requests queue more, so go round until none
+            // are left (each round answers at least one per connection).
+            while let Some(batch) = self.batches.first_mut().map(std::mem::take) {
+                if batch.is_empty() {
+                    break;
+                }
+                for message in batch {
+                    if let Some((_, response)) = shard.handle(self.now, message) {
+                        self.handle_response(response);
+                    }
+                }
+            }
+            shard.publish();
+            self.inline_shard = Some(shard);
+            return;
+        }
         for shard in 0..self.batches.len() {
             let Some(batch) = self.batches.get_mut(shard) else {
                 continue;
@@ -483,9 +525,7 @@ impl SocketWorker {
                             c.scrape = None;
                             c.state = State::Reading;
                         }
-                        if let Outcome::Close =
-                            self.respond_failure(key, "tracker overloaded, try again later")
-                        {
+                        if let Outcome::Close = self.respond_failure(key, FAILURE_OVERLOADED) {
                             self.close(key);
                         }
                     }
@@ -503,28 +543,32 @@ impl SocketWorker {
     fn handle_responses(&mut self) {
         while let Ok(batch) = self.response_receiver.try_recv() {
             for message in batch {
-                let key = message.meta.token;
-                if !self.is_current(&message.meta) {
-                    // The connection closed (or its slot was reused) meanwhile.
-                    continue;
-                }
-                let outcome = match message.response {
-                    SwarmResponse::Announce(response, format) => {
-                        add(&self.stats.0.responses_announce, 1);
-                        self.body.clear();
-                        response.write(&mut self.body, format);
-                        self.answer(key)
-                    }
-                    SwarmResponse::Scrape(files) => self.add_scrape_part(key, files),
-                };
-                let outcome = match outcome {
-                    Outcome::Keep => self.process_requests(key),
-                    Outcome::Close => Outcome::Close,
-                };
-                if let Outcome::Close = outcome {
-                    self.close(key);
-                }
+                self.handle_response(message);
             }
+        }
+    }
+
+    fn handle_response(&mut self, message: ResponseMessage) {
+        let key = message.meta.token;
+        if !self.is_current(&message.meta) {
+            // The connection closed (or its slot was reused) meanwhile.
+            return;
+        }
+        let outcome = match message.response {
+            SwarmResponse::Announce(response, format) => {
+                add(&self.stats.0.responses_announce, 1);
+                self.body.clear();
+                response.write(&mut self.body, format);
+                self.answer(key)
+            }
+            SwarmResponse::Scrape(files) => self.add_scrape_part(key, files),
+        };
+        let outcome = match outcome {
+            Outcome::Keep => self.process_requests(key),
+            Outcome::Close => Outcome::Close,
+        };
+        if let Outcome::Close = outcome {
+            self.close(key);
         }
     }
 
@@ -569,7 +613,7 @@ impl SocketWorker {
     }
 
     fn respond_failure(&mut self, key: usize, reason: &str) -> Outcome {
-        add(&self.stats.0.responses_error, 1);
+        self.stats.0.count_error(ErrorReason::of_failure(reason));
         self.body.clear();
         write_failure(&mut self.body, reason);
         self.answer(key)
@@ -582,7 +626,7 @@ impl SocketWorker {
         phrase: &str,
         keep_alive: bool,
     ) -> Outcome {
-        add(&self.stats.0.responses_error, 1);
+        self.stats.0.count_error(ErrorReason::of_status(status));
         let Some(connection) = self.connections.get_mut(key) else {
             return Outcome::Keep;
         };

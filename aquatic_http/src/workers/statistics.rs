@@ -1,12 +1,20 @@
-//! The statistics worker: every `statistics.interval` seconds, one log line
-//! with rates since the last line, open connections and swarm sizes.
+//! What the workers' counters are read for: the statistics worker (every
+//! `statistics.interval` seconds, one log line with rates since the last
+//! line, open connections and swarm sizes) and the Prometheus collector
+//! (the same counters as absolute values, at each scrape).
 
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::common::{SocketWorkerStats, SwarmGauges};
+use aquatic_common::metrics::{
+    Collector, DescriptorEncoder, Unit, swarm_totals, write_counters, write_gauges,
+    write_swarm_gauges,
+};
+
+use crate::common::{Counters, ErrorReason, SocketWorkerStats, SwarmGauges};
 
 const FIELDS: usize = 9;
 
@@ -51,14 +59,7 @@ pub fn run(
             .iter()
             .map(|s| s.0.connections_open.load(Ordering::Relaxed))
             .sum();
-        let mut swarm = [[0usize; 3]; 2];
-        for worker in &swarms {
-            for (v, counts) in worker.by_ip_version.iter().enumerate() {
-                swarm[v][0] += counts.torrents.load(Ordering::Relaxed);
-                swarm[v][1] += counts.seeders.load(Ordering::Relaxed);
-                swarm[v][2] += counts.leechers.load(Ordering::Relaxed);
-            }
-        }
+        let swarm = swarm_totals(&swarms);
         log::info!(
             "connections: {open} open, {:.0}/s accepted, {:.0}/s refused; requests/s: announce {:.0}, scrape {:.0}; responses/s: announce {:.0}, scrape {:.0}, error {:.0}; bytes/s: in {:.0}, out {:.0}; ipv4: {} torrents, {} seeders, {} leechers; ipv6: {} torrents, {} seeders, {} leechers",
             rate[0],
@@ -77,5 +78,180 @@ pub fn run(
             swarm[1][1],
             swarm[1][2],
         );
+    }
+}
+
+/// Exports the socket workers' counters and the request workers' swarm
+/// gauges as `aquatic_http_*` metrics, read at each scrape.
+pub struct MetricsCollector {
+    sockets: Vec<Arc<SocketWorkerStats>>,
+    swarms: Vec<Arc<SwarmGauges>>,
+    /// `worker` label values: the socket workers' indices.
+    worker_labels: Vec<String>,
+}
+
+impl MetricsCollector {
+    pub fn new(sockets: Vec<Arc<SocketWorkerStats>>, swarms: Vec<Arc<SwarmGauges>>) -> Self {
+        let worker_labels = (0..sockets.len()).map(|i| i.to_string()).collect();
+        Self {
+            sockets,
+            swarms,
+            worker_labels,
+        }
+    }
+
+    /// One sample per socket worker and (`key` = kind) entry that `pick`
+    /// returns.
+    fn per_worker<'a>(
+        &'a self,
+        key: &'static str,
+        pick: impl Fn(&'a Counters) -> Vec<(&'static str, &'a AtomicU64)>,
+    ) -> Vec<([(&'static str, &'a str); 2], u64)> {
+        let mut samples = Vec::new();
+        for (worker, stats) in self.worker_labels.iter().zip(&self.sockets) {
+            for (kind, counter) in pick(&stats.0) {
+                let labels = [(key, kind), ("worker", worker.as_str())];
+                samples.push((labels, counter.load(Ordering::Relaxed)));
+            }
+        }
+        samples
+    }
+
+    fn one_per_worker<'a>(
+        &'a self,
+        pick: impl Fn(&'a Counters) -> u64,
+    ) -> Vec<([(&'static str, &'a str); 1], u64)> {
+        self.worker_labels
+            .iter()
+            .zip(&self.sockets)
+            .map(|(worker, stats)| ([("worker", worker.as_str())], pick(&stats.0)))
+            .collect()
+    }
+}
+
+impl fmt::Debug for MetricsCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsCollector")
+            .field("socket_workers", &self.sockets.len())
+            .field("request_workers", &self.swarms.len())
+            .finish()
+    }
+}
+
+impl Collector for MetricsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let e = &mut encoder;
+        write_counters(
+            e,
+            "connections",
+            "TCP connections, by outcome: accepted, or refused (closed at once) at network.max_connections.",
+            None,
+            self.per_worker("outcome", |c| {
+                vec![
+                    ("accepted", &c.connections_accepted),
+                    ("refused", &c.connections_refused),
+                ]
+            }),
+        )?;
+        write_gauges(
+            e,
+            "open_connections",
+            "TCP connections open now.",
+            self.one_per_worker(|c| c.connections_open.load(Ordering::Relaxed) as u64),
+        )?;
+        write_counters(
+            e,
+            "requests",
+            "Announce and scrape requests parsed, by type; refused ones included.",
+            None,
+            self.per_worker("type", |c| {
+                vec![
+                    ("announce", &c.requests_announce),
+                    ("scrape", &c.requests_scrape),
+                ]
+            }),
+        )?;
+        write_counters(
+            e,
+            "responses",
+            "Responses sent, by type: announce, scrape, or error (a failure reason or an HTTP error status).",
+            None,
+            self.per_worker("type", |c| {
+                vec![
+                    ("announce", &c.responses_announce),
+                    ("scrape", &c.responses_scrape),
+                    ("error", &c.responses_error),
+                ]
+            }),
+        )?;
+        write_counters(
+            e,
+            "error_responses",
+            "Error responses, by reason. Failure reasons (status 200): invalid_request, info_hash_not_allowed, overloaded, proxy_header_missing. HTTP statuses: bad_request (400), not_found (404), head_too_large (431), other_status.",
+            None,
+            self.per_worker("reason", |c| {
+                ErrorReason::ALL
+                    .iter()
+                    .zip(&c.responses_error_by_reason)
+                    .map(|(reason, counter)| (reason.label(), counter))
+                    .collect()
+            }),
+        )?;
+        write_counters(
+            e,
+            "received",
+            "Bytes received from clients (TLS: decrypted).",
+            Some(&Unit::Bytes),
+            self.one_per_worker(|c| c.bytes_received.load(Ordering::Relaxed)),
+        )?;
+        write_counters(
+            e,
+            "sent",
+            "Bytes of responses sent (TLS: before encryption).",
+            Some(&Unit::Bytes),
+            self.one_per_worker(|c| c.bytes_sent.load(Ordering::Relaxed)),
+        )?;
+        write_swarm_gauges(e, &self.swarms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aquatic_common::metrics::{Registry, render};
+
+    use super::*;
+    use crate::common::add;
+
+    #[test]
+    fn collector_exports_every_counter_with_its_labels() {
+        let sockets: Vec<Arc<SocketWorkerStats>> = (0..2).map(|_| Arc::default()).collect();
+        let swarms: Vec<Arc<SwarmGauges>> = (0..2).map(|_| Arc::default()).collect();
+        add(&sockets[1].0.requests_scrape, 3);
+        sockets[0].0.count_error(ErrorReason::NotFound);
+        sockets[0].0.connections_open.store(4, Ordering::Relaxed);
+        add(&sockets[1].0.bytes_received, 100);
+        swarms[0].by_ip_version[1].set(1, 2, 3);
+        swarms[1].by_ip_version[1].set(4, 5, 6);
+        let mut registry = Registry::with_prefix("aquatic_http");
+        registry.register_collector(Box::new(MetricsCollector::new(sockets, swarms)));
+        let text = render(&registry).unwrap();
+        for line in [
+            "aquatic_http_requests_total{type=\"scrape\",worker=\"1\"} 3",
+            "aquatic_http_responses_total{type=\"error\",worker=\"0\"} 1",
+            "aquatic_http_error_responses_total{reason=\"not_found\",worker=\"0\"} 1",
+            "aquatic_http_error_responses_total{reason=\"overloaded\",worker=\"1\"} 0",
+            "aquatic_http_open_connections{worker=\"0\"} 4",
+            "aquatic_http_connections_total{outcome=\"refused\",worker=\"1\"} 0",
+            "aquatic_http_received_bytes_total{worker=\"1\"} 100",
+            "aquatic_http_sent_bytes_total{worker=\"0\"} 0",
+            "aquatic_http_torrents{ip_version=\"6\"} 5",
+            "aquatic_http_seeders{ip_version=\"6\"} 7",
+            "aquatic_http_leechers{ip_version=\"4\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
+        }
+        // 2 workers x (2 + 1 + 2 + 3 + 8 + 2) + 3 gauges x 2 IP versions.
+        let samples = text.lines().filter(|l| !l.starts_with('#')).count();
+        assert_eq!(samples, 2 * 18 + 6, "{text}");
     }
 }

@@ -14,6 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aquatic_common::access_list::AccessListCache;
+use aquatic_common::request_loop::Shard;
+use aquatic_common::time::secs_u32;
 use aquatic_common::{CanonicalSocketAddr, SecondsSinceStart, ServerStartInstant, ValidUntil};
 use aquatic_udp_protocol::{
     ConnectResponse, ErrorResponse, Request, RequestParseError, Response, ScrapeRequest,
@@ -31,6 +33,7 @@ use crate::common::{
 use crate::config::Config;
 use crate::connection_id::ConnectionValidator;
 use crate::swarm::AnnounceQuery;
+use crate::workers::request::UdpShard;
 
 pub const SOCKET_TOKEN: Token = Token(0);
 pub const WAKER_TOKEN: Token = Token(1);
@@ -88,6 +91,8 @@ pub struct SocketWorker {
     pending_sends: VecDeque<(SocketAddr, Vec<u8>, ResponseKind, CanonicalSocketAddr)>,
     recv_buf: Vec<u8>,
     send_buf: Vec<u8>,
+    inline_shard: Option<UdpShard>,
+    next_cleaning: SecondsSinceStart,
 }
 
 pub struct SocketWorkerParts {
@@ -101,6 +106,8 @@ pub struct SocketWorkerParts {
     pub request_senders: Vec<Sender<Vec<RequestMessage>>>,
     pub response_receiver: Receiver<Vec<ResponseMessage>>,
     pub stats: Arc<SocketWorkerStats>,
+    /// With `request_workers = 0`: the shard this worker answers itself.
+    pub inline_shard: Option<UdpShard>,
 }
 
 impl SocketWorker {
@@ -112,7 +119,7 @@ impl SocketWorker {
             SOCKET_TOKEN,
             Interest::READABLE | Interest::WRITABLE,
         )?;
-        let shards = parts.request_senders.len();
+        let shards = parts.request_senders.len().max(1);
         Ok(Self {
             socket,
             socket_is_ipv6,
@@ -131,6 +138,11 @@ impl SocketWorker {
             pending_sends: VecDeque::new(),
             recv_buf: vec![0; 65536],
             send_buf: Vec::with_capacity(1500),
+            inline_shard: parts.inline_shard,
+            next_cleaning: parts
+                .clock
+                .seconds_elapsed()
+                .add_secs(secs_u32(parts.config.cleaning.interval)),
             config: parts.config,
         })
     }
@@ -160,6 +172,13 @@ impl SocketWorker {
                 self.read_requests();
             }
             self.handle_responses();
+            if self.now >= self.next_cleaning {
+                if let Some(shard) = self.inline_shard.as_mut() {
+                    shard.clean(self.now);
+                    shard.publish();
+                }
+                self.next_cleaning = self.now.add_secs(secs_u32(self.config.cleaning.interval));
+            }
             if self.now.saturating_sub(last_cleaning) >= 10 {
                 let now = self.now;
                 self.pending_scrapes
@@ -309,6 +328,22 @@ impl SocketWorker {
     }
 
     fn flush_batches(&mut self) {
+        if let Some(mut shard) = self.inline_shard.take() {
+            // request_workers = 0: this thread owns the only shard.
+            let batch = self
+                .batches
+                .first_mut()
+                .map(std::mem::take)
+                .unwrap_or_default();
+            for message in batch {
+                if let Some((_, response)) = shard.handle(self.now, message) {
+                    self.handle_response(response);
+                }
+            }
+            shard.publish();
+            self.inline_shard = Some(shard);
+            return;
+        }
         for (shard, batch) in self.batches.iter_mut().enumerate() {
             if batch.is_empty() {
                 continue;
@@ -335,17 +370,17 @@ impl SocketWorker {
     fn handle_responses(&mut self) {
         while let Ok(batch) = self.response_receiver.try_recv() {
             for message in batch {
-                match message.response {
-                    SwarmResponse::AnnounceIpv4(r) => {
-                        self.send(Response::AnnounceIpv4(r), message.dst)
-                    }
-                    SwarmResponse::AnnounceIpv6(r) => {
-                        self.send(Response::AnnounceIpv6(r), message.dst)
-                    }
-                    SwarmResponse::Scrape { pending_id, stats } => {
-                        self.complete_scrape_part(pending_id, stats)
-                    }
-                }
+                self.handle_response(message);
+            }
+        }
+    }
+
+    fn handle_response(&mut self, message: ResponseMessage) {
+        match message.response {
+            SwarmResponse::AnnounceIpv4(r) => self.send(Response::AnnounceIpv4(r), message.dst),
+            SwarmResponse::AnnounceIpv6(r) => self.send(Response::AnnounceIpv6(r), message.dst),
+            SwarmResponse::Scrape { pending_id, stats } => {
+                self.complete_scrape_part(pending_id, stats)
             }
         }
     }

@@ -1,0 +1,409 @@
+//! Prometheus metrics: the `[metrics]` config section, the endpoint that
+//! answers `GET /metrics` in the Prometheus text format (version 0.0.4), and
+//! the helpers a daemon's collector writes its numbers with.
+//!
+//! The workers keep counting in their own relaxed atomics, as they do for
+//! the statistics log line; a daemon's collector (a prometheus-client
+//! [`Collector`]) reads those atomics when Prometheus scrapes and writes
+//! them as absolute counters and gauges. So metrics cost the hot path
+//! nothing, and no number is kept twice.
+//!
+//! The endpoint is a tiny_http server answered from one thread: a scrape
+//! every few seconds needs no more, and no async runtime comes with it. It
+//! has no authentication and no connection limit: bind it to loopback or a
+//! private network (the default is 127.0.0.1:9000).
+//!
+//! Not here: which numbers a daemon exports (its `workers::statistics`).
+
+use std::fmt;
+use std::io::Cursor;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
+use prometheus_client::encoding::{EncodeMetric, prometheus_text};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use serde::{Deserialize, Serialize};
+
+pub use prometheus_client::collector::Collector;
+pub use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
+pub use prometheus_client::registry::{Registry, Unit};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    pub address: SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            address: SocketAddr::from(([127, 0, 0, 1], 9000)),
+        }
+    }
+}
+
+/// The bound metrics endpoint, not yet answering.
+pub struct MetricsEndpoint {
+    server: tiny_http::Server,
+    address: SocketAddr,
+}
+
+impl MetricsEndpoint {
+    /// Bind `config.address` when metrics are enabled (`None` when not).
+    /// Call it before privileges are dropped, like every other bind. The
+    /// error names `metrics.address`.
+    pub fn bind(config: &MetricsConfig) -> anyhow::Result<Option<Self>> {
+        if !config.enabled {
+            return Ok(None);
+        }
+        let (server, address) = listen(config.address).map_err(|err| {
+            anyhow::anyhow!("metrics.address {}: cannot bind: {err}", config.address)
+        })?;
+        Ok(Some(Self { server, address }))
+    }
+
+    /// The address bound (with the actual port when the config said 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Answer requests for the life of the process: `GET /metrics` (or
+    /// `HEAD`) with what `collector` writes, every name prefixed with
+    /// `prefix`; 404 for other paths, 405 for other methods.
+    ///
+    /// Never returns: should the listener die (tiny_http stops accepting
+    /// after an accept error, e.g. out of file descriptors), it is bound
+    /// again after a pause instead of ending the tracker over its metrics.
+    pub fn serve(self, prefix: &str, collector: impl Collector) -> anyhow::Result<()> {
+        let mut registry = Registry::with_prefix(prefix);
+        registry.register_collector(Box::new(collector));
+        let mut server = self.server;
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            match server.recv() {
+                Ok(request) => {
+                    backoff = Duration::from_secs(1);
+                    let response = answer(&registry, request.method(), request.url());
+                    if let Err(err) = request.respond(response) {
+                        log::debug!("metrics: cannot send response: {err}");
+                    }
+                }
+                Err(err) => {
+                    log::error!(
+                        "metrics endpoint {} failed: {err}; binding it again in {} s",
+                        self.address,
+                        backoff.as_secs()
+                    );
+                    drop(server);
+                    loop {
+                        thread::sleep(backoff);
+                        backoff = (backoff * 2).min(Duration::from_secs(60));
+                        match listen(self.address) {
+                            Ok((new, _)) => {
+                                server = new;
+                                log::info!("metrics on {} again", self.address);
+                                break;
+                            }
+                            Err(err) => log::error!(
+                                "metrics.address {}: cannot bind: {err}; next try in {} s",
+                                self.address,
+                                backoff.as_secs()
+                            ),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn listen(address: SocketAddr) -> Result<(tiny_http::Server, SocketAddr), String> {
+    let server = tiny_http::Server::http(address).map_err(|err| err.to_string())?;
+    let bound = server.server_addr().to_ip().ok_or("not an IP address")?;
+    Ok((server, bound))
+}
+
+type Answer = tiny_http::Response<Cursor<Vec<u8>>>;
+
+fn answer(registry: &Registry, method: &tiny_http::Method, url: &str) -> Answer {
+    let path = url.split('?').next().unwrap_or(url);
+    if path != "/metrics" {
+        return plain("404 Not Found: metrics are at /metrics\n".into(), 404);
+    }
+    if !matches!(method, tiny_http::Method::Get | tiny_http::Method::Head) {
+        return plain("405 Method Not Allowed\n".into(), 405);
+    }
+    match render(registry) {
+        Ok(body) => with_content_type(
+            tiny_http::Response::from_string(body),
+            prometheus_text::CONTENT_TYPE,
+        ),
+        Err(fmt::Error) => {
+            log::error!("metrics: encoding failed");
+            plain("500 Internal Server Error\n".into(), 500)
+        }
+    }
+}
+
+fn plain(body: String, status: u16) -> Answer {
+    with_content_type(
+        tiny_http::Response::from_string(body).with_status_code(status),
+        "text/plain; charset=utf-8",
+    )
+}
+
+fn with_content_type(response: Answer, value: &str) -> Answer {
+    match tiny_http::Header::from_bytes(&b"Content-Type"[..], value.as_bytes()) {
+        Ok(header) => response.with_header(header),
+        Err(()) => response,
+    }
+}
+
+/// The registry's metrics in the Prometheus text format.
+pub fn render(registry: &Registry) -> Result<String, fmt::Error> {
+    let mut body = String::new();
+    prometheus_text::encode(&mut body, registry)?;
+    Ok(body)
+}
+
+/// Write one counter family: `PREFIX_NAME[_UNIT]_total`, with `help`, one
+/// sample per label set. Values are absolute (the atomics' current totals).
+pub fn write_counters<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    samples: impl IntoIterator<Item = (L, u64)>,
+) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, unit, MetricType::Counter)?;
+    for (labels, value) in samples {
+        ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// Write one gauge family: `PREFIX_NAME`, with `help`, one sample per
+/// label set.
+pub fn write_gauges<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (L, u64)>,
+) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in samples {
+        ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// Values of the `ip_version` label, in `by_ip_version` order (IPv4, IPv6).
+pub const IP_VERSION_LABELS: [&str; 2] = ["4", "6"];
+
+/// Swarm sizes published by one request worker after each batch of
+/// requests and each cleaning, per IP version (IPv4, IPv6); read by the
+/// statistics line and the metrics.
+#[derive(Default)]
+pub struct SwarmGauges {
+    pub by_ip_version: [CachePadded<SwarmSizes>; 2],
+}
+
+#[derive(Default)]
+pub struct SwarmSizes {
+    pub torrents: AtomicUsize,
+    pub seeders: AtomicUsize,
+    pub leechers: AtomicUsize,
+}
+
+impl SwarmSizes {
+    pub fn set(&self, torrents: usize, seeders: usize, leechers: usize) {
+        self.torrents.store(torrents, Ordering::Relaxed);
+        self.seeders.store(seeders, Ordering::Relaxed);
+        self.leechers.store(leechers, Ordering::Relaxed);
+    }
+}
+
+/// Torrents, seeders and leechers per IP version, summed over the request
+/// workers (shards): `[[torrents, seeders, leechers]; 2]`.
+pub fn swarm_totals(swarms: &[Arc<SwarmGauges>]) -> [[usize; 3]; 2] {
+    let mut totals = [[0usize; 3]; 2];
+    for worker in swarms {
+        for (total, sizes) in totals.iter_mut().zip(&worker.by_ip_version) {
+            total[0] += sizes.torrents.load(Ordering::Relaxed);
+            total[1] += sizes.seeders.load(Ordering::Relaxed);
+            total[2] += sizes.leechers.load(Ordering::Relaxed);
+        }
+    }
+    totals
+}
+
+/// Write the `PREFIX_torrents`, `PREFIX_seeders` and `PREFIX_leechers`
+/// gauges, labelled by `ip_version`.
+pub fn write_swarm_gauges(
+    encoder: &mut DescriptorEncoder,
+    swarms: &[Arc<SwarmGauges>],
+) -> fmt::Result {
+    let totals = swarm_totals(swarms);
+    let families = [
+        (
+            "torrents",
+            "Torrents tracked, by IP version (as of each request worker's last batch of requests or cleaning; a torrent without peers goes at the next cleaning).",
+        ),
+        ("seeders", "Seeders, by IP version."),
+        ("leechers", "Leechers, by IP version."),
+    ];
+    for (i, (name, help)) in families.into_iter().enumerate() {
+        write_gauges(
+            encoder,
+            name,
+            help,
+            IP_VERSION_LABELS
+                .iter()
+                .zip(&totals)
+                .map(|(ip_version, total)| ([("ip_version", *ip_version)], total[i] as u64)),
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    use super::*;
+
+    #[derive(Debug)]
+    struct Fixed;
+
+    impl Collector for Fixed {
+        fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+            write_counters(
+                &mut encoder,
+                "requests",
+                "Requests received, by type.",
+                None,
+                [
+                    ([("type", "announce"), ("worker", "0")], 5),
+                    ([("type", "scrape"), ("worker", "0")], 2),
+                ],
+            )?;
+            write_counters(
+                &mut encoder,
+                "received",
+                "Bytes received.",
+                Some(&Unit::Bytes),
+                [([("worker", "0")], 1234)],
+            )?;
+            write_gauges(
+                &mut encoder,
+                "torrents",
+                "Torrents.",
+                [([("ip_version", "4")], 7)],
+            )
+        }
+    }
+
+    #[test]
+    fn collector_output_is_prometheus_text() {
+        let mut registry = Registry::with_prefix("aquatic_test");
+        registry.register_collector(Box::new(Fixed));
+        assert_eq!(
+            render(&registry).unwrap(),
+            "# HELP aquatic_test_requests_total Requests received, by type.\n\
+             # TYPE aquatic_test_requests_total counter\n\
+             aquatic_test_requests_total{type=\"announce\",worker=\"0\"} 5\n\
+             aquatic_test_requests_total{type=\"scrape\",worker=\"0\"} 2\n\
+             # HELP aquatic_test_received_bytes_total Bytes received.\n\
+             # TYPE aquatic_test_received_bytes_total counter\n\
+             aquatic_test_received_bytes_total{worker=\"0\"} 1234\n\
+             # HELP aquatic_test_torrents Torrents.\n\
+             # TYPE aquatic_test_torrents gauge\n\
+             aquatic_test_torrents{ip_version=\"4\"} 7\n"
+        );
+    }
+
+    #[test]
+    fn disabled_binds_nothing() {
+        assert!(
+            MetricsEndpoint::bind(&MetricsConfig::default())
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    fn get(address: SocketAddr, request: &str) -> String {
+        let mut stream = TcpStream::connect(address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    }
+
+    #[test]
+    fn endpoint_answers_metrics_and_refuses_the_rest() {
+        let config = MetricsConfig {
+            enabled: true,
+            address: "127.0.0.1:0".parse().unwrap(),
+        };
+        let endpoint = MetricsEndpoint::bind(&config).unwrap().unwrap();
+        let address = endpoint.local_addr();
+        assert_ne!(address.port(), 0);
+
+        // The port is taken now: a second bind fails, naming the field.
+        let taken = MetricsConfig {
+            enabled: true,
+            address,
+        };
+        let err = MetricsEndpoint::bind(&taken).err().unwrap().to_string();
+        assert!(
+            err.starts_with(&format!("metrics.address {address}: cannot bind")),
+            "{err}"
+        );
+
+        thread::spawn(move || endpoint.serve("aquatic_test", Fixed));
+        let ok = get(
+            address,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+        assert!(
+            ok.to_ascii_lowercase()
+                .contains("content-type: text/plain; version=0.0.4"),
+            "{ok}"
+        );
+        assert!(
+            ok.contains("\r\n\r\n# HELP aquatic_test_requests_total"),
+            "{ok}"
+        );
+
+        let head = get(
+            address,
+            "HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(!head.contains("# HELP"), "{head}");
+
+        let other = get(
+            address,
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(other.starts_with("HTTP/1.1 404"), "{other}");
+        let post = get(
+            address,
+            "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+        assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+    }
+}

@@ -1,0 +1,294 @@
+//! Prometheus metrics of the real aquatic_http binary: known traffic in,
+//! exact counts out of `GET /metrics`, and the text checked by `promtool
+//! check metrics` (Debian package `prometheus`, installed by
+//! scripts/install-test-deps.sh; the test fails without it).
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aquatic_test_support::Daemon;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_aquatic_http");
+
+fn pct(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("%{b:02x}")).collect()
+}
+
+fn announce_path(hash: u8, peer: u8, port: u16, left: u64) -> String {
+    format!(
+        "/announce?info_hash={}&peer_id={}&port={port}&uploaded=0&downloaded=0&left={left}&compact=1",
+        pct(&[hash; 20]),
+        pct(&[peer; 20])
+    )
+}
+
+/// One request on its own connection (`Connection: close`), read to the
+/// end: (status, request bytes, response bytes).
+fn request_once(addr: SocketAddr, path: &str) -> (u16, u64, u64) {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: tracker\r\nConnection: close\r\n\r\n");
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let status = String::from_utf8_lossy(&response)
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(&response)));
+    (status, request.len() as u64, response.len() as u64)
+}
+
+#[test]
+fn metrics_count_known_traffic_exactly() {
+    let config = "log_level = \"info\"\nsocket_workers = 2\nrequest_workers = 2\n[metrics]\nenabled = true\naddress = \"127.0.0.1:0\"\n[network]\naddress = \"127.0.0.1:0\"\n";
+    let tracker = Daemon::start(BINARY, tempfile::tempdir().unwrap(), config)
+        .unwrap_or_else(|log| panic!("did not start: {log}"));
+    let metrics = metrics_address(&tracker);
+
+    let (mut sent, mut received) = (0u64, 0u64);
+    let mut expect_status = |path: &str, status: u16| {
+        let (got, request, response) = request_once(tracker.addr, path);
+        assert_eq!(got, status, "{path}");
+        sent += request;
+        received += response;
+    };
+    // 4 announces: torrent 1 gets a seeder and a leecher, torrent 2 too.
+    expect_status(&announce_path(1, 1, 1001, 0), 200);
+    expect_status(&announce_path(1, 2, 1002, 100), 200);
+    expect_status(&announce_path(2, 3, 1003, 0), 200);
+    expect_status(&announce_path(2, 4, 1004, 10), 200);
+    // 2 scrapes.
+    expect_status(
+        &format!(
+            "/scrape?info_hash={}&info_hash={}",
+            pct(&[1; 20]),
+            pct(&[2; 20])
+        ),
+        200,
+    );
+    expect_status(&format!("/scrape?info_hash={}", pct(&[1; 20])), 200);
+    // 2 errors: a failure reason (no info_hash) and a 404.
+    expect_status("/announce?peer_id=aaaaaaaaaaaaaaaaaaaa&port=1", 200);
+    expect_status("/favicon.ico", 404);
+    // One connection left open, without a request.
+    let _open = TcpStream::connect(tracker.addr).unwrap();
+
+    let expected: Vec<Expected> = vec![
+        (
+            "aquatic_http_connections_total",
+            vec![("outcome", "accepted")],
+            9,
+        ),
+        (
+            "aquatic_http_connections_total",
+            vec![("outcome", "refused")],
+            0,
+        ),
+        ("aquatic_http_open_connections", vec![], 1),
+        ("aquatic_http_requests_total", vec![("type", "announce")], 4),
+        ("aquatic_http_requests_total", vec![("type", "scrape")], 2),
+        (
+            "aquatic_http_responses_total",
+            vec![("type", "announce")],
+            4,
+        ),
+        ("aquatic_http_responses_total", vec![("type", "scrape")], 2),
+        ("aquatic_http_responses_total", vec![("type", "error")], 2),
+        ("aquatic_http_error_responses_total", vec![], 2),
+        (
+            "aquatic_http_error_responses_total",
+            vec![("reason", "invalid_request")],
+            1,
+        ),
+        (
+            "aquatic_http_error_responses_total",
+            vec![("reason", "not_found")],
+            1,
+        ),
+        ("aquatic_http_received_bytes_total", vec![], sent),
+        ("aquatic_http_sent_bytes_total", vec![], received),
+        ("aquatic_http_torrents", vec![("ip_version", "4")], 2),
+        ("aquatic_http_seeders", vec![("ip_version", "4")], 2),
+        ("aquatic_http_leechers", vec![("ip_version", "4")], 2),
+        ("aquatic_http_torrents", vec![("ip_version", "6")], 0),
+        ("aquatic_http_seeders", vec![("ip_version", "6")], 0),
+        ("aquatic_http_leechers", vec![("ip_version", "6")], 0),
+    ];
+    // Counters are bumped around the writes and the close, gauges after a
+    // batch: wait until the numbers settle.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let text = scrape(metrics);
+        let samples = parse(&text);
+        let wrong: Vec<String> = expected
+            .iter()
+            .filter_map(|(name, filter, value)| {
+                let got = sum(&samples, name, filter);
+                (got != *value).then(|| format!("{name} {filter:?}: {got}, expected {value}"))
+            })
+            .collect();
+        if wrong.is_empty() {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "metrics never matched:\n{}\n\n{text}",
+            wrong.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+
+    let samples = parse(&text);
+    for worker in ["0", "1"] {
+        assert!(
+            samples
+                .iter()
+                .any(|(name, labels, _)| name == "aquatic_http_requests_total"
+                    && labels.get("worker").map(String::as_str) == Some(worker)),
+            "no worker {worker} series\n{text}"
+        );
+    }
+    for (name, _, _) in &expected {
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "no help for {name}\n{text}"
+        );
+    }
+    assert!(
+        text.contains("# HELP aquatic_http_error_responses_total "),
+        "{text}"
+    );
+    promtool_check(&text);
+}
+
+#[test]
+fn metrics_address_in_use_is_a_startup_error_naming_the_field() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap();
+    let (code, stderr) = aquatic_test_support::run_to_exit(
+        BINARY,
+        &format!(
+            "[network]\naddress = \"127.0.0.1:0\"\n[metrics]\nenabled = true\naddress = \"{address}\"\n"
+        ),
+    );
+    assert_eq!(code, 1, "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains(&format!("metrics.address {address}: cannot bind")),
+        "{stderr}"
+    );
+}
+
+/// The endpoint's address, from the `metrics on ADDR` log line.
+fn metrics_address(tracker: &Daemon) -> SocketAddr {
+    let line = tracker
+        .wait_for_log("metrics on ", Duration::from_secs(10))
+        .expect("no `metrics on` log line");
+    line.split("metrics on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("bad address in {line}"))
+}
+
+/// `GET /metrics`: the body of a 200 answer.
+fn scrape(address: SocketAddr) -> String {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: tracker\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    body.to_string()
+}
+
+type Sample = (String, BTreeMap<String, String>, u64);
+
+/// A metric's name, a label filter, and the sum expected over the
+/// samples that match it.
+type Expected = (&'static str, Vec<(&'static str, &'static str)>, u64);
+
+/// Sample lines `name{k="v",...} value` (label values here hold no commas
+/// or escaped quotes).
+fn parse(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').expect("sample line");
+            let (name, labels) = match series.split_once('{') {
+                Some((name, rest)) => (name, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let labels = labels
+                .split(',')
+                .filter(|l| !l.is_empty())
+                .map(|l| {
+                    let (k, v) = l.split_once('=').expect("label");
+                    (k.to_string(), v.trim_matches('"').to_string())
+                })
+                .collect();
+            let value = value.parse().unwrap_or_else(|_| panic!("value in {line}"));
+            (name.to_string(), labels, value)
+        })
+        .collect()
+}
+
+/// Sum of the `name` samples whose labels include all of `filter`.
+fn sum(samples: &[Sample], name: &str, filter: &[(&str, &str)]) -> u64 {
+    samples
+        .iter()
+        .filter(|(n, labels, _)| {
+            n == name
+                && filter
+                    .iter()
+                    .all(|(k, v)| labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|(_, _, value)| value)
+        .sum()
+}
+
+/// `promtool check metrics` on `text`: its lint must find nothing.
+fn promtool_check(text: &str) {
+    let mut child = match Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(err) => panic!(
+            "cannot run promtool ({err}): install it with `scripts/install-test-deps.sh` (Debian package prometheus)"
+        ),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics failed:\n{}{}\n{text}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
