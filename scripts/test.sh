@@ -6,7 +6,8 @@
 #   3. unit and integration tests of every crate (cargo test --workspace);
 #   4. deployment files: systemd units (systemd-analyze, offline) and sample
 #      configs (each loads with its daemon's -P); builds the daemons it needs;
-#   5. real clients: libtorrent seeding and downloading through aquatic_udp;
+#   5. real clients: libtorrent seeding and downloading through aquatic_udp
+#      and aquatic_http (plain and TLS), Transmission through aquatic_http;
 #   6. a fuzz smoke: every cargo-fuzz target for 30 s (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +33,14 @@ step "real clients: libtorrent over UDP"
 cargo build -p aquatic_udp
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-/usr/bin/python3 scripts/real_clients/libtorrent_udp.py target/debug/aquatic_udp "$work"
+/usr/bin/python3 scripts/real_clients/libtorrent_udp.py target/debug/aquatic_udp "$work/udp"
+
+step "real clients: libtorrent over HTTP and HTTPS, Transmission over HTTP and HTTPS"
+cargo build -p aquatic_http
+/usr/bin/python3 scripts/real_clients/libtorrent_http.py target/debug/aquatic_http "$work/http"
+/usr/bin/python3 scripts/real_clients/libtorrent_http.py --https target/debug/aquatic_http "$work/https"
+/usr/bin/python3 scripts/real_clients/transmission_http.py target/debug/aquatic_http "$work/transmission"
+/usr/bin/python3 scripts/real_clients/transmission_http.py --https target/debug/aquatic_http "$work/transmission-https"
 
 step "fuzz smoke: every cargo-fuzz target for 30 s"
 bash scripts/fuzz.sh 30

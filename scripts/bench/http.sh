@@ -1,0 +1,791 @@
+#!/usr/bin/env bash
+# Benchmark aquatic_http against Debian's opentracker with aquatic_http_load_test.
+#
+# usage: scripts/bench/http.sh
+#
+# Builds release binaries, then for each connection mode (keep-alive: many
+# requests per TCP connection; close: a new connection for every request)
+# alternates the trackers (aquatic, opentracker, aquatic, opentracker, ...),
+# RUNS runs each, every run with a freshly started tracker on its own
+# 127.0.0.1 port, pinned to one core (taskset -c 0), and the load tester
+# pinned to the other (taskset -c 1) for DURATION seconds. Per run it records
+# responses/s (load tester), the tracker's CPU seconds over the load test
+# (utime+stime from /proc/PID/stat), its peak RSS (VmHWM just before it is
+# stopped), the kernel's TCP listen queue drops over the run (TcpExt
+# ListenDrops in /proc/net/netstat; system-wide, so other traffic counts
+# too), the failed requests the load tester saw (failure answers and other
+# statuses, timeouts, invalid answers, requests dropped by a closed
+# connection, connection errors) and the TCP connections it opened per 100
+# answers (keep-alive: near 0 for a tracker that keeps connections open).
+#
+# opentracker does not keep connections alive: it answers "HTTP/1.1 200"
+# without "Connection: close" and closes the connection after one answer
+# (Debian's 0.0~git20210823.110868e-3). In keep-alive mode the load tester's
+# next request on such a connection is lost (counted as dropped, about one
+# per answer) before it reconnects: opentracker's keep-alive figures are
+# then for a new connection per request with half the requests wasted, and
+# are flagged in the report. The connection-close mode is the like-for-like
+# comparison with opentracker.
+#
+# Then a memory phase (in MEM_MODE): the load tester is closed-loop,
+# so in the runs above a faster tracker gets more announces, each from a new
+# peer, and stores more peers: its peak RSS is not comparable. So the
+# trackers are run again (alternating, MEM_RUNS each, fresh trackers) for
+# MEM_DURATION seconds with the load tester capped at MEM_RATE requests/s
+# (max_requests_per_second), the same offered load for both; per run it
+# records the announce responses, responses/s, CPU seconds and peak RSS, and
+# warns when a run got less than 95 % of MEM_RATE.
+#
+# Prints tables with medians and aquatic/opentracker ratios per mode, and the
+# "memory at identical load" table, then all as markdown for
+# scripts/bench/RESULTS.md. See /work/shared/BENCHMARKING.md (or
+# shared/BENCHMARKING.md) for how to read the figures.
+#
+# Environment (defaults in brackets):
+#   DURATION [30]          seconds of load per run
+#   RUNS [3]               runs per tracker and mode
+#   MODES ["keepalive close"]  connection modes to run, in this order
+#   TORRENTS [1000000]     number_of_torrents of the load tester (and the
+#                          size of opentracker's whitelist)
+#   LOAD_WORKERS [1]       load tester worker threads (all on LOAD_CPU)
+#   CONNECTIONS [64]       load tester connections_per_worker: requests in
+#                          flight (closed loop)
+#   MEM_RUNS [1]           memory-phase runs per tracker (0: no memory phase)
+#   MEM_MODE [close]       connection mode of the memory phase (close: both
+#                          trackers get the same requests; see above)
+#   MEM_DURATION [DURATION]  seconds of load per memory-phase run
+#   MEM_RATE [10000]       requests/s of the memory phase: both trackers
+#                          must sustain it on one core
+#   TRACKER_CPU [0], LOAD_CPU [1]   cores for taskset
+#   TRACKERS ["aquatic opentracker"]  which trackers to run, in this order
+#   AQUATIC_REQUEST_WORKERS [1]  aquatic_http request_workers: 1 = one socket
+#                         and one request thread; 0 = the socket worker
+#                         answers announces itself (one thread)
+#   AQUATIC_ACCESS_LIST [off]  "allow": aquatic_http checks the same
+#                          whitelist as opentracker does (parity of work)
+#   SKIP_BUILD [0]         1: use the release binaries already in target/
+#   WORK_DIR [mktemp -d]   configs, logs, results.tsv and memory.tsv of this
+#                          session
+#   OPENTRACKER [/usr/bin/opentracker]
+#   AQUATIC, LOAD_TEST [target/release/...]  other binaries (e.g. to try the
+#                          script out against a debug build: not a benchmark)
+#
+# Needs root (opentracker chroots and drops to nobody) and opentracker
+# installed (scripts/install-test-deps.sh). Traffic stays on 127.0.0.1; every
+# process started here is stopped by its PID, also on error or Ctrl-C.
+# HTTPS is not compared: opentracker has no TLS.
+
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$repo_root"
+
+DURATION="${DURATION:-30}"
+RUNS="${RUNS:-3}"
+MODES="${MODES:-keepalive close}"
+MEM_RUNS="${MEM_RUNS:-1}"
+MEM_DURATION="${MEM_DURATION:-$DURATION}"
+MEM_RATE="${MEM_RATE:-10000}"
+MEM_MODE="${MEM_MODE:-close}"
+TORRENTS="${TORRENTS:-1000000}"
+LOAD_WORKERS="${LOAD_WORKERS:-1}"
+CONNECTIONS="${CONNECTIONS:-64}"
+TRACKER_CPU="${TRACKER_CPU:-0}"
+LOAD_CPU="${LOAD_CPU:-1}"
+TRACKERS="${TRACKERS:-aquatic opentracker}"
+AQUATIC_ACCESS_LIST="${AQUATIC_ACCESS_LIST:-off}"
+AQUATIC_REQUEST_WORKERS="${AQUATIC_REQUEST_WORKERS:-1}"
+SKIP_BUILD="${SKIP_BUILD:-0}"
+OPENTRACKER="${OPENTRACKER:-/usr/bin/opentracker}"
+
+AQUATIC="${AQUATIC:-$repo_root/target/release/aquatic_http}"
+LOAD_TEST="${LOAD_TEST:-$repo_root/target/release/aquatic_http_load_test}"
+PY=/usr/bin/python3
+
+die() {
+    echo "bench/http: $*" >&2
+    exit 1
+}
+
+for var in DURATION RUNS MEM_RUNS MEM_DURATION MEM_RATE TORRENTS LOAD_WORKERS CONNECTIONS TRACKER_CPU LOAD_CPU; do
+    [[ "${!var}" =~ ^[0-9]+$ ]] || die "$var must be a non-negative integer, not '${!var}'"
+done
+[[ "$DURATION" -ge 1 && "$RUNS" -ge 1 && "$TORRENTS" -ge 1 && "$LOAD_WORKERS" -ge 1 && "$CONNECTIONS" -ge 1 ]] ||
+    die "DURATION, RUNS, TORRENTS, LOAD_WORKERS and CONNECTIONS must be at least 1"
+[[ "$MEM_DURATION" -ge 1 && "$MEM_RATE" -ge 1 && "$MEM_RATE" -le 1000000000 ]] ||
+    die "MEM_DURATION must be at least 1, MEM_RATE between 1 and 1000000000"
+[[ "$AQUATIC_ACCESS_LIST" == off || "$AQUATIC_ACCESS_LIST" == allow ]] || die "AQUATIC_ACCESS_LIST must be off or allow"
+[[ -n "${TRACKERS// /}" ]] || die "TRACKERS is empty"
+for t in $TRACKERS; do
+    [[ "$t" == aquatic || "$t" == opentracker ]] || die "unknown tracker '$t' in TRACKERS (aquatic, opentracker)"
+done
+[[ -n "${MODES// /}" ]] || die "MODES is empty"
+for m in $MODES; do
+    [[ "$m" == keepalive || "$m" == close ]] || die "unknown mode '$m' in MODES (keepalive, close)"
+done
+[[ "$MEM_MODE" == keepalive || "$MEM_MODE" == close ]] || die "MEM_MODE must be keepalive or close"
+[[ $(id -u) -eq 0 ]] || die "run as root (opentracker chroots and drops privileges)"
+command -v taskset >/dev/null || die "taskset not found (util-linux)"
+[[ -x "$PY" ]] || die "$PY not found"
+ncpu="$(nproc)"
+[[ "$TRACKER_CPU" -lt "$ncpu" && "$LOAD_CPU" -lt "$ncpu" ]] || die "TRACKER_CPU/LOAD_CPU must be below $ncpu (cores here)"
+CLK_TCK="$(getconf CLK_TCK)"
+
+if [[ -n "${WORK_DIR:-}" ]]; then
+    work="$WORK_DIR"
+    mkdir -p "$work"
+else
+    work="$(mktemp -d /tmp/aquatic-bench-http.XXXXXX)"
+fi
+chmod 755 "$work"
+
+# ------------------------------------------------------------ cleanup
+
+tracker_pid=""
+load_pid=""
+
+stop_pid() {
+    # stop_pid PID: SIGTERM, up to 10 s to exit, then SIGKILL; reap it.
+    local pid="$1" i
+    [[ -n "$pid" ]] || return 0
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            echo "bench/http: pid $pid did not exit on SIGTERM within 10 s: SIGKILL" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    stop_pid "$load_pid"
+    stop_pid "$tracker_pid"
+    if [[ $status -ne 0 ]]; then
+        echo "bench/http: failed (exit $status); logs in $work" >&2
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ------------------------------------------------------------ helpers
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+free_port() {
+    # A port free on 127.0.0.1 for UDP and TCP (opentracker binds both).
+    "$PY" - <<'EOF'
+import socket
+for _ in range(50):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.bind(("127.0.0.1", 0))
+        port = u.getsockname()[1]
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            try:
+                t.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+    print(port)
+    break
+else:
+    raise SystemExit("no free port")
+EOF
+}
+
+cpu_ticks() {
+    # utime + stime of PID, in clock ticks (fields 14 and 15 of
+    # /proc/PID/stat, counted after the ")" that ends the command name).
+    local stat
+    stat="$(<"/proc/$1/stat")"
+    stat="${stat##*) }"
+    # shellcheck disable=SC2086
+    set -- $stat
+    # after "pid (comm) ": $1 = state (field 3), so field N is $((N - 2))
+    echo $((${12} + ${13}))
+}
+
+peak_rss_kib() {
+    awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"
+}
+
+listen_drops() {
+    # TcpExt ListenDrops (SYNs or connections dropped at a listener, which
+    # includes ListenOverflows: accept queue full), system-wide.
+    awk '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) n[i] = $i; h = 1 }
+                      else { for (i = 1; i <= NF; i++) if (n[i] == "ListenDrops") v = $i } }
+         END { print v + 0 }' /proc/net/netstat
+}
+
+children_cpu_s() {
+    # Sets children_cpu to the CPU seconds (user + system) of this shell's
+    # waited-for children so far; the difference around the load test is
+    # the load tester's. Call it directly, not in $(...): the `times`
+    # builtin must run in this shell, not in a subshell.
+    times >"$work/.times"
+    children_cpu="$(awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); t += p[1] * 60 + p[2] } }
+         END { printf "%.3f\n", t }' "$work/.times")"
+}
+
+tcp_listening() {
+    local hexport
+    hexport="$(printf '%04X' "$1")"
+    awk -v p=":$hexport" 'NR > 1 && substr($2, length($2) - 4) == p && $4 == "0A" { found = 1 } END { exit !found }' /proc/net/tcp
+}
+
+probe() {
+    # probe PORT HASH: announce (HTTP, one connection each) until the
+    # tracker answers 200 with a bencoded announce answer, for at most 30 s.
+    # opentracker answers announces for hashes not (yet) loaded from its
+    # whitelist with a failure reason, so this also waits for the
+    # whitelist. The probe's peer is then removed with a `stopped` announce.
+    timeout 40 "$PY" - "$1" "$2" <<'EOF'
+import os, socket, sys, time, urllib.parse
+port, info_hash = int(sys.argv[1]), bytes.fromhex(sys.argv[2])
+peer_id = b"-PROBE0-" + os.urandom(12)
+end = time.monotonic() + 30
+q = urllib.parse.quote_from_bytes
+
+def announce(event):
+    query = (f"info_hash={q(info_hash, safe='')}&peer_id={q(peer_id, safe='')}&port=6881&uploaded=0"
+             f"&downloaded=0&left=0&compact=1&numwant=0&event={event}")
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        s.sendall(f"GET /announce?{query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while True:
+            head, sep, body = data.partition(b"\r\n\r\n")
+            if sep:
+                lengths = [l.split(b":", 1)[1] for l in head.split(b"\r\n")[1:] if l.lower().startswith(b"content-length:")]
+                if lengths and len(body) >= int(lengths[0]):
+                    break
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    status = head.split(b"\r\n", 1)[0]
+    return status, body
+
+last = "nothing"
+while time.monotonic() < end:
+    try:
+        status, body = announce("started")
+        if b" 200 " in status + b" " and body.startswith(b"d") and b"failure reason" not in body and b"peers" in body:
+            try:
+                announce("stopped")
+            except OSError:
+                pass
+            sys.exit(0)
+        last = f"{status!r} {body[:120]!r}"
+    except OSError as e:
+        last = str(e)
+    time.sleep(0.1)
+sys.exit(f"no announce answer from 127.0.0.1:{port} for {info_hash.hex()} within 30 s (last: {last})")
+EOF
+}
+
+# ------------------------------------------------------------ build
+
+if [[ "$SKIP_BUILD" != 1 ]]; then
+    log "building release: aquatic_http, aquatic_http_load_test"
+    timeout 3600 cargo build --release -p aquatic_http -p aquatic_http_load_test
+fi
+for bin in "$LOAD_TEST" $([[ " $TRACKERS " == *" aquatic "* ]] && echo "$AQUATIC"); do
+    [[ -x "$bin" ]] || die "$bin missing (build it, or unset SKIP_BUILD)"
+done
+if [[ " $TRACKERS " == *" opentracker "* ]]; then
+    [[ -x "$OPENTRACKER" ]] || die "$OPENTRACKER missing: run scripts/install-test-deps.sh"
+fi
+# The config keys written below: fail now if the load tester has renamed one.
+"$LOAD_TEST" -p >"$work/load-test-defaults.toml"
+for key in server_address workers connections_per_worker keep_alive duration summarize_every \
+    max_requests_per_second number_of_torrents info_hash_file; do
+    grep -Eq "^$key = " "$work/load-test-defaults.toml" ||
+        die "$LOAD_TEST -p has no '$key': this script needs updating (defaults in $work/load-test-defaults.toml)"
+done
+
+# ------------------------------------------------------------ info hashes
+
+ot_root="$work/opentracker"
+mkdir -p "$ot_root"
+chmod 755 "$ot_root"
+whitelist="$ot_root/whitelist"
+cat >"$work/hashes.toml" <<EOF
+[requests]
+number_of_torrents = $TORRENTS
+info_hash_file = "$whitelist"
+EOF
+log "writing $TORRENTS info hashes to $whitelist"
+timeout 300 "$LOAD_TEST" -c "$work/hashes.toml" >"$work/hashes.log"
+chmod 644 "$whitelist"
+lines="$(wc -l <"$whitelist")"
+[[ "$lines" -eq "$TORRENTS" ]] || die "info hash file has $lines lines, expected $TORRENTS"
+# Probed before each run: opentracker reads its whitelist in a thread of its
+# own after it starts serving; an answer for the first and the last hash of
+# the file shows the list is in.
+probe_first="$(head -n 1 "$whitelist")"
+probe_last="$(tail -n 1 "$whitelist")"
+for h in "$probe_first" "$probe_last"; do
+    [[ "$h" =~ ^[0-9a-f]{40}$ ]] || die "unexpected info hash line '$h' in $whitelist"
+done
+
+# ------------------------------------------------------------ one run
+
+results="$work/results.tsv"
+mem_results="$work/memory.tsv"
+for f in "$results" "$mem_results"; do
+    printf 'mode\ttracker\trun\tresponses_per_s\ttracker_cpu_s\twall_s\trss_kib\tlisten_drops\terrors\ttimeouts\tinvalid\tdropped\tconnection_errors\ttracker_closes\tconnections_opened\tload_tester_cpu_s\tannounces\tresponses\n' >"$f"
+done
+
+start_tracker() {
+    # start_tracker NAME TAG PORT: start it pinned to TRACKER_CPU; sets
+    # tracker_pid; returns once it answers announces.
+    local name="$1" tag="$2" port="$3" i
+    local tlog="$work/$name-$tag.log"
+    case "$name" in
+    aquatic)
+        local cfg="$work/aquatic-$tag.toml"
+        cat >"$cfg" <<EOF
+log_level = "warn"
+socket_workers = 1
+request_workers = $AQUATIC_REQUEST_WORKERS
+
+[network]
+address = "127.0.0.1:$port"
+
+[access_list]
+mode = "$AQUATIC_ACCESS_LIST"
+path = "$([[ "$AQUATIC_ACCESS_LIST" == allow ]] && echo "$whitelist")"
+EOF
+        taskset -c "$TRACKER_CPU" "$AQUATIC" -c "$cfg" >"$tlog" 2>&1 &
+        tracker_pid=$!
+        ;;
+    opentracker)
+        # chroots into ot_root, reads the whitelist there, runs as nobody;
+        # serves HTTP (TCP) and UDP on the same port.
+        taskset -c "$TRACKER_CPU" "$OPENTRACKER" -i 127.0.0.1 -p "$port" -P "$port" \
+            -d "$ot_root" -u nobody -w whitelist >"$tlog" 2>&1 &
+        tracker_pid=$!
+        ;;
+    esac
+    for ((i = 0; i < 200; i++)); do
+        kill -0 "$tracker_pid" 2>/dev/null || { cat "$tlog" >&2; die "$name exited at start (log above)"; }
+        tcp_listening "$port" && break
+        sleep 0.1
+    done
+    tcp_listening "$port" || { cat "$tlog" >&2; die "$name did not listen on TCP 127.0.0.1:$port within 20 s"; }
+    for h in "$probe_first" "$probe_last"; do
+        probe "$port" "$h" || { cat "$tlog" >&2; die "$name on port $port does not answer announces for $h"; }
+    done
+    kill -0 "$tracker_pid" 2>/dev/null || die "$name exited"
+}
+
+run_one() {
+    # run_one MODE NAME RUN [PHASE]: PHASE "throughput" (the default: closed
+    # loop for DURATION s, a row in results.tsv) or "memory" (at most
+    # MEM_RATE requests/s for MEM_DURATION s, a row in memory.tsv; files
+    # tagged mem-RUN).
+    local mode="$1" name="$2" run="$3" phase="${4:-throughput}" port
+    local tag="$mode-$run" duration="$DURATION" out="$results" what="$mode run $run" cap="" cap_line=""
+    if [[ "$phase" == memory ]]; then
+        tag="mem-$mode-$run" duration="$MEM_DURATION" out="$mem_results" what="$mode memory run $run"
+        cap=" at $MEM_RATE requests/s" cap_line="max_requests_per_second = $MEM_RATE"
+    fi
+    local keep_alive=true
+    [[ "$mode" == close ]] && keep_alive=false
+    port="$(free_port)"
+    log "$what: $name on 127.0.0.1:$port (cpu $TRACKER_CPU), load tester on cpu $LOAD_CPU for ${duration}s$cap"
+    start_tracker "$name" "$tag" "$port"
+
+    local lcfg="$work/load-$name-$tag.toml" lout="$work/load-$name-$tag.out"
+    cat >"$lcfg" <<EOF
+server_address = "127.0.0.1:$port"
+workers = $LOAD_WORKERS
+connections_per_worker = $CONNECTIONS
+keep_alive = $keep_alive
+duration = $duration
+summarize_every = 0
+$cap_line
+
+[requests]
+number_of_torrents = $TORRENTS
+EOF
+    local t0 t1 w0 w1 l0 l1 d0 d1 rc
+    d0="$(listen_drops)"
+    t0="$(cpu_ticks "$tracker_pid")"
+    children_cpu_s
+    l0="$children_cpu"
+    w0="$(date +%s.%N)"
+    timeout --kill-after=10 $((duration + 60)) taskset -c "$LOAD_CPU" "$LOAD_TEST" -c "$lcfg" --json >"$lout" 2>&1 &
+    load_pid=$!
+    if wait "$load_pid"; then rc=0; else rc=$?; fi
+    load_pid=""
+    w1="$(date +%s.%N)"
+    children_cpu_s
+    l1="$children_cpu"
+    d1="$(listen_drops)"
+    kill -0 "$tracker_pid" 2>/dev/null || { cat "$work/$name-$tag.log" >&2; die "$name died during the load test"; }
+    t1="$(cpu_ticks "$tracker_pid")"
+    if [[ $rc -ne 0 ]]; then
+        cat "$lout" >&2
+        die "load tester exited with status $rc against $name (output above)"
+    fi
+
+    local rss
+    rss="$(peak_rss_kib "$tracker_pid")"
+    stop_pid "$tracker_pid"
+    tracker_pid=""
+
+    "$PY" - "$lout" "$mode" "$name" "$run" "$t0" "$t1" "$CLK_TCK" "$w0" "$w1" "$rss" "$((d1 - d0))" "$l0" "$l1" >>"$out" <<'EOF'
+import json, re, sys
+out, mode, name, run, t0, t1, tck, w0, w1, rss, drops, l0, l1 = sys.argv[1:]
+rps = announces = None
+totals = {}
+for line in open(out, errors="replace"):
+    line = line.strip()
+    if line.startswith("{"):
+        try:
+            j = json.loads(line)
+        except ValueError:
+            continue
+        rps = j.get("responses_per_second", rps)
+        announces = j.get("announce_responses_total", announces)
+        if "timeouts" in j:
+            totals.setdefault("timeouts", j["timeouts"])
+    if line.startswith("totals over "):
+        # "... (announce A, scrape S, failure F, other status O), R requests
+        # sent, T timeouts, I invalid, D dropped, C connections opened, ..."
+        for key, pattern in [
+            ("responses", r"^totals over [0-9.]+ s: (\d+) responses"),
+            ("failure", r"failure (\d+)"),
+            ("other_status", r"other status (\d+)"),
+            ("timeouts", r"(\d+) timeouts"),
+            ("invalid", r"(\d+) invalid"),
+            ("dropped", r"(\d+) dropped"),
+            ("connection_errors", r"(\d+) connection errors"),
+            ("tracker_closes", r"(\d+) closed by tracker"),
+            ("connections_opened", r"(\d+) connections opened"),
+        ]:
+            m = re.search(pattern, line)
+            if m:
+                totals[key] = int(m.group(1))
+    m = re.match(r"responses per second: ([0-9.]+)", line)
+    if m and rps is None:
+        rps = float(m.group(1))
+    m = re.match(r"announce responses total: (\d+)", line)
+    if m and announces is None:
+        announces = int(m.group(1))
+if rps is None:
+    sys.exit(f"no responses per second in {out}")
+cpu = (int(t1) - int(t0)) / int(tck)
+wall = float(w1) - float(w0)
+def opt(key):
+    return totals.get(key, "")
+errors = ""
+if "failure" in totals or "other_status" in totals:
+    errors = totals.get("failure", 0) + totals.get("other_status", 0)
+load_cpu = float(l1) - float(l0)
+print("\t".join(str(x) for x in [
+    mode, name, run, rps, f"{cpu:.2f}", f"{wall:.2f}", rss, drops, errors, opt("timeouts"), opt("invalid"),
+    opt("dropped"), opt("connection_errors"), opt("tracker_closes"), opt("connections_opened"), f"{load_cpu:.2f}",
+    "" if announces is None else announces, opt("responses"),
+]))
+EOF
+    local row rps
+    row="$(tail -n 1 "$out")"
+    rps="$(cut -f4 <<<"$row")"
+    log "$what: $name: $rps responses/s, $(cut -f5 <<<"$row") tracker CPU s, peak RSS $rss KiB, listen drops $((d1 - d0)), failure answers '$(cut -f9 <<<"$row")', timeouts '$(cut -f10 <<<"$row")', dropped '$(cut -f12 <<<"$row")', connections opened '$(cut -f15 <<<"$row")'"
+    if [[ "$phase" == memory ]] && awk -v r="$rps" -v m="$MEM_RATE" 'BEGIN { exit !(r < 0.95 * m) }'; then
+        log "warning: $name got $rps responses/s, below 95 % of MEM_RATE ($MEM_RATE): it could not sustain the rate (or the load tester could not), so this memory run is not at the same load"
+    fi
+}
+
+# ------------------------------------------------------------ runs
+
+log "work dir: $work"
+for mode in $MODES; do
+    for ((run = 1; run <= RUNS; run++)); do
+        for name in $TRACKERS; do
+            run_one "$mode" "$name" "$run"
+        done
+    done
+done
+# Memory at identical load: the same request rate for every tracker.
+for ((run = 1; run <= MEM_RUNS; run++)); do
+    for name in $TRACKERS; do
+        run_one "$MEM_MODE" "$name" "$run" memory
+    done
+done
+
+# ------------------------------------------------------------ report
+
+aquatic_rev="$(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [[ -n "$(git -C "$repo_root" status --porcelain -- aquatic_http aquatic_common aquatic_http_protocol 2>/dev/null)" ]]; then
+    aquatic_rev="$aquatic_rev+uncommitted"
+fi
+ot_version="$(dpkg-query -W -f='${Version}' opentracker 2>/dev/null || echo unknown)"
+aquatic_build="release"
+[[ "$AQUATIC" == "$repo_root/target/release/aquatic_http" ]] || aquatic_build="binary $AQUATIC"
+load_build=""
+[[ "$LOAD_TEST" == "$repo_root/target/release/aquatic_http_load_test" ]] || load_build=" (binary $LOAD_TEST)"
+cpu_model="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+
+"$PY" - "$results" "$mem_results" <<EOF
+import statistics, sys
+
+MODE_TITLE = {"keepalive": "keep-alive", "close": "connection close"}
+
+def load(path):
+    rows = []
+    with open(path) as f:
+        header = next(f).rstrip("\n").split("\t")
+        for line in f:
+            rows.append(parse_row(dict(zip(header, line.rstrip("\n").split("\t")))))
+    return rows
+
+def num(v):
+    return int(v) if v not in ("", None) else None
+
+def parse_row(r):
+    r["rps"] = float(r["responses_per_s"])
+    r["cpu"] = float(r["tracker_cpu_s"])
+    r["wall"] = float(r["wall_s"])
+    r["rss"] = int(r["rss_kib"])
+    r["drops"] = int(r["listen_drops"])
+    for k in ("errors", "timeouts", "invalid", "dropped", "connection_errors", "tracker_closes", "connections_opened",
+              "responses"):
+        r[k] = num(r.get(k))
+    r["problems"] = sum(r[k] or 0 for k in ("errors", "timeouts", "invalid", "dropped", "connection_errors"))
+    r["busy"] = 100.0 * r["cpu"] / r["wall"] if r["wall"] > 0 else 0.0
+    r["load_busy"] = 100.0 * float(r["load_tester_cpu_s"]) / r["wall"] if r["wall"] > 0 else 0.0
+    # responses over the whole load test / tracker CPU seconds
+    r["per_cpu"] = r["rps"] * r["wall"] / r["cpu"] if r["cpu"] > 0 else float("nan")
+    r["announces"] = int(r.get("announces") or 0)
+    # TCP connections opened per 100 answers
+    responses = r["responses"] if r["responses"] is not None else r["rps"] * r["wall"]
+    r["conn_per_100"] = 100.0 * (r["connections_opened"] or 0) / responses if responses > 0 else 0.0
+    return r
+
+rows = load(sys.argv[1])
+mem_rows = load(sys.argv[2])
+
+def ordered(values):
+    out = []
+    for v in values:
+        if v not in out:
+            out.append(v)
+    return out
+
+modes = ordered(r["mode"] for r in rows)
+names = ordered(r["tracker"] for r in rows)
+MED_KEYS = ("rps", "cpu", "busy", "load_busy", "per_cpu", "rss", "drops", "problems", "conn_per_100")
+med = {}
+for m in modes:
+    for n in names:
+        rs = [r for r in rows if r["mode"] == m and r["tracker"] == n]
+        if rs:
+            med[m, n] = {k: statistics.median(r[k] for r in rs) for k in MED_KEYS}
+            med[m, n]["rss_max"] = max(r["rss"] for r in rs)
+
+def mib(kib):
+    return f"{kib / 1024:.1f}"
+
+def ratio(x, y):
+    return f"{x / y:.2f}" if y else "n/a"
+
+cols = ["tracker", "run", "responses/s", "tracker CPU s", "tracker core busy %", "load tester busy %",
+        "responses per CPU-s", "peak RSS MiB", "listen drops", "failed requests", "connections per 100 answers"]
+def row_cells(r, run):
+    return [r["tracker"], run, f"{r['rps']:.0f}", f"{r['cpu']:.2f}", f"{r['busy']:.0f}", f"{r['load_busy']:.0f}",
+            f"{r['per_cpu']:.0f}", mib(r["rss"]), f"{r['drops']:.0f}", f"{r['problems']:.0f}", f"{r['conn_per_100']:.0f}"]
+
+tables = {}
+ratios = {}
+for m in modes:
+    t = [row_cells(r, r["run"]) for r in rows if r["mode"] == m]
+    for n in names:
+        if (m, n) in med:
+            t.append(row_cells(dict(med[m, n], tracker=n), "median"))
+    tables[m] = t
+    if (m, "aquatic") in med and (m, "opentracker") in med:
+        a, o = med[m, "aquatic"], med[m, "opentracker"]
+        ratios[m] = [
+            ("median responses/s", ratio(a["rps"], o["rps"])),
+            ("median responses per tracker CPU-second", ratio(a["per_cpu"], o["per_cpu"])),
+            ("median peak RSS", ratio(a["rss"], o["rss"])),
+        ]
+
+def plain(cols, table):
+    widths = [max(len(str(x)) for x in col) for col in zip(cols, *table)]
+    print("  ".join(str(c).ljust(w) for c, w in zip(cols, widths)))
+    for t in table:
+        print("  ".join(str(c).rjust(w) if i > 1 else str(c).ljust(w) for i, (c, w) in enumerate(zip(t, widths))))
+
+for m in modes:
+    print()
+    print(f"{MODE_TITLE[m]}:")
+    print()
+    plain(cols, tables[m])
+    print()
+    for n in names:
+        if (m, n) in med:
+            print(f"{n}: median peak RSS {mib(med[m, n]['rss'])} MiB (max {mib(med[m, n]['rss_max'])} MiB)")
+    for label, v in ratios.get(m, []):
+        print(f"aquatic/opentracker, {MODE_TITLE[m]}, {label}: {v}")
+
+notes = []
+no_keepalive = []
+if "keepalive" in modes:
+    for n in names:
+        if ("keepalive", n) in med and med["keepalive", n]["conn_per_100"] >= 50:
+            no_keepalive.append(n)
+            notes.append(f"{n} did not keep connections alive: in keep-alive mode the load tester opened "
+                         f"{med['keepalive', n]['conn_per_100']:.0f} connections per 100 answers, so its keep-alive "
+                         "figures are for a new connection per request (and requests sent on connections it had "
+                         "closed count as failed, dropped); compare it in connection-close mode.")
+bad = ordered(f"{r['tracker']} ({MODE_TITLE[r['mode']]})" for r in rows
+              if r["problems"] and not (r["mode"] == "keepalive" and r["tracker"] in no_keepalive
+                                        and r["problems"] == (r["dropped"] or 0)))
+if bad:
+    notes.append("Failed requests (failure answers or other statuses, timeouts, invalid answers, dropped requests, "
+                 "connection errors) from " + ", ".join(bad) + " (see the load tester's totals line in the work "
+                 "dir): failure answers from opentracker mean info hashes missing from its whitelist; those runs "
+                 "are not comparable.")
+for (m, n), v in med.items():
+    if v["busy"] >= 90:
+        continue
+    who = f"{n} ({MODE_TITLE[m]}): tracker core {v['busy']:.0f} % busy, load tester {v['load_busy']:.0f} %: "
+    if v["load_busy"] >= 90:
+        notes.append(who + "the load tester was the limit, so responses/s understates this tracker; compare "
+                     "responses per tracker CPU-second.")
+    else:
+        notes.append(who + "neither saturated, so the closed loop was latency-bound (raise CONNECTIONS); "
+                     "responses/s understates this tracker, compare responses per tracker CPU-second.")
+if any(v["drops"] for v in med.values()):
+    notes.append("Listen drops are the system-wide TcpExt ListenDrops over the run: connections the kernel "
+                 "dropped at a full accept queue (or other traffic on this machine).")
+for note in notes:
+    print()
+    print("note: " + note)
+
+# memory at identical load
+mem_rate, mem_duration, mem_runs = $MEM_RATE, $MEM_DURATION, $MEM_RUNS
+mem_title = f"memory at identical load ({MODE_TITLE['$MEM_MODE']}, {mem_rate} req/s for {mem_duration} s)"
+mem_names = ordered(r["tracker"] for r in mem_rows)
+mem_keys = ("announces", "rps", "cpu", "busy", "load_busy", "rss", "drops", "problems")
+mem_med = {n: {k: statistics.median(r[k] for r in mem_rows if r["tracker"] == n) for k in mem_keys}
+           for n in mem_names}
+mem_cols = ["tracker", "run", "announce responses", "responses/s", "tracker CPU s", "tracker core busy %",
+            "load tester busy %", "peak RSS MiB", "listen drops", "failed requests"]
+def mem_cells(r, run):
+    return [r["tracker"], run, f"{r['announces']:.0f}", f"{r['rps']:.0f}", f"{r['cpu']:.2f}", f"{r['busy']:.0f}",
+            f"{r['load_busy']:.0f}", mib(r["rss"]), f"{r['drops']:.0f}", f"{r['problems']:.0f}"]
+mem_table = [mem_cells(r, r["run"]) for r in mem_rows]
+if mem_runs > 1:
+    for n in mem_names:
+        mem_table.append(mem_cells(dict(mem_med[n], tracker=n), "median"))
+mem_ratios = []
+if "aquatic" in mem_med and "opentracker" in mem_med:
+    a, o = mem_med["aquatic"], mem_med["opentracker"]
+    median = "median " if mem_runs > 1 else ""
+    mem_ratios = [
+        (f"{median}peak RSS at identical load", ratio(a["rss"], o["rss"])),
+        (f"{median}announce responses (1.00: the same load)", ratio(a["announces"], o["announces"])),
+    ]
+mem_warnings = [
+    f"{r['tracker']} memory run {r['run']}: {r['rps']:.0f} responses/s, below 95 % of {mem_rate}: the tracker could "
+    "not sustain the rate (or the load tester could not: see its busy %), so this run was not at the same load "
+    "and its peak RSS is not comparable."
+    for r in mem_rows if r["rps"] < 0.95 * mem_rate
+]
+if mem_rows:
+    print()
+    print(mem_title)
+    print()
+    plain(mem_cols, mem_table)
+    print()
+    for label, v in mem_ratios:
+        print(f"aquatic/opentracker, {label}: {v}")
+    for w in mem_warnings:
+        print()
+        print("warning: " + w)
+
+# markdown
+def md_table(cols, table):
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "|".join("---" if i < 2 else "---:" for i in range(len(cols))) + "|")
+    for t in table:
+        cells = [f"**{c}**" if t[1] == "median" else str(c) for c in t]
+        print("| " + " | ".join(cells) + " |")
+    print()
+
+print()
+print("----- markdown for scripts/bench/RESULTS.md -----")
+print()
+print("## HTTP: aquatic_http vs opentracker ($(date -u +%Y-%m-%d))")
+print()
+print("- Machine: $ncpu cores ($cpu_model), kernel $(uname -r).")
+print("- aquatic_http $aquatic_rev ($aquatic_build, socket_workers = 1, request_workers = $AQUATIC_REQUEST_WORKERS, access list $AQUATIC_ACCESS_LIST); "
+      "Debian opentracker $ot_version (whitelist of the load tester's $TORRENTS info hashes).")
+print("- Tracker pinned to CPU $TRACKER_CPU, aquatic_http_load_test$load_build to CPU $LOAD_CPU ($LOAD_WORKERS worker(s) x "
+      "$CONNECTIONS connections, $TORRENTS torrents, other settings default); ${DURATION} s per run, $RUNS runs each "
+      "per mode, alternating; every run with a freshly started tracker. Keep-alive: keep_alive = true; connection "
+      "close: keep_alive = false (a new TCP connection per request).")
+print("- Command: \`DURATION=$DURATION RUNS=$RUNS MODES=\"$MODES\" MEM_RUNS=$MEM_RUNS MEM_MODE=$MEM_MODE MEM_DURATION=$MEM_DURATION "
+      "MEM_RATE=$MEM_RATE TORRENTS=$TORRENTS LOAD_WORKERS=$LOAD_WORKERS CONNECTIONS=$CONNECTIONS "
+      "AQUATIC_REQUEST_WORKERS=$AQUATIC_REQUEST_WORKERS AQUATIC_ACCESS_LIST=$AQUATIC_ACCESS_LIST scripts/bench/http.sh\`")
+print()
+for m in modes:
+    print(f"### {MODE_TITLE[m][0].upper() + MODE_TITLE[m][1:]}")
+    print()
+    md_table(cols, tables[m])
+    if ratios.get(m):
+        print("| aquatic / opentracker | ratio |")
+        print("|---|---:|")
+        for label, v in ratios[m]:
+            print(f"| {label} | {v} |")
+        print()
+rss_note = (f"Peak RSS is VmHWM after {int($DURATION)} s runs at this load: compare it only between runs of the same "
+            "duration, mode and load. Responses per tracker CPU-second = responses over the run / tracker CPU time "
+            "(utime + stime) over the run. Failed requests: failure answers and other statuses, timeouts, invalid "
+            "answers, requests dropped by a closed connection and connection errors, as the load tester counts them. "
+            "Connections per 100 answers: TCP connections the load tester opened (100 in connection-close mode; "
+            "near 0 with keep-alive, when the tracker keeps connections open).")
+if "$AQUATIC_ACCESS_LIST" == "off" and "opentracker" in names:
+    rss_note += (" opentracker's peak RSS includes its whitelist of $TORRENTS info hashes, which aquatic (access list "
+                 "off) does not load; AQUATIC_ACCESS_LIST=allow gives both the same list.")
+if mem_rows:
+    rss_note += (" These runs are closed-loop: a faster tracker gets more announces, each from a new peer, so its "
+                 "peak RSS above is at a higher load; see below for peak RSS at identical load.")
+print(rss_note)
+for note in notes:
+    print()
+    print(note)
+print()
+if mem_rows:
+    print("### " + mem_title[0].upper() + mem_title[1:])
+    print()
+    print(f"After the runs above, each tracker again ({mem_runs} run(s) each, alternating, freshly started), in "
+          f"{MODE_TITLE['$MEM_MODE']} mode with the load tester capped at {mem_rate} requests/s (max_requests_per_second; same "
+          f"{int($LOAD_WORKERS)} worker(s) x {int($CONNECTIONS)} connections and torrents) for {mem_duration} s: the "
+          "same offered load for both, so each tracker that sustains the rate gets about the same announces (each "
+          "from a new peer). Peak RSS is VmHWM at the end of the run.")
+    print()
+    md_table(mem_cols, mem_table)
+    if mem_ratios:
+        print("| aquatic / opentracker | ratio |")
+        print("|---|---:|")
+        for label, v in mem_ratios:
+            print(f"| {label} | {v} |")
+        print()
+    for w in mem_warnings:
+        print("**Warning:** " + w)
+        print()
+EOF
+log "done; configs, logs, results.tsv and memory.tsv in $work"
