@@ -207,6 +207,10 @@ pub fn init_logging(level: LogLevel) -> anyhow::Result<()> {
         .set_time_format_rfc3339()
         .set_thread_level(log::LevelFilter::Error)
         .set_target_level(log::LevelFilter::Off)
+        // rustls warns about every odd client (e.g. libtorrent sending an
+        // IP address as SNI): one log line per connection would let any
+        // client flood the journal. TLS failures are logged by the daemon.
+        .add_filter_ignore_str("rustls")
         .build();
     simplelog::WriteLogger::init(level.filter(), config, std::io::stderr())
         .context("cannot set up logging")

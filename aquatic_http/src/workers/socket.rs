@@ -79,6 +79,8 @@ struct Connection {
     /// complete request within the idle timeout (slow or idle clients).
     deadline: SecondsSinceStart,
     scrape: Option<PendingScrape>,
+    /// Registered for writable events: only while a write is blocked.
+    wants_writable: bool,
 }
 
 pub struct SocketWorkerParts {
@@ -233,15 +235,15 @@ impl SocketWorker {
                         },
                         None => None,
                     };
-                    let _ = stream.set_nodelay(true);
                     let deadline = self.now.add_secs(self.idle_timeout());
                     let entry = self.connections.vacant_entry();
+                    let key = entry.key();
                     let token = Token(entry.key() + FIRST_CONNECTION_TOKEN);
-                    if let Err(err) = self.poll.registry().register(
-                        &mut stream,
-                        token,
-                        Interest::READABLE | Interest::WRITABLE,
-                    ) {
+                    if let Err(err) =
+                        self.poll
+                            .registry()
+                            .register(&mut stream, token, Interest::READABLE)
+                    {
                         log::warn!("cannot register connection: {err}");
                         continue;
                     }
@@ -257,11 +259,19 @@ impl SocketWorker {
                         write_pos: 0,
                         deadline,
                         scrape: None,
+                        wants_writable: false,
                     });
                     add(&counters.connections_accepted, 1);
                     counters
                         .connections_open
                         .store(self.connections.len(), std::sync::atomic::Ordering::Relaxed);
+                    // Clients send their request right after connecting: it
+                    // is usually here already, so read it now instead of
+                    // waking up again for it (the socket is registered, so
+                    // data arriving later still brings an event).
+                    if let Outcome::Close = self.on_readable(key) {
+                        self.close(key);
+                    }
                 }
                 Err(err) if err.kind() == ErrorKind::WouldBlock => break,
                 Err(err) if err.kind() == ErrorKind::Interrupted => continue,
@@ -279,9 +289,8 @@ impl SocketWorker {
     }
 
     fn close(&mut self, key: usize) {
-        if let Some(mut connection) = self.connections.try_remove(key) {
-            let _ = self.poll.registry().deregister(&mut connection.stream);
-        }
+        // Closing the socket removes it from epoll: no deregister call.
+        drop(self.connections.try_remove(key));
         self.stats
             .0
             .connections_open
@@ -699,6 +708,25 @@ impl SocketWorker {
                 connection.write_pos.saturating_sub(before) as u64,
             );
         }
+        let blocked = matches!(result, WriteResult::Blocked);
+        if blocked != connection.wants_writable {
+            // Writable events only while a write waits for room.
+            let interest = if blocked {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            let token = Token(key + FIRST_CONNECTION_TOKEN);
+            if self
+                .poll
+                .registry()
+                .reregister(&mut connection.stream, token, interest)
+                .is_err()
+            {
+                return Outcome::Close;
+            }
+            connection.wants_writable = blocked;
+        }
         match result {
             WriteResult::Failed => Outcome::Close,
             WriteResult::Blocked => Outcome::Keep,
@@ -747,6 +775,11 @@ fn read_plain(
                 buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
                 if buf.len() > limit {
                     return ReadResult::OverLimit;
+                }
+                if n < chunk.len() {
+                    // Drained: with edge-triggered readiness, new data
+                    // brings a new event, so no read just to see EAGAIN.
+                    return ReadResult::Open;
                 }
             }
             Err(err) if err.kind() == ErrorKind::WouldBlock => return ReadResult::Open,
