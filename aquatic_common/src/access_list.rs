@@ -125,6 +125,15 @@ pub fn reload(config: &AccessListConfig, shared: &SharedAccessList) -> anyhow::R
     Ok(len)
 }
 
+/// [`reload`] on SIGUSR1, with the outcome logged: the number of info
+/// hashes, or the error (the old list staying in use).
+pub fn reload_and_log(config: &AccessListConfig, shared: &SharedAccessList) {
+    match reload(config, shared) {
+        Ok(n) => log::info!("access list reloaded: {n} info hashes"),
+        Err(err) => log::error!("access list reload failed, keeping the old list: {err:#}"),
+    }
+}
+
 /// A per-worker view of the shared list: checking it costs no atomic
 /// reference count increment unless the list has been replaced.
 pub struct AccessListCache {

@@ -3,10 +3,11 @@
 //! Everything here is protocol-agnostic: info hash and peer id newtypes, the
 //! coarse server clock and `ValidUntil`, canonical socket addresses
 //! (IPv4-mapped IPv6 counts as IPv4), access lists, response-peer
-//! selection, privilege dropping, worker supervision and the Prometheus
-//! metrics endpoint. Each exists once so that the UDP, HTTP and WebSocket
-//! trackers behave alike. The metrics endpoint is the only socket opened
-//! here; the trackers' own sockets belong to the daemons.
+//! selection, privilege dropping, worker supervision, the statistics log
+//! loop and the Prometheus metrics endpoint. Each exists once so that the
+//! UDP, HTTP and WebSocket trackers behave alike. The metrics endpoint is
+//! the only socket opened here; the trackers' own sockets belong to the
+//! daemons.
 //!
 //! Not here: parsing of wire formats (the `*_protocol` crates) and config
 //! file loading (`aquatic_cli_helpers`).
@@ -20,10 +21,12 @@ pub mod peer_selection;
 pub mod peer_store;
 pub mod privileges;
 pub mod request_loop;
+pub mod statistics;
 pub mod supervision;
 pub mod time;
 pub mod torrent_map;
 pub mod types;
+pub mod validation;
 
 pub use addr::{CanonicalSocketAddr, IpVersion};
 pub use time::{SecondsSinceStart, ServerStartInstant, ValidUntil};

@@ -30,6 +30,8 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use serde::{Deserialize, Serialize};
 
+use crate::supervision::Supervisor;
+
 pub use prometheus_client::collector::Collector;
 pub use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
 pub use prometheus_client::registry::{Registry, Unit};
@@ -73,6 +75,16 @@ impl MetricsEndpoint {
     /// The address bound (with the actual port when the config said 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.address
+    }
+
+    /// [`serve`](Self::serve) on a worker thread of its own, `metrics`.
+    pub fn spawn(
+        self,
+        supervisor: &Supervisor,
+        prefix: &'static str,
+        collector: impl Collector,
+    ) -> anyhow::Result<()> {
+        supervisor.spawn("metrics".into(), move || self.serve(prefix, collector))
     }
 
     /// Answer requests for the life of the process: `GET /metrics` (or

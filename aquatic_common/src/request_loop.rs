@@ -6,13 +6,19 @@
 //! request worker (they drop on a full channel), so this cannot deadlock,
 //! and a slow socket worker slows its request workers instead of letting
 //! answers pile up without bound.
+//!
+//! Also the wiring a daemon starts its request workers with: [`channels`],
+//! [`polls_and_wakers`] and [`spawn_request_workers`].
 
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use anyhow::Context;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
+use mio::{Poll, Token, Waker};
 
+use crate::supervision::Supervisor;
 use crate::{SecondsSinceStart, ServerStartInstant};
 
 /// Interrupts a socket worker's poll (a `mio::Waker`'s `wake`).
@@ -86,4 +92,56 @@ impl<Req, Resp> RequestLoop<Req, Resp> {
         }
         Ok(())
     }
+}
+
+/// `count` bounded channels of `capacity` batches each: the senders and
+/// the receivers.
+pub fn channels<T>(count: usize, capacity: usize) -> (Vec<Sender<T>>, Vec<Receiver<T>>) {
+    (0..count).map(|_| bounded(capacity)).unzip()
+}
+
+/// One poll instance per socket worker, and the wake function of a waker
+/// registered with each under `token`.
+pub fn polls_and_wakers(count: usize, token: Token) -> anyhow::Result<(Vec<Poll>, Vec<WakeFn>)> {
+    let mut polls = Vec::with_capacity(count);
+    let mut wakers: Vec<WakeFn> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let poll = Poll::new().context("cannot create poll instance")?;
+        let waker = Waker::new(poll.registry(), token)?;
+        wakers.push(Arc::new(move || waker.wake()));
+        polls.push(poll);
+    }
+    Ok((polls, wakers))
+}
+
+/// Start one request worker (thread `request-INDEX`) per receiver, each
+/// running a [`RequestLoop`] over its own shard `new_shard(INDEX)`.
+pub fn spawn_request_workers<Req, Resp, S>(
+    supervisor: &Supervisor,
+    clock: ServerStartInstant,
+    receivers: Vec<Receiver<Vec<Req>>>,
+    response_senders: &[Sender<Vec<Resp>>],
+    wakers: &[WakeFn],
+    cleaning_interval_secs: u32,
+    mut new_shard: impl FnMut(usize) -> S,
+) -> anyhow::Result<()>
+where
+    Req: Send + 'static,
+    Resp: Send + 'static,
+    S: Shard<Req, Resp> + Send + 'static,
+{
+    for (index, receiver) in receivers.into_iter().enumerate() {
+        let request_loop = RequestLoop {
+            clock,
+            receiver,
+            response_senders: response_senders.to_vec(),
+            wakers: wakers.to_vec(),
+            cleaning_interval_secs,
+        };
+        let mut shard = new_shard(index);
+        supervisor.spawn(format!("request-{index}"), move || {
+            request_loop.run(&mut shard)
+        })?;
+    }
+    Ok(())
 }

@@ -30,19 +30,16 @@ pub mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use aquatic_common::ServerStartInstant;
 use aquatic_common::access_list::{self, AccessListCache};
 use aquatic_common::metrics::MetricsEndpoint;
 use aquatic_common::privileges::drop_privileges;
-use aquatic_common::request_loop::{RequestLoop, WakeFn};
+use aquatic_common::request_loop::{channels, polls_and_wakers, spawn_request_workers};
 use aquatic_common::supervision::Supervisor;
 use aquatic_common::time::secs_u32;
 use arc_swap::ArcSwap;
-use crossbeam_channel::bounded;
-use mio::{Poll, Waker};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -56,6 +53,11 @@ use crate::workers::statistics::MetricsCollector;
 
 /// Run the tracker until a signal or a worker failure; returns the exit code.
 pub fn run(config: Config) -> anyhow::Result<i32> {
+    // Signal handlers first: a SIGTERM or SIGUSR1 (e.g. `systemctl reload`)
+    // that arrives while starting is queued for the supervisor instead of
+    // killing the process with the default action.
+    let supervisor = Supervisor::new();
+    supervisor.handle_signals()?;
     config.validate()?;
     let config = Arc::new(config);
     let trusted_proxies = config.network.parse_trusted_proxies()?;
@@ -85,23 +87,11 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
     drop_privileges(&config.privileges)?;
 
     let clock = ServerStartInstant::new();
-    let supervisor = Supervisor::new();
     let capacity = config.network.request_channel_capacity;
-    let (request_senders, request_receivers): (Vec<_>, Vec<_>) = (0..config.request_workers)
-        .map(|_| bounded(capacity))
-        .unzip();
-    let (response_senders, response_receivers): (Vec<_>, Vec<_>) = (0..config.socket_workers)
-        .map(|_| bounded(capacity))
-        .unzip();
+    let (request_senders, request_receivers) = channels(config.request_workers, capacity);
+    let (response_senders, response_receivers) = channels(config.socket_workers, capacity);
+    let (polls, wakers) = polls_and_wakers(config.socket_workers, WAKER_TOKEN)?;
 
-    let mut polls = Vec::new();
-    let mut wakers: Vec<WakeFn> = Vec::new();
-    for _ in 0..config.socket_workers {
-        let poll = Poll::new().context("cannot create poll instance")?;
-        let waker = Waker::new(poll.registry(), WAKER_TOKEN)?;
-        wakers.push(Arc::new(move || waker.wake()));
-        polls.push(poll);
-    }
     let socket_stats: Vec<Arc<SocketWorkerStats>> =
         (0..config.socket_workers).map(|_| Arc::default()).collect();
     // With request_workers = 0 the socket worker owns the one shard.
@@ -113,6 +103,12 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
         peer_announce_interval: config.protocol.peer_announce_interval,
         min_announce_interval: config.protocol.min_announce_interval,
         max_peer_age: config.cleaning.max_peer_age,
+    };
+    let new_shard = |index: usize| HttpShard {
+        config: swarm_config,
+        maps: TorrentMaps::default(),
+        rng: SmallRng::from_rng(&mut rand::rng()),
+        gauges: swarm_gauges[index].clone(),
     };
 
     for (index, ((listener, poll), response_receiver)) in listeners
@@ -133,59 +129,34 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
             request_senders: request_senders.clone(),
             response_receiver,
             stats: socket_stats[index].clone(),
-            inline_shard: (config.request_workers == 0).then(|| HttpShard {
-                config: swarm_config,
-                maps: TorrentMaps::default(),
-                rng: SmallRng::from_rng(&mut rand::rng()),
-                gauges: swarm_gauges[0].clone(),
-            }),
+            inline_shard: (config.request_workers == 0).then(|| new_shard(0)),
         })?;
         supervisor.spawn(format!("socket-{index}"), move || worker.run())?;
     }
     drop(request_senders);
 
-    for (index, receiver) in request_receivers.into_iter().enumerate() {
-        let request_loop = RequestLoop {
-            clock,
-            receiver,
-            response_senders: response_senders.clone(),
-            wakers: wakers.clone(),
-            cleaning_interval_secs: secs_u32(config.cleaning.interval),
-        };
-        let mut shard = HttpShard {
-            config: swarm_config,
-            maps: TorrentMaps::default(),
-            rng: SmallRng::from_rng(&mut rand::rng()),
-            gauges: swarm_gauges[index].clone(),
-        };
-        supervisor.spawn(format!("request-{index}"), move || {
-            request_loop.run(&mut shard)
-        })?;
-    }
+    spawn_request_workers(
+        &supervisor,
+        clock,
+        request_receivers,
+        &response_senders,
+        &wakers,
+        secs_u32(config.cleaning.interval),
+        new_shard,
+    )?;
 
     if let Some(endpoint) = metrics_endpoint {
         let collector = MetricsCollector::new(socket_stats.clone(), swarm_gauges.clone());
-        supervisor.spawn("metrics".into(), move || {
-            endpoint.serve("aquatic_http", collector)
-        })?;
+        endpoint.spawn(&supervisor, "aquatic_http", collector)?;
     }
-    if config.statistics.interval > 0 {
-        let interval = Duration::from_secs(config.statistics.interval);
-        supervisor.spawn("statistics".into(), move || {
-            workers::statistics::run(interval, socket_stats, swarm_gauges)
-        })?;
-    }
+    aquatic_common::statistics::spawn(&supervisor, &config.statistics, move |interval| {
+        workers::statistics::run(interval, socket_stats, swarm_gauges)
+    })?;
 
-    supervisor.handle_signals()?;
     let reload_config = config.clone();
     Ok(supervisor.run(
         move || {
-            match access_list::reload(&reload_config.access_list, &shared_access_list) {
-                Ok(n) => log::info!("access list reloaded: {n} info hashes"),
-                Err(err) => {
-                    log::error!("access list reload failed, keeping the old list: {err:#}")
-                }
-            }
+            access_list::reload_and_log(&reload_config.access_list, &shared_access_list);
             if let Some(shared) = &shared_tls {
                 let network = &reload_config.network;
                 match tls::load(&network.tls_certificate_path, &network.tls_private_key_path) {

@@ -1,11 +1,13 @@
 //! Test harness shared by the daemons' integration tests: start a daemon
 //! binary with a generated config, learn its address from the `listening
 //! on` log line, send it signals, read its log, and stop it by PID when
-//! dropped.
+//! dropped; [`metrics`] reads its Prometheus endpoint.
 //!
 //! Only for tests (`publish = false`); panics freely.
 
 #![forbid(unsafe_code)]
+
+pub mod metrics;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -7,6 +7,8 @@ use aquatic_cli_helpers::LogLevel;
 use aquatic_common::access_list::AccessListConfig;
 use aquatic_common::metrics::MetricsConfig;
 use aquatic_common::privileges::PrivilegeConfig;
+use aquatic_common::statistics::StatisticsConfig;
+use aquatic_common::validation::{check_only_ipv6, first_failed, worker_checks};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -101,30 +103,12 @@ impl Default for CleaningConfig {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StatisticsConfig {
-    pub interval: u64,
-}
-
-impl Default for StatisticsConfig {
-    fn default() -> Self {
-        Self { interval: 60 }
-    }
-}
-
 impl Config {
     /// Reject values the daemon cannot run with, naming the field.
     pub fn validate(&self) -> anyhow::Result<()> {
-        let checks = [
-            (
-                self.socket_workers == 0,
-                "socket_workers must be at least 1",
-            ),
-            (
-                self.request_workers == 0 && self.socket_workers != 1,
-                "request_workers = 0 (the socket worker answers announces itself) needs socket_workers = 1",
-            ),
+        let n = &self.network;
+        first_failed(worker_checks(self.socket_workers, self.request_workers))?;
+        first_failed([
             (
                 self.protocol.max_scrape_torrents == 0,
                 "protocol.max_scrape_torrents must be at least 1",
@@ -134,22 +118,11 @@ impl Config {
                 "cleaning.interval must be at least 1 second",
             ),
             (
-                self.network.request_channel_capacity == 0,
+                n.request_channel_capacity == 0,
                 "network.request_channel_capacity must be at least 1",
             ),
-        ];
-        for (failed, message) in checks {
-            if failed {
-                anyhow::bail!("config: {message}");
-            }
-        }
-        if self.network.only_ipv6 && self.network.address.is_ipv4() {
-            anyhow::bail!(
-                "config: network.only_ipv6 is set but network.address {} is IPv4",
-                self.network.address
-            );
-        }
-        Ok(())
+        ])?;
+        check_only_ipv6(n.only_ipv6, n.address)
     }
 }
 

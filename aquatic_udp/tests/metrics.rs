@@ -5,12 +5,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use aquatic_test_support::metrics::{
+    Expected, metrics_address, promtool_check, sum, wait_for_expected,
+};
 use aquatic_udp_protocol::*;
 use common::*;
 
@@ -116,29 +115,7 @@ fn metrics_count_known_traffic_exactly() {
     ];
     // Counters are bumped just after a send, gauges after a batch: wait
     // until the numbers settle.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let (text, samples) = loop {
-        let text = scrape(metrics);
-        let samples = parse(&text);
-        let wrong: Vec<String> = expected
-            .iter()
-            .filter_map(|(name, labels, value)| {
-                let mut filter = labels.clone();
-                filter.push(("ip_version", "4"));
-                let got = sum(&samples, name, &filter);
-                (got != *value).then(|| format!("{name} {filter:?}: {got}, expected {value}"))
-            })
-            .collect();
-        if wrong.is_empty() {
-            break (text, samples);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "metrics never matched:\n{}\n\n{text}",
-            wrong.join("\n")
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let (text, samples) = wait_for_expected(metrics, &expected, &[("ip_version", "4")]);
 
     // Nothing came over IPv6.
     for (name, _, _) in &expected {
@@ -199,112 +176,5 @@ fn metrics_are_off_by_default() {
         tracker
             .wait_for_log("metrics on ", Duration::from_millis(500))
             .is_none()
-    );
-}
-
-/// The endpoint's address, from the `metrics on ADDR` log line.
-fn metrics_address(tracker: &Tracker) -> SocketAddr {
-    let line = tracker
-        .wait_for_log("metrics on ", Duration::from_secs(10))
-        .expect("no `metrics on` log line");
-    line.split("metrics on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|addr| addr.parse().ok())
-        .unwrap_or_else(|| panic!("bad address in {line}"))
-}
-
-/// `GET /metrics`: the body of a 200 answer.
-fn scrape(address: SocketAddr) -> String {
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: tracker\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(
-        head.to_ascii_lowercase()
-            .contains("content-type: text/plain; version=0.0.4"),
-        "{head}"
-    );
-    body.to_string()
-}
-
-type Sample = (String, BTreeMap<String, String>, u64);
-
-/// A metric's name, a label filter, and the sum expected over the
-/// samples that match it.
-type Expected = (&'static str, Vec<(&'static str, &'static str)>, u64);
-
-/// Sample lines `name{k="v",...} value` (label values here hold no commas
-/// or escaped quotes).
-fn parse(text: &str) -> Vec<Sample> {
-    text.lines()
-        .filter(|line| !line.starts_with('#') && !line.is_empty())
-        .map(|line| {
-            let (series, value) = line.rsplit_once(' ').expect("sample line");
-            let (name, labels) = match series.split_once('{') {
-                Some((name, rest)) => (name, rest.trim_end_matches('}')),
-                None => (series, ""),
-            };
-            let labels = labels
-                .split(',')
-                .filter(|l| !l.is_empty())
-                .map(|l| {
-                    let (k, v) = l.split_once('=').expect("label");
-                    (k.to_string(), v.trim_matches('"').to_string())
-                })
-                .collect();
-            let value = value.parse().unwrap_or_else(|_| panic!("value in {line}"));
-            (name.to_string(), labels, value)
-        })
-        .collect()
-}
-
-/// Sum of the `name` samples whose labels include all of `filter`.
-fn sum(samples: &[Sample], name: &str, filter: &[(&str, &str)]) -> u64 {
-    samples
-        .iter()
-        .filter(|(n, labels, _)| {
-            n == name
-                && filter
-                    .iter()
-                    .all(|(k, v)| labels.get(*k).map(String::as_str) == Some(*v))
-        })
-        .map(|(_, _, value)| value)
-        .sum()
-}
-
-/// `promtool check metrics` on `text`: its lint must find nothing.
-fn promtool_check(text: &str) {
-    let mut child = match Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(err) => panic!(
-            "cannot run promtool ({err}): install it with `scripts/install-test-deps.sh` (Debian package prometheus)"
-        ),
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "promtool check metrics failed:\n{}{}\n{text}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
     );
 }

@@ -6,13 +6,12 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aquatic_common::metrics::{
-    Collector, DescriptorEncoder, Unit, swarm_totals, write_counters, write_gauges,
-    write_swarm_gauges,
+    Collector, DescriptorEncoder, Unit, write_counters, write_gauges, write_swarm_gauges,
 };
+use aquatic_common::statistics::{self, add_counters};
 
 use crate::common::{Counters, ErrorReason, SocketWorkerStats, SwarmGauges};
 
@@ -22,20 +21,20 @@ fn totals(sockets: &[Arc<SocketWorkerStats>]) -> [u64; FIELDS] {
     let mut sum = [0u64; FIELDS];
     for worker in sockets {
         let c = &worker.0;
-        let all: [&AtomicU64; FIELDS] = [
-            &c.connections_accepted,
-            &c.connections_refused,
-            &c.requests_announce,
-            &c.requests_scrape,
-            &c.responses_announce,
-            &c.responses_scrape,
-            &c.responses_error,
-            &c.bytes_received,
-            &c.bytes_sent,
-        ];
-        for (s, a) in sum.iter_mut().zip(all) {
-            *s = s.saturating_add(a.load(Ordering::Relaxed));
-        }
+        add_counters(
+            &mut sum,
+            [
+                &c.connections_accepted,
+                &c.connections_refused,
+                &c.requests_announce,
+                &c.requests_scrape,
+                &c.responses_announce,
+                &c.responses_scrape,
+                &c.responses_error,
+                &c.bytes_received,
+                &c.bytes_sent,
+            ],
+        );
     }
     sum
 }
@@ -45,40 +44,29 @@ pub fn run(
     sockets: Vec<Arc<SocketWorkerStats>>,
     swarms: Vec<Arc<SwarmGauges>>,
 ) -> anyhow::Result<()> {
-    let mut previous = totals(&sockets);
-    let mut previous_at = Instant::now();
-    loop {
-        thread::sleep(interval);
-        let current = totals(&sockets);
-        let secs = previous_at.elapsed().as_secs_f64().max(0.001);
-        previous_at = Instant::now();
-        let rate: [f64; FIELDS] =
-            std::array::from_fn(|i| current[i].saturating_sub(previous[i]) as f64 / secs);
-        previous = current;
-        let open: usize = sockets
-            .iter()
-            .map(|s| s.0.connections_open.load(Ordering::Relaxed))
-            .sum();
-        let swarm = swarm_totals(&swarms);
-        log::info!(
-            "connections: {open} open, {:.0}/s accepted, {:.0}/s refused; requests/s: announce {:.0}, scrape {:.0}; responses/s: announce {:.0}, scrape {:.0}, error {:.0}; bytes/s: in {:.0}, out {:.0}; ipv4: {} torrents, {} seeders, {} leechers; ipv6: {} torrents, {} seeders, {} leechers",
-            rate[0],
-            rate[1],
-            rate[2],
-            rate[3],
-            rate[4],
-            rate[5],
-            rate[6],
-            rate[7],
-            rate[8],
-            swarm[0][0],
-            swarm[0][1],
-            swarm[0][2],
-            swarm[1][0],
-            swarm[1][1],
-            swarm[1][2],
-        );
-    }
+    statistics::run(
+        interval,
+        &swarms,
+        || totals(&sockets),
+        |d, swarm| {
+            let open: usize = sockets
+                .iter()
+                .map(|s| s.0.connections_open.load(Ordering::Relaxed))
+                .sum();
+            log::info!(
+                "connections: {open} open, {:.0}/s accepted, {:.0}/s refused; requests/s: announce {:.0}, scrape {:.0}; responses/s: announce {:.0}, scrape {:.0}, error {:.0}; bytes/s: in {:.0}, out {:.0}; {swarm}",
+                d.rate(0),
+                d.rate(1),
+                d.rate(2),
+                d.rate(3),
+                d.rate(4),
+                d.rate(5),
+                d.rate(6),
+                d.rate(7),
+                d.rate(8),
+            );
+        },
+    )
 }
 
 /// Exports the socket workers' counters and the request workers' swarm

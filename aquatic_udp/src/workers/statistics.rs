@@ -6,20 +6,19 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aquatic_common::metrics::{
-    Collector, DescriptorEncoder, IP_VERSION_LABELS, Unit, swarm_totals, write_counters,
-    write_swarm_gauges,
+    Collector, DescriptorEncoder, IP_VERSION_LABELS, Unit, write_counters, write_swarm_gauges,
 };
+use aquatic_common::statistics::{self, add_counters};
 
 use crate::common::{IpCounters, SocketWorkerStats, SwarmGauges};
 
 const FIELDS: usize = 13;
 
-fn snapshot(c: &IpCounters) -> [u64; FIELDS] {
-    let all: [&AtomicU64; FIELDS] = [
+fn counters(c: &IpCounters) -> [&AtomicU64; FIELDS] {
+    [
         &c.requests_connect,
         &c.requests_announce,
         &c.requests_scrape,
@@ -33,18 +32,15 @@ fn snapshot(c: &IpCounters) -> [u64; FIELDS] {
         &c.dropped_malformed,
         &c.dropped_overload,
         &c.dropped_send,
-    ];
-    all.map(|a| a.load(Ordering::Relaxed))
+    ]
 }
 
 /// Sum of every socket worker's counters over both IP versions.
 pub fn totals(sockets: &[Arc<SocketWorkerStats>]) -> [u64; FIELDS] {
     let mut sum = [0u64; FIELDS];
     for worker in sockets {
-        for counters in &worker.by_ip_version {
-            for (s, v) in sum.iter_mut().zip(snapshot(counters)) {
-                *s = s.saturating_add(v);
-            }
+        for c in &worker.by_ip_version {
+            add_counters(&mut sum, counters(c));
         }
     }
     sum
@@ -55,42 +51,29 @@ pub fn run(
     sockets: Vec<Arc<SocketWorkerStats>>,
     swarms: Vec<Arc<SwarmGauges>>,
 ) -> anyhow::Result<()> {
-    let mut previous = totals(&sockets);
-    let mut previous_at = Instant::now();
-    loop {
-        thread::sleep(interval);
-        let current = totals(&sockets);
-        let secs = previous_at.elapsed().as_secs_f64().max(0.001);
-        previous_at = Instant::now();
-        let delta: [u64; FIELDS] = std::array::from_fn(|i| current[i].saturating_sub(previous[i]));
-        previous = current;
-        let rate = |i: usize| delta[i] as f64 / secs;
-        let delta = |i: usize| delta[i];
-
-        let swarm = swarm_totals(&swarms);
-        log::info!(
-            "requests/s: connect {:.0}, announce {:.0}, scrape {:.0}; responses/s: connect {:.0}, announce {:.0}, scrape {:.0}, error {:.0}; bytes/s: in {:.0}, out {:.0}; dropped: bad connection id {}, malformed {}, overload {}, send {}; ipv4: {} torrents, {} seeders, {} leechers; ipv6: {} torrents, {} seeders, {} leechers",
-            rate(0),
-            rate(1),
-            rate(2),
-            rate(3),
-            rate(4),
-            rate(5),
-            rate(6),
-            rate(7),
-            rate(8),
-            delta(9),
-            delta(10),
-            delta(11),
-            delta(12),
-            swarm[0][0],
-            swarm[0][1],
-            swarm[0][2],
-            swarm[1][0],
-            swarm[1][1],
-            swarm[1][2],
-        );
-    }
+    statistics::run(
+        interval,
+        &swarms,
+        || totals(&sockets),
+        |d, swarm| {
+            log::info!(
+                "requests/s: connect {:.0}, announce {:.0}, scrape {:.0}; responses/s: connect {:.0}, announce {:.0}, scrape {:.0}, error {:.0}; bytes/s: in {:.0}, out {:.0}; dropped: bad connection id {}, malformed {}, overload {}, send {}; {swarm}",
+                d.rate(0),
+                d.rate(1),
+                d.rate(2),
+                d.rate(3),
+                d.rate(4),
+                d.rate(5),
+                d.rate(6),
+                d.rate(7),
+                d.rate(8),
+                d.delta[9],
+                d.delta[10],
+                d.delta[11],
+                d.delta[12],
+            );
+        },
+    )
 }
 
 /// Exports the socket workers' counters and the request workers' swarm

@@ -1,0 +1,155 @@
+//! Reading a daemon's Prometheus endpoint in tests: find its address in the
+//! log, `GET /metrics`, parse the text format into samples, sum them under
+//! a label filter, and lint the text with `promtool check metrics` (Debian
+//! package `prometheus`, installed by scripts/install-test-deps.sh; the
+//! check fails without it).
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::Daemon;
+
+/// A sample: metric name, labels, value.
+pub type Sample = (String, BTreeMap<String, String>, u64);
+
+/// A metric's name, a label filter, and the sum expected over the
+/// samples that match it.
+pub type Expected = (&'static str, Vec<(&'static str, &'static str)>, u64);
+
+/// The endpoint's address, from the `metrics on ADDR` log line.
+pub fn metrics_address(daemon: &Daemon) -> SocketAddr {
+    let line = daemon
+        .wait_for_log("metrics on ", Duration::from_secs(10))
+        .expect("no `metrics on` log line");
+    line.split("metrics on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("bad address in {line}"))
+}
+
+/// `GET /metrics`: the body of a 200 answer.
+pub fn scrape(address: SocketAddr) -> String {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: tracker\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    body.to_string()
+}
+
+/// Scrape `address` until every `expected` sum matches, with `extra`
+/// added to each label filter (counters and gauges settle a little after
+/// the traffic); the text and samples of that scrape. Fails after 10 s,
+/// listing the sums that did not match.
+pub fn wait_for_expected(
+    address: SocketAddr,
+    expected: &[Expected],
+    extra: &[(&'static str, &'static str)],
+) -> (String, Vec<Sample>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = scrape(address);
+        let samples = parse(&text);
+        let wrong: Vec<String> = expected
+            .iter()
+            .filter_map(|(name, labels, value)| {
+                let mut filter = labels.clone();
+                filter.extend_from_slice(extra);
+                let got = sum(&samples, name, &filter);
+                (got != *value).then(|| format!("{name} {filter:?}: {got}, expected {value}"))
+            })
+            .collect();
+        if wrong.is_empty() {
+            return (text, samples);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "metrics never matched:\n{}\n\n{text}",
+            wrong.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sample lines `name{k="v",...} value` (label values here hold no commas
+/// or escaped quotes).
+pub fn parse(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').expect("sample line");
+            let (name, labels) = match series.split_once('{') {
+                Some((name, rest)) => (name, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let labels = labels
+                .split(',')
+                .filter(|l| !l.is_empty())
+                .map(|l| {
+                    let (k, v) = l.split_once('=').expect("label");
+                    (k.to_string(), v.trim_matches('"').to_string())
+                })
+                .collect();
+            let value = value.parse().unwrap_or_else(|_| panic!("value in {line}"));
+            (name.to_string(), labels, value)
+        })
+        .collect()
+}
+
+/// Sum of the `name` samples whose labels include all of `filter`.
+pub fn sum(samples: &[Sample], name: &str, filter: &[(&str, &str)]) -> u64 {
+    samples
+        .iter()
+        .filter(|(n, labels, _)| {
+            n == name
+                && filter
+                    .iter()
+                    .all(|(k, v)| labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|(_, _, value)| value)
+        .sum()
+}
+
+/// `promtool check metrics` on `text`: its lint must find nothing.
+pub fn promtool_check(text: &str) {
+    let mut child = match Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(err) => panic!(
+            "cannot run promtool ({err}): install it with `scripts/install-test-deps.sh` (Debian package prometheus)"
+        ),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics failed:\n{}{}\n{text}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
