@@ -104,9 +104,10 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
         min_announce_interval: config.protocol.min_announce_interval,
         max_peer_age: config.cleaning.max_peer_age,
     };
+    let shard_limits = config.shard_limits();
     let new_shard = |index: usize| HttpShard {
         config: swarm_config,
-        maps: TorrentMaps::default(),
+        maps: TorrentMaps::new(shard_limits),
         rng: SmallRng::from_rng(&mut rand::rng()),
         gauges: swarm_gauges[index].clone(),
     };

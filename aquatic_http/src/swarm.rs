@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use aquatic_common::torrent_map::{Announce, SwarmEvent, TorrentMap};
+use aquatic_common::torrent_map::{Announce, Limits, SwarmEvent, TorrentMap};
 use aquatic_common::{InfoHash, PeerId, SecondsSinceStart, ValidUntil};
 use aquatic_http_protocol::{
     AnnounceEvent, AnnounceRequest, AnnounceResponse, ResponsePeer, ScrapeStatistics,
@@ -28,6 +28,14 @@ pub struct TorrentMaps {
 }
 
 impl TorrentMaps {
+    /// Each address family gets `limits` of its own.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            ipv4: TorrentMap::with_limits(limits),
+            ipv6: TorrentMap::with_limits(limits),
+        }
+    }
+
     pub fn announce<R: Rng>(
         &mut self,
         rng: &mut R,

@@ -72,6 +72,8 @@ impl Default for NetworkConfig {
 pub struct ProtocolConfig {
     pub max_response_peers: usize,
     pub max_scrape_torrents: usize,
+    pub max_peers_per_torrent: usize,
+    pub max_peers: usize,
     pub peer_announce_interval: u32,
 }
 
@@ -80,6 +82,8 @@ impl Default for ProtocolConfig {
         Self {
             max_response_peers: 50,
             max_scrape_torrents: 70,
+            max_peers_per_torrent: 250_000,
+            max_peers: 20_000_000,
             peer_announce_interval: 1800,
         }
     }
@@ -104,6 +108,15 @@ impl Default for CleaningConfig {
 }
 
 impl Config {
+    /// The memory ceilings of one shard: `max_peers` is split over the
+    /// request workers (the socket worker when there are none).
+    pub fn shard_limits(&self) -> aquatic_common::torrent_map::Limits {
+        aquatic_common::torrent_map::Limits {
+            max_peers_per_torrent: self.protocol.max_peers_per_torrent,
+            max_peers: (self.protocol.max_peers / self.request_workers.max(1)).max(1),
+        }
+    }
+
     /// Reject values the daemon cannot run with, naming the field.
     pub fn validate(&self) -> anyhow::Result<()> {
         let n = &self.network;

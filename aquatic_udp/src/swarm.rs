@@ -13,7 +13,7 @@ use std::fmt::Debug;
 use std::hash::Hash;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use aquatic_common::torrent_map::{Announce, SwarmEvent, TorrentMap as GenericTorrentMap};
+use aquatic_common::torrent_map::{Announce, Limits, SwarmEvent, TorrentMap as GenericTorrentMap};
 use aquatic_common::{InfoHash, SecondsSinceStart, ValidUntil};
 use aquatic_udp_protocol::{
     AnnounceEvent, AnnounceResponse, ResponsePeer, TorrentScrapeStatistics, TransactionId,
@@ -58,6 +58,12 @@ pub struct TorrentMap<I: PeerIp>(GenericTorrentMap<ResponsePeer<I>, ()>);
 impl<I: PeerIp> Default for TorrentMap<I> {
     fn default() -> Self {
         Self(GenericTorrentMap::default())
+    }
+}
+
+impl<I: PeerIp> TorrentMap<I> {
+    pub fn with_limits(limits: Limits) -> Self {
+        Self(GenericTorrentMap::with_limits(limits))
     }
 }
 
@@ -152,6 +158,14 @@ pub struct TorrentMaps {
 }
 
 impl TorrentMaps {
+    /// Each address family gets `limits` of its own.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            ipv4: TorrentMap::with_limits(limits),
+            ipv6: TorrentMap::with_limits(limits),
+        }
+    }
+
     pub fn clean(&mut self, now: SecondsSinceStart) {
         self.ipv4.clean(now);
         self.ipv6.clean(now);

@@ -414,3 +414,23 @@ fn drops_privileges_after_binding() {
     let root = std::fs::read_link(format!("/proc/{}/root", tracker.pid())).unwrap();
     assert!(root.ends_with("root"), "{}", root.display());
 }
+
+#[test]
+fn peer_ceilings_bound_storage_but_everyone_is_answered() {
+    let tracker = start(
+        "127.0.0.1",
+        "[protocol]\nmax_peers_per_torrent = 2\nmax_peers = 3\n",
+    );
+    let mut client = Client::connected(tracker.addr);
+    v4(client.announce(hash(20), 1, 5, AnnounceEvent::Started));
+    v4(client.announce(hash(20), 2, 5, AnnounceEvent::Started));
+    // Third peer of a full swarm: answered with the stored peers, not stored.
+    let (s, l, peers) = v4(client.announce(hash(20), 3, 5, AnnounceEvent::Started));
+    assert_eq!((s, l, peers.len()), (0, 2, 2));
+    // One more torrent fits the total of 3; a fourth torrent does not.
+    v4(client.announce(hash(21), 1, 0, AnnounceEvent::Started));
+    let (s, l, _) = v4(client.announce(hash(22), 1, 0, AnnounceEvent::Started));
+    assert_eq!((s, l), (0, 0));
+    let stats = scrape_stats(client.scrape(vec![hash(20), hash(21), hash(22)]));
+    assert_eq!(stats, vec![(0, 0, 2), (1, 0, 0), (0, 0, 0)]);
+}
