@@ -111,16 +111,12 @@ impl Config {
     /// Reject values the load tester cannot run with; the message names the
     /// field.
     pub fn validate(&self) -> anyhow::Result<()> {
-        use anyhow::bail;
-
-        if self.workers == 0 {
-            bail!("workers must be at least 1");
-        }
-        if self.connections_per_worker == 0
-            || self.connections_per_worker > MAX_CONNECTIONS_PER_WORKER
-        {
-            bail!("connections_per_worker must be between 1 and {MAX_CONNECTIONS_PER_WORKER}");
-        }
+        limits::validate_workers(
+            self.workers,
+            "connections_per_worker",
+            self.connections_per_worker,
+            MAX_CONNECTIONS_PER_WORKER,
+        )?;
         limits::validate_timing(
             self.duration,
             self.summarize_every,
@@ -130,28 +126,20 @@ impl Config {
         limits::validate_server_address(self.server_address)?;
 
         let r = &self.requests;
-        let total_weight = u64::from(r.weight_announce) + u64::from(r.weight_scrape);
-        if total_weight == 0 {
-            bail!("requests: weight_announce and weight_scrape are both 0");
-        }
-        if total_weight > u64::from(u32::MAX) {
-            bail!(
-                "requests: the sum of the weights must not exceed {}",
-                u32::MAX
-            );
-        }
+        limits::validate_weights(
+            &[r.weight_announce, r.weight_scrape],
+            "requests: weight_announce and weight_scrape are both 0",
+        )?;
         limits::validate_torrents(
             r.number_of_torrents,
             r.torrent_selection_exponent,
             r.peer_seeder_probability,
         )?;
-        if r.peers_wanted < -1 {
-            bail!("requests.peers_wanted must be -1 (tracker default) or more");
-        }
-        if r.scrape_max_torrents == 0 || r.scrape_max_torrents > MAX_SCRAPE_TORRENTS {
-            bail!("requests.scrape_max_torrents must be between 1 and {MAX_SCRAPE_TORRENTS}");
-        }
-        Ok(())
+        limits::validate_announce_and_scrape(
+            r.peers_wanted,
+            r.scrape_max_torrents,
+            MAX_SCRAPE_TORRENTS,
+        )
     }
 }
 

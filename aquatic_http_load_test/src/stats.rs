@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use aquatic_load_test_common::per_second;
+use aquatic_load_test_common::run::rounded_secs;
 use serde::Serialize;
 
 /// Counts of one worker, or totals over all workers.
@@ -118,7 +119,7 @@ impl Summary {
             requests_sent: t.requests_sent,
             timeouts: t.timeouts,
             reconnects: t.reconnects,
-            duration_secs: (s * 1000.0).round() / 1000.0,
+            duration_secs: rounded_secs(s),
             announce_responses_total: t.announce,
         }
     }

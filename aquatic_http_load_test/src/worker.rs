@@ -14,14 +14,14 @@
 //! response whose framing can't be trusted) closes the connection; the next
 //! request opens a new one and counts as a reconnect.
 
-use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use aquatic_load_test_common::RateLimiter;
+use aquatic_load_test_common::rate::Throttle;
+use aquatic_load_test_common::run::sweep_interval;
 use mio::{Events, Interest, Poll, Token};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -114,10 +114,9 @@ pub struct Worker {
     rng: SmallRng,
     generator: RequestGenerator,
     request_timeout: Duration,
-    /// This worker's share of `max_requests_per_second`, when set.
-    limiter: Option<RateLimiter>,
-    /// Connections waiting for a token, in the order they became ready.
-    throttled: VecDeque<usize>,
+    /// This worker's share of `max_requests_per_second`, and the
+    /// connections waiting for a token.
+    throttle: Throttle,
     counts: Counts,
     shared: Arc<SharedCounts>,
     stop: Arc<AtomicBool>,
@@ -154,8 +153,12 @@ impl Worker {
             rng: SmallRng::from_rng(&mut rand::rng()),
             generator: RequestGenerator::new(config)?,
             request_timeout: Duration::from_millis(config.request_timeout_ms),
-            limiter: RateLimiter::for_worker(config.max_requests_per_second, config.workers, now),
-            throttled: VecDeque::with_capacity(config.connections_per_worker),
+            throttle: Throttle::for_worker(
+                config.max_requests_per_second,
+                config.workers,
+                config.connections_per_worker,
+                now,
+            ),
             counts: Counts::default(),
             shared,
             stop,
@@ -168,25 +171,17 @@ impl Worker {
         let mut events = Events::with_capacity(self.connections.len().min(1024));
         // Timeouts are checked this often (and the stop flag at least as
         // often).
-        let sweep_every =
-            (self.request_timeout / 8).clamp(Duration::from_millis(1), Duration::from_millis(50));
+        let sweep_every = sweep_interval(self.request_timeout);
 
         let mut now = Instant::now();
-        if let Some(limiter) = &mut self.limiter {
-            limiter.restart(now);
-        }
+        self.throttle.restart(now);
         for i in 0..self.connections.len() {
             self.start_when_allowed(i, now);
         }
         let mut next_sweep = now + sweep_every;
 
         while !self.stop.load(Ordering::Relaxed) {
-            let mut timeout = sweep_every;
-            if let Some(limiter) = &self.limiter
-                && !self.throttled.is_empty()
-            {
-                timeout = timeout.min(limiter.wait());
-            }
+            let timeout = self.throttle.poll_timeout(sweep_every);
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(err) if err.kind() == ErrorKind::Interrupted => continue,
@@ -225,25 +220,17 @@ impl Worker {
     /// Refill the token bucket and start the throttled connections'
     /// requests its tokens allow, longest waiting first.
     fn start_throttled(&mut self, now: Instant) {
-        if let Some(limiter) = &mut self.limiter {
-            limiter.refill(now);
-        }
-        while !self.throttled.is_empty() && self.limiter.as_mut().is_some_and(RateLimiter::try_take)
-        {
-            if let Some(i) = self.throttled.pop_front() {
-                self.start_request(i, now);
-            }
+        self.throttle.refill(now);
+        while let Some(i) = self.throttle.release() {
+            self.start_request(i, now);
         }
     }
 
     /// Start connection `i`'s next request now if the rate cap allows it
     /// (and no connection waits longer), else queue it until it does.
     fn start_when_allowed(&mut self, i: usize, now: Instant) {
-        if let Some(limiter) = &mut self.limiter
-            && (!self.throttled.is_empty() || !limiter.try_take())
-        {
+        if !self.throttle.admit(i) {
             self.connections[i].phase = Phase::Throttled;
-            self.throttled.push_back(i);
             return;
         }
         self.start_request(i, now);

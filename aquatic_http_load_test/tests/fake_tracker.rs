@@ -5,16 +5,15 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use aquatic_http_load_test::{Config, Summary, run_load_test};
 use aquatic_http_protocol::{
     ParseOptions, Request, RequestParseError, parse_request, write_failure, write_http_head,
 };
+use aquatic_load_test_common::testing::{self, ServerThread, SummaryTail, run_binary};
 
 /// A compact announce answer with two IPv4 peers.
 const ANNOUNCE_BODY: &[u8] =
@@ -62,9 +61,8 @@ impl Received {
 
 struct FakeTracker {
     address: SocketAddr,
-    stop: Arc<AtomicBool>,
     received: Arc<Received>,
-    handle: JoinHandle<()>,
+    server: ServerThread<()>,
 }
 
 impl FakeTracker {
@@ -92,10 +90,9 @@ impl FakeTracker {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let address = listener.local_addr().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
         let received = Arc::new(Received::default());
-        let (stop_flag, counts) = (stop.clone(), received.clone());
-        let handle = std::thread::spawn(move || {
+        let counts = received.clone();
+        let server = ServerThread::spawn(move |stop_flag| {
             while !stop_flag.load(Ordering::Relaxed) {
                 let stream = match listener.accept() {
                     Ok((stream, _)) => stream,
@@ -125,17 +122,14 @@ impl FakeTracker {
         });
         Self {
             address,
-            stop,
             received,
-            handle,
+            server,
         }
     }
 
     fn finish(self) -> Arc<Received> {
         // Let requests still on their way be read, then stop.
-        std::thread::sleep(Duration::from_millis(100));
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle.join().unwrap();
+        self.server.finish();
         self.received
     }
 }
@@ -537,11 +531,11 @@ fn no_tracker_means_connection_errors_and_exit_code_2() {
         format!("server_address = \"{address}\"\nduration = 1\n"),
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_aquatic_http_load_test"))
-        .arg("-c")
-        .arg(&config_path)
-        .output()
-        .unwrap();
+    let output = run_binary(
+        env!("CARGO_BIN_EXE_aquatic_http_load_test"),
+        &config_path,
+        &[],
+    );
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
@@ -549,12 +543,7 @@ fn no_tracker_means_connection_errors_and_exit_code_2() {
 }
 
 fn tempdir(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "aquatic_http_load_test_{tag}_{}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    testing::tempdir("aquatic_http_load_test", tag)
 }
 
 #[test]
@@ -571,12 +560,11 @@ fn binary_prints_summary_and_json() {
     )
     .unwrap();
 
-    let output = Command::new(env!("CARGO_BIN_EXE_aquatic_http_load_test"))
-        .arg("-c")
-        .arg(&config_path)
-        .arg("--json")
-        .output()
-        .unwrap();
+    let output = run_binary(
+        env!("CARGO_BIN_EXE_aquatic_http_load_test"),
+        &config_path,
+        &["--json"],
+    );
     tracker.finish();
     std::fs::remove_dir_all(&dir).unwrap();
 
@@ -587,19 +575,11 @@ fn binary_prints_summary_and_json() {
         first.starts_with("load testing http://") && first.contains("at most 500 requests/s"),
         "{stdout}"
     );
-    let lines: Vec<&str> = stdout.lines().collect();
-    let announces: u64 = lines[lines.len() - 3]
-        .strip_prefix("announce responses total: ")
-        .unwrap_or_else(|| panic!("{stdout}"))
-        .parse()
-        .unwrap();
-    let rate: f64 = lines[lines.len() - 2]
-        .strip_prefix("responses per second: ")
-        .unwrap_or_else(|| panic!("{stdout}"))
-        .parse()
-        .unwrap();
+    let tail = SummaryTail::parse(&stdout);
+    let announces = tail.announce_responses_total;
+    let rate = tail.responses_per_second;
     assert!(rate > 0.0, "{stdout}");
-    let json_line = lines[lines.len() - 1];
+    let json_line = tail.json;
     let json: serde_json::Value = serde_json::from_str(json_line).unwrap();
     assert_eq!(json.as_object().unwrap().len(), 9, "{json_line}");
     // These keys, in this order.
@@ -643,11 +623,11 @@ fn binary_writes_info_hash_file_and_exits() {
         ),
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_aquatic_http_load_test"))
-        .arg("-c")
-        .arg(&config_path)
-        .output()
-        .unwrap();
+    let output = run_binary(
+        env!("CARGO_BIN_EXE_aquatic_http_load_test"),
+        &config_path,
+        &[],
+    );
     assert!(output.status.success());
     let text = std::fs::read_to_string(&hashes).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();

@@ -1,4 +1,5 @@
-//! Bounds and checks of the config fields every load tester has.
+//! Bounds and checks of the config fields every load tester has (each
+//! message names the field).
 
 use std::net::SocketAddr;
 
@@ -66,6 +67,55 @@ pub fn validate_torrents(
     Ok(())
 }
 
+/// Check `workers` and the per-worker count of sockets or connections
+/// (`per_worker_field`, between 1 and `max_per_worker`).
+pub fn validate_workers(
+    workers: usize,
+    per_worker_field: &str,
+    per_worker: usize,
+    max_per_worker: usize,
+) -> anyhow::Result<()> {
+    if workers == 0 {
+        bail!("workers must be at least 1");
+    }
+    if per_worker == 0 || per_worker > max_per_worker {
+        bail!("{per_worker_field} must be between 1 and {max_per_worker}");
+    }
+    Ok(())
+}
+
+/// Check the request kind weights: not all 0 (`all_zero` is the message
+/// then, naming them), and a sum that fits a `u32`.
+pub fn validate_weights(weights: &[u32], all_zero: &str) -> anyhow::Result<()> {
+    let total_weight: u64 = weights.iter().copied().map(u64::from).sum();
+    if total_weight == 0 {
+        bail!("{all_zero}");
+    }
+    if total_weight > u64::from(u32::MAX) {
+        bail!(
+            "requests: the sum of the weights must not exceed {}",
+            u32::MAX
+        );
+    }
+    Ok(())
+}
+
+/// Check `requests.peers_wanted` (-1 or more) and
+/// `requests.scrape_max_torrents` (between 1 and `max_scrape_torrents`).
+pub fn validate_announce_and_scrape(
+    peers_wanted: i32,
+    scrape_max_torrents: usize,
+    max_scrape_torrents: usize,
+) -> anyhow::Result<()> {
+    if peers_wanted < -1 {
+        bail!("requests.peers_wanted must be -1 (tracker default) or more");
+    }
+    if scrape_max_torrents == 0 || scrape_max_torrents > max_scrape_torrents {
+        bail!("requests.scrape_max_torrents must be between 1 and {max_scrape_torrents}");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +146,23 @@ mod tests {
         assert!(m.contains("torrent_selection_exponent"));
         let m = message(validate_torrents(1, 1.0, 1.5));
         assert!(m.contains("peer_seeder_probability"));
+        validate_workers(1, "sockets_per_worker", 1, 1).unwrap();
+        assert_eq!(
+            message(validate_workers(0, "sockets_per_worker", 1, 1)),
+            "workers must be at least 1"
+        );
+        assert_eq!(
+            message(validate_workers(1, "sockets_per_worker", 3, 2)),
+            "sockets_per_worker must be between 1 and 2"
+        );
+        validate_weights(&[0, 1], "all 0").unwrap();
+        assert_eq!(message(validate_weights(&[0, 0], "all 0")), "all 0");
+        let m = message(validate_weights(&[u32::MAX, 1], "all 0"));
+        assert!(m.contains("sum of the weights"), "{m}");
+        validate_announce_and_scrape(-1, 5, 5).unwrap();
+        let m = message(validate_announce_and_scrape(-2, 5, 5));
+        assert!(m.contains("peers_wanted"));
+        let m = message(validate_announce_and_scrape(30, 6, 5));
+        assert_eq!(m, "requests.scrape_max_torrents must be between 1 and 5");
     }
 }

@@ -1,6 +1,8 @@
 //! The token bucket behind `max_requests_per_second`: each worker paces its
-//! share of the cap with one.
+//! share of the cap with one, and queues the sockets or connections
+//! waiting for a token in a [`Throttle`].
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// A rate-capped worker's token bucket holds at most this long's worth of
@@ -75,6 +77,77 @@ impl RateLimiter {
     }
 }
 
+/// A worker's share of the rate cap and its queue of slots (sockets or
+/// connections, by index) waiting for a token, longest waiting first.
+/// Without a cap every slot starts its request at once.
+#[derive(Clone, Debug)]
+pub struct Throttle {
+    limiter: Option<RateLimiter>,
+    /// Slots waiting for a token, in the order they became ready.
+    waiting: VecDeque<usize>,
+}
+
+impl Throttle {
+    /// A worker's share of a cap of `max_requests_per_second` (0: none)
+    /// over `workers` workers, for `slots` sockets or connections.
+    pub fn for_worker(
+        max_requests_per_second: u64,
+        workers: usize,
+        slots: usize,
+        now: Instant,
+    ) -> Self {
+        Self {
+            limiter: RateLimiter::for_worker(max_requests_per_second, workers, now),
+            waiting: VecDeque::with_capacity(slots),
+        }
+    }
+
+    /// Start the bucket over with one token (when the run starts).
+    pub fn restart(&mut self, now: Instant) {
+        if let Some(limiter) = &mut self.limiter {
+            limiter.restart(now);
+        }
+    }
+
+    /// `timeout`, shortened to wake up for the next token (at 1 ms
+    /// granularity) while slots wait.
+    pub fn poll_timeout(&self, timeout: Duration) -> Duration {
+        match &self.limiter {
+            Some(limiter) if !self.waiting.is_empty() => timeout.min(limiter.wait()),
+            _ => timeout,
+        }
+    }
+
+    /// Whether `slot` may start its next request now (taking a token): no
+    /// cap, or no slot waits longer and there is a token. If not, `slot`
+    /// is queued until [`release`](Self::release) hands it out.
+    pub fn admit(&mut self, slot: usize) -> bool {
+        if let Some(limiter) = &mut self.limiter
+            && (!self.waiting.is_empty() || !limiter.try_take())
+        {
+            self.waiting.push_back(slot);
+            return false;
+        }
+        true
+    }
+
+    /// Add the tokens earned since the last refill.
+    pub fn refill(&mut self, now: Instant) {
+        if let Some(limiter) = &mut self.limiter {
+            limiter.refill(now);
+        }
+    }
+
+    /// The longest waiting slot, if a token is there for it (taken).
+    pub fn release(&mut self) -> Option<usize> {
+        if !self.waiting.is_empty() && self.limiter.as_mut().is_some_and(RateLimiter::try_take) {
+            self.waiting.pop_front()
+        } else {
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +208,32 @@ mod tests {
         assert!(l.try_take());
         assert!(!l.try_take());
         assert_eq!(l.refilled_at, t1);
+    }
+
+    #[test]
+    fn throttle_queues_slots_in_order() {
+        let start = Instant::now();
+        let mut free = Throttle::for_worker(0, 1, 4, start);
+        assert!((0..100).all(|i| free.admit(i)));
+        assert_eq!(free.release(), None);
+        assert_eq!(
+            free.poll_timeout(Duration::from_millis(50)),
+            Duration::from_millis(50)
+        );
+
+        // 100 a second over 2 workers: 50 each, one token to start with.
+        let mut capped = Throttle::for_worker(100, 2, 4, start);
+        assert!(capped.admit(0));
+        assert!(!capped.admit(1));
+        assert!(!capped.admit(2));
+        let wait = capped.poll_timeout(Duration::from_millis(50));
+        assert!(wait > Duration::from_millis(19) && wait < Duration::from_millis(21));
+        capped.refill(start + Duration::from_millis(25));
+        assert_eq!(capped.release(), Some(1));
+        assert_eq!(capped.release(), None);
+        // Slot 2 waits longer than a new one.
+        capped.refill(start + Duration::from_millis(50));
+        assert!(!capped.admit(3));
+        assert_eq!(capped.release(), Some(2));
     }
 }

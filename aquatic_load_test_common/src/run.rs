@@ -22,6 +22,13 @@ pub const EXTRA_FLAGS: &[ExtraFlag] = &[ExtraFlag {
 /// Longest the main thread sleeps before checking on the workers.
 const SUPERVISION_TICK: Duration = Duration::from_millis(100);
 
+/// How often a worker checks its requests for timeouts (and the stop flag at
+/// least as often): an eighth of the request timeout, between 1 and 50 ms,
+/// so that a timed-out request is noticed soon after its deadline.
+pub fn sweep_interval(request_timeout: Duration) -> Duration {
+    (request_timeout / 8).clamp(Duration::from_millis(1), Duration::from_millis(50))
+}
+
 /// `count / seconds`, rounded to one decimal; 0 for no time.
 pub fn per_second(count: u64, seconds: f64) -> f64 {
     if seconds > 0.0 {
@@ -29,6 +36,11 @@ pub fn per_second(count: u64, seconds: f64) -> f64 {
     } else {
         0.0
     }
+}
+
+/// Seconds rounded to milliseconds: `duration_secs` of the JSON summary.
+pub fn rounded_secs(seconds: f64) -> f64 {
+    (seconds * 1000.0).round() / 1000.0
 }
 
 /// How long a load test runs and how often it reports.
@@ -228,6 +240,22 @@ mod tests {
     }
 
     #[test]
+    fn sweep_interval_is_an_eighth_of_the_timeout_within_bounds() {
+        assert_eq!(
+            sweep_interval(Duration::from_millis(200)),
+            Duration::from_millis(25)
+        );
+        assert_eq!(
+            sweep_interval(Duration::from_millis(2)),
+            Duration::from_millis(1)
+        );
+        assert_eq!(
+            sweep_interval(Duration::from_secs(2)),
+            Duration::from_millis(50)
+        );
+    }
+
+    #[test]
     fn workers_run_for_the_duration_with_progress_lines() {
         let shared = Arc::new(SharedCounts::<One>::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -286,6 +314,12 @@ mod tests {
         .unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(5));
         assert_eq!(format!("{err:#}"), "worker 0: broken");
+    }
+
+    #[test]
+    fn seconds_round_to_milliseconds() {
+        assert_eq!(rounded_secs(2.00049), 2.0);
+        assert_eq!(rounded_secs(1.2346), 1.235);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use aquatic_load_test_common::per_second;
+use aquatic_load_test_common::run::rounded_secs;
 use serde::Serialize;
 
 /// Counts of one worker, or totals over all workers.
@@ -90,7 +91,7 @@ impl Summary {
             requests_sent: t.requests_sent,
             timeouts: t.timeouts,
             announce_responses_total: t.announce,
-            duration_secs: (s * 1000.0).round() / 1000.0,
+            duration_secs: rounded_secs(s),
         }
     }
 

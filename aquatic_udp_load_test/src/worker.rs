@@ -2,7 +2,6 @@
 //! with exactly one request in flight (closed loop), optionally paced by a
 //! token bucket (`max_requests_per_second`).
 
-use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,7 +20,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::Distribution;
 
-use aquatic_load_test_common::RateLimiter;
+use aquatic_load_test_common::rate::Throttle;
+use aquatic_load_test_common::run::sweep_interval;
 use aquatic_load_test_common::torrents::{TorrentPicker, info_hash, random_peer_id};
 
 use crate::config::Config;
@@ -162,10 +162,9 @@ pub struct Worker {
     rng: SmallRng,
     generator: RequestGenerator,
     request_timeout: Duration,
-    /// This worker's share of `max_requests_per_second`, when set.
-    limiter: Option<RateLimiter>,
-    /// Sockets waiting for a token, in the order they became ready.
-    throttled: VecDeque<usize>,
+    /// This worker's share of `max_requests_per_second`, and the
+    /// sockets waiting for a token.
+    throttle: Throttle,
     counts: Counts,
     shared: Arc<SharedCounts>,
     stop: Arc<AtomicBool>,
@@ -215,12 +214,12 @@ impl Worker {
             rng: SmallRng::from_rng(&mut rand::rng()),
             generator: RequestGenerator::new(config)?,
             request_timeout: Duration::from_millis(config.request_timeout_ms),
-            limiter: RateLimiter::for_worker(
+            throttle: Throttle::for_worker(
                 config.max_requests_per_second,
                 config.workers,
+                config.sockets_per_worker,
                 Instant::now(),
             ),
-            throttled: VecDeque::with_capacity(config.sockets_per_worker),
             counts: Counts::default(),
             shared,
             stop,
@@ -237,27 +236,18 @@ impl Worker {
         // Timeouts are checked this often (and the stop flag at least as
         // often): a timed-out request is noticed within this much after
         // its deadline.
-        let sweep_every =
-            (self.request_timeout / 8).clamp(Duration::from_millis(1), Duration::from_millis(50));
+        let sweep_every = sweep_interval(self.request_timeout);
 
         let mut now = Instant::now();
-        if let Some(limiter) = &mut self.limiter {
-            // The bucket starts with one token when the run starts.
-            limiter.restart(now);
-        }
+        // The bucket starts with one token when the run starts.
+        self.throttle.restart(now);
         for i in 0..self.sockets.len() {
             self.send_when_allowed(i, now);
         }
         let mut next_sweep = now + sweep_every;
 
         while !self.stop.load(Ordering::Relaxed) {
-            let mut timeout = sweep_every;
-            if let Some(limiter) = &self.limiter
-                && !self.throttled.is_empty()
-            {
-                // Wake up for the next token (at 1 ms granularity).
-                timeout = timeout.min(limiter.wait());
-            }
+            let timeout = self.throttle.poll_timeout(sweep_every);
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(err) if err.kind() == ErrorKind::Interrupted => continue,
@@ -292,25 +282,17 @@ impl Worker {
     /// Refill the token bucket and send the throttled sockets' requests its
     /// tokens allow, longest waiting first.
     fn send_throttled(&mut self, now: Instant) {
-        if let Some(limiter) = &mut self.limiter {
-            limiter.refill(now);
-        }
-        while !self.throttled.is_empty() && self.limiter.as_mut().is_some_and(RateLimiter::try_take)
-        {
-            if let Some(i) = self.throttled.pop_front() {
-                self.send_next(i, now);
-            }
+        self.throttle.refill(now);
+        while let Some(i) = self.throttle.release() {
+            self.send_next(i, now);
         }
     }
 
     /// Send socket `i`'s next request now if the rate cap allows it (and no
     /// socket waits longer), else queue the socket until it does.
     fn send_when_allowed(&mut self, i: usize, now: Instant) {
-        if let Some(limiter) = &mut self.limiter
-            && (!self.throttled.is_empty() || !limiter.try_take())
-        {
+        if !self.throttle.admit(i) {
             self.sockets[i].phase = Phase::Throttled;
-            self.throttled.push_back(i);
             return;
         }
         self.send_next(i, now);

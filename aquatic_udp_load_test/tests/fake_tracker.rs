@@ -3,11 +3,10 @@
 //! and every run stops by itself within its duration.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::process::Command;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use aquatic_load_test_common::testing::{ServerThread, SummaryTail, run_binary, tempdir};
 
 use aquatic_udp_load_test::{Config, Summary, run_load_test};
 use aquatic_udp_protocol::{
@@ -37,8 +36,7 @@ struct Received {
 
 struct FakeTracker {
     address: SocketAddr,
-    stop: Arc<AtomicBool>,
-    handle: JoinHandle<Received>,
+    server: ServerThread<Received>,
 }
 
 impl FakeTracker {
@@ -51,21 +49,13 @@ impl FakeTracker {
             .set_read_timeout(Some(Duration::from_millis(20)))
             .unwrap();
         let address = socket.local_addr().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop_flag = stop.clone();
-        let handle = std::thread::spawn(move || serve(socket, mode, &stop_flag));
-        Self {
-            address,
-            stop,
-            handle,
-        }
+        let server = ServerThread::spawn(move |stop| serve(socket, mode, &stop));
+        Self { address, server }
     }
 
     fn finish(self) -> Received {
         // Let datagrams still queued be read, then stop.
-        std::thread::sleep(Duration::from_millis(100));
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle.join().unwrap()
+        self.server.finish()
     }
 }
 
@@ -347,8 +337,7 @@ fn no_tracker_means_timeouts_not_failure() {
 #[test]
 fn binary_prints_summary_and_json() {
     let tracker = FakeTracker::start(Mode::Normal);
-    let dir = std::env::temp_dir().join(format!("aquatic_udp_load_test_it_{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tempdir("aquatic_udp_load_test", "it");
     let config_path = dir.join("config.toml");
     std::fs::write(
         &config_path,
@@ -359,12 +348,11 @@ fn binary_prints_summary_and_json() {
     )
     .unwrap();
 
-    let output = Command::new(env!("CARGO_BIN_EXE_aquatic_udp_load_test"))
-        .arg("-c")
-        .arg(&config_path)
-        .arg("--json")
-        .output()
-        .unwrap();
+    let output = run_binary(
+        env!("CARGO_BIN_EXE_aquatic_udp_load_test"),
+        &config_path,
+        &["--json"],
+    );
     tracker.finish();
     std::fs::remove_dir_all(&dir).unwrap();
 
@@ -379,20 +367,11 @@ fn binary_prints_summary_and_json() {
                 .contains("at most 500 requests/s"),
         "{stdout}"
     );
-    let lines: Vec<&str> = stdout.lines().collect();
-    let announces: u64 = lines[lines.len() - 3]
-        .strip_prefix("announce responses total: ")
-        .unwrap_or_else(|| panic!("{stdout}"))
-        .parse()
-        .unwrap();
-    let summary_line = lines[lines.len() - 2];
-    let rate: f64 = summary_line
-        .strip_prefix("responses per second: ")
-        .unwrap_or_else(|| panic!("{stdout}"))
-        .parse()
-        .unwrap();
+    let tail = SummaryTail::parse(&stdout);
+    let announces = tail.announce_responses_total;
+    let rate = tail.responses_per_second;
     assert!(rate > 0.0, "{stdout}");
-    let json: serde_json::Value = serde_json::from_str(lines[lines.len() - 1]).unwrap();
+    let json: serde_json::Value = serde_json::from_str(tail.json).unwrap();
     for key in [
         "responses_per_second",
         "connect",
@@ -416,8 +395,7 @@ fn binary_prints_summary_and_json() {
 
 #[test]
 fn binary_writes_info_hash_file_and_exits() {
-    let dir = std::env::temp_dir().join(format!("aquatic_udp_load_test_ih_{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tempdir("aquatic_udp_load_test", "ih");
     let hashes = dir.join("whitelist");
     let config_path = dir.join("config.toml");
     std::fs::write(
@@ -428,11 +406,11 @@ fn binary_writes_info_hash_file_and_exits() {
         ),
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_aquatic_udp_load_test"))
-        .arg("-c")
-        .arg(&config_path)
-        .output()
-        .unwrap();
+    let output = run_binary(
+        env!("CARGO_BIN_EXE_aquatic_udp_load_test"),
+        &config_path,
+        &[],
+    );
     assert!(output.status.success());
     let text = std::fs::read_to_string(&hashes).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
