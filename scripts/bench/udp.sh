@@ -83,114 +83,24 @@ OPENTRACKER="${OPENTRACKER:-/usr/bin/opentracker}"
 AQUATIC="${AQUATIC:-$repo_root/target/release/aquatic_udp}"
 LOAD_TEST="${LOAD_TEST:-$repo_root/target/release/aquatic_udp_load_test}"
 PY=/usr/bin/python3
+bench=udp
+# shellcheck source=SCRIPTDIR/common.sh
+. "$repo_root/scripts/bench/common.sh"
 
-die() {
-    echo "bench/udp: $*" >&2
-    exit 1
-}
-
-for var in DURATION RUNS MEM_RUNS MEM_DURATION MEM_RATE TORRENTS LOAD_WORKERS SOCKETS TRACKER_CPU LOAD_CPU; do
-    [[ "${!var}" =~ ^[0-9]+$ ]] || die "$var must be a non-negative integer, not '${!var}'"
-done
+check_uints DURATION RUNS MEM_RUNS MEM_DURATION MEM_RATE TORRENTS LOAD_WORKERS SOCKETS TRACKER_CPU LOAD_CPU
 [[ "$DURATION" -ge 1 && "$RUNS" -ge 1 && "$TORRENTS" -ge 1 && "$LOAD_WORKERS" -ge 1 && "$SOCKETS" -ge 1 ]] ||
     die "DURATION, RUNS, TORRENTS, LOAD_WORKERS and SOCKETS must be at least 1"
-[[ "$MEM_DURATION" -ge 1 && "$MEM_RATE" -ge 1 && "$MEM_RATE" -le 1000000000 ]] ||
-    die "MEM_DURATION must be at least 1, MEM_RATE between 1 and 1000000000"
-[[ "$AQUATIC_ACCESS_LIST" == off || "$AQUATIC_ACCESS_LIST" == allow ]] || die "AQUATIC_ACCESS_LIST must be off or allow"
-for t in $TRACKERS; do
-    [[ "$t" == aquatic || "$t" == opentracker ]] || die "unknown tracker '$t' in TRACKERS (aquatic, opentracker)"
-done
-[[ $(id -u) -eq 0 ]] || die "run as root (opentracker chroots and drops privileges)"
-command -v taskset >/dev/null || die "taskset not found (util-linux)"
-[[ -x "$PY" ]] || die "$PY not found"
-ncpu="$(nproc)"
-[[ "$TRACKER_CPU" -lt "$ncpu" && "$LOAD_CPU" -lt "$ncpu" ]] || die "TRACKER_CPU/LOAD_CPU must be below $ncpu (cores here)"
-CLK_TCK="$(getconf CLK_TCK)"
+check_mem_and_access_list
+check_trackers
+check_host
 
-if [[ -n "${WORK_DIR:-}" ]]; then
-    work="$WORK_DIR"
-    mkdir -p "$work"
-else
-    work="$(mktemp -d /tmp/aquatic-bench-udp.XXXXXX)"
-fi
-chmod 755 "$work"
+make_work_dir
 
 # ------------------------------------------------------------ cleanup
 
-tracker_pid=""
-load_pid=""
-
-stop_pid() {
-    # stop_pid PID: SIGTERM, up to 10 s to exit, then SIGKILL; reap it.
-    local pid="$1" i
-    [[ -n "$pid" ]] || return 0
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            echo "bench/udp: pid $pid did not exit on SIGTERM within 10 s: SIGKILL" >&2
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    local status=$?
-    trap - EXIT INT TERM
-    stop_pid "$load_pid"
-    stop_pid "$tracker_pid"
-    if [[ $status -ne 0 ]]; then
-        echo "bench/udp: failed (exit $status); logs in $work" >&2
-    fi
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+install_cleanup
 
 # ------------------------------------------------------------ helpers
-
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-
-free_port() {
-    # A port free on 127.0.0.1 for UDP and TCP (opentracker binds both).
-    "$PY" - <<'EOF'
-import socket
-for _ in range(50):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-        u.bind(("127.0.0.1", 0))
-        port = u.getsockname()[1]
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            try:
-                t.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-    print(port)
-    break
-else:
-    raise SystemExit("no free port")
-EOF
-}
-
-cpu_ticks() {
-    # utime + stime of PID, in clock ticks (fields 14 and 15 of
-    # /proc/PID/stat, counted after the ")" that ends the command name).
-    local stat
-    stat="$(<"/proc/$1/stat")"
-    stat="${stat##*) }"
-    # shellcheck disable=SC2086
-    set -- $stat
-    # after "pid (comm) ": $1 = state (field 3), so field N is $((N - 2))
-    echo $((${12} + ${13}))
-}
-
-peak_rss_kib() {
-    awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"
-}
 
 udp_drops() {
     # Sum of the drops column of every /proc/net/udp socket bound to PORT.
@@ -199,21 +109,15 @@ udp_drops() {
     awk -v p=":$hexport" 'NR > 1 && substr($2, length($2) - 4) == p { d += $13 } END { print d + 0 }' /proc/net/udp
 }
 
-children_cpu_s() {
-    # Sets children_cpu to the CPU seconds (user + system) of this shell's
-    # waited-for children so far; the difference around the load test is
-    # the load tester's. Call it directly, not in $(...): the `times`
-    # builtin must run in this shell, not in a subshell.
-    times >"$work/.times"
-    children_cpu="$(awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); t += p[1] * 60 + p[2] } }
-         END { printf "%.3f\n", t }' "$work/.times")"
-}
-
 udp_bound() {
     local hexport
     hexport="$(printf '%04X' "$1")"
     awk -v p=":$hexport" 'NR > 1 && substr($2, length($2) - 4) == p { found = 1 } END { exit !found }' /proc/net/udp
 }
+
+# for start_tracker (common.sh)
+tracker_ready() { udp_bound "$@"; }
+ready_what='bind UDP'
 
 probe() {
     # probe PORT HASH: connect and announce until the tracker answers with a
@@ -269,42 +173,11 @@ EOF
 
 # ------------------------------------------------------------ build
 
-if [[ "$SKIP_BUILD" != 1 ]]; then
-    log "building release: aquatic_udp, aquatic_udp_load_test"
-    timeout 3600 cargo build --release -p aquatic_udp -p aquatic_udp_load_test
-fi
-for bin in "$LOAD_TEST" $([[ " $TRACKERS " == *" aquatic "* ]] && echo "$AQUATIC"); do
-    [[ -x "$bin" ]] || die "$bin missing (build it, or unset SKIP_BUILD)"
-done
-if [[ " $TRACKERS " == *" opentracker "* ]]; then
-    [[ -x "$OPENTRACKER" ]] || die "$OPENTRACKER missing: run scripts/install-test-deps.sh"
-fi
+build_and_check_binaries aquatic_udp aquatic_udp_load_test
 
 # ------------------------------------------------------------ info hashes
 
-ot_root="$work/opentracker"
-mkdir -p "$ot_root"
-chmod 755 "$ot_root"
-whitelist="$ot_root/whitelist"
-cat >"$work/hashes.toml" <<EOF
-[requests]
-number_of_torrents = $TORRENTS
-info_hash_file = "$whitelist"
-EOF
-log "writing $TORRENTS info hashes to $whitelist"
-timeout 300 "$LOAD_TEST" -c "$work/hashes.toml" >"$work/hashes.log"
-chmod 644 "$whitelist"
-lines="$(wc -l <"$whitelist")"
-[[ "$lines" -eq "$TORRENTS" ]] || die "info hash file has $lines lines, expected $TORRENTS"
-# Probed before each run: opentracker reads its whitelist in a thread of its
-# own after it starts serving, and answers announces for hashes it does not
-# (yet) know with a bare 8-byte header; a full answer for the first and the
-# last hash of the file shows the list is in.
-probe_first="$(head -n 1 "$whitelist")"
-probe_last="$(tail -n 1 "$whitelist")"
-for h in "$probe_first" "$probe_last"; do
-    [[ "$h" =~ ^[0-9a-f]{40}$ ]] || die "unexpected info hash line '$h' in $whitelist"
-done
+make_info_hashes
 
 # ------------------------------------------------------------ one run
 
@@ -313,49 +186,6 @@ mem_results="$work/memory.tsv"
 for f in "$results" "$mem_results"; do
     printf 'tracker\trun\tresponses_per_s\ttracker_cpu_s\twall_s\trss_kib\tdrops\ttimeouts\tinvalid\tload_tester_cpu_s\tannounces\n' >"$f"
 done
-
-start_tracker() {
-    # start_tracker NAME RUN PORT: start it pinned to TRACKER_CPU; sets
-    # tracker_pid; returns once it answers an announce.
-    local name="$1" run="$2" port="$3" i
-    local tlog="$work/$name-$run.log"
-    case "$name" in
-    aquatic)
-        local cfg="$work/aquatic-$run.toml"
-        cat >"$cfg" <<EOF
-log_level = "warn"
-socket_workers = 1
-request_workers = $AQUATIC_REQUEST_WORKERS
-
-[network]
-address = "127.0.0.1:$port"
-
-[access_list]
-mode = "$AQUATIC_ACCESS_LIST"
-path = "$([[ "$AQUATIC_ACCESS_LIST" == allow ]] && echo "$whitelist")"
-EOF
-        taskset -c "$TRACKER_CPU" "$AQUATIC" -c "$cfg" >"$tlog" 2>&1 &
-        tracker_pid=$!
-        ;;
-    opentracker)
-        # chroots into ot_root, reads the whitelist there, runs as nobody;
-        # serves UDP and HTTP (TCP) on the same port.
-        taskset -c "$TRACKER_CPU" "$OPENTRACKER" -i 127.0.0.1 -p "$port" -P "$port" \
-            -d "$ot_root" -u nobody -w whitelist >"$tlog" 2>&1 &
-        tracker_pid=$!
-        ;;
-    esac
-    for ((i = 0; i < 200; i++)); do
-        kill -0 "$tracker_pid" 2>/dev/null || { cat "$tlog" >&2; die "$name exited at start (log above)"; }
-        udp_bound "$port" && break
-        sleep 0.1
-    done
-    udp_bound "$port" || { cat "$tlog" >&2; die "$name did not bind UDP 127.0.0.1:$port within 20 s"; }
-    for h in "$probe_first" "$probe_last"; do
-        probe "$port" "$h" || { cat "$tlog" >&2; die "$name on port $port does not answer announces for $h"; }
-    done
-    kill -0 "$tracker_pid" 2>/dev/null || die "$name exited"
-}
 
 run_one() {
     # run_one NAME RUN [PHASE]: PHASE "throughput" (the default: closed loop
@@ -384,24 +214,8 @@ $cap_line
 [requests]
 number_of_torrents = $TORRENTS
 EOF
-    local t0 t1 w0 w1 l0 l1 rc
-    t0="$(cpu_ticks "$tracker_pid")"
-    children_cpu_s
-    l0="$children_cpu"
-    w0="$(date +%s.%N)"
-    timeout --kill-after=10 $((duration + 60)) taskset -c "$LOAD_CPU" "$LOAD_TEST" -c "$lcfg" --json >"$lout" 2>&1 &
-    load_pid=$!
-    if wait "$load_pid"; then rc=0; else rc=$?; fi
-    load_pid=""
-    w1="$(date +%s.%N)"
-    children_cpu_s
-    l1="$children_cpu"
-    kill -0 "$tracker_pid" 2>/dev/null || { cat "$work/$name-$tag.log" >&2; die "$name died during the load test"; }
-    t1="$(cpu_ticks "$tracker_pid")"
-    if [[ $rc -ne 0 ]]; then
-        cat "$lout" >&2
-        die "load tester exited with status $rc against $name (output above)"
-    fi
+    local t0 t1 w0 w1 l0 l1
+    run_load_test "$name" "$tag" "$lcfg" "$lout" "$duration"
 
     local rss drops
     rss="$(peak_rss_kib "$tracker_pid")"
@@ -446,9 +260,7 @@ EOF
     row="$(tail -n 1 "$out")"
     rps="$(cut -f3 <<<"$row")"
     log "$what: $name: $rps responses/s, $(cut -f4 <<<"$row") tracker CPU s, peak RSS $rss KiB, drops $drops, $(cut -f11 <<<"$row") announce responses"
-    if [[ "$phase" == memory ]] && awk -v r="$rps" -v m="$MEM_RATE" 'BEGIN { exit !(r < 0.95 * m) }'; then
-        log "warning: $name got $rps responses/s, below 95 % of MEM_RATE ($MEM_RATE): it could not sustain the rate (or the load tester could not), so this memory run is not at the same load"
-    fi
+    warn_mem_rate "$phase" "$name" "$rps"
 }
 
 # ------------------------------------------------------------ runs
@@ -468,25 +280,12 @@ done
 
 # ------------------------------------------------------------ report
 
-aquatic_rev="$(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-if [[ -n "$(git -C "$repo_root" status --porcelain -- aquatic_udp aquatic_common aquatic_udp_protocol 2>/dev/null)" ]]; then
-    aquatic_rev="$aquatic_rev+uncommitted"
-fi
-ot_version="$(dpkg-query -W -f='${Version}' opentracker 2>/dev/null || echo unknown)"
-aquatic_build="release"
-[[ "$AQUATIC" == "$repo_root/target/release/aquatic_udp" ]] || aquatic_build="binary $AQUATIC"
-cpu_model="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+report_info aquatic_udp aquatic_udp aquatic_common aquatic_udp_protocol
 
 "$PY" - "$results" "$mem_results" <<EOF
 import statistics, sys
 
-def load(path):
-    rows = []
-    with open(path) as f:
-        header = next(f).rstrip("\n").split("\t")
-        for line in f:
-            rows.append(parse_row(dict(zip(header, line.rstrip("\n").split("\t")))))
-    return rows
+$(report_py_helpers)
 
 def parse_row(r):
     r["rps"] = float(r["responses_per_s"])
@@ -516,9 +315,6 @@ for n in names:
     med[n] = {k: statistics.median(r[k] for r in rs) for k in ("rps", "cpu", "busy", "load_busy", "per_cpu", "rss", "drops", "timeouts", "invalid")}
     med[n]["rss_max"] = max(r["rss"] for r in rs)
 
-def mib(kib):
-    return f"{kib / 1024:.1f}"
-
 cols = ["tracker", "run", "responses/s", "tracker CPU s", "tracker core busy %", "load tester busy %", "responses per CPU-s", "peak RSS MiB", "UDP drops", "timeouts", "invalid answers"]
 def row_cells(r, run):
     return [r["tracker"], run, f"{r['rps']:.0f}", f"{r['cpu']:.2f}", f"{r['busy']:.0f}", f"{r['load_busy']:.0f}",
@@ -527,9 +323,6 @@ table = [row_cells(r, r["run"]) for r in rows]
 for n in names:
     m = dict(med[n], tracker=n)
     table.append(row_cells(m, "median"))
-
-def ratio(x, y):
-    return f"{x / y:.2f}" if y else "n/a"
 
 ratios = []
 if "aquatic" in med and "opentracker" in med:
@@ -541,11 +334,8 @@ if "aquatic" in med and "opentracker" in med:
     ]
 
 # plain table
-widths = [max(len(str(x)) for x in col) for col in zip(cols, *table)]
 print()
-print("  ".join(str(c).ljust(w) for c, w in zip(cols, widths)))
-for t in table:
-    print("  ".join(str(c).rjust(w) if i > 1 else str(c).ljust(w) for i, (c, w) in enumerate(zip(t, widths))))
+plain(cols, table)
 print()
 for n in names:
     print(f"{n}: median peak RSS {mib(med[n]['rss'])} MiB (max {mib(med[n]['rss_max'])} MiB)")
@@ -593,34 +383,10 @@ mem_table = [mem_cells(r, r["run"]) for r in mem_rows]
 if mem_runs > 1:
     for n in mem_names:
         mem_table.append(mem_cells(dict(mem_med[n], tracker=n), "median"))
-mem_ratios = []
-if "aquatic" in mem_med and "opentracker" in mem_med:
-    a, o = mem_med["aquatic"], mem_med["opentracker"]
-    median = "median " if mem_runs > 1 else ""
-    mem_ratios = [
-        (f"{median}peak RSS at identical load", ratio(a["rss"], o["rss"])),
-        (f"{median}announce responses (1.00: the same load)", ratio(a["announces"], o["announces"])),
-    ]
-mem_warnings = [
-    f"{r['tracker']} memory run {r['run']}: {r['rps']:.0f} responses/s, below 95 % of {mem_rate}: the tracker could "
-    "not sustain the rate (or the load tester could not: see its busy %), so this run was not at the same load "
-    "and its peak RSS is not comparable."
-    for r in mem_rows if r["rps"] < 0.95 * mem_rate
-]
+mem_ratios = mem_ratios_of(mem_med, mem_runs)
+mem_warnings = mem_warnings_of(mem_rows, mem_rate)
 if mem_rows:
-    widths = [max(len(str(x)) for x in col) for col in zip(mem_cols, *mem_table)]
-    print()
-    print(mem_title)
-    print()
-    print("  ".join(str(c).ljust(w) for c, w in zip(mem_cols, widths)))
-    for t in mem_table:
-        print("  ".join(str(c).rjust(w) if i > 1 else str(c).ljust(w) for i, (c, w) in enumerate(zip(t, widths))))
-    print()
-    for label, v in mem_ratios:
-        print(f"aquatic/opentracker, {label}: {v}")
-    for w in mem_warnings:
-        print()
-        print("warning: " + w)
+    print_mem_plain(mem_title, mem_cols, mem_table, mem_ratios, mem_warnings)
 
 # markdown
 print()
@@ -638,18 +404,8 @@ print("- Command: \`DURATION=$DURATION RUNS=$RUNS MEM_RUNS=$MEM_RUNS MEM_DURATIO
       "TORRENTS=$TORRENTS LOAD_WORKERS=$LOAD_WORKERS SOCKETS=$SOCKETS "
       "AQUATIC_REQUEST_WORKERS=$AQUATIC_REQUEST_WORKERS AQUATIC_ACCESS_LIST=$AQUATIC_ACCESS_LIST scripts/bench/udp.sh\`")
 print()
-print("| " + " | ".join(cols) + " |")
-print("|" + "|".join("---" if i < 2 else "---:" for i in range(len(cols))) + "|")
-for t in table:
-    cells = [f"**{c}**" if t[1] == "median" else str(c) for c in t]
-    print("| " + " | ".join(cells) + " |")
-print()
-if ratios:
-    print("| aquatic / opentracker | ratio |")
-    print("|---|---:|")
-    for label, v in ratios:
-        print(f"| {label} | {v} |")
-    print()
+md_table(cols, table)
+md_ratios(ratios)
 rss_note = (f"Peak RSS is VmHWM after {int($DURATION)} s runs at this load: compare it only between runs of the same "
             "duration and load. Responses per tracker CPU-second = responses over the run / tracker CPU time "
             "(utime + stime) over the run.")
@@ -670,18 +426,8 @@ if mem_rows:
           "offered load for both, so each tracker that sustains the rate gets about the same announces (each from "
           "a new peer). Peak RSS is VmHWM at the end of the run.")
     print()
-    print("| " + " | ".join(mem_cols) + " |")
-    print("|" + "|".join("---" if i < 2 else "---:" for i in range(len(mem_cols))) + "|")
-    for t in mem_table:
-        cells = [f"**{c}**" if t[1] == "median" else str(c) for c in t]
-        print("| " + " | ".join(cells) + " |")
-    print()
-    if mem_ratios:
-        print("| aquatic / opentracker | ratio |")
-        print("|---|---:|")
-        for label, v in mem_ratios:
-            print(f"| {label} | {v} |")
-        print()
+    md_table(mem_cols, mem_table)
+    md_ratios(mem_ratios)
     for w in mem_warnings:
         print("**Warning:** " + w)
         print()

@@ -1,0 +1,383 @@
+# shellcheck shell=bash
+# Shared helpers of scripts/bench/udp.sh and scripts/bench/http.sh; sourced
+# by them, not run. The sourcing script sets, before calling these: bench
+# (udp or http: message prefix and work dir name), PY, the environment
+# variables it documents (TRACKERS, TRACKER_CPU, ...), AQUATIC, LOAD_TEST
+# and OPENTRACKER, and defines tracker_ready PORT (true once the tracker
+# serves PORT) and ready_what (what tracker_ready waits for, for messages).
+
+die() {
+    echo "bench/$bench: $*" >&2
+    exit 1
+}
+
+# ------------------------------------------------------------ checks
+
+check_uints() {
+    # check_uints VAR...: each a non-negative integer.
+    local var
+    for var in "$@"; do
+        [[ "${!var}" =~ ^[0-9]+$ ]] || die "$var must be a non-negative integer, not '${!var}'"
+    done
+}
+
+check_mem_and_access_list() {
+    [[ "$MEM_DURATION" -ge 1 && "$MEM_RATE" -ge 1 && "$MEM_RATE" -le 1000000000 ]] ||
+        die "MEM_DURATION must be at least 1, MEM_RATE between 1 and 1000000000"
+    [[ "$AQUATIC_ACCESS_LIST" == off || "$AQUATIC_ACCESS_LIST" == allow ]] || die "AQUATIC_ACCESS_LIST must be off or allow"
+}
+
+check_trackers() {
+    local t
+    for t in $TRACKERS; do
+        [[ "$t" == aquatic || "$t" == opentracker ]] || die "unknown tracker '$t' in TRACKERS (aquatic, opentracker)"
+    done
+}
+
+check_host() {
+    # Root, taskset, python; sets ncpu and CLK_TCK.
+    [[ $(id -u) -eq 0 ]] || die "run as root (opentracker chroots and drops privileges)"
+    command -v taskset >/dev/null || die "taskset not found (util-linux)"
+    [[ -x "$PY" ]] || die "$PY not found"
+    ncpu="$(nproc)"
+    [[ "$TRACKER_CPU" -lt "$ncpu" && "$LOAD_CPU" -lt "$ncpu" ]] || die "TRACKER_CPU/LOAD_CPU must be below $ncpu (cores here)"
+    CLK_TCK="$(getconf CLK_TCK)"
+}
+
+make_work_dir() {
+    # Sets work: WORK_DIR, or a new temporary directory.
+    if [[ -n "${WORK_DIR:-}" ]]; then
+        work="$WORK_DIR"
+        mkdir -p "$work"
+    else
+        work="$(mktemp -d "/tmp/aquatic-bench-$bench.XXXXXX")"
+    fi
+    chmod 755 "$work"
+}
+
+# ------------------------------------------------------------ cleanup
+
+stop_pid() {
+    # stop_pid PID: SIGTERM, up to 10 s to exit, then SIGKILL; reap it.
+    local pid="$1" i
+    [[ -n "$pid" ]] || return 0
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            echo "bench/$bench: pid $pid did not exit on SIGTERM within 10 s: SIGKILL" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    stop_pid "$load_pid"
+    stop_pid "$tracker_pid"
+    if [[ $status -ne 0 ]]; then
+        echo "bench/$bench: failed (exit $status); logs in $work" >&2
+    fi
+    exit "$status"
+}
+
+install_cleanup() {
+    # Stop the tracker and the load tester (by PID) on exit, error or signal.
+    tracker_pid=""
+    load_pid=""
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+# ------------------------------------------------------------ helpers
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+free_port() {
+    # A port free on 127.0.0.1 for UDP and TCP (opentracker binds both).
+    "$PY" - <<'EOF'
+import socket
+for _ in range(50):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.bind(("127.0.0.1", 0))
+        port = u.getsockname()[1]
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            try:
+                t.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+    print(port)
+    break
+else:
+    raise SystemExit("no free port")
+EOF
+}
+
+cpu_ticks() {
+    # utime + stime of PID, in clock ticks (fields 14 and 15 of
+    # /proc/PID/stat, counted after the ")" that ends the command name).
+    local stat
+    stat="$(<"/proc/$1/stat")"
+    stat="${stat##*) }"
+    # shellcheck disable=SC2086
+    set -- $stat
+    # after "pid (comm) ": $1 = state (field 3), so field N is $((N - 2))
+    echo $((${12} + ${13}))
+}
+
+peak_rss_kib() {
+    awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"
+}
+
+children_cpu_s() {
+    # Sets children_cpu to the CPU seconds (user + system) of this shell's
+    # waited-for children so far; the difference around the load test is
+    # the load tester's. Call it directly, not in $(...): the `times`
+    # builtin must run in this shell, not in a subshell.
+    times >"$work/.times"
+    children_cpu="$(awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); t += p[1] * 60 + p[2] } }
+         END { printf "%.3f\n", t }' "$work/.times")"
+}
+
+# ------------------------------------------------------------ build
+
+build_and_check_binaries() {
+    # build_and_check_binaries PACKAGE...: cargo build --release them
+    # (unless SKIP_BUILD=1), then check the binaries to be run exist.
+    local bin pkg names="" args=()
+    for pkg in "$@"; do
+        names+="${names:+, }$pkg"
+        args+=(-p "$pkg")
+    done
+    if [[ "$SKIP_BUILD" != 1 ]]; then
+        log "building release: $names"
+        timeout 3600 cargo build --release "${args[@]}"
+    fi
+    for bin in "$LOAD_TEST" $([[ " $TRACKERS " == *" aquatic "* ]] && echo "$AQUATIC"); do
+        [[ -x "$bin" ]] || die "$bin missing (build it, or unset SKIP_BUILD)"
+    done
+    if [[ " $TRACKERS " == *" opentracker "* ]]; then
+        [[ -x "$OPENTRACKER" ]] || die "$OPENTRACKER missing: run scripts/install-test-deps.sh"
+    fi
+}
+
+# ------------------------------------------------------------ info hashes
+
+make_info_hashes() {
+    # Has the load tester write its TORRENTS info hashes to opentracker's
+    # whitelist; sets ot_root, whitelist, probe_first and probe_last.
+    # Probed before each run: opentracker reads its whitelist in a thread of
+    # its own after it starts serving, and answers announces for hashes it
+    # does not (yet) know with a bare 8-byte header (UDP) or a failure
+    # reason (HTTP); a full answer for the first and the last hash of the
+    # file shows the list is in.
+    local lines h
+    ot_root="$work/opentracker"
+    mkdir -p "$ot_root"
+    chmod 755 "$ot_root"
+    whitelist="$ot_root/whitelist"
+    cat >"$work/hashes.toml" <<EOF
+[requests]
+number_of_torrents = $TORRENTS
+info_hash_file = "$whitelist"
+EOF
+    log "writing $TORRENTS info hashes to $whitelist"
+    timeout 300 "$LOAD_TEST" -c "$work/hashes.toml" >"$work/hashes.log"
+    chmod 644 "$whitelist"
+    lines="$(wc -l <"$whitelist")"
+    [[ "$lines" -eq "$TORRENTS" ]] || die "info hash file has $lines lines, expected $TORRENTS"
+    probe_first="$(head -n 1 "$whitelist")"
+    probe_last="$(tail -n 1 "$whitelist")"
+    for h in "$probe_first" "$probe_last"; do
+        [[ "$h" =~ ^[0-9a-f]{40}$ ]] || die "unexpected info hash line '$h' in $whitelist"
+    done
+}
+
+# ------------------------------------------------------------ one run
+
+start_tracker() {
+    # start_tracker NAME TAG PORT: start it pinned to TRACKER_CPU; sets
+    # tracker_pid; returns once it answers announces (probe PORT HASH, of
+    # the sourcing script).
+    local name="$1" tag="$2" port="$3" i h
+    local tlog="$work/$name-$tag.log"
+    case "$name" in
+    aquatic)
+        local cfg="$work/aquatic-$tag.toml"
+        cat >"$cfg" <<EOF
+log_level = "warn"
+socket_workers = 1
+request_workers = $AQUATIC_REQUEST_WORKERS
+
+[network]
+address = "127.0.0.1:$port"
+
+[access_list]
+mode = "$AQUATIC_ACCESS_LIST"
+path = "$([[ "$AQUATIC_ACCESS_LIST" == allow ]] && echo "$whitelist")"
+EOF
+        taskset -c "$TRACKER_CPU" "$AQUATIC" -c "$cfg" >"$tlog" 2>&1 &
+        tracker_pid=$!
+        ;;
+    opentracker)
+        # chroots into ot_root, reads the whitelist there, runs as nobody;
+        # serves UDP and HTTP (TCP) on the same port.
+        taskset -c "$TRACKER_CPU" "$OPENTRACKER" -i 127.0.0.1 -p "$port" -P "$port" \
+            -d "$ot_root" -u nobody -w whitelist >"$tlog" 2>&1 &
+        tracker_pid=$!
+        ;;
+    esac
+    for ((i = 0; i < 200; i++)); do
+        kill -0 "$tracker_pid" 2>/dev/null || { cat "$tlog" >&2; die "$name exited at start (log above)"; }
+        tracker_ready "$port" && break
+        sleep 0.1
+    done
+    tracker_ready "$port" || { cat "$tlog" >&2; die "$name did not $ready_what 127.0.0.1:$port within 20 s"; }
+    for h in "$probe_first" "$probe_last"; do
+        probe "$port" "$h" || { cat "$tlog" >&2; die "$name on port $port does not answer announces for $h"; }
+    done
+    kill -0 "$tracker_pid" 2>/dev/null || die "$name exited"
+}
+
+run_load_test() {
+    # run_load_test NAME TAG LCFG LOUT DURATION: run the load tester with
+    # LCFG (output to LOUT) pinned to LOAD_CPU against the running tracker.
+    # Sets, in the caller's locals if it has them: t0, t1 (tracker CPU
+    # ticks), w0, w1 (wall clock), l0, l1 (CPU seconds of waited-for
+    # children) before and after. Calls before_load and after_load (right
+    # after l1) if the sourcing script defines them.
+    local name="$1" tag="$2" lcfg="$3" lout="$4" duration="$5" rc
+    if declare -F before_load >/dev/null; then before_load; fi
+    t0="$(cpu_ticks "$tracker_pid")"
+    children_cpu_s
+    l0="$children_cpu"
+    w0="$(date +%s.%N)"
+    timeout --kill-after=10 $((duration + 60)) taskset -c "$LOAD_CPU" "$LOAD_TEST" -c "$lcfg" --json >"$lout" 2>&1 &
+    load_pid=$!
+    if wait "$load_pid"; then rc=0; else rc=$?; fi
+    load_pid=""
+    w1="$(date +%s.%N)"
+    children_cpu_s
+    l1="$children_cpu"
+    if declare -F after_load >/dev/null; then after_load; fi
+    kill -0 "$tracker_pid" 2>/dev/null || { cat "$work/$name-$tag.log" >&2; die "$name died during the load test"; }
+    t1="$(cpu_ticks "$tracker_pid")"
+    if [[ $rc -ne 0 ]]; then
+        cat "$lout" >&2
+        die "load tester exited with status $rc against $name (output above)"
+    fi
+}
+
+warn_mem_rate() {
+    # warn_mem_rate PHASE NAME RPS: warn about a memory run below 95 % of
+    # MEM_RATE.
+    if [[ "$1" == memory ]] && awk -v r="$3" -v m="$MEM_RATE" 'BEGIN { exit !(r < 0.95 * m) }'; then
+        log "warning: $2 got $3 responses/s, below 95 % of MEM_RATE ($MEM_RATE): it could not sustain the rate (or the load tester could not), so this memory run is not at the same load"
+    fi
+}
+
+# ------------------------------------------------------------ report
+
+report_info() {
+    # report_info BINARY CRATE...: sets aquatic_rev (+uncommitted if the
+    # CRATEs have changes), ot_version, aquatic_build (release, unless
+    # AQUATIC is not target/release/BINARY) and cpu_model.
+    local binary="$1"
+    shift
+    aquatic_rev="$(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    if [[ -n "$(git -C "$repo_root" status --porcelain -- "$@" 2>/dev/null)" ]]; then
+        aquatic_rev="$aquatic_rev+uncommitted"
+    fi
+    ot_version="$(dpkg-query -W -f='${Version}' opentracker 2>/dev/null || echo unknown)"
+    aquatic_build="release"
+    [[ "$AQUATIC" == "$repo_root/target/release/$binary" ]] || aquatic_build="binary $AQUATIC"
+    cpu_model="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+}
+
+report_py_helpers() {
+    # Python for the report heredocs of the sourcing scripts (include with
+    # $(report_py_helpers)): load(path) (rows of results.tsv or memory.tsv,
+    # each through the script's parse_row), ordered, mib, ratio, plain and
+    # md_table (a table as text and as markdown), md_ratios, mem_ratios_of,
+    # mem_warnings_of and print_mem_plain (the memory phase).
+    cat <<'EOF'
+def load(path):
+    rows = []
+    with open(path) as f:
+        header = next(f).rstrip("\n").split("\t")
+        for line in f:
+            rows.append(parse_row(dict(zip(header, line.rstrip("\n").split("\t")))))
+    return rows
+
+def ordered(values):
+    out = []
+    for v in values:
+        if v not in out:
+            out.append(v)
+    return out
+
+def mib(kib):
+    return f"{kib / 1024:.1f}"
+
+def ratio(x, y):
+    return f"{x / y:.2f}" if y else "n/a"
+
+def plain(cols, table):
+    widths = [max(len(str(x)) for x in col) for col in zip(cols, *table)]
+    print("  ".join(str(c).ljust(w) for c, w in zip(cols, widths)))
+    for t in table:
+        print("  ".join(str(c).rjust(w) if i > 1 else str(c).ljust(w) for i, (c, w) in enumerate(zip(t, widths))))
+
+def md_table(cols, table):
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "|".join("---" if i < 2 else "---:" for i in range(len(cols))) + "|")
+    for t in table:
+        cells = [f"**{c}**" if t[1] == "median" else str(c) for c in t]
+        print("| " + " | ".join(cells) + " |")
+    print()
+
+def md_ratios(ratios):
+    if ratios:
+        print("| aquatic / opentracker | ratio |")
+        print("|---|---:|")
+        for label, v in ratios:
+            print(f"| {label} | {v} |")
+        print()
+
+def mem_ratios_of(mem_med, mem_runs):
+    if "aquatic" in mem_med and "opentracker" in mem_med:
+        a, o = mem_med["aquatic"], mem_med["opentracker"]
+        median = "median " if mem_runs > 1 else ""
+        return [
+            (f"{median}peak RSS at identical load", ratio(a["rss"], o["rss"])),
+            (f"{median}announce responses (1.00: the same load)", ratio(a["announces"], o["announces"])),
+        ]
+    return []
+
+def mem_warnings_of(mem_rows, mem_rate):
+    return [
+        f"{r['tracker']} memory run {r['run']}: {r['rps']:.0f} responses/s, below 95 % of {mem_rate}: the tracker could "
+        "not sustain the rate (or the load tester could not: see its busy %), so this run was not at the same load "
+        "and its peak RSS is not comparable."
+        for r in mem_rows if r["rps"] < 0.95 * mem_rate
+    ]
+
+def print_mem_plain(mem_title, mem_cols, mem_table, mem_ratios, mem_warnings):
+    print()
+    print(mem_title)
+    print()
+    plain(mem_cols, mem_table)
+    print()
+    for label, v in mem_ratios:
+        print(f"aquatic/opentracker, {label}: {v}")
+    for w in mem_warnings:
+        print()
+        print("warning: " + w)
+EOF
+}
