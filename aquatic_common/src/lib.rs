@@ -16,6 +16,7 @@
 
 pub mod access_list;
 pub mod addr;
+pub mod bind;
 pub mod metrics;
 pub mod peer_selection;
 pub mod peer_store;

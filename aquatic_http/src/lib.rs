@@ -31,7 +31,6 @@ pub mod workers;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::Context;
 use aquatic_common::ServerStartInstant;
 use aquatic_common::access_list::{self, AccessListCache};
 use aquatic_common::metrics::MetricsEndpoint;
@@ -71,7 +70,12 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
         None
     };
 
-    let listeners = bind_listeners(&config)?;
+    let listeners = aquatic_common::bind::bind_per_worker(
+        config.socket_workers,
+        config.network.address,
+        |address| create_listener(&config, address),
+        |socket| socket.local_addr(),
+    )?;
     if let Some(first) = listeners.first() {
         let scheme = if shared_tls.is_some() {
             "https"
@@ -173,22 +177,6 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
         },
         || {},
     ))
-}
-
-/// Bind one listener per socket worker. With port 0, the first listener's
-/// port is used for the rest, so all share it through SO_REUSEPORT.
-fn bind_listeners(config: &Config) -> anyhow::Result<Vec<std::net::TcpListener>> {
-    let mut address = config.network.address;
-    let mut listeners = Vec::with_capacity(config.socket_workers);
-    for _ in 0..config.socket_workers {
-        let listener = create_listener(config, address)
-            .with_context(|| format!("network.address {address}: cannot bind"))?;
-        if address.port() == 0 {
-            address = listener.local_addr()?;
-        }
-        listeners.push(listener);
-    }
-    Ok(listeners)
 }
 
 fn create_listener(config: &Config, address: SocketAddr) -> anyhow::Result<std::net::TcpListener> {

@@ -27,7 +27,6 @@ pub mod workers;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::Context;
 use aquatic_common::ServerStartInstant;
 use aquatic_common::access_list::{self, AccessListCache};
 use aquatic_common::metrics::MetricsEndpoint;
@@ -58,7 +57,12 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
     let config = Arc::new(config);
     let shared_access_list = access_list::create_shared(&config.access_list)?;
 
-    let sockets = bind_sockets(&config)?;
+    let sockets = aquatic_common::bind::bind_per_worker(
+        config.socket_workers,
+        config.network.address,
+        |address| create_socket(&config, address),
+        |socket| socket.local_addr(),
+    )?;
     if let Some(first) = sockets.first() {
         log::info!("listening on {}", first.local_addr()?);
     }
@@ -141,22 +145,6 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
         move || access_list::reload_and_log(&reload_config.access_list, &shared_access_list),
         || {},
     ))
-}
-
-/// Bind one socket per socket worker. With port 0, the first socket's port
-/// is used for the rest, so all share it through SO_REUSEPORT.
-fn bind_sockets(config: &Config) -> anyhow::Result<Vec<std::net::UdpSocket>> {
-    let mut address = config.network.address;
-    let mut sockets = Vec::with_capacity(config.socket_workers);
-    for _ in 0..config.socket_workers {
-        let socket = create_socket(config, address)
-            .with_context(|| format!("network.address {address}: cannot bind"))?;
-        if address.port() == 0 {
-            address = socket.local_addr()?;
-        }
-        sockets.push(socket);
-    }
-    Ok(sockets)
 }
 
 fn create_socket(config: &Config, address: SocketAddr) -> anyhow::Result<std::net::UdpSocket> {

@@ -1,0 +1,47 @@
+//! Binding one socket per socket worker on the same address
+//! (SO_REUSEPORT). With port 0, the first socket's port is reused for the
+//! rest, so all workers share it.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+
+/// Bind `count` sockets with `bind`; errors name `network.address`.
+pub fn bind_per_worker<S>(
+    count: usize,
+    address: SocketAddr,
+    bind: impl Fn(SocketAddr) -> anyhow::Result<S>,
+    local_addr: impl Fn(&S) -> std::io::Result<SocketAddr>,
+) -> anyhow::Result<Vec<S>> {
+    let mut address = address;
+    let mut sockets = Vec::with_capacity(count);
+    for _ in 0..count {
+        let socket =
+            bind(address).with_context(|| format!("network.address {address}: cannot bind"))?;
+        if address.port() == 0 {
+            address = local_addr(&socket)?;
+        }
+        sockets.push(socket);
+    }
+    Ok(sockets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_zero_is_shared_and_errors_name_the_address() {
+        let sockets = bind_per_worker(
+            2,
+            "127.0.0.1:0".parse().unwrap(),
+            |a| Ok(std::net::UdpSocket::bind(a)?),
+            |s| s.local_addr(),
+        );
+        // Without SO_REUSEPORT the second bind of the same port fails, and
+        // the error names the (now concrete) address.
+        let err = format!("{:#}", sockets.unwrap_err());
+        assert!(err.starts_with("network.address 127.0.0.1:"), "{err}");
+        assert!(!err.contains("127.0.0.1:0:"), "{err}");
+    }
+}
