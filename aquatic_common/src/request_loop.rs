@@ -35,9 +35,10 @@ pub struct RequestLoop<Req, Resp> {
 
 /// What a request worker does with its shard.
 pub trait Shard<Req, Resp> {
-    /// Answer one request: the socket worker index and the answer, or
-    /// `None` when there is nothing to send.
-    fn handle(&mut self, now: SecondsSinceStart, request: Req) -> Option<(usize, Resp)>;
+    /// Answer one request: push each message to send with the index of
+    /// the socket worker it goes to (none, one, or several: a WebSocket
+    /// announce also relays offers to other peers' connections).
+    fn handle(&mut self, now: SecondsSinceStart, request: Req, out: &mut Vec<(usize, Resp)>);
     fn clean(&mut self, now: SecondsSinceStart);
     /// Publish gauges (torrents, peers) after a batch or a cleaning.
     fn publish(&self);
@@ -48,6 +49,7 @@ impl<Req, Resp> RequestLoop<Req, Resp> {
         let mut outgoing: Vec<Vec<Resp>> = (0..self.response_senders.len())
             .map(|_| Vec::new())
             .collect();
+        let mut answers = Vec::new();
         let mut next_cleaning = self
             .clock
             .seconds_elapsed()
@@ -57,7 +59,8 @@ impl<Req, Resp> RequestLoop<Req, Resp> {
             match self.receiver.recv_timeout(Duration::from_millis(500)) {
                 Ok(batch) => {
                     for request in batch {
-                        if let Some((worker, response)) = shard.handle(now, request) {
+                        shard.handle(now, request, &mut answers);
+                        for (worker, response) in answers.drain(..) {
                             if let Some(out) = outgoing.get_mut(worker) {
                                 out.push(response);
                             }

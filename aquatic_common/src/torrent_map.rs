@@ -190,6 +190,41 @@ impl<K: Copy + Eq + Hash, V> TorrentMap<K, V> {
         counts_of(store)
     }
 
+    /// The stored data of a peer, and whether it is a seeder.
+    pub fn peer(&self, info_hash: &InfoHash, key: &K) -> Option<(&PeerData<V>, bool)> {
+        self.submaps
+            .get(submap_of(info_hash))?
+            .get(info_hash)?
+            .get(key)
+    }
+
+    /// Remove a peer if `matches` says so (e.g. only when it belongs to
+    /// the connection that closed); true when it was removed. Like a
+    /// `stopped` announce, an emptied torrent stays until cleaning.
+    pub fn remove_peer_if(
+        &mut self,
+        info_hash: &InfoHash,
+        key: &K,
+        matches: impl FnOnce(&PeerData<V>) -> bool,
+    ) -> bool {
+        let Some(store) = self
+            .submaps
+            .get_mut(submap_of(info_hash))
+            .and_then(|m| m.get_mut(info_hash))
+        else {
+            return false;
+        };
+        if !store.get(key).is_some_and(|(data, _)| matches(data)) {
+            return false;
+        }
+        match store.remove(key) {
+            Some((_, true)) => self.num_seeders -= 1,
+            Some((_, false)) => self.num_leechers -= 1,
+            None => return false,
+        }
+        true
+    }
+
     pub fn scrape(&self, info_hash: &InfoHash) -> SwarmCounts {
         self.submaps
             .get(submap_of(info_hash))

@@ -23,7 +23,8 @@ impl Shard<RequestMessage, ResponseMessage> for HttpShard {
         &mut self,
         now: SecondsSinceStart,
         message: RequestMessage,
-    ) -> Option<(usize, ResponseMessage)> {
+        out: &mut Vec<(usize, ResponseMessage)>,
+    ) {
         let ip = message.meta.peer_ip;
         let response = match message.request {
             SwarmRequest::Announce(request) => {
@@ -46,13 +47,13 @@ impl Shard<RequestMessage, ResponseMessage> for HttpShard {
                     .collect(),
             ),
         };
-        Some((
+        out.push((
             message.meta.socket_worker,
             ResponseMessage {
                 response,
                 meta: message.meta,
             },
-        ))
+        ));
     }
 
     fn clean(&mut self, now: SecondsSinceStart) {

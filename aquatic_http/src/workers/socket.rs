@@ -118,6 +118,8 @@ pub struct SocketWorker {
     chunk: Vec<u8>,
     body: Vec<u8>,
     inline_shard: Option<HttpShard>,
+    /// Reused for the inline shard's answers.
+    inline_answers: Vec<(usize, ResponseMessage)>,
     next_cleaning: SecondsSinceStart,
 }
 
@@ -158,6 +160,7 @@ impl SocketWorker {
             chunk: vec![0; READ_CHUNK],
             body: Vec::with_capacity(1024),
             inline_shard: parts.inline_shard,
+            inline_answers: Vec::new(),
             next_cleaning,
         })
     }
@@ -503,9 +506,12 @@ impl SocketWorker {
                     break;
                 }
                 for message in batch {
-                    if let Some((_, response)) = shard.handle(self.now, message) {
+                    let mut answers = std::mem::take(&mut self.inline_answers);
+                    shard.handle(self.now, message, &mut answers);
+                    for (_, response) in answers.drain(..) {
                         self.handle_response(response);
                     }
+                    self.inline_answers = answers;
                 }
             }
             shard.publish();

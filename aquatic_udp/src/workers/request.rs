@@ -24,7 +24,8 @@ impl Shard<RequestMessage, ResponseMessage> for UdpShard {
         &mut self,
         now: SecondsSinceStart,
         message: RequestMessage,
-    ) -> Option<(usize, ResponseMessage)> {
+        out: &mut Vec<(usize, ResponseMessage)>,
+    ) {
         let maps = &mut self.maps;
         let response = match message.request {
             SwarmRequest::Announce(query) => match message.src.ip() {
@@ -63,13 +64,13 @@ impl Shard<RequestMessage, ResponseMessage> for UdpShard {
                 }
             }
         };
-        Some((
+        out.push((
             message.socket_worker,
             ResponseMessage {
                 response,
                 dst: message.src,
             },
-        ))
+        ));
     }
 
     fn clean(&mut self, now: SecondsSinceStart) {

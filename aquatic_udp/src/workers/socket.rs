@@ -92,6 +92,8 @@ pub struct SocketWorker {
     recv_buf: Vec<u8>,
     send_buf: Vec<u8>,
     inline_shard: Option<UdpShard>,
+    /// Reused for the inline shard's answers.
+    inline_answers: Vec<(usize, ResponseMessage)>,
     next_cleaning: SecondsSinceStart,
 }
 
@@ -139,6 +141,7 @@ impl SocketWorker {
             recv_buf: vec![0; 65536],
             send_buf: Vec::with_capacity(1500),
             inline_shard: parts.inline_shard,
+            inline_answers: Vec::new(),
             next_cleaning: parts
                 .clock
                 .seconds_elapsed()
@@ -336,9 +339,12 @@ impl SocketWorker {
                 .map(std::mem::take)
                 .unwrap_or_default();
             for message in batch {
-                if let Some((_, response)) = shard.handle(self.now, message) {
+                let mut answers = std::mem::take(&mut self.inline_answers);
+                shard.handle(self.now, message, &mut answers);
+                for (_, response) in answers.drain(..) {
                     self.handle_response(response);
                 }
+                self.inline_answers = answers;
             }
             shard.publish();
             self.inline_shard = Some(shard);
