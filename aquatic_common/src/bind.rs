@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
+use socket2::{Domain, Protocol, Socket, Type};
 
 /// Bind `count` sockets with `bind`; errors name `network.address`.
 pub fn bind_per_worker<S>(
@@ -24,6 +25,28 @@ pub fn bind_per_worker<S>(
         sockets.push(socket);
     }
     Ok(sockets)
+}
+
+/// A non-blocking SO_REUSEPORT TCP listener (HTTP and WebSocket trackers).
+pub fn tcp_listener(
+    address: SocketAddr,
+    only_ipv6: bool,
+    backlog: u32,
+) -> anyhow::Result<std::net::TcpListener> {
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    if address.is_ipv6() {
+        socket.set_only_v6(only_ipv6)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! coarse server clock and `ValidUntil`, canonical socket addresses
 //! (IPv4-mapped IPv6 counts as IPv4), access lists, response-peer
 //! selection, privilege dropping, worker supervision, the statistics log
-//! loop and the Prometheus metrics endpoint. Each exists once so that the
+//! loop, the Prometheus metrics endpoint, TLS certificate loading and the
+//! reverse-proxy trust rule. Each exists once so that the
 //! UDP, HTTP and WebSocket trackers behave alike. The metrics endpoint is
 //! the only socket opened here; the trackers' own sockets belong to the
 //! daemons.
@@ -21,10 +22,12 @@ pub mod metrics;
 pub mod peer_selection;
 pub mod peer_store;
 pub mod privileges;
+pub mod proxy;
 pub mod request_loop;
 pub mod statistics;
 pub mod supervision;
 pub mod time;
+pub mod tls;
 pub mod torrent_map;
 pub mod types;
 pub mod validation;

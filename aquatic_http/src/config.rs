@@ -1,7 +1,7 @@
 //! The daemon's config: every field optional in the file, with the defaults
 //! an operator of a public tracker would choose.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use aquatic_cli_helpers::LogLevel;
@@ -88,19 +88,7 @@ impl NetworkConfig {
 
     /// `trusted_proxies` parsed; an error names the entry.
     pub fn parse_trusted_proxies(&self) -> anyhow::Result<Vec<IpNet>> {
-        self.trusted_proxies
-            .iter()
-            .map(|entry| {
-                entry
-                    .parse::<IpNet>()
-                    .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| {
-                        anyhow::anyhow!(
-                            "config: network.trusted_proxies entry {entry:?} is not an IP address or CIDR network (e.g. \"10.0.0.0/8\")"
-                        )
-                    })
-            })
-            .collect()
+        aquatic_common::proxy::parse_trusted_proxies(&self.trusted_proxies)
     }
 }
 

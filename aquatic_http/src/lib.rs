@@ -25,7 +25,6 @@
 pub mod common;
 pub mod config;
 pub mod swarm;
-pub mod tls;
 pub mod workers;
 
 use std::net::SocketAddr;
@@ -38,10 +37,10 @@ use aquatic_common::privileges::drop_privileges;
 use aquatic_common::request_loop::{channels, polls_and_wakers, spawn_request_workers};
 use aquatic_common::supervision::Supervisor;
 use aquatic_common::time::secs_u32;
+use aquatic_common::tls;
 use arc_swap::ArcSwap;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::common::{SocketWorkerStats, SwarmGauges};
 use crate::config::Config;
@@ -164,15 +163,11 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
             access_list::reload_and_log(&reload_config.access_list, &shared_access_list);
             if let Some(shared) = &shared_tls {
                 let network = &reload_config.network;
-                match tls::load(&network.tls_certificate_path, &network.tls_private_key_path) {
-                    Ok(new) => {
-                        shared.store(new);
-                        log::info!("TLS certificate reloaded");
-                    }
-                    Err(err) => {
-                        log::error!("TLS certificate reload failed, keeping the old one: {err:#}")
-                    }
-                }
+                tls::reload_and_log(
+                    shared,
+                    &network.tls_certificate_path,
+                    &network.tls_private_key_path,
+                );
             }
         },
         || {},
@@ -180,19 +175,9 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
 }
 
 fn create_listener(config: &Config, address: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
-    let socket = Socket::new(
-        Domain::for_address(address),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )?;
-    if address.is_ipv6() {
-        socket.set_only_v6(config.network.only_ipv6)?;
-    }
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&address.into())?;
-    let backlog = i32::try_from(config.network.tcp_backlog).unwrap_or(i32::MAX);
-    socket.listen(backlog)?;
-    Ok(socket.into())
+    aquatic_common::bind::tcp_listener(
+        address,
+        config.network.only_ipv6,
+        config.network.tcp_backlog,
+    )
 }

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use crate::percent::{self, Decode, InvalidPercentEncoding};
 use crate::{InfoHash, PeerId};
@@ -223,24 +223,7 @@ pub fn parse_request(
 }
 
 fn forwarded_ip(headers: &[httparse::Header<'_>], name: &str) -> Option<IpAddr> {
-    headers
-        .iter()
-        .rev()
-        .filter(|header| header.name.eq_ignore_ascii_case(name))
-        .flat_map(|header| header.value.rsplit(|&b| b == b','))
-        .find_map(parse_forwarded_entry)
-}
-
-fn parse_forwarded_entry(entry: &[u8]) -> Option<IpAddr> {
-    let entry = std::str::from_utf8(entry).ok()?.trim();
-    if let Ok(ip) = entry.parse::<IpAddr>() {
-        return Some(ip);
-    }
-    if let Ok(address) = entry.parse::<SocketAddr>() {
-        return Some(address.ip());
-    }
-    let bracketed = entry.strip_prefix('[')?.strip_suffix(']')?;
-    bracketed.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6)
+    aquatic_common::proxy::forwarded_ip(headers.iter().map(|h| (h.name, h.value)), name)
 }
 
 /// Query keys with their value, in order (`key` alone reads as `key=`).

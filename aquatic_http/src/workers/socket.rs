@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aquatic_common::access_list::AccessListCache;
+use aquatic_common::proxy::{ProxyHeaderMissing, client_ip};
 use aquatic_common::request_loop::Shard;
 use aquatic_common::time::secs_u32;
 use aquatic_common::{CanonicalSocketAddr, InfoHash, SecondsSinceStart, ServerStartInstant};
@@ -35,8 +36,8 @@ use crate::common::{
     SwarmResponse, add, shard_of,
 };
 use crate::config::Config;
-use crate::tls::SharedTlsConfig;
 use crate::workers::request::HttpShard;
+use aquatic_common::tls::SharedTlsConfig;
 
 pub const LISTENER_TOKEN: Token = Token(0);
 pub const WAKER_TOKEN: Token = Token(1);
@@ -423,19 +424,16 @@ impl SocketWorker {
         let Some(connection) = self.connections.get_mut(key) else {
             return Outcome::Keep;
         };
-        let direct_ip = connection.peer_addr.ip();
-        let peer_ip = if !self.config.network.reverse_proxy_ip_header.is_empty()
-            && self
-                .trusted_proxies
-                .iter()
-                .any(|net| net.contains(&direct_ip))
-        {
-            match forwarded_ip {
-                Some(ip) => canonical_ip(ip),
-                None => return self.respond_failure(key, FAILURE_PROXY_HEADER_MISSING),
+        let peer_ip = match client_ip(
+            connection.peer_addr.ip(),
+            forwarded_ip,
+            !self.config.network.reverse_proxy_ip_header.is_empty(),
+            &self.trusted_proxies,
+        ) {
+            Ok(ip) => ip,
+            Err(ProxyHeaderMissing) => {
+                return self.respond_failure(key, FAILURE_PROXY_HEADER_MISSING);
             }
-        } else {
-            direct_ip
         };
         self.next_request_id = self.next_request_id.wrapping_add(1);
         connection.request_id = self.next_request_id;
@@ -750,10 +748,6 @@ impl SocketWorker {
             }
         }
     }
-}
-
-fn canonical_ip(ip: IpAddr) -> IpAddr {
-    ip.to_canonical()
 }
 
 fn drain(buf: &mut Vec<u8>, n: usize) {

@@ -1,6 +1,7 @@
 //! TLS server config from PEM files, swappable at runtime: SIGUSR1 loads
 //! the files again and new connections use the new certificate; existing
-//! connections keep theirs. A broken file keeps the old config.
+//! connections keep theirs. A broken file keeps the old config. Used by the
+//! HTTP and WebSocket trackers.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -55,4 +56,16 @@ pub fn load(certificate_path: &Path, private_key_path: &Path) -> anyhow::Result<
         })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Load the files again into `shared`; on failure keep the old config and
+/// log why.
+pub fn reload_and_log(shared: &SharedTlsConfig, certificate_path: &Path, private_key_path: &Path) {
+    match load(certificate_path, private_key_path) {
+        Ok(new) => {
+            shared.store(new);
+            log::info!("TLS certificate reloaded");
+        }
+        Err(err) => log::error!("TLS certificate reload failed, keeping the old one: {err:#}"),
+    }
 }
