@@ -1,0 +1,282 @@
+//! Messages between socket workers and request workers, and the shared
+//! statistics counters.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use aquatic_common::{InfoHash, IpVersion, PeerId};
+use aquatic_ws_protocol::{AnnounceRequest, AnswerRequest, OutMessage, ScrapeStatistics};
+use crossbeam_utils::CachePadded;
+
+pub use aquatic_common::metrics::SwarmGauges;
+
+/// A connection of a socket worker: where a peer's messages go. A
+/// connection closed meanwhile (its slot possibly reused) has another
+/// generation, so a late message is dropped instead of reaching a stranger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnectionRef {
+    pub socket_worker: u32,
+    pub token: u32,
+    /// Unique per socket worker over its lifetime.
+    pub generation: u64,
+}
+
+#[derive(Debug)]
+pub enum SwarmRequest {
+    Announce(AnnounceRequest),
+    Answer(AnswerRequest),
+    /// One shard's part of a scrape: `scrape_id` identifies the scrape on
+    /// its connection.
+    Scrape {
+        scrape_id: u32,
+        info_hashes: Vec<InfoHash>,
+    },
+    /// The connection is gone: its peers leave these swarms.
+    ConnectionClosed { peers: Vec<(InfoHash, PeerId)> },
+}
+
+#[derive(Debug)]
+pub struct RequestMessage {
+    pub from: ConnectionRef,
+    pub ip_version: IpVersion,
+    pub request: SwarmRequest,
+}
+
+#[derive(Debug)]
+pub enum SwarmResponse {
+    /// An announce reply, a relayed offer or answer, or a failure reason.
+    Message(OutMessage),
+    ScrapePart {
+        scrape_id: u32,
+        files: Vec<(InfoHash, ScrapeStatistics)>,
+    },
+}
+
+#[derive(Debug)]
+pub struct ResponseMessage {
+    pub to: ConnectionRef,
+    pub response: SwarmResponse,
+}
+
+/// Which request worker owns an info hash.
+pub fn shard_of(info_hash: &InfoHash, request_workers: usize) -> usize {
+    let [a, b, c, d, ..] = info_hash.0;
+    (u32::from_le_bytes([a, b, c, d]) as usize) % request_workers.max(1)
+}
+
+/// The failure reasons sent to clients.
+pub const FAILURE_NOT_ALLOWED: &str = "info hash not allowed";
+pub const FAILURE_OVERLOADED: &str = "tracker overloaded, try again later";
+pub const FAILURE_TOO_MANY_TORRENTS: &str = "too many torrents on this connection";
+pub const FAILURE_TOO_MANY_SCRAPE_HASHES: &str = "too many info hashes in scrape";
+pub const FAILURE_TOO_MANY_SCRAPES: &str = "too many scrapes in flight on this connection";
+pub const FAILURE_PEER_ID_TAKEN: &str = "peer id in use by another connection";
+pub const FAILURE_UNKNOWN_OFFER: &str = "answer to an offer this peer was not sent";
+pub const FAILURE_BINARY: &str = "binary messages are not supported";
+
+/// Why a failure reason was sent: the `reason` label of
+/// `aquatic_ws_error_responses_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorReason {
+    /// Invalid JSON, a missing or invalid field.
+    InvalidMessage,
+    InfoHashNotAllowed,
+    /// A request worker's queue was full.
+    Overloaded,
+    /// Over `max_torrents_per_connection`, `max_scrape_torrents` or the
+    /// scrapes one connection may have in flight.
+    OverLimit,
+    PeerIdTaken,
+    UnknownOffer,
+    BinaryMessage,
+}
+
+impl ErrorReason {
+    /// Every reason, in discriminant order.
+    pub const ALL: [ErrorReason; 7] = [
+        ErrorReason::InvalidMessage,
+        ErrorReason::InfoHashNotAllowed,
+        ErrorReason::Overloaded,
+        ErrorReason::OverLimit,
+        ErrorReason::PeerIdTaken,
+        ErrorReason::UnknownOffer,
+        ErrorReason::BinaryMessage,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorReason::InvalidMessage => "invalid_message",
+            ErrorReason::InfoHashNotAllowed => "info_hash_not_allowed",
+            ErrorReason::Overloaded => "overloaded",
+            ErrorReason::OverLimit => "over_limit",
+            ErrorReason::PeerIdTaken => "peer_id_taken",
+            ErrorReason::UnknownOffer => "unknown_offer",
+            ErrorReason::BinaryMessage => "binary_message",
+        }
+    }
+
+    /// The reason a failure response with this text counts under.
+    pub fn of_failure(text: &str) -> Self {
+        match text {
+            FAILURE_NOT_ALLOWED => ErrorReason::InfoHashNotAllowed,
+            FAILURE_OVERLOADED => ErrorReason::Overloaded,
+            FAILURE_TOO_MANY_TORRENTS | FAILURE_TOO_MANY_SCRAPE_HASHES | FAILURE_TOO_MANY_SCRAPES => {
+                ErrorReason::OverLimit
+            }
+            FAILURE_PEER_ID_TAKEN => ErrorReason::PeerIdTaken,
+            FAILURE_UNKNOWN_OFFER => ErrorReason::UnknownOffer,
+            FAILURE_BINARY => ErrorReason::BinaryMessage,
+            _ => ErrorReason::InvalidMessage,
+        }
+    }
+}
+
+/// Why a connection was closed: the `reason` label of
+/// `aquatic_ws_closed_connections_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client closed it (WebSocket close, end of stream, reset).
+    Client,
+    /// No message or pong within `connection_idle_timeout`.
+    IdleTimeout,
+    /// Not a WebSocket upgrade, an invalid frame, invalid UTF-8, a TLS error.
+    ProtocolError,
+    /// A frame, message or request head over its limit.
+    OverLimit,
+    /// The client does not read: `max_write_buffer_size` reached.
+    WriteBufferFull,
+    /// A plain HTTP request answered (`GET /health`).
+    HttpAnswered,
+}
+
+impl CloseReason {
+    pub const ALL: [CloseReason; 6] = [
+        CloseReason::Client,
+        CloseReason::IdleTimeout,
+        CloseReason::ProtocolError,
+        CloseReason::OverLimit,
+        CloseReason::WriteBufferFull,
+        CloseReason::HttpAnswered,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            CloseReason::Client => "client",
+            CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::ProtocolError => "protocol_error",
+            CloseReason::OverLimit => "over_limit",
+            CloseReason::WriteBufferFull => "write_buffer_full",
+            CloseReason::HttpAnswered => "http_answered",
+        }
+    }
+}
+
+/// Messages not delivered: the `reason` label of
+/// `aquatic_ws_dropped_messages_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// For a connection that closed meanwhile.
+    ConnectionGone,
+    /// An answer, or a closed connection's notice, on a full request queue.
+    Overloaded,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 2] = [DropReason::ConnectionGone, DropReason::Overloaded];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            DropReason::ConnectionGone => "connection_gone",
+            DropReason::Overloaded => "overloaded",
+        }
+    }
+}
+
+/// Counters kept by one socket worker; read by the statistics worker.
+#[derive(Default)]
+pub struct SocketWorkerStats(pub CachePadded<Counters>);
+
+#[derive(Default)]
+pub struct Counters {
+    pub connections_accepted: AtomicU64,
+    pub connections_refused: AtomicU64,
+    pub connections_open: AtomicUsize,
+    pub closed_by_reason: [AtomicU64; CloseReason::ALL.len()],
+    pub requests_announce: AtomicU64,
+    pub requests_answer: AtomicU64,
+    pub requests_scrape: AtomicU64,
+    pub responses_announce: AtomicU64,
+    pub responses_scrape: AtomicU64,
+    /// Offers and answers written to their recipients.
+    pub offers_relayed: AtomicU64,
+    pub answers_relayed: AtomicU64,
+    pub responses_error: AtomicU64,
+    pub responses_error_by_reason: [AtomicU64; ErrorReason::ALL.len()],
+    pub dropped_by_reason: [AtomicU64; DropReason::ALL.len()],
+    pub health_checks: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub bytes_sent: AtomicU64,
+}
+
+impl Counters {
+    pub fn count_error(&self, reason: ErrorReason) {
+        add(&self.responses_error, 1);
+        add_at(&self.responses_error_by_reason, reason as usize, 1);
+    }
+
+    pub fn count_close(&self, reason: CloseReason) {
+        add_at(&self.closed_by_reason, reason as usize, 1);
+    }
+
+    pub fn count_drop(&self, reason: DropReason, n: u64) {
+        add_at(&self.dropped_by_reason, reason as usize, n);
+    }
+}
+
+/// Kept by one request worker besides its swarm gauges.
+#[derive(Default)]
+pub struct ShardStats {
+    /// Offers not relayed: the pending-offer map was full.
+    pub offers_not_relayed: AtomicU64,
+    /// Offers relayed and not yet answered or expired.
+    pub pending_offers: AtomicUsize,
+}
+
+pub fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+fn add_at(counters: &[AtomicU64], index: usize, n: u64) {
+    if let Some(counter) = counters.get(index) {
+        add(counter, n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_indexed_by_discriminant_and_labelled_once() {
+        fn check<T: Copy>(all: &[T], index: impl Fn(T) -> usize, label: impl Fn(T) -> &'static str) {
+            let mut labels = Vec::new();
+            for (i, r) in all.iter().enumerate() {
+                assert_eq!(index(*r), i);
+                labels.push(label(*r));
+            }
+            labels.sort();
+            labels.dedup();
+            assert_eq!(labels.len(), all.len());
+        }
+        check(&ErrorReason::ALL, |r| r as usize, ErrorReason::label);
+        check(&CloseReason::ALL, |r| r as usize, CloseReason::label);
+        check(&DropReason::ALL, |r| r as usize, DropReason::label);
+        assert_eq!(
+            ErrorReason::of_failure(FAILURE_TOO_MANY_SCRAPES),
+            ErrorReason::OverLimit
+        );
+        assert_eq!(
+            ErrorReason::of_failure("info_hash must be ..."),
+            ErrorReason::InvalidMessage
+        );
+    }
+}

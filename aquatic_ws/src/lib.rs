@@ -1,0 +1,179 @@
+//! aquatic_ws: a high-performance WebTorrent tracker. Browsers announce
+//! over WebSocket (ws:// or wss://) and the tracker relays their WebRTC
+//! offers and answers to other peers of the swarm.
+//!
+//! ```text
+//!   SO_REUSEPORT listeners, one per socket worker (mio event loop each):
+//!   connections, TLS (rustls), upgrade + framing (tungstenite), parsing,
+//!   access list, per-connection limits
+//!          |  batches over crossbeam channels, one per shard  |
+//!   request workers, each owning a shard of the torrents (no locks):
+//!   swarms, offer recipients, pending offers for answer checks
+//!          |  batches back, one channel + mio::Waker per socket worker:
+//!          |  replies, and offers/answers for that worker's connections
+//! ```
+//!
+//! The main thread binds every listener (and the metrics endpoint, when
+//! `[metrics]` enables it), reads the TLS files, drops privileges, starts
+//! the workers and then only supervises: SIGTERM/SIGINT exit cleanly,
+//! SIGUSR1 reloads the access list and the TLS certificate (new
+//! connections get it; existing ones are not dropped), a failing or
+//! panicking worker ends the process with code 1.
+//!
+//! Not here: the wire format (`aquatic_ws_protocol`) and the shared swarm
+//! rules and mechanisms (`aquatic_common`).
+
+#![forbid(unsafe_code)]
+
+pub mod common;
+pub mod config;
+pub mod swarm;
+pub mod workers;
+
+use std::sync::Arc;
+
+use aquatic_common::ServerStartInstant;
+use aquatic_common::access_list::{self, AccessListCache};
+use aquatic_common::metrics::MetricsEndpoint;
+use aquatic_common::privileges::drop_privileges;
+use aquatic_common::request_loop::{channels, polls_and_wakers, spawn_request_workers};
+use aquatic_common::supervision::Supervisor;
+use aquatic_common::time::secs_u32;
+use aquatic_common::tls;
+use arc_swap::ArcSwap;
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+
+use crate::common::{ShardStats, SocketWorkerStats, SwarmGauges};
+use crate::config::Config;
+use crate::swarm::{SwarmConfig, WsShard};
+use crate::workers::socket::{SocketWorker, SocketWorkerParts, WAKER_TOKEN};
+use crate::workers::statistics::MetricsCollector;
+
+/// Run the tracker until a signal or a worker failure; returns the exit code.
+pub fn run(config: Config) -> anyhow::Result<i32> {
+    // Signal handlers first: a SIGTERM or SIGUSR1 that arrives while
+    // starting is queued for the supervisor.
+    let supervisor = Supervisor::new();
+    supervisor.handle_signals()?;
+    config.validate()?;
+    let config = Arc::new(config);
+    let trusted_proxies = config.network.parse_trusted_proxies()?;
+    let shared_access_list = access_list::create_shared(&config.access_list)?;
+    let shared_tls = if config.network.tls_enabled() {
+        Some(Arc::new(ArcSwap::new(tls::load(
+            &config.network.tls_certificate_path,
+            &config.network.tls_private_key_path,
+        )?)))
+    } else {
+        None
+    };
+
+    let network = &config.network;
+    let listeners = aquatic_common::bind::bind_per_worker(
+        config.socket_workers,
+        network.address,
+        |address| {
+            aquatic_common::bind::tcp_listener(address, network.only_ipv6, network.tcp_backlog)
+        },
+        |socket| socket.local_addr(),
+    )?;
+    if let Some(first) = listeners.first() {
+        let scheme = if shared_tls.is_some() { "wss" } else { "ws" };
+        log::info!("listening on {} ({scheme})", first.local_addr()?);
+    }
+    let metrics_endpoint = MetricsEndpoint::bind(&config.metrics)?;
+    if let Some(endpoint) = &metrics_endpoint {
+        log::info!("metrics on {} (GET /metrics)", endpoint.local_addr());
+    }
+    drop_privileges(&config.privileges)?;
+
+    let clock = ServerStartInstant::new();
+    let capacity = config.network.request_channel_capacity;
+    let (request_senders, request_receivers) = channels(config.request_workers, capacity);
+    let (response_senders, response_receivers) = channels(config.socket_workers, capacity);
+    let (polls, wakers) = polls_and_wakers(config.socket_workers, WAKER_TOKEN)?;
+
+    let socket_stats: Vec<Arc<SocketWorkerStats>> =
+        (0..config.socket_workers).map(|_| Arc::default()).collect();
+    // With request_workers = 0 the socket worker owns the one shard.
+    let shard_count = config.request_workers.max(1);
+    let swarm_gauges: Vec<Arc<SwarmGauges>> = (0..shard_count).map(|_| Arc::default()).collect();
+    let shard_stats: Vec<Arc<ShardStats>> = (0..shard_count).map(|_| Arc::default()).collect();
+    let swarm_config = SwarmConfig {
+        max_offers: config.protocol.max_offers,
+        peer_announce_interval: config.protocol.peer_announce_interval,
+        max_peer_age: config.cleaning.max_peer_age,
+        offer_timeout: config.protocol.offer_timeout,
+        max_pending_offers: config.per_shard(config.protocol.max_pending_offers),
+    };
+    let shard_limits = config.shard_limits();
+    let new_shard = |index: usize| {
+        WsShard::new(
+            swarm_config,
+            shard_limits,
+            SmallRng::from_rng(&mut rand::rng()),
+            swarm_gauges[index].clone(),
+            shard_stats[index].clone(),
+        )
+    };
+
+    for (index, ((listener, poll), response_receiver)) in listeners
+        .into_iter()
+        .zip(polls)
+        .zip(response_receivers)
+        .enumerate()
+    {
+        let worker = SocketWorker::new(SocketWorkerParts {
+            config: config.clone(),
+            index,
+            listener,
+            poll,
+            tls: shared_tls.clone(),
+            trusted_proxies: trusted_proxies.clone(),
+            access_list: AccessListCache::new(config.access_list.mode, shared_access_list.clone()),
+            clock,
+            request_senders: request_senders.clone(),
+            response_receiver,
+            stats: socket_stats[index].clone(),
+            inline_shard: (config.request_workers == 0).then(|| new_shard(0)),
+        })?;
+        supervisor.spawn(format!("socket-{index}"), move || worker.run())?;
+    }
+    drop(request_senders);
+
+    spawn_request_workers(
+        &supervisor,
+        clock,
+        request_receivers,
+        &response_senders,
+        &wakers,
+        secs_u32(config.cleaning.interval),
+        new_shard,
+    )?;
+
+    if let Some(endpoint) = metrics_endpoint {
+        let collector =
+            MetricsCollector::new(socket_stats.clone(), swarm_gauges.clone(), shard_stats);
+        endpoint.spawn(&supervisor, "aquatic_ws", collector)?;
+    }
+    aquatic_common::statistics::spawn(&supervisor, &config.statistics, move |interval| {
+        workers::statistics::run(interval, socket_stats, swarm_gauges)
+    })?;
+
+    let reload_config = config.clone();
+    Ok(supervisor.run(
+        move || {
+            access_list::reload_and_log(&reload_config.access_list, &shared_access_list);
+            if let Some(shared) = &shared_tls {
+                let network = &reload_config.network;
+                tls::reload_and_log(
+                    shared,
+                    &network.tls_certificate_path,
+                    &network.tls_private_key_path,
+                );
+            }
+        },
+        || {},
+    ))
+}

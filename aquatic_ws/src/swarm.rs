@@ -1,0 +1,544 @@
+//! A request worker's shard: the swarms of its info hashes (one map per
+//! address family), the offers it relayed and waits for answers to, and
+//! the WebTorrent rules.
+//!
+//! - An announce is answered with the swarm's counts; each of its offers
+//!   (at most `max_offers`, and `numwant`) goes to a different random peer
+//!   of the swarm, never back to the sender; a seeder's offers go to
+//!   leechers only.
+//! - An answer is relayed only to the peer that made the offer, and only
+//!   when that offer was relayed to the answering peer on this very
+//!   connection: nobody can push answers to peers that sent them nothing.
+//!   Answering changes nothing else.
+//! - A peer id belongs to the connection that announced it: another
+//!   connection announcing it gets a failure reason until the first leaves.
+//! - `stopped`, a closed connection, or `max_peer_age` without an announce
+//!   removes the peer; counts are always those of the stored peers.
+//!
+//! Plain data and the caller's clock: tested without sockets below.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use aquatic_common::request_loop::Shard;
+use aquatic_common::torrent_map::{Announce, Limits, SwarmEvent, TorrentMap};
+use aquatic_common::{InfoHash, IpVersion, PeerId, SecondsSinceStart, ValidUntil};
+use aquatic_ws_protocol::{
+    AnnounceEvent, AnnounceRequest, AnnounceResponse, AnswerMessage, AnswerRequest, ErrorResponse,
+    OfferId, OfferMessage, OutMessage, ScrapeStatistics,
+};
+use hashbrown::HashMap;
+use rand::rngs::SmallRng;
+
+use crate::common::{
+    ConnectionRef, FAILURE_PEER_ID_TAKEN, FAILURE_UNKNOWN_OFFER, RequestMessage, ResponseMessage,
+    ShardStats, SwarmGauges, SwarmRequest, SwarmResponse,
+};
+
+#[derive(Clone, Copy, Debug)]
+pub struct SwarmConfig {
+    pub max_offers: usize,
+    pub peer_announce_interval: u32,
+    pub max_peer_age: u32,
+    pub offer_timeout: u32,
+    /// This shard's share of `protocol.max_pending_offers`.
+    pub max_pending_offers: usize,
+}
+
+/// An offer relayed and not yet answered, under (info hash, offer id,
+/// the peer it went to).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct PendingKey {
+    info_hash: InfoHash,
+    offer_id: OfferId,
+    answerer: PeerId,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct PendingOffer {
+    offerer: PeerId,
+    offerer_connection: ConnectionRef,
+    answerer_connection: ConnectionRef,
+    valid_until: ValidUntil,
+}
+
+pub struct WsShard {
+    pub config: SwarmConfig,
+    /// IPv4 and IPv6 swarms: peers get offers from their own family.
+    maps: [TorrentMap<PeerId, ConnectionRef>; 2],
+    pending: HashMap<PendingKey, PendingOffer>,
+    rng: SmallRng,
+    gauges: Arc<SwarmGauges>,
+    stats: Arc<ShardStats>,
+    /// Reused: the peers chosen for an announce's offers.
+    selected: Vec<(PeerId, ConnectionRef)>,
+}
+
+impl WsShard {
+    pub fn new(
+        config: SwarmConfig,
+        limits: Limits,
+        rng: SmallRng,
+        gauges: Arc<SwarmGauges>,
+        stats: Arc<ShardStats>,
+    ) -> Self {
+        Self {
+            config,
+            maps: [
+                TorrentMap::with_limits(limits),
+                TorrentMap::with_limits(limits),
+            ],
+            pending: HashMap::new(),
+            rng,
+            gauges,
+            stats,
+            selected: Vec::new(),
+        }
+    }
+
+    fn map(&mut self, ip_version: IpVersion) -> &mut TorrentMap<PeerId, ConnectionRef> {
+        let [v4, v6] = &mut self.maps;
+        match ip_version {
+            IpVersion::V4 => v4,
+            IpVersion::V6 => v6,
+        }
+    }
+
+    fn announce(
+        &mut self,
+        now: SecondsSinceStart,
+        from: ConnectionRef,
+        ip_version: IpVersion,
+        request: AnnounceRequest,
+        out: &mut Vec<(usize, ResponseMessage)>,
+    ) {
+        let info_hash = request.info_hash;
+        let owner = self
+            .map(ip_version)
+            .peer(&info_hash, &request.peer_id)
+            .map(|(data, _)| data.extra);
+        if owner.is_some_and(|owner| owner != from) {
+            push(out, from, failure(FAILURE_PEER_ID_TAKEN, info_hash));
+            return;
+        }
+        let wanted = request
+            .numwant
+            .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        let max_peers = request
+            .offers
+            .len()
+            .min(self.config.max_offers)
+            .min(wanted);
+        let announce = Announce {
+            info_hash,
+            key: request.peer_id,
+            extra: from,
+            event: match request.event {
+                AnnounceEvent::Started => SwarmEvent::Started,
+                AnnounceEvent::Stopped => SwarmEvent::Stopped,
+                AnnounceEvent::Completed => SwarmEvent::Completed,
+                AnnounceEvent::Update => SwarmEvent::None,
+            },
+            left_is_zero: request.left == Some(0),
+            valid_until: ValidUntil::new(now, self.config.max_peer_age),
+            max_peers: if request.event == AnnounceEvent::Stopped {
+                0
+            } else {
+                max_peers
+            },
+        };
+        let mut selected = std::mem::take(&mut self.selected);
+        selected.clear();
+        let [v4, v6] = &mut self.maps;
+        let map = match ip_version {
+            IpVersion::V4 => v4,
+            IpVersion::V6 => v6,
+        };
+        let counts = map.announce(&mut self.rng, announce, &mut selected, |(peer_id, data)| {
+            (*peer_id, data.extra)
+        });
+        push(
+            out,
+            from,
+            OutMessage::AnnounceResponse(AnnounceResponse {
+                info_hash,
+                complete: counts.seeders,
+                incomplete: counts.leechers,
+                interval: self.config.peer_announce_interval,
+            }),
+        );
+        let valid_until = ValidUntil::new(now, self.config.offer_timeout);
+        for (offer, (answerer, answerer_connection)) in
+            request.offers.into_iter().zip(selected.drain(..))
+        {
+            let key = PendingKey {
+                info_hash,
+                offer_id: offer.offer_id,
+                answerer,
+            };
+            if self.pending.len() >= self.config.max_pending_offers
+                && !self.pending.contains_key(&key)
+            {
+                self.stats.offers_not_relayed.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            self.pending.insert(
+                key,
+                PendingOffer {
+                    offerer: request.peer_id,
+                    offerer_connection: from,
+                    answerer_connection,
+                    valid_until,
+                },
+            );
+            push(
+                out,
+                answerer_connection,
+                OutMessage::Offer(OfferMessage {
+                    info_hash,
+                    peer_id: request.peer_id,
+                    offer_id: offer.offer_id,
+                    offer: offer.offer,
+                }),
+            );
+        }
+        self.selected = selected;
+    }
+
+    fn answer(
+        &mut self,
+        now: SecondsSinceStart,
+        from: ConnectionRef,
+        request: AnswerRequest,
+        out: &mut Vec<(usize, ResponseMessage)>,
+    ) {
+        let key = PendingKey {
+            info_hash: request.info_hash,
+            offer_id: request.offer_id,
+            answerer: request.peer_id,
+        };
+        let matches = self.pending.get(&key).is_some_and(|p| {
+            p.offerer == request.to_peer_id
+                && p.answerer_connection == from
+                && p.valid_until.is_valid_at(now)
+        });
+        let pending = if matches {
+            self.pending.remove(&key)
+        } else {
+            None
+        };
+        match pending {
+            Some(pending) => push(
+                out,
+                pending.offerer_connection,
+                OutMessage::Answer(AnswerMessage {
+                    info_hash: request.info_hash,
+                    peer_id: request.peer_id,
+                    offer_id: request.offer_id,
+                    answer: request.answer,
+                }),
+            ),
+            None => push(out, from, failure(FAILURE_UNKNOWN_OFFER, request.info_hash)),
+        }
+    }
+
+    fn scrape(&self, ip_version: IpVersion, info_hash: &InfoHash) -> ScrapeStatistics {
+        let [v4, v6] = &self.maps;
+        let map = match ip_version {
+            IpVersion::V4 => v4,
+            IpVersion::V6 => v6,
+        };
+        let counts = map.scrape(info_hash);
+        ScrapeStatistics {
+            complete: counts.seeders,
+            incomplete: counts.leechers,
+            downloaded: u64::from(counts.downloaded),
+        }
+    }
+}
+
+fn failure(reason: &'static str, info_hash: InfoHash) -> OutMessage {
+    OutMessage::Error(ErrorResponse {
+        failure_reason: reason.into(),
+        action: Some(aquatic_ws_protocol::Action::Announce),
+        info_hash: Some(info_hash),
+    })
+}
+
+fn push(out: &mut Vec<(usize, ResponseMessage)>, to: ConnectionRef, message: OutMessage) {
+    out.push((
+        to.socket_worker as usize,
+        ResponseMessage {
+            to,
+            response: SwarmResponse::Message(message),
+        },
+    ));
+}
+
+impl Shard<RequestMessage, ResponseMessage> for WsShard {
+    fn handle(
+        &mut self,
+        now: SecondsSinceStart,
+        message: RequestMessage,
+        out: &mut Vec<(usize, ResponseMessage)>,
+    ) {
+        let from = message.from;
+        match message.request {
+            SwarmRequest::Announce(request) => {
+                self.announce(now, from, message.ip_version, request, out)
+            }
+            SwarmRequest::Answer(request) => self.answer(now, from, request, out),
+            SwarmRequest::Scrape {
+                scrape_id,
+                info_hashes,
+            } => {
+                let files = info_hashes
+                    .into_iter()
+                    .map(|hash| (hash, self.scrape(message.ip_version, &hash)))
+                    .collect();
+                out.push((
+                    from.socket_worker as usize,
+                    ResponseMessage {
+                        to: from,
+                        response: SwarmResponse::ScrapePart { scrape_id, files },
+                    },
+                ));
+            }
+            SwarmRequest::ConnectionClosed { peers } => {
+                let map = self.map(message.ip_version);
+                for (info_hash, peer_id) in peers {
+                    map.remove_peer_if(&info_hash, &peer_id, |data| data.extra == from);
+                }
+            }
+        }
+    }
+
+    fn clean(&mut self, now: SecondsSinceStart) {
+        for map in &mut self.maps {
+            map.clean(now);
+        }
+        self.pending.retain(|_, p| p.valid_until.is_valid_at(now));
+        self.pending.shrink_to_fit();
+    }
+
+    fn publish(&self) {
+        for (gauge, map) in self.gauges.by_ip_version.iter().zip(&self.maps) {
+            gauge.set(map.num_torrents(), map.num_seeders(), map.num_leechers());
+        }
+        self.stats
+            .pending_offers
+            .store(self.pending.len(), Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aquatic_ws_protocol::{JsonValue, Offer};
+    use rand::SeedableRng;
+
+    fn shard() -> WsShard {
+        WsShard::new(
+            SwarmConfig {
+                max_offers: 10,
+                peer_announce_interval: 120,
+                max_peer_age: 300,
+                offer_timeout: 60,
+                max_pending_offers: 1000,
+            },
+            Limits::UNLIMITED,
+            SmallRng::seed_from_u64(1),
+            Arc::default(),
+            Arc::default(),
+        )
+    }
+
+    fn conn(token: u32) -> ConnectionRef {
+        ConnectionRef {
+            socket_worker: token % 2,
+            token,
+            generation: u64::from(token) + 1000,
+        }
+    }
+
+    const HASH: InfoHash = InfoHash([7; 20]);
+    const NOW: SecondsSinceStart = SecondsSinceStart(10);
+
+    fn announce(peer: u8, left: Option<u64>, offers: usize) -> AnnounceRequest {
+        AnnounceRequest {
+            info_hash: HASH,
+            peer_id: PeerId([peer; 20]),
+            event: AnnounceEvent::Update,
+            left,
+            numwant: None,
+            offers: (0..offers)
+                .map(|i| Offer {
+                    offer_id: OfferId([i as u8; 20]),
+                    offer: JsonValue::from(format!("sdp {peer} {i}")),
+                })
+                .collect(),
+        }
+    }
+
+    fn send(shard: &mut WsShard, from: ConnectionRef, request: SwarmRequest) -> Vec<ResponseMessage> {
+        let mut out = Vec::new();
+        shard.handle(
+            NOW,
+            RequestMessage {
+                from,
+                ip_version: IpVersion::V4,
+                request,
+            },
+            &mut out,
+        );
+        for (worker, message) in &out {
+            assert_eq!(*worker, message.to.socket_worker as usize);
+        }
+        out.into_iter().map(|(_, m)| m).collect()
+    }
+
+    fn message(m: &ResponseMessage) -> &OutMessage {
+        match &m.response {
+            SwarmResponse::Message(m) => m,
+            other => panic!("not a message: {other:?}"),
+        }
+    }
+
+    fn counts(m: &ResponseMessage) -> (usize, usize) {
+        match message(m) {
+            OutMessage::AnnounceResponse(r) => (r.complete, r.incomplete),
+            other => panic!("not an announce response: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn offers_go_to_distinct_other_peers_and_answers_back_to_the_offerer() {
+        let mut shard = shard();
+        for peer in 1..=4 {
+            let out = send(&mut shard, conn(peer.into()), SwarmRequest::Announce(announce(peer, Some(5), 0)));
+            assert_eq!(out.len(), 1);
+            assert_eq!(counts(&out[0]), (0, peer as usize));
+        }
+        // Peer 5 sends 10 offers: 4 other peers, so 4 are relayed.
+        let out = send(&mut shard, conn(5), SwarmRequest::Announce(announce(5, Some(5), 10)));
+        assert_eq!(out[0].to, conn(5));
+        assert_eq!(counts(&out[0]), (0, 5));
+        let mut recipients: Vec<u32> = out[1..].iter().map(|m| m.to.token).collect();
+        recipients.sort();
+        assert_eq!(recipients, vec![1, 2, 3, 4]);
+        let relayed: Vec<(ConnectionRef, OfferId)> = out[1..]
+            .iter()
+            .map(|m| match message(m) {
+                OutMessage::Offer(o) => {
+                    assert_eq!(o.peer_id, PeerId([5; 20]));
+                    (m.to, o.offer_id)
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+
+        let (to, offer_id) = relayed[0];
+        let answerer = PeerId([to.token as u8; 20]);
+        let answer = |peer_id: PeerId, to_peer: u8, offer_id: OfferId| {
+            SwarmRequest::Answer(AnswerRequest {
+                info_hash: HASH,
+                peer_id,
+                to_peer_id: PeerId([to_peer; 20]),
+                offer_id,
+                answer: JsonValue::from("answer"),
+            })
+        };
+        // Forged: wrong offerer, offer never sent to this peer, another
+        // connection using the answerer's id.
+        for (from, request) in [
+            (to, answer(answerer, 4, offer_id)),
+            (to, answer(answerer, 5, OfferId([99; 20]))),
+            (conn(9), answer(answerer, 5, offer_id)),
+        ] {
+            let out = send(&mut shard, from, request);
+            assert_eq!(out.len(), 1);
+            assert_eq!(out[0].to, from);
+            assert!(matches!(message(&out[0]), OutMessage::Error(_)), "{out:?}");
+        }
+        // The real answer reaches the offerer, once.
+        let out = send(&mut shard, to, answer(answerer, 5, offer_id));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].to, conn(5));
+        assert!(matches!(message(&out[0]), OutMessage::Answer(a) if a.peer_id == answerer));
+        let out = send(&mut shard, to, answer(answerer, 5, offer_id));
+        assert!(matches!(message(&out[0]), OutMessage::Error(_)));
+        // Answering did not change anyone's status.
+        let out = send(&mut shard, conn(1), SwarmRequest::Announce(announce(1, Some(5), 0)));
+        assert_eq!(counts(&out[0]), (0, 5));
+    }
+
+    #[test]
+    fn seeders_offer_to_leechers_only_and_numwant_caps_offers() {
+        let mut shard = shard();
+        send(&mut shard, conn(1), SwarmRequest::Announce(announce(1, Some(0), 0)));
+        send(&mut shard, conn(2), SwarmRequest::Announce(announce(2, Some(3), 0)));
+        let out = send(&mut shard, conn(3), SwarmRequest::Announce(announce(3, Some(0), 5)));
+        assert_eq!(counts(&out[0]), (2, 1));
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].to, conn(2));
+        let mut request = announce(4, None, 5);
+        request.numwant = Some(1);
+        let out = send(&mut shard, conn(4), SwarmRequest::Announce(request));
+        assert_eq!(out.len(), 2);
+        assert_eq!(counts(&out[0]), (2, 2));
+    }
+
+    #[test]
+    fn peer_ids_cannot_be_taken_over_and_leave_with_their_connection() {
+        let mut shard = shard();
+        send(&mut shard, conn(1), SwarmRequest::Announce(announce(1, Some(5), 0)));
+        let out = send(&mut shard, conn(2), SwarmRequest::Announce(announce(1, Some(0), 0)));
+        assert!(
+            matches!(message(&out[0]), OutMessage::Error(e) if e.failure_reason == FAILURE_PEER_ID_TAKEN)
+        );
+        // Nor removed by another connection's stop or close.
+        let mut stop = announce(1, Some(5), 0);
+        stop.event = AnnounceEvent::Stopped;
+        send(&mut shard, conn(2), SwarmRequest::Announce(stop.clone()));
+        send(
+            &mut shard,
+            conn(2),
+            SwarmRequest::ConnectionClosed {
+                peers: vec![(HASH, PeerId([1; 20]))],
+            },
+        );
+        assert_eq!(shard.scrape(IpVersion::V4, &HASH).incomplete, 1);
+        // Its own connection closing removes it at once.
+        send(
+            &mut shard,
+            conn(1),
+            SwarmRequest::ConnectionClosed {
+                peers: vec![(HASH, PeerId([1; 20]))],
+            },
+        );
+        assert_eq!(shard.scrape(IpVersion::V4, &HASH), ScrapeStatistics::default());
+        // Then the id is free again; stopped removes it too.
+        send(&mut shard, conn(2), SwarmRequest::Announce(announce(1, Some(5), 0)));
+        let out = send(&mut shard, conn(2), SwarmRequest::Announce(stop));
+        assert_eq!(counts(&out[0]), (0, 0));
+    }
+
+    #[test]
+    fn completed_counts_and_pending_offers_are_bounded_and_expire() {
+        let mut shard = shard();
+        shard.config.max_pending_offers = 2;
+        for peer in 1..=3 {
+            send(&mut shard, conn(peer.into()), SwarmRequest::Announce(announce(peer, Some(5), 0)));
+        }
+        let out = send(&mut shard, conn(4), SwarmRequest::Announce(announce(4, Some(5), 3)));
+        assert_eq!(out.len(), 1 + 2);
+        assert_eq!(shard.stats.offers_not_relayed.load(Ordering::Relaxed), 1);
+        shard.clean(NOW.add_secs(61));
+        assert!(shard.pending.is_empty());
+        let mut done = announce(1, Some(0), 0);
+        done.event = AnnounceEvent::Completed;
+        send(&mut shard, conn(1), SwarmRequest::Announce(done));
+        let stats = shard.scrape(IpVersion::V4, &HASH);
+        assert_eq!((stats.complete, stats.incomplete, stats.downloaded), (1, 3, 1));
+    }
+}

@@ -1,0 +1,2 @@
+pub mod socket;
+pub mod statistics;

@@ -1,0 +1,309 @@
+//! What the workers' counters are read for: the statistics worker (every
+//! `statistics.interval` seconds, one log line with rates since the last
+//! line, open connections and swarm sizes) and the Prometheus collector
+//! (the same counters as absolute values, at each scrape).
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aquatic_common::metrics::{
+    Collector, DescriptorEncoder, Unit, write_counters, write_gauges, write_swarm_gauges,
+};
+use aquatic_common::statistics::{self, add_counters};
+
+use crate::common::{
+    CloseReason, Counters, DropReason, ErrorReason, ShardStats, SocketWorkerStats, SwarmGauges,
+};
+
+const FIELDS: usize = 10;
+
+fn totals(sockets: &[Arc<SocketWorkerStats>]) -> [u64; FIELDS] {
+    let mut sum = [0u64; FIELDS];
+    for worker in sockets {
+        let c = &worker.0;
+        add_counters(
+            &mut sum,
+            [
+                &c.connections_accepted,
+                &c.requests_announce,
+                &c.requests_answer,
+                &c.requests_scrape,
+                &c.responses_announce,
+                &c.offers_relayed,
+                &c.answers_relayed,
+                &c.responses_error,
+                &c.bytes_received,
+                &c.bytes_sent,
+            ],
+        );
+    }
+    sum
+}
+
+pub fn run(
+    interval: Duration,
+    sockets: Vec<Arc<SocketWorkerStats>>,
+    swarms: Vec<Arc<SwarmGauges>>,
+) -> anyhow::Result<()> {
+    statistics::run(
+        interval,
+        &swarms,
+        || totals(&sockets),
+        |d, swarm| {
+            let open: usize = sockets
+                .iter()
+                .map(|s| s.0.connections_open.load(Ordering::Relaxed))
+                .sum();
+            log::info!(
+                "connections: {open} open, {:.0}/s accepted; messages/s in: announce {:.0}, answer {:.0}, scrape {:.0}; out: announce {:.0}, offer {:.0}, answer {:.0}, error {:.0}; bytes/s: in {:.0}, out {:.0}; {swarm}",
+                d.rate(0),
+                d.rate(1),
+                d.rate(2),
+                d.rate(3),
+                d.rate(4),
+                d.rate(5),
+                d.rate(6),
+                d.rate(7),
+                d.rate(8),
+                d.rate(9),
+            );
+        },
+    )
+}
+
+/// Exports the socket workers' counters, the request workers' swarm gauges
+/// and offer counts as `aquatic_ws_*` metrics, read at each scrape.
+pub struct MetricsCollector {
+    sockets: Vec<Arc<SocketWorkerStats>>,
+    swarms: Vec<Arc<SwarmGauges>>,
+    shards: Vec<Arc<ShardStats>>,
+    /// `worker` label values: the socket workers' indices.
+    worker_labels: Vec<String>,
+}
+
+impl MetricsCollector {
+    pub fn new(
+        sockets: Vec<Arc<SocketWorkerStats>>,
+        swarms: Vec<Arc<SwarmGauges>>,
+        shards: Vec<Arc<ShardStats>>,
+    ) -> Self {
+        let worker_labels = (0..sockets.len()).map(|i| i.to_string()).collect();
+        Self {
+            sockets,
+            swarms,
+            shards,
+            worker_labels,
+        }
+    }
+
+    /// One sample per socket worker and (`key` = kind) entry that `pick`
+    /// returns.
+    fn per_worker<'a>(
+        &'a self,
+        key: &'static str,
+        pick: impl Fn(&'a Counters) -> Vec<(&'static str, &'a AtomicU64)>,
+    ) -> Vec<([(&'static str, &'a str); 2], u64)> {
+        let mut samples = Vec::new();
+        for (worker, stats) in self.worker_labels.iter().zip(&self.sockets) {
+            for (kind, counter) in pick(&stats.0) {
+                let labels = [(key, kind), ("worker", worker.as_str())];
+                samples.push((labels, counter.load(Ordering::Relaxed)));
+            }
+        }
+        samples
+    }
+
+    fn one_per_worker<'a>(
+        &'a self,
+        pick: impl Fn(&'a Counters) -> u64,
+    ) -> Vec<([(&'static str, &'a str); 1], u64)> {
+        self.worker_labels
+            .iter()
+            .zip(&self.sockets)
+            .map(|(worker, stats)| ([("worker", worker.as_str())], pick(&stats.0)))
+            .collect()
+    }
+}
+
+impl fmt::Debug for MetricsCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsCollector")
+            .field("socket_workers", &self.sockets.len())
+            .field("request_workers", &self.swarms.len())
+            .finish()
+    }
+}
+
+impl Collector for MetricsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let e = &mut encoder;
+        write_counters(
+            e,
+            "connections",
+            "TCP connections, by outcome: accepted, or refused (closed at once) at network.max_connections.",
+            None,
+            self.per_worker("outcome", |c| {
+                vec![
+                    ("accepted", &c.connections_accepted),
+                    ("refused", &c.connections_refused),
+                ]
+            }),
+        )?;
+        write_gauges(
+            e,
+            "open_connections",
+            "TCP connections open now (upgrading or WebSocket).",
+            self.one_per_worker(|c| c.connections_open.load(Ordering::Relaxed) as u64),
+        )?;
+        write_counters(
+            e,
+            "closed_connections",
+            "Connections closed, by reason: client, idle_timeout, protocol_error (not a WebSocket upgrade, bad frame or UTF-8, TLS error), over_limit (head, frame or message size), write_buffer_full (client not reading), http_answered (health check).",
+            None,
+            self.per_worker("reason", |c| {
+                CloseReason::ALL
+                    .iter()
+                    .zip(&c.closed_by_reason)
+                    .map(|(reason, counter)| (reason.label(), counter))
+                    .collect()
+            }),
+        )?;
+        write_counters(
+            e,
+            "requests",
+            "Messages parsed from clients, by type: announce, answer (to a relayed offer), scrape; refused ones included.",
+            None,
+            self.per_worker("type", |c| {
+                vec![
+                    ("announce", &c.requests_announce),
+                    ("answer", &c.requests_answer),
+                    ("scrape", &c.requests_scrape),
+                ]
+            }),
+        )?;
+        write_counters(
+            e,
+            "responses",
+            "Messages sent to clients, by type: announce and scrape replies, offer and answer (relayed from other peers), error (a failure reason).",
+            None,
+            self.per_worker("type", |c| {
+                vec![
+                    ("announce", &c.responses_announce),
+                    ("scrape", &c.responses_scrape),
+                    ("offer", &c.offers_relayed),
+                    ("answer", &c.answers_relayed),
+                    ("error", &c.responses_error),
+                ]
+            }),
+        )?;
+        write_counters(
+            e,
+            "error_responses",
+            "Failure reasons sent, by reason: invalid_message, info_hash_not_allowed, overloaded, over_limit, peer_id_taken, unknown_offer (an answer to an offer not relayed to that peer), binary_message.",
+            None,
+            self.per_worker("reason", |c| {
+                ErrorReason::ALL
+                    .iter()
+                    .zip(&c.responses_error_by_reason)
+                    .map(|(reason, counter)| (reason.label(), counter))
+                    .collect()
+            }),
+        )?;
+        write_counters(
+            e,
+            "dropped_messages",
+            "Messages not delivered, by reason: connection_gone (for a connection closed meanwhile), overloaded (an answer or close notice on a full request queue).",
+            None,
+            self.per_worker("reason", |c| {
+                DropReason::ALL
+                    .iter()
+                    .zip(&c.dropped_by_reason)
+                    .map(|(reason, counter)| (reason.label(), counter))
+                    .collect()
+            }),
+        )?;
+        write_counters(
+            e,
+            "health_checks",
+            "GET /health requests answered.",
+            None,
+            self.one_per_worker(|c| c.health_checks.load(Ordering::Relaxed)),
+        )?;
+        write_counters(
+            e,
+            "offers_not_relayed",
+            "Offers not relayed because protocol.max_pending_offers was reached.",
+            None,
+            [(
+                [("worker", "all")],
+                self.shards
+                    .iter()
+                    .map(|s| s.offers_not_relayed.load(Ordering::Relaxed))
+                    .sum::<u64>(),
+            )],
+        )?;
+        write_gauges(
+            e,
+            "pending_offers",
+            "Offers relayed whose answer is still accepted.",
+            [(
+                [("worker", "all")],
+                self.shards
+                    .iter()
+                    .map(|s| s.pending_offers.load(Ordering::Relaxed) as u64)
+                    .sum::<u64>(),
+            )],
+        )?;
+        write_counters(
+            e,
+            "received",
+            "Bytes received from clients: upgrade requests and message payloads (TLS: decrypted).",
+            Some(&Unit::Bytes),
+            self.one_per_worker(|c| c.bytes_received.load(Ordering::Relaxed)),
+        )?;
+        write_counters(
+            e,
+            "sent",
+            "Bytes sent to clients: upgrade responses and message payloads (TLS: before encryption).",
+            Some(&Unit::Bytes),
+            self.one_per_worker(|c| c.bytes_sent.load(Ordering::Relaxed)),
+        )?;
+        write_swarm_gauges(e, &self.swarms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aquatic_common::metrics::{Registry, render};
+
+    use super::*;
+    use crate::common::add;
+
+    #[test]
+    fn collector_exports_every_counter_with_its_labels() {
+        let sockets: Vec<Arc<SocketWorkerStats>> = (0..2).map(|_| Arc::default()).collect();
+        let swarms: Vec<Arc<SwarmGauges>> = (0..2).map(|_| Arc::default()).collect();
+        let shards: Vec<Arc<ShardStats>> = (0..2).map(|_| Arc::default()).collect();
+        add(&sockets[1].0.offers_relayed, 3);
+        sockets[0].0.count_error(ErrorReason::PeerIdTaken);
+        sockets[0].0.count_close(CloseReason::IdleTimeout);
+        sockets[1].0.count_drop(DropReason::ConnectionGone, 2);
+        shards[1].offers_not_relayed.store(5, Ordering::Relaxed);
+        swarms[1].by_ip_version[0].set(4, 5, 6);
+        let mut registry = Registry::with_prefix("aquatic_ws");
+        registry.register_collector(Box::new(MetricsCollector::new(sockets, swarms, shards)));
+        let text = render(&registry).unwrap();
+        for line in [
+            "aquatic_ws_responses_total{type=\"offer\",worker=\"1\"} 3",
+            "aquatic_ws_error_responses_total{reason=\"peer_id_taken\",worker=\"0\"} 1",
+            "aquatic_ws_closed_connections_total{reason=\"idle_timeout\",worker=\"0\"} 1",
+            "aquatic_ws_dropped_messages_total{reason=\"connection_gone\",worker=\"1\"} 2",
+            "aquatic_ws_offers_not_relayed_total{worker=\"all\"} 5",
+            "aquatic_ws_torrents{ip_version=\"4\"} 4",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
+        }
+    }
+}
