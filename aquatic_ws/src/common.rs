@@ -31,7 +31,9 @@ pub enum SwarmRequest {
         info_hashes: Vec<InfoHash>,
     },
     /// The connection is gone: its peers leave these swarms.
-    ConnectionClosed { peers: Vec<(InfoHash, PeerId)> },
+    ConnectionClosed {
+        peers: Vec<(InfoHash, PeerId)>,
+    },
 }
 
 #[derive(Debug)]
@@ -119,9 +121,9 @@ impl ErrorReason {
         match text {
             FAILURE_NOT_ALLOWED => ErrorReason::InfoHashNotAllowed,
             FAILURE_OVERLOADED => ErrorReason::Overloaded,
-            FAILURE_TOO_MANY_TORRENTS | FAILURE_TOO_MANY_SCRAPE_HASHES | FAILURE_TOO_MANY_SCRAPES => {
-                ErrorReason::OverLimit
-            }
+            FAILURE_TOO_MANY_TORRENTS
+            | FAILURE_TOO_MANY_SCRAPE_HASHES
+            | FAILURE_TOO_MANY_SCRAPES => ErrorReason::OverLimit,
             FAILURE_PEER_ID_TAKEN => ErrorReason::PeerIdTaken,
             FAILURE_UNKNOWN_OFFER => ErrorReason::UnknownOffer,
             FAILURE_BINARY => ErrorReason::BinaryMessage,
@@ -257,7 +259,11 @@ mod tests {
 
     #[test]
     fn reasons_are_indexed_by_discriminant_and_labelled_once() {
-        fn check<T: Copy>(all: &[T], index: impl Fn(T) -> usize, label: impl Fn(T) -> &'static str) {
+        fn check<T: Copy>(
+            all: &[T],
+            index: impl Fn(T) -> usize,
+            label: impl Fn(T) -> &'static str,
+        ) {
             let mut labels = Vec::new();
             for (i, r) in all.iter().enumerate() {
                 assert_eq!(index(*r), i);

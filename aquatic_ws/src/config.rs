@@ -257,7 +257,13 @@ mod tests {
         assert!(err.contains("max_frame_size"), "{err}");
         config.network.max_frame_size = MIN_FRAME_SIZE;
         config.network.trusted_proxies = vec!["nonsense".into()];
-        assert!(config.validate().unwrap_err().to_string().contains("nonsense"));
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("nonsense")
+        );
         config.network.trusted_proxies.clear();
         config.network.tls_certificate_path = "cert.pem".into();
         let err = config.validate().unwrap_err().to_string();

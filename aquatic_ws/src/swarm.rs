@@ -124,11 +124,7 @@ impl WsShard {
         let wanted = request
             .numwant
             .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
-        let max_peers = request
-            .offers
-            .len()
-            .min(self.config.max_offers)
-            .min(wanted);
+        let max_peers = request.offers.len().min(self.config.max_offers).min(wanted);
         let announce = Announce {
             info_hash,
             key: request.peer_id,
@@ -179,7 +175,9 @@ impl WsShard {
             if self.pending.len() >= self.config.max_pending_offers
                 && !self.pending.contains_key(&key)
             {
-                self.stats.offers_not_relayed.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .offers_not_relayed
+                    .fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             self.pending.insert(
@@ -380,7 +378,11 @@ mod tests {
         }
     }
 
-    fn send(shard: &mut WsShard, from: ConnectionRef, request: SwarmRequest) -> Vec<ResponseMessage> {
+    fn send(
+        shard: &mut WsShard,
+        from: ConnectionRef,
+        request: SwarmRequest,
+    ) -> Vec<ResponseMessage> {
         let mut out = Vec::new();
         shard.handle(
             NOW,
@@ -415,12 +417,20 @@ mod tests {
     fn offers_go_to_distinct_other_peers_and_answers_back_to_the_offerer() {
         let mut shard = shard();
         for peer in 1..=4 {
-            let out = send(&mut shard, conn(peer.into()), SwarmRequest::Announce(announce(peer, Some(5), 0)));
+            let out = send(
+                &mut shard,
+                conn(peer.into()),
+                SwarmRequest::Announce(announce(peer, Some(5), 0)),
+            );
             assert_eq!(out.len(), 1);
             assert_eq!(counts(&out[0]), (0, peer as usize));
         }
         // Peer 5 sends 10 offers: 4 other peers, so 4 are relayed.
-        let out = send(&mut shard, conn(5), SwarmRequest::Announce(announce(5, Some(5), 10)));
+        let out = send(
+            &mut shard,
+            conn(5),
+            SwarmRequest::Announce(announce(5, Some(5), 10)),
+        );
         assert_eq!(out[0].to, conn(5));
         assert_eq!(counts(&out[0]), (0, 5));
         let mut recipients: Vec<u32> = out[1..].iter().map(|m| m.to.token).collect();
@@ -468,16 +478,32 @@ mod tests {
         let out = send(&mut shard, to, answer(answerer, 5, offer_id));
         assert!(matches!(message(&out[0]), OutMessage::Error(_)));
         // Answering did not change anyone's status.
-        let out = send(&mut shard, conn(1), SwarmRequest::Announce(announce(1, Some(5), 0)));
+        let out = send(
+            &mut shard,
+            conn(1),
+            SwarmRequest::Announce(announce(1, Some(5), 0)),
+        );
         assert_eq!(counts(&out[0]), (0, 5));
     }
 
     #[test]
     fn seeders_offer_to_leechers_only_and_numwant_caps_offers() {
         let mut shard = shard();
-        send(&mut shard, conn(1), SwarmRequest::Announce(announce(1, Some(0), 0)));
-        send(&mut shard, conn(2), SwarmRequest::Announce(announce(2, Some(3), 0)));
-        let out = send(&mut shard, conn(3), SwarmRequest::Announce(announce(3, Some(0), 5)));
+        send(
+            &mut shard,
+            conn(1),
+            SwarmRequest::Announce(announce(1, Some(0), 0)),
+        );
+        send(
+            &mut shard,
+            conn(2),
+            SwarmRequest::Announce(announce(2, Some(3), 0)),
+        );
+        let out = send(
+            &mut shard,
+            conn(3),
+            SwarmRequest::Announce(announce(3, Some(0), 5)),
+        );
         assert_eq!(counts(&out[0]), (2, 1));
         assert_eq!(out.len(), 2);
         assert_eq!(out[1].to, conn(2));
@@ -491,8 +517,16 @@ mod tests {
     #[test]
     fn peer_ids_cannot_be_taken_over_and_leave_with_their_connection() {
         let mut shard = shard();
-        send(&mut shard, conn(1), SwarmRequest::Announce(announce(1, Some(5), 0)));
-        let out = send(&mut shard, conn(2), SwarmRequest::Announce(announce(1, Some(0), 0)));
+        send(
+            &mut shard,
+            conn(1),
+            SwarmRequest::Announce(announce(1, Some(5), 0)),
+        );
+        let out = send(
+            &mut shard,
+            conn(2),
+            SwarmRequest::Announce(announce(1, Some(0), 0)),
+        );
         assert!(
             matches!(message(&out[0]), OutMessage::Error(e) if e.failure_reason == FAILURE_PEER_ID_TAKEN)
         );
@@ -516,9 +550,16 @@ mod tests {
                 peers: vec![(HASH, PeerId([1; 20]))],
             },
         );
-        assert_eq!(shard.scrape(IpVersion::V4, &HASH), ScrapeStatistics::default());
+        assert_eq!(
+            shard.scrape(IpVersion::V4, &HASH),
+            ScrapeStatistics::default()
+        );
         // Then the id is free again; stopped removes it too.
-        send(&mut shard, conn(2), SwarmRequest::Announce(announce(1, Some(5), 0)));
+        send(
+            &mut shard,
+            conn(2),
+            SwarmRequest::Announce(announce(1, Some(5), 0)),
+        );
         let out = send(&mut shard, conn(2), SwarmRequest::Announce(stop));
         assert_eq!(counts(&out[0]), (0, 0));
     }
@@ -528,9 +569,17 @@ mod tests {
         let mut shard = shard();
         shard.config.max_pending_offers = 2;
         for peer in 1..=3 {
-            send(&mut shard, conn(peer.into()), SwarmRequest::Announce(announce(peer, Some(5), 0)));
+            send(
+                &mut shard,
+                conn(peer.into()),
+                SwarmRequest::Announce(announce(peer, Some(5), 0)),
+            );
         }
-        let out = send(&mut shard, conn(4), SwarmRequest::Announce(announce(4, Some(5), 3)));
+        let out = send(
+            &mut shard,
+            conn(4),
+            SwarmRequest::Announce(announce(4, Some(5), 3)),
+        );
         assert_eq!(out.len(), 1 + 2);
         assert_eq!(shard.stats.offers_not_relayed.load(Ordering::Relaxed), 1);
         shard.clean(NOW.add_secs(61));
@@ -539,6 +588,9 @@ mod tests {
         done.event = AnnounceEvent::Completed;
         send(&mut shard, conn(1), SwarmRequest::Announce(done));
         let stats = shard.scrape(IpVersion::V4, &HASH);
-        assert_eq!((stats.complete, stats.incomplete, stats.downloaded), (1, 3, 1));
+        assert_eq!(
+            (stats.complete, stats.incomplete, stats.downloaded),
+            (1, 3, 1)
+        );
     }
 }

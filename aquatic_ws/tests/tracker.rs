@@ -138,7 +138,10 @@ fn wait_for_counts(addr: SocketAddr, hash: InfoHash, expected: (usize, usize, u6
         if got == expected {
             return;
         }
-        assert!(Instant::now() < deadline, "counts {got:?}, expected {expected:?}");
+        assert!(
+            Instant::now() < deadline,
+            "counts {got:?}, expected {expected:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -309,7 +312,10 @@ fn malformed_messages_get_failure_reasons_and_the_connection_stays_usable() {
     send(&mut ws, &scrape_many);
     assert!(failure(&recv(&mut ws)).contains("too many"));
     // Still usable.
-    send(&mut ws, &announce(InfoHash([1; 20]), PeerId([1; 20]), None, 0));
+    send(
+        &mut ws,
+        &announce(InfoHash([1; 20]), PeerId([1; 20]), None, 0),
+    );
     assert_eq!(counts(&recv(&mut ws)), (0, 1));
     // Scrape of several hashes (across both shards), one unknown.
     send(
@@ -322,7 +328,11 @@ fn malformed_messages_get_failure_reasons_and_the_connection_stays_usable() {
         panic!()
     };
     assert_eq!(r.files.len(), 6);
-    assert!(r.files.iter().any(|(h, s)| *h == InfoHash([1; 20]) && s.incomplete == 1));
+    assert!(
+        r.files
+            .iter()
+            .any(|(h, s)| *h == InfoHash([1; 20]) && s.incomplete == 1)
+    );
 }
 
 #[test]
@@ -343,11 +353,15 @@ fn oversized_messages_and_invalid_utf8_close_only_that_connection() {
     let mut head = [0u8; 512];
     let n = raw.read(&mut head).unwrap();
     assert!(head[..n].starts_with(b"HTTP/1.1 101"));
-    raw.write_all(&[0x81, 0x82, 0, 0, 0, 0, 0xff, 0xfe]).unwrap();
+    raw.write_all(&[0x81, 0x82, 0, 0, 0, 0, 0xff, 0xfe])
+        .unwrap();
     let mut rest = Vec::new();
     let _ = raw.read_to_end(&mut rest);
     // The others are untouched.
-    send(&mut good, &announce(InfoHash([2; 20]), PeerId([2; 20]), None, 0));
+    send(
+        &mut good,
+        &announce(InfoHash([2; 20]), PeerId([2; 20]), None, 0),
+    );
     assert_eq!(counts(&recv(&mut good)), (0, 1));
 }
 
@@ -379,7 +393,10 @@ fn health_check_and_plain_http_requests() {
     assert!(health.ends_with("ok\n"));
     let plain = get("GET /announce HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(plain.starts_with("HTTP/1.1 400"), "{plain}");
-    let huge = get(&format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000)));
+    let huge = get(&format!(
+        "GET / HTTP/1.1\r\nX: {}\r\n\r\n",
+        "a".repeat(20_000)
+    ));
     assert!(huge.starts_with("HTTP/1.1 431"), "{huge}");
 }
 
@@ -465,14 +482,26 @@ fn wss_and_certificate_reload_keep_connections() {
     );
     let t = Daemon::start(BINARY, dir, &config).unwrap_or_else(|log| panic!("{log}"));
     let mut old = wss_connect(t.addr, &first).expect("wss with the first certificate");
-    assert_eq!(counts(&tls_announce(&mut old, InfoHash([1; 20]), PeerId([1; 20]))), (0, 1));
+    assert_eq!(
+        counts(&tls_announce(&mut old, InfoHash([1; 20]), PeerId([1; 20]))),
+        (0, 1)
+    );
     let second = write_cert(t.dir.path(), "cert");
     t.signal("USR1");
     t.wait_for_log("TLS certificate reloaded", Duration::from_secs(5))
         .expect("reload logged");
     let mut new = wss_connect(t.addr, &second).expect("wss with the new certificate");
-    assert_eq!(counts(&tls_announce(&mut new, InfoHash([1; 20]), PeerId([2; 20]))), (0, 2));
+    assert_eq!(
+        counts(&tls_announce(&mut new, InfoHash([1; 20]), PeerId([2; 20]))),
+        (0, 2)
+    );
     // The old connection and the swarm survived the reload.
-    assert_eq!(counts(&tls_announce(&mut old, InfoHash([1; 20]), PeerId([1; 20]))), (0, 2));
-    assert!(wss_connect(t.addr, &first).is_err(), "old certificate still served");
+    assert_eq!(
+        counts(&tls_announce(&mut old, InfoHash([1; 20]), PeerId([1; 20]))),
+        (0, 2)
+    );
+    assert!(
+        wss_connect(t.addr, &first).is_err(),
+        "old certificate still served"
+    );
 }

@@ -361,10 +361,10 @@ impl SocketWorker {
     }
 
     fn count_open(&self) {
-        self.stats.0.connections_open.store(
-            self.connections.len(),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        self.stats
+            .0
+            .connections_open
+            .store(self.connections.len(), std::sync::atomic::Ordering::Relaxed);
     }
 
     fn connection_ref(&self, key: usize, generation: u64) -> ConnectionRef {
@@ -522,10 +522,9 @@ impl SocketWorker {
                                 AfterResponse::Close(CloseReason::HttpAnswered),
                             )
                         }
-                        Upgrade::Refused(response) => (
-                            response,
-                            AfterResponse::Close(CloseReason::ProtocolError),
-                        ),
+                        Upgrade::Refused(response) => {
+                            (response, AfterResponse::Close(CloseReason::ProtocolError))
+                        }
                     }
                 }
                 Err(_) => (
@@ -540,7 +539,10 @@ impl SocketWorker {
 
         // Write the response.
         while handshake.written < handshake.write_buf.len() {
-            let pending = handshake.write_buf.get(handshake.written..).unwrap_or_default();
+            let pending = handshake
+                .write_buf
+                .get(handshake.written..)
+                .unwrap_or_default();
             match handshake.stream.write(pending) {
                 Ok(0) => return Outcome::Close(CloseReason::Client),
                 Ok(n) => handshake.written += n,
@@ -647,7 +649,8 @@ impl SocketWorker {
                 add(&counters.requests_announce, 1);
                 let hash = request.info_hash;
                 if !self.access_list.allows(&hash) {
-                    let failure = error_message(FAILURE_NOT_ALLOWED, Some(Action::Announce), Some(hash));
+                    let failure =
+                        error_message(FAILURE_NOT_ALLOWED, Some(Action::Announce), Some(hash));
                     return self.send(key, &failure);
                 }
                 let entry = (hash, request.peer_id);
@@ -658,7 +661,9 @@ impl SocketWorker {
                     }
                     (AnnounceEvent::Stopped, None) | (_, Some(_)) => {}
                     (_, None) => {
-                        if connection.torrents.len() >= self.config.protocol.max_torrents_per_connection {
+                        if connection.torrents.len()
+                            >= self.config.protocol.max_torrents_per_connection
+                        {
                             let failure = error_message(
                                 FAILURE_TOO_MANY_TORRENTS,
                                 Some(Action::Announce),
@@ -673,7 +678,10 @@ impl SocketWorker {
             }
             InMessage::Answer(request) => {
                 add(&counters.requests_answer, 1);
-                (shard_of(&request.info_hash, shards), SwarmRequest::Answer(request))
+                (
+                    shard_of(&request.info_hash, shards),
+                    SwarmRequest::Answer(request),
+                )
             }
             InMessage::Scrape(mut request) => {
                 add(&counters.requests_scrape, 1);
@@ -753,7 +761,9 @@ impl SocketWorker {
             OutMessage::Offer(_) => add(&counters.offers_relayed, 1),
             OutMessage::Answer(_) => add(&counters.answers_relayed, 1),
             OutMessage::ScrapeResponse(_) => {} // counted where complete
-            OutMessage::Error(e) => counters.count_error(ErrorReason::of_failure(&e.failure_reason)),
+            OutMessage::Error(e) => {
+                counters.count_error(ErrorReason::of_failure(&e.failure_reason))
+            }
         }
         let Some(connection) = self.connections.get_mut(key) else {
             return Outcome::Keep;
@@ -859,12 +869,10 @@ impl SocketWorker {
                 .get(key)
                 .is_some_and(|c| c.generation == message.from.generation);
             match message.request {
-                SwarmRequest::ConnectionClosed { .. } => {
-                    match self.retried_closes.get_mut(shard) {
-                        Some(kept) if kept.len() < MAX_RETRIED_CLOSES => kept.push(message),
-                        _ => self.stats.0.count_drop(DropReason::Overloaded, 1),
-                    }
-                }
+                SwarmRequest::ConnectionClosed { .. } => match self.retried_closes.get_mut(shard) {
+                    Some(kept) if kept.len() < MAX_RETRIED_CLOSES => kept.push(message),
+                    _ => self.stats.0.count_drop(DropReason::Overloaded, 1),
+                },
                 SwarmRequest::Answer(_) => self.stats.0.count_drop(DropReason::Overloaded, 1),
                 SwarmRequest::Announce(request) if current => {
                     let failure = error_message(
@@ -943,7 +951,11 @@ impl SocketWorker {
     }
 }
 
-fn error_message(reason: &'static str, action: Option<Action>, info_hash: Option<InfoHash>) -> OutMessage {
+fn error_message(
+    reason: &'static str,
+    action: Option<Action>,
+    info_hash: Option<InfoHash>,
+) -> OutMessage {
     OutMessage::Error(ErrorResponse {
         failure_reason: reason.into(),
         action,
