@@ -4,8 +4,10 @@
 //! coarse server clock and `ValidUntil`, canonical socket addresses
 //! (IPv4-mapped IPv6 counts as IPv4), access lists, response-peer
 //! selection, privilege dropping, worker supervision, the statistics log
-//! loop, the Prometheus metrics endpoint, TLS certificate loading and the
-//! reverse-proxy trust rule. Each exists once so that the
+//! loop, the Prometheus metrics endpoint, TLS certificate loading, the
+//! reverse-proxy trust rule, and the files written from every shard (the
+//! state file kept across restarts, the scrape export). Each exists once
+//! so that the
 //! UDP, HTTP and WebSocket trackers behave alike. The metrics endpoint is
 //! the only socket opened here; the trackers' own sockets belong to the
 //! daemons.
@@ -17,6 +19,7 @@
 
 pub mod access_list;
 pub mod addr;
+pub mod atomic_file;
 pub mod bind;
 pub mod metrics;
 pub mod peer_selection;
@@ -24,6 +27,9 @@ pub mod peer_store;
 pub mod privileges;
 pub mod proxy;
 pub mod request_loop;
+pub mod scrape_export;
+pub mod shard_parts;
+pub mod state;
 pub mod statistics;
 pub mod supervision;
 pub mod time;

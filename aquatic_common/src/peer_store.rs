@@ -97,6 +97,11 @@ impl<K: Copy + Eq + Hash, V> PeerStore<K, V> {
         self.downloaded
     }
 
+    /// Set the download count (a swarm read back from a state file).
+    pub fn set_downloaded(&mut self, downloaded: u32) {
+        self.downloaded = downloaded;
+    }
+
     /// Count one completed download (saturating).
     pub fn count_download(&mut self) {
         self.downloaded = self.downloaded.saturating_add(1);

@@ -7,10 +7,15 @@
 //! and a slow socket worker slows its request workers instead of letting
 //! answers pile up without bound.
 //!
+//! Between batches it also answers the main thread's requests for this
+//! shard's part of the state file or scrape export
+//! ([`crate::shard_parts`]): the shard's owner writes it, so no lock is
+//! ever taken on the torrents.
+//!
 //! Also the wiring a daemon starts its request workers with: [`channels`],
 //! [`polls_and_wakers`] and [`spawn_request_workers`].
 
-use std::io;
+use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +23,7 @@ use anyhow::Context;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use mio::{Poll, Token, Waker};
 
+use crate::shard_parts::{ShardCommand, ShardControl, command_channel, serve_commands};
 use crate::supervision::Supervisor;
 use crate::{SecondsSinceStart, ServerStartInstant};
 
@@ -31,7 +37,13 @@ pub struct RequestLoop<Req, Resp> {
     pub response_senders: Vec<Sender<Vec<Resp>>>,
     pub wakers: Vec<WakeFn>,
     pub cleaning_interval_secs: u32,
+    /// Requests for this shard's part of a file ([`crate::shard_parts`]).
+    pub commands: Receiver<ShardCommand>,
 }
+
+/// Longest wait for a batch: bounds how late cleaning and commands run on
+/// an idle worker.
+const IDLE_WAKE: Duration = Duration::from_millis(100);
 
 /// What a request worker does with its shard.
 pub trait Shard<Req, Resp> {
@@ -42,6 +54,20 @@ pub trait Shard<Req, Resp> {
     fn clean(&mut self, now: SecondsSinceStart);
     /// Publish gauges (torrents, peers) after a batch or a cleaning.
     fn publish(&self);
+    /// Write this shard's part of the state file (`crate::state`): its
+    /// peers still valid at `now`, and download counts. The default keeps
+    /// nothing across a restart (WebSocket peers are bound to their
+    /// connections, which a restart closes).
+    fn write_state(&self, now: SecondsSinceStart, out: &mut dyn Write) -> io::Result<()> {
+        let _ = (now, out);
+        Ok(())
+    }
+    /// Write this shard's lines of the scrape export
+    /// (`crate::scrape_export`). The default writes none.
+    fn write_scrape_export(&self, out: &mut dyn Write) -> io::Result<()> {
+        let _ = out;
+        Ok(())
+    }
 }
 
 impl<Req, Resp> RequestLoop<Req, Resp> {
@@ -50,13 +76,15 @@ impl<Req, Resp> RequestLoop<Req, Resp> {
             .map(|_| Vec::new())
             .collect();
         let mut answers = Vec::new();
+        // A shard loaded from the state file is not empty at start.
+        shard.publish();
         let mut next_cleaning = self
             .clock
             .seconds_elapsed()
             .add_secs(self.cleaning_interval_secs);
         loop {
             let now = self.clock.seconds_elapsed();
-            match self.receiver.recv_timeout(Duration::from_millis(500)) {
+            match self.receiver.recv_timeout(IDLE_WAKE) {
                 Ok(batch) => {
                     for request in batch {
                         shard.handle(now, request, &mut answers);
@@ -77,6 +105,7 @@ impl<Req, Resp> RequestLoop<Req, Resp> {
                 shard.publish();
                 next_cleaning = now.add_secs(self.cleaning_interval_secs);
             }
+            serve_commands(&self.commands, shard, now);
         }
     }
 
@@ -118,7 +147,9 @@ pub fn polls_and_wakers(count: usize, token: Token) -> anyhow::Result<(Vec<Poll>
 }
 
 /// Start one request worker (thread `request-INDEX`) per receiver, each
-/// running a [`RequestLoop`] over its own shard `new_shard(INDEX)`.
+/// running a [`RequestLoop`] over its own shard `new_shard(INDEX)`; the
+/// control that asks them for their parts of the state file and scrape
+/// export.
 pub fn spawn_request_workers<Req, Resp, S>(
     supervisor: &Supervisor,
     clock: ServerStartInstant,
@@ -127,24 +158,28 @@ pub fn spawn_request_workers<Req, Resp, S>(
     wakers: &[WakeFn],
     cleaning_interval_secs: u32,
     mut new_shard: impl FnMut(usize) -> S,
-) -> anyhow::Result<()>
+) -> anyhow::Result<ShardControl>
 where
     Req: Send + 'static,
     Resp: Send + 'static,
     S: Shard<Req, Resp> + Send + 'static,
 {
+    let mut owners = Vec::with_capacity(receivers.len());
     for (index, receiver) in receivers.into_iter().enumerate() {
+        let (owner, commands) = command_channel();
+        owners.push(owner);
         let request_loop = RequestLoop {
             clock,
             receiver,
             response_senders: response_senders.to_vec(),
             wakers: wakers.to_vec(),
             cleaning_interval_secs,
+            commands,
         };
         let mut shard = new_shard(index);
         supervisor.spawn(format!("request-{index}"), move || {
             request_loop.run(&mut shard)
         })?;
     }
-    Ok(())
+    Ok(ShardControl::new(owners))
 }

@@ -117,6 +117,29 @@ fn counts_of<K: Copy + Eq + Hash, V>(store: &PeerStore<K, V>) -> SwarmCounts {
     }
 }
 
+/// Move a peer between the counts: it was a seeder (`Some(true)`), a
+/// leecher (`Some(false)`) or absent (`None`) and is now `is_seeder`.
+fn count_status_change(
+    seeders: &mut usize,
+    leechers: &mut usize,
+    previous: Option<bool>,
+    is_seeder: bool,
+) {
+    if previous == Some(is_seeder) {
+        return;
+    }
+    match previous {
+        Some(true) => *seeders -= 1,
+        Some(false) => *leechers -= 1,
+        None => {}
+    }
+    if is_seeder {
+        *seeders += 1;
+    } else {
+        *leechers += 1;
+    }
+}
+
 impl<K: Copy + Eq + Hash, V> TorrentMap<K, V> {
     /// Apply an announce; append up to `announce.max_peers` peers, made by
     /// `f`, to `out`; return the swarm's counts afterwards.
@@ -166,19 +189,12 @@ impl<K: Copy + Eq + Hash, V> TorrentMap<K, V> {
         };
         let previous = store.upsert(announce.key, data, is_seeder, max_len);
         match previous {
-            Ok(Some(was_seeder)) if was_seeder == is_seeder => {}
-            Ok(previous) => {
-                match previous {
-                    Some(true) => self.num_seeders -= 1,
-                    Some(false) => self.num_leechers -= 1,
-                    None => {}
-                }
-                if is_seeder {
-                    self.num_seeders += 1;
-                } else {
-                    self.num_leechers += 1;
-                }
-            }
+            Ok(previous) => count_status_change(
+                &mut self.num_seeders,
+                &mut self.num_leechers,
+                previous,
+                is_seeder,
+            ),
             // No room: answer without storing the peer.
             Err(_) => self.refused_peers += 1,
         }
@@ -223,6 +239,68 @@ impl<K: Copy + Eq + Hash, V> TorrentMap<K, V> {
             None => return false,
         }
         true
+    }
+
+    /// Store a peer read back from a state file, within the limits like
+    /// an announce (a peer that does not fit is left out and creates no
+    /// torrent) but counting no download. True when it was stored.
+    pub fn restore_peer(
+        &mut self,
+        info_hash: InfoHash,
+        key: K,
+        data: PeerData<V>,
+        is_seeder: bool,
+    ) -> bool {
+        let Some(submap) = self.submaps.get_mut(submap_of(&info_hash)) else {
+            return false;
+        };
+        let full = self.num_seeders + self.num_leechers >= self.limits.max_peers;
+        let max_len = match submap.get(&info_hash) {
+            Some(store) if full => store.len(),
+            Some(_) => self.limits.max_peers_per_torrent,
+            None if full || self.limits.max_peers_per_torrent == 0 => return false,
+            None => self.limits.max_peers_per_torrent,
+        };
+        let store = submap.entry(info_hash).or_insert_with(|| {
+            self.num_torrents += 1;
+            PeerStore::default()
+        });
+        match store.upsert(key, data, is_seeder, max_len) {
+            Ok(previous) => {
+                count_status_change(
+                    &mut self.num_seeders,
+                    &mut self.num_leechers,
+                    previous,
+                    is_seeder,
+                );
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Set a stored torrent's download count from a state file (the
+    /// larger of the two, should the file hold the torrent twice).
+    pub fn restore_downloaded(&mut self, info_hash: &InfoHash, downloaded: u32) {
+        if let Some(store) = self
+            .submaps
+            .get_mut(submap_of(info_hash))
+            .and_then(|m| m.get_mut(info_hash))
+        {
+            store.set_downloaded(store.downloaded().max(downloaded));
+        }
+    }
+
+    /// Every stored torrent, with its peers (stale ones not yet cleaned
+    /// included: check their `ValidUntil`) and download count.
+    pub fn torrents(&self) -> impl Iterator<Item = (&InfoHash, &PeerStore<K, PeerData<V>>)> {
+        self.submaps.iter().flat_map(|submap| submap.iter())
+    }
+
+    pub fn contains(&self, info_hash: &InfoHash) -> bool {
+        self.submaps
+            .get(submap_of(info_hash))
+            .is_some_and(|m| m.contains_key(info_hash))
     }
 
     pub fn scrape(&self, info_hash: &InfoHash) -> SwarmCounts {

@@ -10,12 +10,15 @@
 //! ```
 //!
 //! The main thread binds every listener (and the metrics endpoint, when
-//! `[metrics]` enables it), reads the TLS files, drops privileges, starts
-//! the workers and then only supervises: SIGTERM/SIGINT exit cleanly,
-//! SIGUSR1 reloads the access list and the TLS certificate (new
+//! `[metrics]` enables it), reads the TLS files, drops privileges, loads
+//! the swarm state file (`[state]`) into the shards, starts the workers
+//! and then only supervises: SIGTERM/SIGINT save the swarm state and exit
+//! cleanly, SIGUSR1 reloads the access list and the TLS certificate (new
 //! connections get it; existing ones are not dropped), a failing or
-//! panicking worker ends the process with code 1. Plain HTTP and HTTPS are
-//! two processes with two configs: they never share swarm state.
+//! panicking worker ends the process with code 1. Each shard's owner
+//! writes its own part of the state file and scrape export when asked
+//! (`aquatic_common::shard_parts`). Plain HTTP and HTTPS are two processes
+//! with two configs: they never share swarm state.
 //!
 //! Not here: the wire format (`aquatic_http_protocol`) and the shared swarm
 //! rules and mechanisms (`aquatic_common`).
@@ -35,6 +38,9 @@ use aquatic_common::access_list::{self, AccessListCache};
 use aquatic_common::metrics::MetricsEndpoint;
 use aquatic_common::privileges::drop_privileges;
 use aquatic_common::request_loop::{channels, polls_and_wakers, spawn_request_workers};
+use aquatic_common::scrape_export;
+use aquatic_common::shard_parts::{ShardControl, command_channel};
+use aquatic_common::state::{self, DaemonKind};
 use aquatic_common::supervision::Supervisor;
 use aquatic_common::time::secs_u32;
 use aquatic_common::tls;
@@ -42,7 +48,7 @@ use arc_swap::ArcSwap;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
-use crate::common::{SocketWorkerStats, SwarmGauges};
+use crate::common::{SocketWorkerStats, SwarmGauges, shard_of};
 use crate::config::Config;
 use crate::swarm::{SwarmConfig, TorrentMaps};
 use crate::workers::request::HttpShard;
@@ -108,12 +114,32 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
         max_peer_age: config.cleaning.max_peer_age,
     };
     let shard_limits = config.shard_limits();
-    let new_shard = |index: usize| HttpShard {
+    // Loaded before any worker starts: nothing is served from empty swarms.
+    let mut shard_maps: Vec<Option<TorrentMaps>> = state::load_shards(
+        &config.state,
+        DaemonKind::Http,
+        config.request_workers.max(1),
+        clock.seconds_elapsed(),
+        |info_hash| shard_of(info_hash, config.request_workers),
+        || TorrentMaps::new(shard_limits),
+        TorrentMaps::restore,
+    )
+    .into_iter()
+    .map(Some)
+    .collect();
+    let mut new_shard = |index: usize| HttpShard {
         config: swarm_config,
-        maps: TorrentMaps::new(shard_limits),
+        maps: shard_maps
+            .get_mut(index)
+            .and_then(Option::take)
+            .unwrap_or_else(|| TorrentMaps::new(shard_limits)),
         rng: SmallRng::from_rng(&mut rand::rng()),
         gauges: swarm_gauges[index].clone(),
     };
+    // With request_workers = 0 the socket worker owns the shard and takes
+    // the commands for it.
+    let (inline_owner, inline_commands) = command_channel();
+    let mut inline_commands = Some(inline_commands);
 
     for (index, ((listener, poll), response_receiver)) in listeners
         .into_iter()
@@ -134,19 +160,31 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
             response_receiver,
             stats: socket_stats[index].clone(),
             inline_shard: (config.request_workers == 0).then(|| new_shard(0)),
+            shard_commands: inline_commands
+                .take()
+                .filter(|_| config.request_workers == 0),
         })?;
         supervisor.spawn(format!("socket-{index}"), move || worker.run())?;
     }
     drop(request_senders);
 
-    spawn_request_workers(
+    let mut shard_control = spawn_request_workers(
         &supervisor,
         clock,
         request_receivers,
         &response_senders,
         &wakers,
         secs_u32(config.cleaning.interval),
-        new_shard,
+        &mut new_shard,
+    )?;
+    if config.request_workers == 0 {
+        shard_control = ShardControl::new(vec![inline_owner]);
+    }
+    scrape_export::spawn(
+        &supervisor,
+        &config.scrape_export,
+        "aquatic_http",
+        shard_control.clone(),
     )?;
 
     if let Some(endpoint) = metrics_endpoint {
@@ -170,7 +208,7 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
                 );
             }
         },
-        || {},
+        || state::save_and_log(&config.state, DaemonKind::Http, &shard_control),
     ))
 }
 

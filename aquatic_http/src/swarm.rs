@@ -1,12 +1,15 @@
 //! HTTP announces and scrapes mapped onto the shared swarm rules
 //! (`aquatic_common::torrent_map`). Peers are keyed by (peer id, IP) and
-//! carry their announced port; IPv4 and IPv6 swarms never mix. Plain data
+//! carry their announced port, which is also what the state file keeps
+//! (`aquatic_common::state`); IPv4 and IPv6 swarms never mix. Plain data
 //! with the time passed in, so tests need no sockets.
 
+use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use aquatic_common::state::{self, PeerRecords, StateError, TorrentRecord};
 use aquatic_common::torrent_map::{Announce, Limits, SwarmEvent, TorrentMap};
-use aquatic_common::{InfoHash, PeerId, SecondsSinceStart, ValidUntil};
+use aquatic_common::{InfoHash, IpVersion, PeerId, SecondsSinceStart, ValidUntil, scrape_export};
 use aquatic_http_protocol::{
     AnnounceEvent, AnnounceRequest, AnnounceResponse, ResponsePeer, ScrapeStatistics,
 };
@@ -124,6 +127,29 @@ impl TorrentMaps {
     pub fn clean(&mut self, now: SecondsSinceStart) {
         self.ipv4.clean(now);
         self.ipv6.clean(now);
+    }
+
+    /// This shard's records of the state file: peers valid at `now`.
+    pub fn write_state(&self, now: SecondsSinceStart, out: &mut dyn Write) -> io::Result<()> {
+        state::write_torrents(out, IpVersion::V4, &self.ipv4, now)?;
+        state::write_torrents(out, IpVersion::V6, &self.ipv6, now)
+    }
+
+    /// Read a torrent record of the state file into its address family.
+    pub fn restore(
+        &mut self,
+        record: &TorrentRecord,
+        peers: &mut PeerRecords,
+    ) -> Result<(), StateError> {
+        match record.family {
+            IpVersion::V4 => peers.restore_into(&mut self.ipv4),
+            IpVersion::V6 => peers.restore_into(&mut self.ipv6),
+        }
+    }
+
+    /// This shard's lines of the scrape export.
+    pub fn write_scrape_export(&self, out: &mut dyn Write) -> io::Result<()> {
+        scrape_export::write_torrents(out, &self.ipv4, &self.ipv6)
     }
 
     /// (torrents, seeders, leechers) for IPv4 and IPv6.

@@ -488,3 +488,171 @@ fn startup_errors_name_the_problem() {
     assert_eq!(code, 1);
     assert!(stderr.contains("nope"), "{stderr}");
 }
+
+// --- swarm state across restarts, scrape export ------------------------------
+
+const LOG_WAIT: Duration = Duration::from_secs(10);
+
+/// Dual stack on [::]:0 with `extra` and a `[state]` file in `state_dir`.
+fn start_with_state(state_dir: &std::path::Path, extra: &str) -> Daemon {
+    let extra = format!(
+        "{extra}\n[state]\npath = \"{}\"\n",
+        state_dir.join("state.bin").display()
+    );
+    start("[::]", &extra, "")
+}
+
+/// The IPv4 and IPv6 loopback addresses of a dual-stack daemon.
+fn loopbacks(t: &Daemon) -> (SocketAddr, SocketAddr) {
+    let port = t.addr.port();
+    (
+        format!("127.0.0.1:{port}").parse().unwrap(),
+        format!("[::1]:{port}").parse().unwrap(),
+    )
+}
+
+fn stop_saving(mut t: Daemon) {
+    t.signal("TERM");
+    assert!(
+        t.wait_for_log("swarm state saved", LOG_WAIT).is_some(),
+        "no 'swarm state saved' line"
+    );
+    assert_eq!(t.wait_exit(LOG_WAIT), Some(0));
+}
+
+fn scrape_all(addr: SocketAddr, hashes: &[u8]) -> Vec<u8> {
+    let query: String = hashes
+        .iter()
+        .map(|h| format!("info_hash={}&", pct(&[*h; 20])))
+        .collect();
+    let (status, body) = request(addr, &format!("/scrape?{query}"));
+    assert_eq!(status, 200);
+    body
+}
+
+#[test]
+fn swarms_survive_a_restart() {
+    // Sharded over 2 request workers, then 3: torrents go to new shards.
+    restart_keeps_swarms("request_workers = 2\n", "request_workers = 3\n");
+}
+
+#[test]
+fn swarms_survive_a_restart_in_inline_mode() {
+    restart_keeps_swarms("request_workers = 0\n", "request_workers = 1\n");
+}
+
+fn restart_keeps_swarms(first: &str, second: &str) {
+    let state_dir = tempfile::tempdir().unwrap();
+    let t = start_with_state(state_dir.path(), first);
+    assert!(t.wait_for_log("swarm state not loaded", LOG_WAIT).is_some());
+    let (v4, v6) = loopbacks(&t);
+    request(v4, &announce_path(1, 1, 1001, 0, "&event=started"));
+    request(v4, &announce_path(1, 2, 1002, 5, "&event=started"));
+    request(v4, &announce_path(1, 3, 1003, 5, "&event=started"));
+    request(v4, &announce_path(1, 3, 1003, 0, "&event=completed"));
+    for h in 2..=9u8 {
+        request(v4, &announce_path(h, 4, 2000 + u16::from(h), 5, ""));
+    }
+    request(v4, &announce_path(9, 4, 2009, 5, "&event=stopped"));
+    request(v6, &announce_path(1, 5, 3001, 5, "&event=started"));
+    let hashes: Vec<u8> = (1..=9).collect();
+    let before_v4 = scrape_all(v4, &hashes);
+    let before_v6 = scrape_all(v6, &[1]);
+    let mut entry = b"20:".to_vec();
+    entry.extend_from_slice(&[1; 20]);
+    entry.extend_from_slice(b"d8:completei2e10:downloadedi1e10:incompletei1ee");
+    assert!(contains(&before_v4, &entry));
+    stop_saving(t);
+
+    let t = start_with_state(state_dir.path(), second);
+    let loaded = t
+        .wait_for_log("swarm state loaded", LOG_WAIT)
+        .expect("no 'swarm state loaded' line");
+    assert!(loaded.contains("9 torrents, 11 peers"), "{loaded}");
+    let (v4, v6) = loopbacks(&t);
+    assert_eq!(scrape_all(v4, &hashes), before_v4);
+    assert_eq!(scrape_all(v6, &[1]), before_v6);
+    // A new leecher is sent the peers (ids and ports) stored before.
+    let (_, body) = request(v4, &announce_path(1, 6, 1006, 5, "&compact=0"));
+    for (peer, port) in [(1u8, 1001u16), (2, 1002), (3, 1003)] {
+        let mut id = b"7:peer id20:".to_vec();
+        id.extend_from_slice(&[peer; 20]);
+        assert!(contains(&body, &id), "{}", String::from_utf8_lossy(&body));
+        assert!(contains(&body, format!("4:porti{port}e").as_bytes()));
+    }
+    assert!(contains(&body, b"8:completei2e"));
+    assert!(contains(&body, b"10:incompletei2e"));
+    stop_saving(t);
+    let t = start_with_state(state_dir.path(), second);
+    let loaded = t.wait_for_log("swarm state loaded", LOG_WAIT).unwrap();
+    assert!(loaded.contains("9 torrents, 12 peers"), "{loaded}");
+}
+
+#[test]
+fn corrupted_state_file_starts_empty() {
+    let state_dir = tempfile::tempdir().unwrap();
+    let path = state_dir.path().join("state.bin");
+    std::fs::write(&path, vec![0xffu8; 4096]).unwrap();
+    let t = start_with_state(state_dir.path(), "");
+    let line = t
+        .wait_for_log("swarm state not loaded", LOG_WAIT)
+        .expect("no warning about the corrupted file");
+    assert!(
+        line.contains("WARN") && line.contains("not an aquatic state file"),
+        "{line}"
+    );
+    let (v4, _) = loopbacks(&t);
+    let empty = scrape_all(v4, &[1]);
+    assert!(contains(
+        &empty,
+        b"d8:completei0e10:downloadedi0e10:incompletei0ee"
+    ));
+    request(v4, &announce_path(1, 1, 1001, 0, ""));
+    stop_saving(t);
+    // The next start has the swarm again.
+    let t = start_with_state(state_dir.path(), "");
+    let loaded = t.wait_for_log("swarm state loaded", LOG_WAIT).unwrap();
+    assert!(loaded.contains("1 torrents, 1 peers"), "{loaded}");
+    // A state file of the other daemon is refused by name.
+    stop_saving(t);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[10] = 1; // daemon kind: aquatic_udp
+    std::fs::write(&path, &bytes).unwrap();
+    let t = start_with_state(state_dir.path(), "");
+    let line = t.wait_for_log("swarm state not loaded", LOG_WAIT).unwrap();
+    assert!(line.contains("written by aquatic_udp"), "{line}");
+}
+
+#[test]
+fn scrape_export_lists_every_torrent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scrape.txt");
+    let extra = format!(
+        "request_workers = 2\n[scrape_export]\npath = \"{}\"\ninterval = 1\n",
+        path.display()
+    );
+    let t = start("[::]", &extra, "");
+    let (v4, v6) = loopbacks(&t);
+    request(v4, &announce_path(0xab, 1, 1001, 0, ""));
+    request(v4, &announce_path(0xab, 2, 1002, 5, ""));
+    request(v4, &announce_path(0xab, 2, 1002, 0, "&event=completed"));
+    request(v6, &announce_path(0xab, 3, 1003, 5, ""));
+    request(v6, &announce_path(0x02, 3, 1003, 5, ""));
+    // IPv4 and IPv6 swarms summed.
+    let expected = [
+        format!("{} 2 1 1", "ab".repeat(20)),
+        format!("{} 0 1 0", "02".repeat(20)),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        if expected.iter().all(|e| lines.contains(&e.as_str())) {
+            assert!(lines[0].starts_with("# aquatic_http scrape export at "));
+            assert_eq!(lines.len(), 3, "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "export never matched: {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

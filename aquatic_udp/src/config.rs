@@ -7,6 +7,8 @@ use aquatic_cli_helpers::LogLevel;
 use aquatic_common::access_list::AccessListConfig;
 use aquatic_common::metrics::MetricsConfig;
 use aquatic_common::privileges::PrivilegeConfig;
+use aquatic_common::scrape_export::ScrapeExportConfig;
+use aquatic_common::state::StateConfig;
 use aquatic_common::statistics::StatisticsConfig;
 use aquatic_common::validation::{check_only_ipv6, first_failed, worker_checks};
 use serde::{Deserialize, Serialize};
@@ -24,6 +26,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub privileges: PrivilegeConfig,
     pub access_list: AccessListConfig,
+    pub state: StateConfig,
+    pub scrape_export: ScrapeExportConfig,
 }
 
 impl Default for Config {
@@ -39,6 +43,8 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             privileges: PrivilegeConfig::default(),
             access_list: AccessListConfig::default(),
+            state: StateConfig::default(),
+            scrape_export: ScrapeExportConfig::default(),
         }
     }
 }
@@ -133,6 +139,14 @@ impl Config {
             (
                 n.request_channel_capacity == 0,
                 "network.request_channel_capacity must be at least 1",
+            ),
+            (
+                self.scrape_export.path().is_some() && self.scrape_export.interval == 0,
+                "scrape_export.interval must be at least 1 second",
+            ),
+            (
+                self.state.path().is_some() && self.state.path() == self.scrape_export.path(),
+                "state.path and scrape_export.path must name different files",
             ),
         ])?;
         check_only_ipv6(n.only_ipv6, n.address)

@@ -9,9 +9,12 @@
 //! ```
 //!
 //! The main thread binds every socket (and the metrics endpoint, when
-//! `[metrics]` enables it), drops privileges, starts the workers and then
-//! only supervises: SIGTERM/SIGINT exit cleanly, SIGUSR1 reloads the
-//! access list, a failing or panicking worker ends the process with code 1.
+//! `[metrics]` enables it), drops privileges, loads the swarm state file
+//! (`[state]`) into the shards, starts the workers and then only
+//! supervises: SIGTERM/SIGINT save the swarm state and exit cleanly,
+//! SIGUSR1 reloads the access list, a failing or panicking worker ends the
+//! process with code 1. Each shard's owner writes its own part of the state
+//! file and scrape export when asked (`aquatic_common::shard_parts`).
 //!
 //! Not here: wire formats (`aquatic_udp_protocol`) and the shared mechanisms
 //! (`aquatic_common`). Swarm logic lives in [`swarm`] as plain data.
@@ -32,13 +35,16 @@ use aquatic_common::access_list::{self, AccessListCache};
 use aquatic_common::metrics::MetricsEndpoint;
 use aquatic_common::privileges::drop_privileges;
 use aquatic_common::request_loop::{channels, polls_and_wakers, spawn_request_workers};
+use aquatic_common::scrape_export;
+use aquatic_common::shard_parts::{ShardControl, command_channel};
+use aquatic_common::state::{self, DaemonKind};
 use aquatic_common::supervision::Supervisor;
 use aquatic_common::time::secs_u32;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::common::{SocketWorkerStats, SwarmGauges};
+use crate::common::{SocketWorkerStats, SwarmGauges, shard_of};
 use crate::config::Config;
 use crate::connection_id::ConnectionValidator;
 use crate::swarm::{SwarmConfig, TorrentMaps};
@@ -92,12 +98,32 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
         max_peer_age: config.cleaning.max_peer_age,
     };
     let shard_limits = config.shard_limits();
-    let new_shard = |index: usize| UdpShard {
+    // Loaded before any worker starts: nothing is served from empty swarms.
+    let mut shard_maps: Vec<Option<TorrentMaps>> = state::load_shards(
+        &config.state,
+        DaemonKind::Udp,
+        config.request_workers.max(1),
+        clock.seconds_elapsed(),
+        |info_hash| shard_of(info_hash, config.request_workers),
+        || TorrentMaps::new(shard_limits),
+        TorrentMaps::restore,
+    )
+    .into_iter()
+    .map(Some)
+    .collect();
+    let mut new_shard = |index: usize| UdpShard {
         config: swarm_config,
-        maps: TorrentMaps::new(shard_limits),
+        maps: shard_maps
+            .get_mut(index)
+            .and_then(Option::take)
+            .unwrap_or_else(|| TorrentMaps::new(shard_limits)),
         rng: SmallRng::from_rng(&mut rand::rng()),
         gauges: swarm_gauges[index].clone(),
     };
+    // With request_workers = 0 the socket worker owns the shard and takes
+    // the commands for it.
+    let (inline_owner, inline_commands) = command_channel();
+    let mut inline_commands = Some(inline_commands);
 
     for (index, ((socket, poll), response_receiver)) in sockets
         .into_iter()
@@ -117,19 +143,31 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
             response_receiver,
             stats: socket_stats[index].clone(),
             inline_shard: (config.request_workers == 0).then(|| new_shard(0)),
+            shard_commands: inline_commands
+                .take()
+                .filter(|_| config.request_workers == 0),
         })?;
         supervisor.spawn(format!("socket-{index}"), move || worker.run())?;
     }
     drop(request_senders);
 
-    spawn_request_workers(
+    let mut shard_control = spawn_request_workers(
         &supervisor,
         clock,
         request_receivers,
         &response_senders,
         &wakers,
         secs_u32(config.cleaning.interval),
-        new_shard,
+        &mut new_shard,
+    )?;
+    if config.request_workers == 0 {
+        shard_control = ShardControl::new(vec![inline_owner]);
+    }
+    scrape_export::spawn(
+        &supervisor,
+        &config.scrape_export,
+        "aquatic_udp",
+        shard_control.clone(),
     )?;
 
     if let Some(endpoint) = metrics_endpoint {
@@ -143,7 +181,7 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
     let reload_config = config.clone();
     Ok(supervisor.run(
         move || access_list::reload_and_log(&reload_config.access_list, &shared_access_list),
-        || {},
+        || state::save_and_log(&config.state, DaemonKind::Udp, &shard_control),
     ))
 }
 

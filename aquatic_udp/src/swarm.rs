@@ -5,16 +5,19 @@
 //! this module maps BEP 15 requests onto them.
 //!
 //! A peer is keyed by its source IP and announced port, so nobody can remove
-//! or overwrite another address's entry. Seeders and leechers sit in separate
+//! or overwrite another address's entry. The same key is what the state
+//! file keeps (`aquatic_common::state`), with no extra data. Seeders and leechers sit in separate
 //! runs of one `PeerStore`: counts are their lengths and always match what
 //! is stored, and a seeder is answered with leechers only.
 
 use std::fmt::Debug;
 use std::hash::Hash;
+use std::io::{self, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use aquatic_common::state::{self, PeerRecords, StateCodec, StateError, TorrentRecord};
 use aquatic_common::torrent_map::{Announce, Limits, SwarmEvent, TorrentMap as GenericTorrentMap};
-use aquatic_common::{InfoHash, SecondsSinceStart, ValidUntil};
+use aquatic_common::{InfoHash, IpVersion, SecondsSinceStart, ValidUntil, scrape_export};
 use aquatic_udp_protocol::{
     AnnounceEvent, AnnounceResponse, ResponsePeer, TorrentScrapeStatistics, TransactionId,
 };
@@ -22,7 +25,7 @@ use rand::Rng;
 
 /// An address family's peer IP, with the most peers that fit in a response
 /// of about 1200 bytes (20-byte header, 6 or 18 bytes a peer).
-pub trait PeerIp: Copy + Eq + Hash + Debug + Send + 'static {
+pub trait PeerIp: Copy + Eq + Hash + Debug + Send + StateCodec + 'static {
     const MAX_UNFRAGMENTED_PEERS: usize;
 }
 
@@ -52,8 +55,11 @@ pub struct AnnounceQuery {
     pub port: u16,
 }
 
+/// A peer's key: its source IP and announced port.
+type PeerKey<I> = (I, u16);
+
 /// The torrents of one shard and one address family.
-pub struct TorrentMap<I: PeerIp>(GenericTorrentMap<ResponsePeer<I>, ()>);
+pub struct TorrentMap<I: PeerIp>(GenericTorrentMap<PeerKey<I>, ()>);
 
 impl<I: PeerIp> Default for TorrentMap<I> {
     fn default() -> Self {
@@ -85,10 +91,7 @@ impl<I: PeerIp> TorrentMap<I> {
         };
         let announce = Announce {
             info_hash: query.info_hash,
-            key: ResponsePeer {
-                ip_address: ip,
-                port: query.port,
-            },
+            key: (ip, query.port),
             extra: (),
             event,
             left_is_zero: query.bytes_left == 0,
@@ -98,7 +101,12 @@ impl<I: PeerIp> TorrentMap<I> {
         let mut peers = Vec::new();
         let counts = self
             .0
-            .announce(rng, announce, &mut peers, |(peer, _)| *peer);
+            .announce(rng, announce, &mut peers, |((ip_address, port), _)| {
+                ResponsePeer {
+                    ip_address: *ip_address,
+                    port: *port,
+                }
+            });
         AnnounceResponse {
             transaction_id: query.transaction_id,
             announce_interval: saturating_i32(config.peer_announce_interval),
@@ -169,6 +177,29 @@ impl TorrentMaps {
     pub fn clean(&mut self, now: SecondsSinceStart) {
         self.ipv4.clean(now);
         self.ipv6.clean(now);
+    }
+
+    /// This shard's records of the state file: peers valid at `now`.
+    pub fn write_state(&self, now: SecondsSinceStart, out: &mut dyn Write) -> io::Result<()> {
+        state::write_torrents(out, IpVersion::V4, &self.ipv4.0, now)?;
+        state::write_torrents(out, IpVersion::V6, &self.ipv6.0, now)
+    }
+
+    /// Read a torrent record of the state file into its address family.
+    pub fn restore(
+        &mut self,
+        record: &TorrentRecord,
+        peers: &mut PeerRecords,
+    ) -> Result<(), StateError> {
+        match record.family {
+            IpVersion::V4 => peers.restore_into(&mut self.ipv4.0),
+            IpVersion::V6 => peers.restore_into(&mut self.ipv6.0),
+        }
+    }
+
+    /// This shard's lines of the scrape export.
+    pub fn write_scrape_export(&self, out: &mut dyn Write) -> io::Result<()> {
+        scrape_export::write_torrents(out, &self.ipv4.0, &self.ipv6.0)
     }
 }
 

@@ -1,6 +1,7 @@
 //! A request worker's shard: announces and scrape parts for its info
 //! hashes. The loop is `aquatic_common::request_loop`.
 
+use std::io::{self, Write};
 use std::sync::Arc;
 
 use aquatic_common::SecondsSinceStart;
@@ -64,5 +65,13 @@ impl Shard<RequestMessage, ResponseMessage> for HttpShard {
         for (gauge, (t, s, l)) in self.gauges.by_ip_version.iter().zip(self.maps.counts()) {
             gauge.set(t, s, l);
         }
+    }
+
+    fn write_state(&self, now: SecondsSinceStart, out: &mut dyn Write) -> io::Result<()> {
+        self.maps.write_state(now, out)
+    }
+
+    fn write_scrape_export(&self, out: &mut dyn Write) -> io::Result<()> {
+        self.maps.write_scrape_export(out)
     }
 }

@@ -18,6 +18,7 @@ use std::time::Duration;
 use aquatic_common::access_list::AccessListCache;
 use aquatic_common::proxy::{ProxyHeaderMissing, client_ip};
 use aquatic_common::request_loop::Shard;
+use aquatic_common::shard_parts::{ShardCommand, serve_commands};
 use aquatic_common::time::secs_u32;
 use aquatic_common::{CanonicalSocketAddr, InfoHash, SecondsSinceStart, ServerStartInstant};
 use aquatic_http_protocol::{
@@ -98,6 +99,9 @@ pub struct SocketWorkerParts {
     pub stats: Arc<SocketWorkerStats>,
     /// With `request_workers = 0`: the shard this worker answers itself.
     pub inline_shard: Option<HttpShard>,
+    /// With `request_workers = 0`: requests for the inline shard's part of
+    /// the state file or scrape export.
+    pub shard_commands: Option<Receiver<ShardCommand>>,
 }
 
 pub struct SocketWorker {
@@ -119,6 +123,7 @@ pub struct SocketWorker {
     chunk: Vec<u8>,
     body: Vec<u8>,
     inline_shard: Option<HttpShard>,
+    shard_commands: Option<Receiver<ShardCommand>>,
     /// Reused for the inline shard's answers.
     inline_answers: Vec<(usize, ResponseMessage)>,
     next_cleaning: SecondsSinceStart,
@@ -161,6 +166,7 @@ impl SocketWorker {
             chunk: vec![0; READ_CHUNK],
             body: Vec::with_capacity(1024),
             inline_shard: parts.inline_shard,
+            shard_commands: parts.shard_commands,
             inline_answers: Vec::new(),
             next_cleaning,
         })
@@ -212,6 +218,9 @@ impl SocketWorker {
                     shard.publish();
                 }
                 self.next_cleaning = self.now.add_secs(secs_u32(self.config.cleaning.interval));
+            }
+            if let (Some(shard), Some(commands)) = (&self.inline_shard, &self.shard_commands) {
+                serve_commands(commands, shard, self.now);
             }
             if self.now > last_sweep {
                 self.close_expired();

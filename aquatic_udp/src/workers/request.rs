@@ -2,6 +2,7 @@
 //! outright, so the hot path takes no lock. The loop itself (batches,
 //! routing, cleaning) is `aquatic_common::request_loop`.
 
+use std::io::{self, Write};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -90,5 +91,13 @@ impl Shard<RequestMessage, ResponseMessage> for UdpShard {
             m.ipv6.num_seeders(),
             m.ipv6.num_leechers(),
         );
+    }
+
+    fn write_state(&self, now: SecondsSinceStart, out: &mut dyn Write) -> io::Result<()> {
+        self.maps.write_state(now, out)
+    }
+
+    fn write_scrape_export(&self, out: &mut dyn Write) -> io::Result<()> {
+        self.maps.write_scrape_export(out)
     }
 }

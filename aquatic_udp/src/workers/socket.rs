@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use aquatic_common::access_list::AccessListCache;
 use aquatic_common::request_loop::Shard;
+use aquatic_common::shard_parts::{ShardCommand, serve_commands};
 use aquatic_common::time::secs_u32;
 use aquatic_common::{CanonicalSocketAddr, SecondsSinceStart, ServerStartInstant, ValidUntil};
 use aquatic_udp_protocol::{
@@ -92,6 +93,7 @@ pub struct SocketWorker {
     recv_buf: Vec<u8>,
     send_buf: Vec<u8>,
     inline_shard: Option<UdpShard>,
+    shard_commands: Option<Receiver<ShardCommand>>,
     /// Reused for the inline shard's answers.
     inline_answers: Vec<(usize, ResponseMessage)>,
     next_cleaning: SecondsSinceStart,
@@ -110,6 +112,9 @@ pub struct SocketWorkerParts {
     pub stats: Arc<SocketWorkerStats>,
     /// With `request_workers = 0`: the shard this worker answers itself.
     pub inline_shard: Option<UdpShard>,
+    /// With `request_workers = 0`: requests for the inline shard's part of
+    /// the state file or scrape export.
+    pub shard_commands: Option<Receiver<ShardCommand>>,
 }
 
 impl SocketWorker {
@@ -141,6 +146,7 @@ impl SocketWorker {
             recv_buf: vec![0; 65536],
             send_buf: Vec::with_capacity(1500),
             inline_shard: parts.inline_shard,
+            shard_commands: parts.shard_commands,
             inline_answers: Vec::new(),
             next_cleaning: parts
                 .clock
@@ -181,6 +187,9 @@ impl SocketWorker {
                     shard.publish();
                 }
                 self.next_cleaning = self.now.add_secs(secs_u32(self.config.cleaning.interval));
+            }
+            if let (Some(shard), Some(commands)) = (&self.inline_shard, &self.shard_commands) {
+                serve_commands(commands, shard, self.now);
             }
             if self.now.saturating_sub(last_cleaning) >= 10 {
                 let now = self.now;
