@@ -13,6 +13,15 @@
 #   prometheus          promtool, which the daemons' metrics tests run on the
 #                       /metrics output (`promtool check metrics`); the
 #                       package's own Prometheus server is not needed
+#   chromium            headless browser for the WebTorrent test,
+#                       scripts/real_clients/webtorrent_ws.sh (/usr/bin/chromium,
+#                       driven by playwright-core; no browser is downloaded)
+#   iproute2            `ip netns`, for the network namespace that test runs in
+#
+# Node.js and npm come with the machine and are not installed here; the
+# WebTorrent test's npm packages are pinned in
+# scripts/real_clients/webtorrent/package-lock.json and installed by
+# webtorrent_ws.sh itself (`npm ci`) when missing.
 #
 # usage (as root on Debian): scripts/install-test-deps.sh
 #
@@ -21,7 +30,7 @@
 
 set -euo pipefail
 
-packages=(python3-libtorrent opentracker transmission-daemon systemd prometheus)
+packages=(python3-libtorrent opentracker transmission-daemon systemd prometheus chromium iproute2)
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -100,5 +109,13 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
 fi
 if ! command -v promtool >/dev/null 2>&1; then
     echo "install-test-deps: no promtool on PATH after installing" >&2
+    exit 1
+fi
+if [[ ! -x /usr/bin/chromium ]]; then
+    echo "install-test-deps: no /usr/bin/chromium after installing" >&2
+    exit 1
+fi
+if ! ip netns list >/dev/null 2>&1; then
+    echo "install-test-deps: no \`ip netns\` (iproute2) after installing" >&2
     exit 1
 fi

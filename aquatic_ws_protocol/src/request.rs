@@ -10,7 +10,10 @@ use std::borrow::Cow;
 use std::fmt;
 
 use aquatic_common::{InfoHash, PeerId};
-use serde::de::{self, SeqAccess, Visitor};
+use std::marker::PhantomData;
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use simd_json::OwnedValue;
 
@@ -116,10 +119,13 @@ impl InMessage {
     /// Parse one text message. simd-json works in place: `json` is
     /// scrambled afterwards.
     pub fn from_json(json: &mut [u8]) -> Result<Self, ParseError> {
-        match simd_json::serde::from_slice::<RawIn>(json) {
-            Ok(raw) => Self::from_raw(raw),
+        match simd_json::serde::from_slice::<RawMessage>(json) {
+            Ok(RawMessage(raw)) => Self::from_raw(raw),
             Err(err) => Err(ParseError {
-                reason: Cow::Owned(format!("invalid message: {err}")),
+                reason: Cow::Owned(match err.error() {
+                    simd_json::ErrorType::Serde(message) => format!("invalid message: {message}"),
+                    other => format!("invalid JSON at byte {}: {other:?}", err.index()),
+                }),
                 action: None,
                 info_hash: None,
             }),
@@ -127,20 +133,21 @@ impl InMessage {
     }
 
     fn from_raw(raw: RawIn<'_>) -> Result<Self, ParseError> {
-        let action = match raw.action.as_deref() {
-            Some("announce") => Action::Announce,
-            Some("scrape") => Action::Scrape,
+        let action = match &raw.action {
+            Some(RawText::Text(text)) if text == "announce" => Action::Announce,
+            Some(RawText::Text(text)) if text == "scrape" => Action::Scrape,
             Some(_) => return Err(failure("unknown action", None, None)),
             None => return Err(failure("missing action", None, None)),
         };
         if action == Action::Scrape {
             let info_hashes = match raw.info_hash {
                 None => Vec::new(),
-                Some(RawIds::One(text)) => vec![scrape_hash(&text)?],
+                Some(RawIds::One(text)) => vec![scrape_hash(Some(&text))?],
                 Some(RawIds::Many(list)) => list
                     .iter()
-                    .map(|text| scrape_hash(text))
+                    .map(|text| scrape_hash(text.as_str()))
                     .collect::<Result<_, _>>()?,
+                Some(RawIds::Other) => vec![scrape_hash(None)?],
             };
             return Ok(InMessage::Scrape(ScrapeRequest { info_hashes }));
         }
@@ -151,43 +158,53 @@ impl InMessage {
         }
         .ok_or_else(|| invalid("info_hash", None))?;
         let known = Some(info_hash);
-        let peer_id = required_id(raw.peer_id.as_deref(), "peer_id", known).map(PeerId)?;
+        let announce_failure = |reason| failure(reason, Some(Action::Announce), known);
+        let peer_id = required_id(raw.peer_id.as_ref(), "peer_id", known).map(PeerId)?;
 
         if let Some(answer) = raw.answer {
             return Ok(InMessage::Answer(AnswerRequest {
                 info_hash,
                 peer_id,
-                to_peer_id: required_id(raw.to_peer_id.as_deref(), "to_peer_id", known)
+                to_peer_id: required_id(raw.to_peer_id.as_ref(), "to_peer_id", known)
                     .map(PeerId)?,
-                offer_id: required_id(raw.offer_id.as_deref(), "offer_id", known).map(OfferId)?,
+                offer_id: required_id(raw.offer_id.as_ref(), "offer_id", known).map(OfferId)?,
                 answer,
             }));
         }
 
-        let offers = raw
-            .offers
-            .unwrap_or_default()
-            .into_iter()
-            .map(|o| {
-                Ok(Offer {
-                    offer_id: required_id(o.offer_id.as_deref(), "offer_id", known)
-                        .map(OfferId)?,
-                    offer: o.offer.ok_or_else(|| {
-                        failure("an offer without its \"offer\"", Some(Action::Announce), known)
-                    })?,
+        let offers = match raw.offers {
+            None => Vec::new(),
+            Some(RawOffers::List(list)) => list
+                .into_iter()
+                .map(|o| {
+                    let o = o.ok_or_else(|| announce_failure(INVALID_OFFERS))?;
+                    Ok(Offer {
+                        offer_id: required_id(o.offer_id.as_ref(), "offer_id", known)
+                            .map(OfferId)?,
+                        offer: o
+                            .offer
+                            .ok_or_else(|| announce_failure("an offer without its \"offer\""))?,
+                    })
                 })
-            })
-            .collect::<Result<_, ParseError>>()?;
+                .collect::<Result<_, ParseError>>()?,
+            Some(RawOffers::Other) => return Err(announce_failure(INVALID_OFFERS)),
+        };
+        let event = match &raw.event {
+            None => AnnounceEvent::default(),
+            Some(RawText::Text(text)) => AnnounceEvent::parse(text),
+            Some(RawText::Other) => return Err(announce_failure("event must be a string")),
+        };
+        let number = |n: Option<RawNumber>, reason| match n {
+            None | Some(RawNumber::Unknown) => Ok(None),
+            Some(RawNumber::Known(n)) => Ok(Some(n)),
+            Some(RawNumber::Invalid) => Err(announce_failure(reason)),
+        };
         Ok(InMessage::Announce(AnnounceRequest {
             info_hash,
             peer_id,
-            event: raw
-                .event
-                .as_deref()
-                .map(AnnounceEvent::parse)
-                .unwrap_or_default(),
-            left: raw.left.and_then(|n| n.0),
-            numwant: raw.numwant.and_then(|n| n.0),
+            event,
+            left: number(raw.left, "left must be a number or null")?,
+            numwant: number(raw.numwant, "numwant must be a number or null")?,
             offers,
         }))
     }
@@ -233,6 +250,8 @@ impl InMessage {
     }
 }
 
+const INVALID_OFFERS: &str = "offers must be an array of objects with \"offer\" and \"offer_id\"";
+
 fn failure(
     reason: &'static str,
     action: Option<Action>,
@@ -254,63 +273,148 @@ fn invalid(field: &str, info_hash: Option<InfoHash>) -> ParseError {
 }
 
 fn required_id(
-    text: Option<&str>,
+    text: Option<&RawText>,
     field: &str,
     info_hash: Option<InfoHash>,
 ) -> Result<[u8; 20], ParseError> {
-    text.and_then(id::decode)
+    text.and_then(RawText::as_str)
+        .and_then(id::decode)
         .ok_or_else(|| invalid(field, info_hash))
 }
 
-fn scrape_hash(text: &str) -> Result<InfoHash, ParseError> {
-    id::decode(text).map(InfoHash).ok_or_else(|| ParseError {
-        action: Some(Action::Scrape),
-        ..invalid("info_hash", None)
-    })
+fn scrape_hash(text: Option<&str>) -> Result<InfoHash, ParseError> {
+    text.and_then(id::decode)
+        .map(InfoHash)
+        .ok_or_else(|| ParseError {
+            action: Some(Action::Scrape),
+            ..invalid("info_hash", None)
+        })
 }
 
-/// Every field a client message may have, none required.
+// The raw message. Every field is optional and accepts any JSON value, so
+// that a field of the wrong type is reported by name, with the action and
+// info hash, by `from_raw` rather than failing the whole message with
+// neither (a JavaScript client drops a failure without `action`). Only
+// invalid JSON, a message that is not an object and duplicate fields fail
+// in serde.
+
+/// The top level: an object (serde would also take an array as a struct).
+struct RawMessage<'a>(RawIn<'a>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawMessage<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = RawMessage<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                RawIn::deserialize(MapAccessDeserializer::new(map)).map(RawMessage)
+            }
+        }
+        deserializer.deserialize_map(V(PhantomData))
+    }
+}
+
 #[derive(Deserialize)]
 struct RawIn<'a> {
     #[serde(borrow)]
-    action: Option<Cow<'a, str>>,
+    action: Option<RawText<'a>>,
     #[serde(borrow)]
     info_hash: Option<RawIds<'a>>,
     #[serde(borrow)]
-    peer_id: Option<Cow<'a, str>>,
+    peer_id: Option<RawText<'a>>,
     #[serde(borrow)]
-    event: Option<Cow<'a, str>>,
-    left: Option<LooseNumber>,
-    numwant: Option<LooseNumber>,
+    event: Option<RawText<'a>>,
+    left: Option<RawNumber>,
+    numwant: Option<RawNumber>,
     #[serde(borrow)]
-    offers: Option<Vec<RawOffer<'a>>>,
+    offers: Option<RawOffers<'a>>,
     answer: Option<OwnedValue>,
     #[serde(borrow)]
-    to_peer_id: Option<Cow<'a, str>>,
+    to_peer_id: Option<RawText<'a>>,
     #[serde(borrow)]
-    offer_id: Option<Cow<'a, str>>,
+    offer_id: Option<RawText<'a>>,
 }
 
-#[derive(Deserialize)]
-struct RawOffer<'a> {
-    offer: Option<OwnedValue>,
-    #[serde(borrow)]
-    offer_id: Option<Cow<'a, str>>,
+/// The visitor methods for the JSON types a field does not expect: they
+/// skip the value and give `$other`.
+macro_rules! anything_else_is {
+    ($other:expr; $($kind:ident),*) => { $(anything_else_is!(@$kind $other);)* };
+    (@scalars $other:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> { Ok($other) }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> { Ok($other) }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> { Ok($other) }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> { Ok($other) }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> { Ok($other) }
+    };
+    (@str $other:expr) => {
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> { Ok($other) }
+    };
+    (@seq $other:expr) => {
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok($other)
+        }
+    };
+    (@map $other:expr) => {
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok($other)
+        }
+    };
+}
+
+/// A field expected to be a string.
+enum RawText<'a> {
+    Text(Cow<'a, str>),
+    Other,
+}
+
+impl RawText<'_> {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            RawText::Text(text) => Some(text),
+            RawText::Other => None,
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawText<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = RawText<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(RawText::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RawText::Text(Cow::Owned(v.to_owned())))
+            }
+            anything_else_is!(RawText::Other; scalars, seq, map);
+        }
+        deserializer.deserialize_any(V(PhantomData))
+    }
 }
 
 /// `info_hash`: a string, or for a scrape also an array of strings.
 enum RawIds<'a> {
     One(Cow<'a, str>),
-    Many(Vec<Cow<'a, str>>),
+    Many(Vec<RawText<'a>>),
+    Other,
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for RawIds<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        struct V<'a>(PhantomData<&'a ()>);
         impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
             type Value = RawIds<'a>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string or an array of strings")
+                f.write_str("any JSON value")
             }
             fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
                 Ok(RawIds::One(Cow::Borrowed(v)))
@@ -320,44 +424,112 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawIds<'a> {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-                while let Some(text) = seq.next_element::<Cow<'de, str>>()? {
+                while let Some(text) = seq.next_element::<RawText<'de>>()? {
                     list.push(text);
                 }
                 Ok(RawIds::Many(list))
             }
+            anything_else_is!(RawIds::Other; scalars, map);
         }
-        deserializer.deserialize_any(V(std::marker::PhantomData))
+        deserializer.deserialize_any(V(PhantomData))
+    }
+}
+
+/// `offers`: an array of objects; `None` for an element of another type.
+enum RawOffers<'a> {
+    List(Vec<Option<RawOffer<'a>>>),
+    Other,
+}
+
+#[derive(Deserialize)]
+struct RawOffer<'a> {
+    offer: Option<OwnedValue>,
+    #[serde(borrow)]
+    offer_id: Option<RawText<'a>>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawOffers<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// One element: an object, or anything else as `None`.
+        struct Element<'a>(Option<RawOffer<'a>>);
+        impl<'de: 'a, 'a> Deserialize<'de> for Element<'a> {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct V<'a>(PhantomData<&'a ()>);
+                impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+                    type Value = Element<'a>;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str("any JSON value")
+                    }
+                    fn visit_map<A: MapAccess<'de>>(
+                        self,
+                        map: A,
+                    ) -> Result<Self::Value, A::Error> {
+                        RawOffer::deserialize(MapAccessDeserializer::new(map))
+                            .map(|o| Element(Some(o)))
+                    }
+                    anything_else_is!(Element(None); scalars, str, seq);
+                }
+                deserializer.deserialize_any(V(PhantomData))
+            }
+        }
+
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = RawOffers<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
+                while let Some(Element(offer)) = seq.next_element::<Element<'de>>()? {
+                    list.push(offer);
+                }
+                Ok(RawOffers::List(list))
+            }
+            anything_else_is!(RawOffers::Other; scalars, str, map);
+        }
+        deserializer.deserialize_any(V(PhantomData))
     }
 }
 
 /// A count from JavaScript: any JSON number; negatives count as 0,
 /// fractions are cut, `null` (how `Infinity` and `NaN` are sent) and
-/// anything past `u64::MAX` as unknown.
-struct LooseNumber(Option<u64>);
+/// anything past `u64::MAX` as unknown; other types are invalid.
+enum RawNumber {
+    Known(u64),
+    Unknown,
+    Invalid,
+}
 
-impl<'de> Deserialize<'de> for LooseNumber {
+impl<'de> Deserialize<'de> for RawNumber {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct V;
-        impl Visitor<'_> for V {
-            type Value = LooseNumber;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawNumber;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a number")
+                f.write_str("any JSON value")
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(LooseNumber(Some(v)))
+                Ok(RawNumber::Known(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(LooseNumber(Some(u64::try_from(v).unwrap_or(0))))
+                Ok(RawNumber::Known(u64::try_from(v).unwrap_or(0)))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
                 // `as` saturates: negatives -> 0; too large is unknown.
-                Ok(LooseNumber(
-                    (v.is_finite() && v < u64::MAX as f64).then_some(v as u64),
-                ))
+                Ok(if v.is_finite() && v < u64::MAX as f64 {
+                    RawNumber::Known(v as u64)
+                } else {
+                    RawNumber::Unknown
+                })
             }
             fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(LooseNumber(None))
+                Ok(RawNumber::Unknown)
             }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(RawNumber::Invalid)
+            }
+            anything_else_is!(RawNumber::Invalid; str, seq, map);
         }
         deserializer.deserialize_any(V)
     }

@@ -1,11 +1,12 @@
 //! Messages from the tracker to a WebTorrent client.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::fmt;
 
 use aquatic_common::{InfoHash, PeerId};
 use serde::ser::SerializeMap;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use simd_json::OwnedValue;
 
 use crate::request::ParseError;
@@ -204,6 +205,7 @@ impl OutMessage {
             Some("scrape") => {
                 let files = raw
                     .files
+                    .map(|files| files.0)
                     .unwrap_or_default()
                     .into_iter()
                     .map(|(k, v)| Ok((hash(Some(&k))?, v)))
@@ -286,5 +288,29 @@ struct RawOut<'a> {
     complete: Option<usize>,
     incomplete: Option<usize>,
     interval: Option<u32>,
-    files: Option<HashMap<String, ScrapeStatistics>>,
+    files: Option<FilesIn>,
+}
+
+/// `files` in the order written, so a scrape reply reads back as it was
+/// built (a map would shuffle it).
+struct FilesIn(Vec<(String, ScrapeStatistics)>);
+
+impl<'de> Deserialize<'de> for FilesIn {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FilesIn;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of info hashes to statistics")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut files = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+                while let Some(entry) = map.next_entry()? {
+                    files.push(entry);
+                }
+                Ok(FilesIn(files))
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
 }
