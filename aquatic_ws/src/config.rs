@@ -8,6 +8,7 @@ use aquatic_cli_helpers::LogLevel;
 use aquatic_common::access_list::AccessListConfig;
 use aquatic_common::metrics::MetricsConfig;
 use aquatic_common::privileges::PrivilegeConfig;
+use aquatic_common::scrape_export::ScrapeExportConfig;
 use aquatic_common::statistics::StatisticsConfig;
 use aquatic_common::validation::{check_only_ipv6, first_failed, worker_checks};
 use ipnet::IpNet;
@@ -31,6 +32,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub privileges: PrivilegeConfig,
     pub access_list: AccessListConfig,
+    pub scrape_export: ScrapeExportConfig,
 }
 
 impl Default for Config {
@@ -46,6 +48,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             privileges: PrivilegeConfig::default(),
             access_list: AccessListConfig::default(),
+            scrape_export: ScrapeExportConfig::default(),
         }
     }
 }
@@ -186,6 +189,10 @@ impl Config {
             (
                 self.cleaning.interval == 0,
                 "cleaning.interval must be at least 1 second",
+            ),
+            (
+                self.scrape_export.path().is_some() && self.scrape_export.interval == 0,
+                "scrape_export.interval must be at least 1 second",
             ),
             (
                 n.request_channel_capacity == 0,

@@ -37,6 +37,8 @@ use aquatic_common::access_list::{self, AccessListCache};
 use aquatic_common::metrics::MetricsEndpoint;
 use aquatic_common::privileges::drop_privileges;
 use aquatic_common::request_loop::{channels, polls_and_wakers, spawn_request_workers};
+use aquatic_common::scrape_export;
+use aquatic_common::shard_parts::{ShardControl, command_channel};
 use aquatic_common::supervision::Supervisor;
 use aquatic_common::time::secs_u32;
 use aquatic_common::tls;
@@ -118,6 +120,11 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
         )
     };
 
+    // With request_workers = 0 the socket worker owns the shard and takes
+    // the commands for it.
+    let (inline_owner, inline_commands) = command_channel();
+    let mut inline_commands = Some(inline_commands);
+
     for (index, ((listener, poll), response_receiver)) in listeners
         .into_iter()
         .zip(polls)
@@ -137,12 +144,15 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
             response_receiver,
             stats: socket_stats[index].clone(),
             inline_shard: (config.request_workers == 0).then(|| new_shard(0)),
+            shard_commands: inline_commands
+                .take()
+                .filter(|_| config.request_workers == 0),
         })?;
         supervisor.spawn(format!("socket-{index}"), move || worker.run())?;
     }
     drop(request_senders);
 
-    spawn_request_workers(
+    let mut shard_control = spawn_request_workers(
         &supervisor,
         clock,
         request_receivers,
@@ -150,6 +160,15 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
         &wakers,
         secs_u32(config.cleaning.interval),
         new_shard,
+    )?;
+    if config.request_workers == 0 {
+        shard_control = ShardControl::new(vec![inline_owner]);
+    }
+    scrape_export::spawn(
+        &supervisor,
+        &config.scrape_export,
+        "aquatic_ws",
+        shard_control,
     )?;
 
     if let Some(endpoint) = metrics_endpoint {

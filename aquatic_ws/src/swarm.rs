@@ -17,6 +17,7 @@
 //!
 //! Plain data and the caller's clock: tested without sockets below.
 
+use std::io::{self, Write};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -317,6 +318,11 @@ impl Shard<RequestMessage, ResponseMessage> for WsShard {
         }
         self.pending.retain(|_, p| p.valid_until.is_valid_at(now));
         self.pending.shrink_to_fit();
+    }
+
+    fn write_scrape_export(&self, out: &mut dyn Write) -> io::Result<()> {
+        let [v4, v6] = &self.maps;
+        aquatic_common::scrape_export::write_torrents(out, v4, v6)
     }
 
     fn publish(&self) {

@@ -505,3 +505,32 @@ fn wss_and_certificate_reload_keep_connections() {
         "old certificate still served"
     );
 }
+
+#[test]
+fn scrape_export_lists_every_torrent() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export.txt");
+    let config = format!(
+        "socket_workers = 2\nrequest_workers = 2\n[network]\naddress = \"127.0.0.1:0\"\n[scrape_export]\npath = {export:?}\ninterval = 1\n"
+    );
+    let t = Daemon::start(BINARY, dir, &config).unwrap_or_else(|log| panic!("{log}"));
+    let hash = InfoHash(awkward_id(42));
+    let mut clients = Vec::new();
+    for (peer, left) in [(1u8, 0u64), (2, 5), (3, 5)] {
+        let mut ws = connect(t.addr);
+        send(&mut ws, &announce(hash, PeerId([peer; 20]), Some(left), 0));
+        recv(&mut ws);
+        clients.push(ws);
+    }
+    let expected = format!("{} 1 2 0", hash.to_hex());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(&export).unwrap_or_default();
+        if text.lines().any(|l| l == expected) {
+            assert!(text.starts_with('#'), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no {expected:?} in\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -20,6 +20,7 @@ use std::time::Duration;
 use aquatic_common::access_list::AccessListCache;
 use aquatic_common::proxy::{client_ip, forwarded_ip};
 use aquatic_common::request_loop::Shard;
+use aquatic_common::shard_parts::{ShardCommand, serve_commands};
 use aquatic_common::time::secs_u32;
 use aquatic_common::tls::SharedTlsConfig;
 use aquatic_common::{InfoHash, IpVersion, PeerId, SecondsSinceStart, ServerStartInstant};
@@ -161,8 +162,10 @@ pub struct SocketWorkerParts {
     pub request_senders: Vec<Sender<Vec<RequestMessage>>>,
     pub response_receiver: Receiver<Vec<ResponseMessage>>,
     pub stats: Arc<SocketWorkerStats>,
-    /// With `request_workers = 0`: the shard this worker answers itself.
+    /// With `request_workers = 0`: the shard this worker answers itself,
+    /// and the commands (scrape export) for it.
     pub inline_shard: Option<WsShard>,
+    pub shard_commands: Option<Receiver<ShardCommand>>,
 }
 
 pub struct SocketWorker {
@@ -190,6 +193,7 @@ pub struct SocketWorker {
     /// A text message being parsed (simd-json parses in place).
     scratch: Vec<u8>,
     inline_shard: Option<WsShard>,
+    shard_commands: Option<Receiver<ShardCommand>>,
     inline_answers: Vec<(usize, ResponseMessage)>,
     next_cleaning: SecondsSinceStart,
 }
@@ -241,6 +245,7 @@ impl SocketWorker {
             chunk: vec![0; 16 * 1024],
             scratch: Vec::new(),
             inline_shard: parts.inline_shard,
+            shard_commands: parts.shard_commands,
             inline_answers: Vec::new(),
             next_cleaning,
         })
@@ -279,6 +284,9 @@ impl SocketWorker {
                     shard.publish();
                 }
                 self.next_cleaning = self.now.add_secs(secs_u32(self.config.cleaning.interval));
+            }
+            if let (Some(shard), Some(commands)) = (&self.inline_shard, &self.shard_commands) {
+                serve_commands(commands, shard, self.now);
             }
             if self.now > last_sweep {
                 self.sweep();
