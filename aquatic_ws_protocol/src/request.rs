@@ -238,11 +238,7 @@ impl InMessage {
             }),
             InMessage::Scrape(r) => simd_json::to_vec(&ScrapeJson {
                 action: "scrape",
-                info_hash: r
-                    .info_hashes
-                    .iter()
-                    .map(|h| id::encode(&h.0))
-                    .collect(),
+                info_hash: r.info_hashes.iter().map(|h| id::encode(&h.0)).collect(),
             }),
         };
         // Serializing these types cannot fail (string keys, no floats).
@@ -460,10 +456,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawOffers<'a> {
                     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                         f.write_str("any JSON value")
                     }
-                    fn visit_map<A: MapAccess<'de>>(
-                        self,
-                        map: A,
-                    ) -> Result<Self::Value, A::Error> {
+                    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                         RawOffer::deserialize(MapAccessDeserializer::new(map))
                             .map(|o| Element(Some(o)))
                     }

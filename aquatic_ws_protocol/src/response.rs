@@ -4,8 +4,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use aquatic_common::{InfoHash, PeerId};
-use serde::ser::SerializeMap;
 use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use simd_json::OwnedValue;
 
