@@ -7,7 +7,9 @@
 #   4. deployment files: systemd units (systemd-analyze, offline) and sample
 #      configs (each loads with its daemon's -P); builds the daemons it needs;
 #   5. real clients: libtorrent seeding and downloading through aquatic_udp
-#      and aquatic_http (plain and TLS), Transmission through aquatic_http;
+#      and aquatic_http (plain and TLS), Transmission through aquatic_http,
+#      WebTorrent in three headless Chromiums through aquatic_ws (in a
+#      network namespace of its own; needs root);
 #   6. a fuzz smoke: every cargo-fuzz target for 30 s (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +47,10 @@ cargo build -p aquatic_http
 /usr/bin/python3 scripts/real_clients/libtorrent_http.py --https target/debug/aquatic_http "$work/https"
 /usr/bin/python3 scripts/real_clients/transmission_http.py target/debug/aquatic_http "$work/transmission"
 /usr/bin/python3 scripts/real_clients/transmission_http.py --https target/debug/aquatic_http "$work/transmission-https"
+
+step "real clients: WebTorrent in Chromium over aquatic_ws"
+cargo build -p aquatic_ws
+bash scripts/real_clients/webtorrent_ws.sh aquatic target/debug/aquatic_ws
 
 step "fuzz smoke: every cargo-fuzz target for 30 s"
 bash scripts/fuzz.sh 30

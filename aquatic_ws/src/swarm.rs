@@ -133,10 +133,14 @@ impl WsShard {
             event: match request.event {
                 AnnounceEvent::Started => SwarmEvent::Started,
                 AnnounceEvent::Stopped => SwarmEvent::Stopped,
+                // WebTorrent announces `completed` when it starts seeding a
+                // file it already had: only a peer that was leeching here
+                // counts as a download.
+                AnnounceEvent::Completed if owner.is_none() => SwarmEvent::None,
                 AnnounceEvent::Completed => SwarmEvent::Completed,
                 AnnounceEvent::Update => SwarmEvent::None,
             },
-            left_is_zero: request.left == Some(0),
+            left_is_zero: request.left == Some(0) || request.event == AnnounceEvent::Completed,
             valid_until: ValidUntil::new(now, self.config.max_peer_age),
             max_peers: if request.event == AnnounceEvent::Stopped {
                 0
