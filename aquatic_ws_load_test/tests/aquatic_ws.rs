@@ -1,0 +1,72 @@
+//! The load tester against the real aquatic_ws daemon, briefly: replies
+//! arrive, offers and answers are relayed between its peers (across two
+//! socket workers), and every check holds.
+//!
+//! The daemon is another crate's binary, which cargo does not build for
+//! this crate's tests: the test uses `$AQUATIC_WS_BINARY`, else
+//! `target/debug/aquatic_ws` of the workspace (`cargo test --workspace`
+//! builds it, for aquatic_ws's own tests), and says so and passes when
+//! neither exists.
+
+use std::path::PathBuf;
+
+use aquatic_test_support::Daemon;
+use aquatic_ws_load_test::{Config, run_load_test};
+
+fn binary() -> Option<PathBuf> {
+    let path = match std::env::var_os("AQUATIC_WS_BINARY") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+                || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
+                PathBuf::from,
+            );
+            target.join("debug/aquatic_ws")
+        }
+    };
+    path.is_file().then_some(path)
+}
+
+#[test]
+fn load_test_against_aquatic_ws() {
+    let Some(binary) = binary() else {
+        eprintln!("skipped: no aquatic_ws binary (build it with `cargo build -p aquatic_ws`)");
+        return;
+    };
+    let daemon = Daemon::start(
+        binary.to_str().unwrap(),
+        tempfile::tempdir().unwrap(),
+        "log_level = \"info\"\nsocket_workers = 2\nrequest_workers = 2\n[network]\naddress = \"127.0.0.1:0\"\n",
+    )
+    .unwrap_or_else(|log| panic!("aquatic_ws did not start: {log}"));
+
+    let mut config = Config {
+        server_address: daemon.addr,
+        workers: 2,
+        connections_per_worker: 8,
+        duration: 2,
+        summarize_every: 0,
+        request_timeout_ms: 5000,
+        ..Config::default()
+    };
+    // Few torrents: swarms with several peers, so offers are relayed.
+    config.requests.number_of_torrents = 10;
+    let summary = run_load_test(&config, &mut std::io::sink()).unwrap();
+    drop(daemon);
+
+    let t = &summary.totals;
+    let report = summary.report();
+    assert!(summary.checks_pass(), "{report}");
+    assert!(t.announce_replies > 0 && t.scrape_replies > 0, "{report}");
+    assert!(t.offers_received > 0 && t.answers_received > 0, "{report}");
+    let problems = t.failures
+        + t.other_failures
+        + t.invalid
+        + t.unexpected
+        + t.timeouts
+        + t.dropped
+        + t.connection_errors
+        + t.tracker_closes;
+    assert_eq!(problems, 0, "{report}");
+    assert_eq!(t.connections_opened, 16, "{report}");
+}

@@ -1,0 +1,638 @@
+//! The load tester against a small in-test WebTorrent tracker on 127.0.0.1
+//! (a thread per connection, tungstenite over blocking sockets) that
+//! answers announces and scrapes and relays offers and answers between its
+//! peers: counts must be positive and add up, failures must show in the
+//! right counters, closed connections must be reopened, and every run stops
+//! by itself within its duration.
+
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aquatic_load_test_common::testing::{self, ServerThread, SummaryTail, run_binary};
+use aquatic_ws_load_test::{Config, Summary, run_load_test};
+use aquatic_ws_protocol::{
+    AnnounceResponse, AnswerMessage, ErrorResponse, InMessage, InfoHash, OfferMessage, OutMessage,
+    PeerId, ScrapeResponse, ScrapeStatistics,
+};
+use tungstenite::handshake::HandshakeError;
+use tungstenite::{Message, WebSocket};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    /// Answer everything and relay offers and answers.
+    Normal,
+    /// As Normal, but close each connection (with a close frame) after
+    /// this many announces and scrapes.
+    CloseAfter(u64),
+    /// A failure reason for every announce; scrapes answered.
+    FailAnnounces,
+    /// Read, never answer.
+    Silent,
+}
+
+#[derive(Default)]
+struct Received {
+    announces: AtomicU64,
+    scrapes: AtomicU64,
+    offers: AtomicU64,
+    offers_relayed: AtomicU64,
+    answers: AtomicU64,
+    answers_relayed: AtomicU64,
+    connections: AtomicU64,
+    /// Messages that did not parse.
+    bad: AtomicU64,
+}
+
+/// The peers connected now (to relay to) and the swarms.
+#[derive(Default)]
+struct Swarms {
+    peers: HashMap<PeerId, Sender<String>>,
+    torrents: HashMap<InfoHash, Vec<PeerId>>,
+}
+
+struct FakeTracker {
+    address: SocketAddr,
+    received: Arc<Received>,
+    server: ServerThread<()>,
+}
+
+impl FakeTracker {
+    fn start(mode: Mode) -> Self {
+        Self::start_with(mode, None)
+    }
+
+    fn start_tls(mode: Mode) -> Self {
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+                .unwrap();
+        let key =
+            rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![certified.cert.der().clone()], key)
+            .unwrap();
+        Self::start_with(mode, Some(Arc::new(config)))
+    }
+
+    fn start_with(mode: Mode, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let address = listener.local_addr().unwrap();
+        let received = Arc::new(Received::default());
+        let counts = received.clone();
+        let swarms = Arc::new(Mutex::new(Swarms::default()));
+        let server = ServerThread::spawn(move |stop_flag| {
+            while !stop_flag.load(Ordering::Relaxed) {
+                let stream = match listener.accept() {
+                    Ok((stream, _)) => stream,
+                    Err(err) if err.kind() == ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(1));
+                        continue;
+                    }
+                    Err(err) => panic!("accept: {err}"),
+                };
+                counts.connections.fetch_add(1, Ordering::Relaxed);
+                let (stop, counts, swarms, tls) = (
+                    stop_flag.clone(),
+                    counts.clone(),
+                    swarms.clone(),
+                    tls.clone(),
+                );
+                std::thread::spawn(move || {
+                    stream.set_nonblocking(false).unwrap();
+                    stream
+                        .set_read_timeout(Some(Duration::from_millis(5)))
+                        .unwrap();
+                    let peer = Peer {
+                        mode,
+                        stop,
+                        counts,
+                        swarms,
+                    };
+                    match tls {
+                        None => peer.serve(stream),
+                        Some(config) => {
+                            let conn = rustls::ServerConnection::new(config).unwrap();
+                            peer.serve(rustls::StreamOwned::new(conn, stream));
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            address,
+            received,
+            server,
+        }
+    }
+
+    fn finish(self) -> Arc<Received> {
+        self.server.finish();
+        self.received
+    }
+}
+
+/// One connection of the fake tracker.
+struct Peer {
+    mode: Mode,
+    stop: Arc<AtomicBool>,
+    counts: Arc<Received>,
+    swarms: Arc<Mutex<Swarms>>,
+}
+
+fn is_timeout(err: &tungstenite::Error) -> bool {
+    matches!(err, tungstenite::Error::Io(e)
+        if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut))
+}
+
+fn text(message: &OutMessage) -> Message {
+    Message::text(String::from_utf8(message.to_json()).unwrap())
+}
+
+impl Peer {
+    fn serve<S: Read + Write>(self, stream: S) {
+        let mut handshake = tungstenite::accept(stream);
+        let mut ws = loop {
+            match handshake {
+                Ok(ws) => break ws,
+                Err(HandshakeError::Interrupted(mid)) => {
+                    if self.stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    handshake = mid.handshake();
+                }
+                Err(HandshakeError::Failure(_)) => return,
+            }
+        };
+        let (tx, rx) = channel();
+        let mut own_ids = Vec::new();
+        let mut requests = 0u64;
+        while !self.stop.load(Ordering::Relaxed) {
+            match ws.read() {
+                Ok(Message::Text(t)) => {
+                    let mut bytes = t.as_bytes().to_vec();
+                    match InMessage::from_json(&mut bytes) {
+                        Ok(message) => {
+                            if !matches!(message, InMessage::Answer(_)) {
+                                requests += 1;
+                            }
+                            self.handle(&mut ws, message, &tx, &mut own_ids);
+                        }
+                        Err(_) => {
+                            self.counts.bad.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(err) if is_timeout(&err) => {}
+                Err(_) => break,
+            }
+            if let Mode::CloseAfter(n) = self.mode
+                && requests >= n
+            {
+                let _ = ws.close(None);
+                let _ = ws.flush();
+                // Let the client see the close frame before the socket
+                // goes.
+                std::thread::sleep(Duration::from_millis(20));
+                break;
+            }
+            if !self.relay_queued(&mut ws, &rx) {
+                break;
+            }
+        }
+        let mut swarms = self.swarms.lock().unwrap();
+        for id in own_ids {
+            swarms.peers.remove(&id);
+        }
+    }
+
+    /// Send what other connections relayed to this one.
+    fn relay_queued<S: Read + Write>(&self, ws: &mut WebSocket<S>, rx: &Receiver<String>) -> bool {
+        while let Ok(message) = rx.try_recv() {
+            if ws.send(Message::text(message)).is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn handle<S: Read + Write>(
+        &self,
+        ws: &mut WebSocket<S>,
+        message: InMessage,
+        tx: &Sender<String>,
+        own_ids: &mut Vec<PeerId>,
+    ) {
+        let reply = match message {
+            InMessage::Announce(a) => {
+                self.counts.announces.fetch_add(1, Ordering::Relaxed);
+                self.counts
+                    .offers
+                    .fetch_add(a.offers.len() as u64, Ordering::Relaxed);
+                if self.mode == Mode::FailAnnounces {
+                    Some(OutMessage::Error(ErrorResponse {
+                        failure_reason: "announces are off today".into(),
+                        action: Some(aquatic_ws_protocol::Action::Announce),
+                        info_hash: Some(a.info_hash),
+                    }))
+                } else if self.mode == Mode::Silent {
+                    None
+                } else {
+                    let mut swarms = self.swarms.lock().unwrap();
+                    if !own_ids.contains(&a.peer_id) {
+                        own_ids.push(a.peer_id);
+                        swarms.peers.insert(a.peer_id, tx.clone());
+                    }
+                    let members = swarms.torrents.entry(a.info_hash).or_default();
+                    let others: Vec<PeerId> = members
+                        .iter()
+                        .copied()
+                        .filter(|p| *p != a.peer_id)
+                        .collect();
+                    if !members.contains(&a.peer_id) {
+                        members.push(a.peer_id);
+                    }
+                    for (offer, to) in a.offers.into_iter().zip(others) {
+                        let Some(peer) = swarms.peers.get(&to) else {
+                            continue;
+                        };
+                        let relayed = OutMessage::Offer(OfferMessage {
+                            info_hash: a.info_hash,
+                            peer_id: a.peer_id,
+                            offer_id: offer.offer_id,
+                            offer: offer.offer,
+                        });
+                        if peer
+                            .send(String::from_utf8(relayed.to_json()).unwrap())
+                            .is_ok()
+                        {
+                            self.counts.offers_relayed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Some(OutMessage::AnnounceResponse(AnnounceResponse {
+                        info_hash: a.info_hash,
+                        complete: 1,
+                        incomplete: 2,
+                        interval: 120,
+                    }))
+                }
+            }
+            InMessage::Answer(a) => {
+                self.counts.answers.fetch_add(1, Ordering::Relaxed);
+                let swarms = self.swarms.lock().unwrap();
+                if let Some(peer) = swarms.peers.get(&a.to_peer_id) {
+                    let relayed = OutMessage::Answer(AnswerMessage {
+                        info_hash: a.info_hash,
+                        peer_id: a.peer_id,
+                        offer_id: a.offer_id,
+                        answer: a.answer,
+                    });
+                    if peer
+                        .send(String::from_utf8(relayed.to_json()).unwrap())
+                        .is_ok()
+                    {
+                        self.counts.answers_relayed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                None
+            }
+            InMessage::Scrape(s) => {
+                self.counts.scrapes.fetch_add(1, Ordering::Relaxed);
+                (self.mode != Mode::Silent).then(|| {
+                    OutMessage::ScrapeResponse(ScrapeResponse {
+                        files: s
+                            .info_hashes
+                            .into_iter()
+                            .map(|h| (h, ScrapeStatistics::default()))
+                            .collect(),
+                    })
+                })
+            }
+        };
+        if let Some(reply) = reply {
+            let _ = ws.send(text(&reply));
+        }
+    }
+}
+
+fn config(address: SocketAddr, duration: u64) -> Config {
+    let mut config = Config {
+        server_address: address,
+        workers: 2,
+        connections_per_worker: 4,
+        duration,
+        summarize_every: 1,
+        // Long enough that loopback never times out, even on a busy machine.
+        request_timeout_ms: 2000,
+        ..Config::default()
+    };
+    // Few torrents: full swarms, many offers relayed.
+    config.requests.number_of_torrents = 20;
+    config.requests.scrape_max_torrents = 5;
+    config
+}
+
+/// Run and check what holds for every run: it ends on time, and every
+/// request sent got a reply, a failure, timed out, was dropped, or is still
+/// in flight.
+fn run(config: &Config) -> (Summary, String) {
+    let started = Instant::now();
+    let mut progress = Vec::new();
+    let summary = run_load_test(config, &mut progress).unwrap();
+    let took = started.elapsed();
+    let duration = Duration::from_secs(config.duration);
+    assert!(took >= duration, "{took:?}");
+    assert!(took < duration + Duration::from_secs(2), "{took:?}");
+    let t = &summary.totals;
+    assert_eq!(
+        t.requests_sent(),
+        t.responses() + t.failures + t.timeouts + t.dropped + summary.in_flight_at_end,
+        "{summary:?}"
+    );
+    let connections = (config.workers * config.connections_per_worker) as u64;
+    assert!(summary.in_flight_at_end <= connections, "{summary:?}");
+    (summary, String::from_utf8(progress).unwrap())
+}
+
+#[test]
+fn offers_and_answers_are_relayed_and_add_up() {
+    let tracker = FakeTracker::start(Mode::Normal);
+    let config = config(tracker.address, 2);
+    let (summary, progress) = run(&config);
+    let received = tracker.finish();
+
+    let t = &summary.totals;
+    assert!(summary.checks_pass(), "{}", summary.report());
+    assert!(
+        t.announce_replies > 0 && t.scrape_replies > 0,
+        "{summary:?}"
+    );
+    // Weights 10 : 1.
+    assert!(t.announce_replies > 3 * t.scrape_replies, "{summary:?}");
+    assert_eq!(t.offers_sent, 5 * t.announces_sent);
+    assert!(
+        t.offers_received > 0 && t.answers_received > 0,
+        "{summary:?}"
+    );
+    assert_eq!(t.answers_sent, t.offers_received, "{summary:?}");
+    let problems = t.failures
+        + t.other_failures
+        + t.invalid
+        + t.unexpected
+        + t.timeouts
+        + t.dropped
+        + t.answers_unknown
+        + t.own_offers_received;
+    assert_eq!(problems, 0, "{summary:?}");
+    assert_eq!(
+        t.connection_errors + t.reconnects + t.tracker_closes,
+        0,
+        "{summary:?}"
+    );
+    assert_eq!(t.connections_opened, 8, "{summary:?}");
+    assert_eq!(received.connections.load(Ordering::Relaxed), 8);
+    assert_eq!(received.bad.load(Ordering::Relaxed), 0);
+    // What the tracker saw matches what was sent, but for requests in
+    // flight at the end: those may not have reached it before it stopped.
+    let in_flight = summary.in_flight_at_end;
+    let announces = received.announces.load(Ordering::Relaxed);
+    let scrapes = received.scrapes.load(Ordering::Relaxed);
+    assert!(announces <= t.announces_sent, "{summary:?}");
+    assert!(scrapes <= t.scrapes_sent, "{summary:?}");
+    assert!(
+        announces + scrapes + in_flight >= t.requests_sent(),
+        "{summary:?}"
+    );
+    assert_eq!(received.offers.load(Ordering::Relaxed), 5 * announces);
+    assert!(received.offers_relayed.load(Ordering::Relaxed) >= t.offers_received);
+    assert!(received.answers.load(Ordering::Relaxed) <= t.answers_sent);
+    assert!(received.answers_relayed.load(Ordering::Relaxed) >= t.answers_received);
+
+    // Progress: one line a second.
+    let lines: Vec<&str> = progress.lines().collect();
+    assert_eq!(lines.len(), 2, "{progress}");
+    assert!(lines[0].contains("responses/s: "), "{progress}");
+    assert!(lines[0].contains("offers in/s "), "{progress}");
+}
+
+#[test]
+fn more_connections_than_open_at_once_all_open() {
+    let tracker = FakeTracker::start(Mode::Normal);
+    let mut config = config(tracker.address, 2);
+    // Above the 128 handshakes a worker has under way at once.
+    config.workers = 1;
+    config.connections_per_worker = 300;
+    let (summary, _) = run(&config);
+    let received = tracker.finish();
+    let t = &summary.totals;
+    assert_eq!(t.connections_opened, 300, "{}", summary.report());
+    assert_eq!(t.connection_errors + t.timeouts, 0, "{}", summary.report());
+    assert_eq!(received.connections.load(Ordering::Relaxed), 300);
+    assert!(summary.checks_pass(), "{}", summary.report());
+}
+
+#[test]
+fn closed_connections_are_counted_and_reopened() {
+    let tracker = FakeTracker::start(Mode::CloseAfter(5));
+    let (summary, _) = run(&config(tracker.address, 1));
+    let received = tracker.finish();
+    let t = &summary.totals;
+    assert!(t.tracker_closes > 8, "{summary:?}");
+    assert!(t.reconnects >= t.tracker_closes - 8, "{summary:?}");
+    assert_eq!(t.connections_opened, 8 + t.reconnects, "{summary:?}");
+    assert!(t.responses() >= 5 * t.tracker_closes, "{summary:?}");
+    assert_eq!(t.timeouts + t.invalid, 0, "{summary:?}");
+    assert!(received.connections.load(Ordering::Relaxed) >= t.connections_opened);
+    assert!(summary.checks_pass(), "{}", summary.report());
+}
+
+#[test]
+fn failure_reasons_are_counted_and_listed() {
+    let tracker = FakeTracker::start(Mode::FailAnnounces);
+    let (summary, _) = run(&config(tracker.address, 1));
+    tracker.finish();
+    let t = &summary.totals;
+    assert!(t.failures > 0 && t.scrape_replies > 0, "{summary:?}");
+    assert_eq!(t.announce_replies + t.offers_received, 0, "{summary:?}");
+    // Every announce got its failure reason, but those still in flight.
+    assert!(t.failures <= t.announces_sent, "{summary:?}");
+    assert!(
+        t.failures + summary.in_flight_at_end >= t.announces_sent,
+        "{summary:?}"
+    );
+    assert_eq!(
+        summary.failure_reasons.sorted(),
+        vec![("announces are off today", t.failures)]
+    );
+    assert!(
+        summary
+            .report()
+            .contains("failure reasons: \"announces are off today\"")
+    );
+}
+
+#[test]
+fn unanswered_requests_time_out() {
+    let tracker = FakeTracker::start(Mode::Silent);
+    let mut config = config(tracker.address, 1);
+    config.request_timeout_ms = 200;
+    let (summary, _) = run(&config);
+    tracker.finish();
+    let t = &summary.totals;
+    assert_eq!(t.responses(), 0, "{summary:?}");
+    // 8 connections, each timing out about every 200 ms (then waiting
+    // 100 ms: a connection without any reply reconnects after a delay).
+    assert!(t.timeouts >= 8, "{summary:?}");
+    assert!(t.reconnects >= t.timeouts.saturating_sub(8), "{summary:?}");
+}
+
+#[test]
+fn rate_cap_limits_requests_sent() {
+    let tracker = FakeTracker::start(Mode::Normal);
+    let mut config = config(tracker.address, 1);
+    config.max_requests_per_second = 200;
+    let (summary, _) = run(&config);
+    tracker.finish();
+    let sent = summary.totals.requests_sent();
+    assert!((100..=260).contains(&sent), "{summary:?}");
+    assert!(summary.checks_pass(), "{}", summary.report());
+}
+
+#[test]
+fn tls() {
+    let tracker = FakeTracker::start_tls(Mode::Normal);
+    let mut config = config(tracker.address, 1);
+    config.tls = true;
+    let (summary, _) = run(&config);
+    tracker.finish();
+    let t = &summary.totals;
+    assert!(
+        t.announce_replies > 0 && t.answers_received > 0,
+        "{summary:?}"
+    );
+    assert_eq!(t.connections_opened, 8, "{summary:?}");
+    assert_eq!(
+        t.connection_errors + t.timeouts + t.invalid,
+        0,
+        "{summary:?}"
+    );
+    assert!(summary.checks_pass(), "{}", summary.report());
+}
+
+fn tempdir(tag: &str) -> std::path::PathBuf {
+    testing::tempdir("aquatic_ws_load_test", tag)
+}
+
+#[test]
+fn no_tracker_means_connection_errors_and_exit_code_2() {
+    // A port nobody listens on.
+    let address = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (summary, _) = run(&config(address, 1));
+    let t = &summary.totals;
+    assert_eq!(t.responses() + t.requests_sent(), 0, "{summary:?}");
+    // 8 connections, refused and retried every 100 ms.
+    assert!(t.connection_errors >= 16, "{summary:?}");
+
+    let dir = tempdir("none");
+    let config_path = dir.join("config.toml");
+    std::fs::write(
+        &config_path,
+        format!("server_address = \"{address}\"\nduration = 1\n"),
+    )
+    .unwrap();
+    let output = run_binary(
+        env!("CARGO_BIN_EXE_aquatic_ws_load_test"),
+        &config_path,
+        &[],
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("no replies"), "{stderr}");
+}
+
+#[test]
+fn binary_prints_summary_and_json() {
+    let tracker = FakeTracker::start(Mode::Normal);
+    let dir = tempdir("it");
+    let config_path = dir.join("config.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "server_address = \"{}\"\nduration = 1\nsummarize_every = 1\nconnections_per_worker = 4\n[requests]\nnumber_of_torrents = 5\n",
+            tracker.address
+        ),
+    )
+    .unwrap();
+    let output = run_binary(
+        env!("CARGO_BIN_EXE_aquatic_ws_load_test"),
+        &config_path,
+        &["--json"],
+    );
+    tracker.finish();
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{stdout}");
+    let first = stdout.lines().next().unwrap();
+    assert!(first.starts_with("load testing ws://"), "{stdout}");
+    assert!(
+        stdout.contains("\ncheck ok: answers received <= answers sent"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("FAILED"), "{stdout}");
+    let tail = SummaryTail::parse(&stdout);
+    assert!(tail.responses_per_second > 0.0, "{stdout}");
+    let json: serde_json::Value = serde_json::from_str(tail.json).unwrap();
+    assert_eq!(
+        json["announce_responses_total"],
+        tail.announce_responses_total
+    );
+    assert!(json["answers_received"].as_f64().unwrap() > 0.0, "{stdout}");
+    assert_eq!(json["checks_pass"], true);
+    assert!(
+        tail.json.starts_with("{\"responses_per_second\":"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn binary_writes_info_hash_file_and_exits() {
+    let dir = tempdir("ih");
+    let hashes = dir.join("whitelist");
+    let config_path = dir.join("config.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[requests]\nnumber_of_torrents = 20\ninfo_hash_seed = 5\ninfo_hash_file = \"{}\"\n",
+            hashes.display()
+        ),
+    )
+    .unwrap();
+    let output = run_binary(
+        env!("CARGO_BIN_EXE_aquatic_ws_load_test"),
+        &config_path,
+        &[],
+    );
+    assert!(output.status.success());
+    let text = std::fs::read_to_string(&hashes).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 20);
+    assert_eq!(
+        lines[3],
+        aquatic_ws_load_test::torrents::info_hash(5, 3).to_hex()
+    );
+}
