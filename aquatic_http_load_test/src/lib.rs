@@ -43,7 +43,6 @@ pub mod config;
 mod requests;
 pub mod response;
 pub mod stats;
-pub mod tls;
 mod transport;
 mod worker;
 
@@ -155,7 +154,10 @@ pub fn run_load_test(config: &Config, progress: &mut dyn Write) -> anyhow::Resul
     config.validate()?;
     let shared = Arc::new(SharedCounts::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let tls = config.tls.then(tls::client_config).transpose()?;
+    let tls = config
+        .tls
+        .then(aquatic_load_test_common::tls::client_config)
+        .transpose()?;
     let connector = Connector::new(config.server_address, tls);
 
     let workers = (0..config.workers)

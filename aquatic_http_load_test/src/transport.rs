@@ -28,7 +28,7 @@ impl Connector {
     pub fn new(server: SocketAddr, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
         Self {
             server,
-            tls: tls.map(|config| (config, crate::tls::server_name(server))),
+            tls: tls.map(|config| (config, aquatic_load_test_common::tls::server_name(server))),
         }
     }
 

@@ -26,6 +26,7 @@ pub mod limits;
 pub mod rate;
 pub mod run;
 pub mod testing;
+pub mod tls;
 pub mod torrents;
 
 pub use counts::{Counts, SharedCounts};

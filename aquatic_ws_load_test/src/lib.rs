@@ -51,7 +51,6 @@
 pub mod config;
 mod messages;
 pub mod stats;
-pub mod tls;
 mod transport;
 mod worker;
 
@@ -166,7 +165,10 @@ pub fn run_load_test(config: &Config, progress: &mut dyn Write) -> anyhow::Resul
     let shared = Arc::new(SharedCounts::default());
     let reasons = Arc::new(Mutex::new(FailureReasons::default()));
     let stop = Arc::new(AtomicBool::new(false));
-    let tls = config.tls.then(tls::client_config).transpose()?;
+    let tls = config
+        .tls
+        .then(aquatic_load_test_common::tls::client_config)
+        .transpose()?;
     let connector = Connector::new(config.server_address, tls);
 
     let workers = (0..config.workers)

@@ -82,7 +82,7 @@ impl Connector {
         Self {
             server,
             url: format!("{scheme}://{server}/"),
-            tls: tls.map(|config| (config, crate::tls::server_name(server))),
+            tls: tls.map(|config| (config, aquatic_load_test_common::tls::server_name(server))),
             websocket: websocket_config(),
         }
     }
@@ -133,7 +133,7 @@ mod tests {
     fn urls() {
         let plain = Connector::new("127.0.0.1:3000".parse().unwrap(), None);
         assert_eq!(plain.url, "ws://127.0.0.1:3000/");
-        let tls = crate::tls::client_config().unwrap();
+        let tls = aquatic_load_test_common::tls::client_config().unwrap();
         let secure = Connector::new("[::1]:443".parse().unwrap(), Some(tls));
         assert_eq!(secure.url, "wss://[::1]:443/");
         assert!(secure.url.as_str().into_client_request().is_ok());

@@ -1,4 +1,4 @@
-//! The rustls client of `tls = true`.
+//! The rustls client of the load testers' `tls = true` (HTTP and WebSocket).
 //!
 //! DANGER: it accepts any server certificate. A load tester talks to a
 //! tracker its user runs, typically with a self-signed certificate for
