@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# Shared helpers of scripts/bench/udp.sh and scripts/bench/http.sh; sourced
-# by them, not run. The sourcing script sets, before calling these: bench
+# Shared helpers of scripts/bench/udp.sh and scripts/bench/http.sh (and, in
+# part, scripts/bench/ws.sh, which has its own checks and tracker start);
+# sourced by them, not run. The sourcing script sets, before calling these: bench
 # (udp or http: message prefix and work dir name), PY, the environment
 # variables it documents (TRACKERS, TRACKER_CPU, ...), AQUATIC, LOAD_TEST
 # and OPENTRACKER, and defines tracker_ready PORT (true once the tracker

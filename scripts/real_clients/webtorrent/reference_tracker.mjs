@@ -1,6 +1,6 @@
 // The reference WebTorrent tracker (npm bittorrent-tracker), WebSocket only.
 //
-// usage: node reference_tracker.mjs --host ADDR --port PORT [--interval-ms MS]
+// usage: node reference_tracker.mjs --host ADDR --port PORT [--interval-ms MS] [--quiet]
 //
 // The package's own CLI (node_modules/.bin/bittorrent-tracker --ws) cannot be
 // used here: it imports the package's client too, whose WebRTC polyfill needs
@@ -14,7 +14,9 @@
 // (10 min, so clients are told 120 s).
 //
 // It prints `listening on ws://ADDR:PORT` once the socket is bound, one line
-// per swarm event, and exits on SIGTERM or SIGINT.
+// per swarm event (not with --quiet: for benchmarks, scripts/bench/ws.sh,
+// where a line per announce would cost the tracker CPU time; warnings and
+// errors are still printed), and exits on SIGTERM or SIGINT.
 
 import { parseArgs } from 'node:util'
 import Server from 'bittorrent-tracker/server'
@@ -23,11 +25,12 @@ const { values } = parseArgs({
   options: {
     host: { type: 'string' },
     port: { type: 'string' },
-    'interval-ms': { type: 'string', default: String(10 * 60 * 1000) }
+    'interval-ms': { type: 'string', default: String(10 * 60 * 1000) },
+    quiet: { type: 'boolean', default: false }
   }
 })
 if (!values.host || !values.port) {
-  console.error('usage: node reference_tracker.mjs --host ADDR --port PORT [--interval-ms MS]')
+  console.error('usage: node reference_tracker.mjs --host ADDR --port PORT [--interval-ms MS] [--quiet]')
   process.exit(2)
 }
 
@@ -46,10 +49,12 @@ server.on('error', (err) => {
   process.exit(1)
 })
 server.on('warning', (err) => log(`warning: ${err.message}`))
-server.on('start', (addr) => log(`start: ${addr}`))
-server.on('complete', (addr) => log(`complete: ${addr}`))
-server.on('update', (addr) => log(`update: ${addr}`))
-server.on('stop', (addr) => log(`stop: ${addr}`))
+if (!values.quiet) {
+  server.on('start', (addr) => log(`start: ${addr}`))
+  server.on('complete', (addr) => log(`complete: ${addr}`))
+  server.on('update', (addr) => log(`update: ${addr}`))
+  server.on('stop', (addr) => log(`stop: ${addr}`))
+}
 
 server.listen(Number(values.port), values.host, () => {
   const { address, port } = server.ws.address()
