@@ -507,7 +507,7 @@ impl SocketWorker {
                     http_error(431, "Request Header Fields Too Large"),
                     AfterResponse::Close(CloseReason::OverLimit),
                 ),
-                Ok(httparse::Status::Complete(_)) if handshake.read_buf.len() > max_head * 2 => (
+                Ok(httparse::Status::Complete(len)) if len > max_head => (
                     http_error(431, "Request Header Fields Too Large"),
                     AfterResponse::Close(CloseReason::OverLimit),
                 ),
