@@ -19,7 +19,7 @@ use std::fmt;
 use std::io::Cursor;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -240,6 +240,56 @@ impl SwarmSizes {
         self.torrents.store(torrents, Ordering::Relaxed);
         self.seeders.store(seeders, Ordering::Relaxed);
         self.leechers.store(leechers, Ordering::Relaxed);
+    }
+}
+
+/// The socket workers' counters (`W` each) with their `worker` label
+/// values (the workers' indices), for a daemon's metrics collector.
+pub struct PerWorker<W> {
+    workers: Vec<Arc<W>>,
+    labels: Vec<String>,
+}
+
+impl<W> PerWorker<W> {
+    pub fn new(workers: Vec<Arc<W>>) -> Self {
+        let labels = (0..workers.len()).map(|i| i.to_string()).collect();
+        Self { workers, labels }
+    }
+
+    pub fn len(&self) -> usize {
+        self.workers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.workers.is_empty()
+    }
+
+    /// One sample per worker and (`key` = kind) entry that `pick` returns.
+    pub fn samples<'a>(
+        &'a self,
+        key: &'static str,
+        pick: impl Fn(&'a W) -> Vec<(&'static str, &'a AtomicU64)>,
+    ) -> Vec<([(&'static str, &'a str); 2], u64)> {
+        let mut samples = Vec::new();
+        for (worker, stats) in self.labels.iter().zip(&self.workers) {
+            for (kind, counter) in pick(stats) {
+                let labels = [(key, kind), ("worker", worker.as_str())];
+                samples.push((labels, counter.load(Ordering::Relaxed)));
+            }
+        }
+        samples
+    }
+
+    /// One sample per worker: the value `pick` reads.
+    pub fn one_each<'a>(
+        &'a self,
+        pick: impl Fn(&'a W) -> u64,
+    ) -> Vec<([(&'static str, &'a str); 1], u64)> {
+        self.labels
+            .iter()
+            .zip(&self.workers)
+            .map(|(worker, stats)| ([("worker", worker.as_str())], pick(stats)))
+            .collect()
     }
 }
 

@@ -58,6 +58,14 @@ pub fn shard_of(info_hash: &InfoHash, request_workers: usize) -> usize {
 #[derive(Default)]
 pub struct SocketWorkerStats(pub CachePadded<Counters>);
 
+impl std::ops::Deref for SocketWorkerStats {
+    type Target = Counters;
+
+    fn deref(&self) -> &Counters {
+        &self.0
+    }
+}
+
 #[derive(Default)]
 pub struct Counters {
     pub connections_accepted: AtomicU64,

@@ -197,6 +197,14 @@ impl DropReason {
 #[derive(Default)]
 pub struct SocketWorkerStats(pub CachePadded<Counters>);
 
+impl std::ops::Deref for SocketWorkerStats {
+    type Target = Counters;
+
+    fn deref(&self) -> &Counters {
+        &self.0
+    }
+}
+
 #[derive(Default)]
 pub struct Counters {
     pub connections_accepted: AtomicU64,

@@ -5,15 +5,15 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use aquatic_common::metrics::{
-    Collector, DescriptorEncoder, Unit, write_counters, write_gauges, write_swarm_gauges,
+    Collector, DescriptorEncoder, PerWorker, Unit, write_counters, write_gauges, write_swarm_gauges,
 };
 use aquatic_common::statistics::{self, add_counters};
 
-use crate::common::{Counters, ErrorReason, SocketWorkerStats, SwarmGauges};
+use crate::common::{ErrorReason, SocketWorkerStats, SwarmGauges};
 
 const FIELDS: usize = 9;
 
@@ -72,48 +72,16 @@ pub fn run(
 /// Exports the socket workers' counters and the request workers' swarm
 /// gauges as `aquatic_http_*` metrics, read at each scrape.
 pub struct MetricsCollector {
-    sockets: Vec<Arc<SocketWorkerStats>>,
+    sockets: PerWorker<SocketWorkerStats>,
     swarms: Vec<Arc<SwarmGauges>>,
-    /// `worker` label values: the socket workers' indices.
-    worker_labels: Vec<String>,
 }
 
 impl MetricsCollector {
     pub fn new(sockets: Vec<Arc<SocketWorkerStats>>, swarms: Vec<Arc<SwarmGauges>>) -> Self {
-        let worker_labels = (0..sockets.len()).map(|i| i.to_string()).collect();
         Self {
-            sockets,
+            sockets: PerWorker::new(sockets),
             swarms,
-            worker_labels,
         }
-    }
-
-    /// One sample per socket worker and (`key` = kind) entry that `pick`
-    /// returns.
-    fn per_worker<'a>(
-        &'a self,
-        key: &'static str,
-        pick: impl Fn(&'a Counters) -> Vec<(&'static str, &'a AtomicU64)>,
-    ) -> Vec<([(&'static str, &'a str); 2], u64)> {
-        let mut samples = Vec::new();
-        for (worker, stats) in self.worker_labels.iter().zip(&self.sockets) {
-            for (kind, counter) in pick(&stats.0) {
-                let labels = [(key, kind), ("worker", worker.as_str())];
-                samples.push((labels, counter.load(Ordering::Relaxed)));
-            }
-        }
-        samples
-    }
-
-    fn one_per_worker<'a>(
-        &'a self,
-        pick: impl Fn(&'a Counters) -> u64,
-    ) -> Vec<([(&'static str, &'a str); 1], u64)> {
-        self.worker_labels
-            .iter()
-            .zip(&self.sockets)
-            .map(|(worker, stats)| ([("worker", worker.as_str())], pick(&stats.0)))
-            .collect()
     }
 }
 
@@ -134,7 +102,7 @@ impl Collector for MetricsCollector {
             "connections",
             "TCP connections, by outcome: accepted, or refused (closed at once) at network.max_connections.",
             None,
-            self.per_worker("outcome", |c| {
+            self.sockets.samples("outcome", |c| {
                 vec![
                     ("accepted", &c.connections_accepted),
                     ("refused", &c.connections_refused),
@@ -145,14 +113,15 @@ impl Collector for MetricsCollector {
             e,
             "open_connections",
             "TCP connections open now.",
-            self.one_per_worker(|c| c.connections_open.load(Ordering::Relaxed) as u64),
+            self.sockets
+                .one_each(|c| c.connections_open.load(Ordering::Relaxed) as u64),
         )?;
         write_counters(
             e,
             "requests",
             "Announce and scrape requests parsed, by type; refused ones included.",
             None,
-            self.per_worker("type", |c| {
+            self.sockets.samples("type", |c| {
                 vec![
                     ("announce", &c.requests_announce),
                     ("scrape", &c.requests_scrape),
@@ -164,7 +133,7 @@ impl Collector for MetricsCollector {
             "responses",
             "Responses sent, by type: announce, scrape, or error (a failure reason or an HTTP error status).",
             None,
-            self.per_worker("type", |c| {
+            self.sockets.samples("type", |c| {
                 vec![
                     ("announce", &c.responses_announce),
                     ("scrape", &c.responses_scrape),
@@ -177,7 +146,7 @@ impl Collector for MetricsCollector {
             "error_responses",
             "Error responses, by reason. Failure reasons (status 200): invalid_request, info_hash_not_allowed, overloaded, proxy_header_missing. HTTP statuses: bad_request (400), not_found (404), head_too_large (431), other_status.",
             None,
-            self.per_worker("reason", |c| {
+            self.sockets.samples("reason", |c| {
                 ErrorReason::ALL
                     .iter()
                     .zip(&c.responses_error_by_reason)
@@ -190,14 +159,16 @@ impl Collector for MetricsCollector {
             "received",
             "Bytes received from clients (TLS: decrypted).",
             Some(&Unit::Bytes),
-            self.one_per_worker(|c| c.bytes_received.load(Ordering::Relaxed)),
+            self.sockets
+                .one_each(|c| c.bytes_received.load(Ordering::Relaxed)),
         )?;
         write_counters(
             e,
             "sent",
             "Bytes of responses sent (TLS: before encryption).",
             Some(&Unit::Bytes),
-            self.one_per_worker(|c| c.bytes_sent.load(Ordering::Relaxed)),
+            self.sockets
+                .one_each(|c| c.bytes_sent.load(Ordering::Relaxed)),
         )?;
         write_swarm_gauges(e, &self.swarms)
     }

@@ -5,16 +5,16 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use aquatic_common::metrics::{
-    Collector, DescriptorEncoder, Unit, write_counters, write_gauges, write_swarm_gauges,
+    Collector, DescriptorEncoder, PerWorker, Unit, write_counters, write_gauges, write_swarm_gauges,
 };
 use aquatic_common::statistics::{self, add_counters};
 
 use crate::common::{
-    CloseReason, Counters, DropReason, ErrorReason, ShardStats, SocketWorkerStats, SwarmGauges,
+    CloseReason, DropReason, ErrorReason, ShardStats, SocketWorkerStats, SwarmGauges,
 };
 
 const FIELDS: usize = 10;
@@ -76,11 +76,9 @@ pub fn run(
 /// Exports the socket workers' counters, the request workers' swarm gauges
 /// and offer counts as `aquatic_ws_*` metrics, read at each scrape.
 pub struct MetricsCollector {
-    sockets: Vec<Arc<SocketWorkerStats>>,
+    sockets: PerWorker<SocketWorkerStats>,
     swarms: Vec<Arc<SwarmGauges>>,
     shards: Vec<Arc<ShardStats>>,
-    /// `worker` label values: the socket workers' indices.
-    worker_labels: Vec<String>,
 }
 
 impl MetricsCollector {
@@ -89,41 +87,11 @@ impl MetricsCollector {
         swarms: Vec<Arc<SwarmGauges>>,
         shards: Vec<Arc<ShardStats>>,
     ) -> Self {
-        let worker_labels = (0..sockets.len()).map(|i| i.to_string()).collect();
         Self {
-            sockets,
+            sockets: PerWorker::new(sockets),
             swarms,
             shards,
-            worker_labels,
         }
-    }
-
-    /// One sample per socket worker and (`key` = kind) entry that `pick`
-    /// returns.
-    fn per_worker<'a>(
-        &'a self,
-        key: &'static str,
-        pick: impl Fn(&'a Counters) -> Vec<(&'static str, &'a AtomicU64)>,
-    ) -> Vec<([(&'static str, &'a str); 2], u64)> {
-        let mut samples = Vec::new();
-        for (worker, stats) in self.worker_labels.iter().zip(&self.sockets) {
-            for (kind, counter) in pick(&stats.0) {
-                let labels = [(key, kind), ("worker", worker.as_str())];
-                samples.push((labels, counter.load(Ordering::Relaxed)));
-            }
-        }
-        samples
-    }
-
-    fn one_per_worker<'a>(
-        &'a self,
-        pick: impl Fn(&'a Counters) -> u64,
-    ) -> Vec<([(&'static str, &'a str); 1], u64)> {
-        self.worker_labels
-            .iter()
-            .zip(&self.sockets)
-            .map(|(worker, stats)| ([("worker", worker.as_str())], pick(&stats.0)))
-            .collect()
     }
 }
 
@@ -144,7 +112,7 @@ impl Collector for MetricsCollector {
             "connections",
             "TCP connections, by outcome: accepted, or refused (closed at once) at network.max_connections.",
             None,
-            self.per_worker("outcome", |c| {
+            self.sockets.samples("outcome", |c| {
                 vec![
                     ("accepted", &c.connections_accepted),
                     ("refused", &c.connections_refused),
@@ -155,14 +123,15 @@ impl Collector for MetricsCollector {
             e,
             "open_connections",
             "TCP connections open now (upgrading or WebSocket).",
-            self.one_per_worker(|c| c.connections_open.load(Ordering::Relaxed) as u64),
+            self.sockets
+                .one_each(|c| c.connections_open.load(Ordering::Relaxed) as u64),
         )?;
         write_counters(
             e,
             "closed_connections",
             "Connections closed, by reason: client, idle_timeout, protocol_error (not a WebSocket upgrade, bad frame or UTF-8, TLS error), over_limit (head, frame or message size), write_buffer_full (client not reading), http_answered (health check).",
             None,
-            self.per_worker("reason", |c| {
+            self.sockets.samples("reason", |c| {
                 CloseReason::ALL
                     .iter()
                     .zip(&c.closed_by_reason)
@@ -175,7 +144,7 @@ impl Collector for MetricsCollector {
             "requests",
             "Messages parsed from clients, by type: announce, answer (to a relayed offer), scrape; refused ones included.",
             None,
-            self.per_worker("type", |c| {
+            self.sockets.samples("type", |c| {
                 vec![
                     ("announce", &c.requests_announce),
                     ("answer", &c.requests_answer),
@@ -188,7 +157,7 @@ impl Collector for MetricsCollector {
             "responses",
             "Messages sent to clients, by type: announce and scrape replies, offer and answer (relayed from other peers), error (a failure reason).",
             None,
-            self.per_worker("type", |c| {
+            self.sockets.samples("type", |c| {
                 vec![
                     ("announce", &c.responses_announce),
                     ("scrape", &c.responses_scrape),
@@ -203,7 +172,7 @@ impl Collector for MetricsCollector {
             "error_responses",
             "Failure reasons sent, by reason: invalid_message, info_hash_not_allowed, overloaded, over_limit, peer_id_taken, unknown_offer (an answer to an offer not relayed to that peer), binary_message.",
             None,
-            self.per_worker("reason", |c| {
+            self.sockets.samples("reason", |c| {
                 ErrorReason::ALL
                     .iter()
                     .zip(&c.responses_error_by_reason)
@@ -216,7 +185,7 @@ impl Collector for MetricsCollector {
             "dropped_messages",
             "Messages not delivered, by reason: connection_gone (for a connection closed meanwhile), overloaded (an answer or close notice on a full request queue).",
             None,
-            self.per_worker("reason", |c| {
+            self.sockets.samples("reason", |c| {
                 DropReason::ALL
                     .iter()
                     .zip(&c.dropped_by_reason)
@@ -229,7 +198,8 @@ impl Collector for MetricsCollector {
             "health_checks",
             "GET /health requests answered.",
             None,
-            self.one_per_worker(|c| c.health_checks.load(Ordering::Relaxed)),
+            self.sockets
+                .one_each(|c| c.health_checks.load(Ordering::Relaxed)),
         )?;
         write_counters(
             e,
@@ -261,14 +231,16 @@ impl Collector for MetricsCollector {
             "received",
             "Bytes received from clients: upgrade requests and message payloads (TLS: decrypted).",
             Some(&Unit::Bytes),
-            self.one_per_worker(|c| c.bytes_received.load(Ordering::Relaxed)),
+            self.sockets
+                .one_each(|c| c.bytes_received.load(Ordering::Relaxed)),
         )?;
         write_counters(
             e,
             "sent",
             "Bytes sent to clients: upgrade responses and message payloads (TLS: before encryption).",
             Some(&Unit::Bytes),
-            self.one_per_worker(|c| c.bytes_sent.load(Ordering::Relaxed)),
+            self.sockets
+                .one_each(|c| c.bytes_sent.load(Ordering::Relaxed)),
         )?;
         write_swarm_gauges(e, &self.swarms)
     }
