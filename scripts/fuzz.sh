@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every cargo-fuzz target in fuzz/fuzz_targets for a bounded time.
 #
-# usage: scripts/fuzz.sh [SECONDS]     (default 30 seconds per target)
+# usage: scripts/fuzz.sh [SECONDS [TARGET...]]
+#        (default 30 seconds per target; all targets unless some are named)
 #
 # Installs cargo-fuzz if it is missing. By default the stable toolchain is
 # used with RUSTC_BOOTSTRAP=1 (cargo-fuzz needs -Z flags), so no nightly is
@@ -12,13 +13,13 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 [SECONDS]   (run each fuzz target for SECONDS, default 30)" >&2
+    echo "usage: $0 [SECONDS [TARGET...]]   (run each fuzz target, or the named ones, for SECONDS, default 30)" >&2
     exit 2
 }
 
-[[ $# -le 1 ]] || usage
 per_target="${1:-30}"
 [[ "$per_target" =~ ^[1-9][0-9]*$ ]] || usage
+[[ $# -gt 0 ]] && shift
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 fuzz_dir="$repo_root/fuzz"
@@ -44,11 +45,18 @@ cargo_fuzz+=(fuzz)
 cd "$fuzz_dir"
 
 targets=()
-for file in fuzz_targets/*.rs; do
-    [[ -e "$file" ]] || continue
-    name="$(basename "$file" .rs)"
-    targets+=("$name")
-done
+if [[ $# -gt 0 ]]; then
+    for name in "$@"; do
+        [[ -f "fuzz_targets/$name.rs" ]] || { echo "no fuzz target $name in $fuzz_dir/fuzz_targets" >&2; exit 2; }
+        targets+=("$name")
+    done
+else
+    for file in fuzz_targets/*.rs; do
+        [[ -e "$file" ]] || continue
+        name="$(basename "$file" .rs)"
+        targets+=("$name")
+    done
+fi
 if [[ ${#targets[@]} -eq 0 ]]; then
     echo "no fuzz targets in $fuzz_dir/fuzz_targets" >&2
     exit 1
@@ -79,4 +87,4 @@ if [[ ${#failed[@]} -gt 0 ]]; then
     echo "==> failing fuzz targets: ${failed[*]}" >&2
     exit 1
 fi
-echo "==> all ${#targets[@]} fuzz targets ran ${per_target}s without a crash"
+echo "==> ${#targets[@]} fuzz targets (${targets[*]}) ran ${per_target}s each without a crash"

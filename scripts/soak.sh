@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Soak test: run aquatic_udp / aquatic_http under load for MINUTES minutes
-# each and record memory (RSS), CPU and throughput over time, to check that
-# RSS plateaus and throughput does not decay.
+# Soak test: run aquatic_udp / aquatic_http / aquatic_ws under load for
+# MINUTES minutes each and record memory (RSS), CPU and throughput over
+# time, to check that RSS plateaus and throughput does not decay.
 #
-# usage: scripts/soak.sh MINUTES [DAEMONS]     (DAEMONS default "udp http")
+# usage: scripts/soak.sh MINUTES [DAEMONS]     (DAEMONS default "udp http ws")
 #
 # For each daemon: starts target/release/aquatic_DAEMON (127.0.0.1, a free
-# port, log_level warn, socket_workers = 1, request_workers = 0) pinned to
-# CPU 0, and its load tester (target/release/aquatic_DAEMON_load_test;
-# udp: number_of_torrents 1000000, other settings default; http:
-# keep_alive = true) pinned to CPU 1 for MINUTES minutes. Every 5 s it
-# samples the tracker's VmRSS and utime+stime into
+# port, log_level warn, socket_workers = 1, request_workers = 0, peers
+# dropped 240 s after their last announce, cleaning every 30 s, so that the
+# swarms reach their steady size within the first minutes) pinned to CPU 0,
+# and its load tester (target/release/aquatic_DAEMON_load_test) pinned to
+# CPU 1 for MINUTES minutes:
+#   udp:  1,000,000 torrents (Zipf 1.0), 16 sockets;
+#   http: 1,000,000 torrents, keep-alive connections;
+#   ws:   10,000 torrents, 128 connections each replaced by a new peer after
+#         100 replies (so peers keep joining and leaving: connection set-up,
+#         swarm removal and the pending-offer map are exercised all along).
+# Every 5 s it samples the tracker's VmRSS and utime+stime into
 #   scripts/soak/DAEMON-DATE.csv             elapsed_s,rss_kib,cpu_s,cpu_percent_since_last_sample
 # parses the load tester's progress lines (every 10 s) into
 #   scripts/soak/DAEMON-DATE-throughput.csv  elapsed_s,responses_per_s
@@ -31,16 +37,16 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
 usage() {
-    echo "usage: $0 MINUTES [DAEMONS]   (DAEMONS: udp and/or http, default \"udp http\")" >&2
+    echo "usage: $0 MINUTES [DAEMONS]   (DAEMONS: udp, http and/or ws, default \"udp http ws\")" >&2
     exit 2
 }
 [[ $# -ge 1 && $# -le 2 ]] || usage
 MINUTES="$1"
-DAEMONS="${2:-udp http}"
+DAEMONS="${2:-udp http ws}"
 [[ "$MINUTES" =~ ^[0-9]+$ && "$MINUTES" -ge 1 ]] || usage
 [[ -n "${DAEMONS// /}" ]] || usage
 for d in $DAEMONS; do
-    [[ "$d" == udp || "$d" == http ]] || usage
+    [[ "$d" == udp || "$d" == http || "$d" == ws ]] || usage
 done
 
 TRACKER_CPU=0
@@ -93,7 +99,7 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 soak_one() {
     local daemon="$1" port stamp base i proto=udp
-    [[ "$daemon" == http ]] && proto=tcp
+    [[ "$daemon" != udp ]] && proto=tcp
     stamp="$(date +%Y%m%d-%H%M%S)"
     base="$out_dir/$daemon-$stamp"
     port="$(free_port)"
@@ -106,6 +112,13 @@ request_workers = 0
 
 [network]
 address = "127.0.0.1:$port"
+
+[protocol]
+peer_announce_interval = 120
+
+[cleaning]
+interval = 30
+max_peer_age = 240
 EOF
     log "$daemon: aquatic_$daemon on 127.0.0.1:$port (cpu $TRACKER_CPU), load tester on cpu $LOAD_CPU for $MINUTES min"
     taskset -c "$TRACKER_CPU" "target/release/aquatic_$daemon" -c "$tcfg" >"$tlog" 2>&1 &
@@ -117,8 +130,14 @@ EOF
     done
     port_ready "$proto" "$port" || { cat "$tlog" >&2; die "aquatic_$daemon not ready on 127.0.0.1:$port within 20 s"; }
 
-    local lcfg="$work/$daemon-load.toml" lout="$work/$daemon-load.out" extra=""
-    [[ "$daemon" == http ]] && extra="keep_alive = true"
+    local lcfg="$work/$daemon-load.toml" lout="$work/$daemon-load.out" extra="" torrents=1000000
+    case "$daemon" in
+        http) extra="keep_alive = true" ;;
+        ws)
+            extra=$'connections_per_worker = 128\nrequests_per_connection = 100'
+            torrents=10000
+            ;;
+    esac
     cat >"$lcfg" <<EOF
 server_address = "127.0.0.1:$port"
 duration = $duration
@@ -126,7 +145,7 @@ summarize_every = $SUMMARIZE_EVERY
 $extra
 
 [requests]
-number_of_torrents = 1000000
+number_of_torrents = $torrents
 EOF
     local csv="$base.csv"
     echo "elapsed_s,rss_kib,cpu_s,cpu_percent_since_last_sample" >"$csv"

@@ -47,6 +47,9 @@ pub struct Config {
     /// Cap on announces and scrapes sent per second, over all workers
     /// (each gets an equal share); 0: no cap.
     pub max_requests_per_second: u64,
+    /// Replies after which a connection is closed (its peers leave) and a
+    /// new one, a new peer, opened; 0: connections stay open.
+    pub requests_per_connection: u64,
     pub requests: RequestConfig,
 }
 
@@ -61,6 +64,7 @@ impl Default for Config {
             summarize_every: 2,
             request_timeout_ms: 2000,
             max_requests_per_second: 0,
+            requests_per_connection: 0,
             requests: RequestConfig::default(),
         }
     }

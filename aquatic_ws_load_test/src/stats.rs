@@ -65,6 +65,9 @@ pub struct Counts {
     /// Open connections the tracker closed (a close frame, the end of the
     /// TCP connection, or a reset), each then opened anew.
     pub tracker_closes: u64,
+    /// Connections closed by us after `requests_per_connection` replies,
+    /// each replaced by a new one.
+    pub retired: u64,
 }
 
 aquatic_load_test_common::impl_counts!(Counts {
@@ -89,6 +92,7 @@ aquatic_load_test_common::impl_counts!(Counts {
     connections_opened,
     reconnects,
     tracker_closes,
+    retired,
 });
 
 impl Counts {
@@ -245,7 +249,7 @@ impl Summary {
             "totals over {s:.1} s: {} responses (announce {}, scrape {}), {} failure reasons (+{} to no request), \
              {} announces and {} scrapes sent, {} offers sent, {} received ({} own), {} answers sent, {} offers unanswered, \
              {} answers received ({} unknown), {} invalid, {} unexpected, {} timeouts, {} dropped, \
-             {} connections opened, {} reconnects, {} closed by tracker, {} connection errors, {} in flight at the end\n\
+             {} connections opened, {} retired, {} reconnects, {} closed by tracker, {} connection errors, {} in flight at the end\n\
              per second: offers received {}, answers sent {}, answers received {}, failures {}",
             t.responses(),
             t.announce_replies,
@@ -266,6 +270,7 @@ impl Summary {
             t.timeouts,
             t.dropped,
             t.connections_opened,
+            t.retired,
             t.reconnects,
             t.tracker_closes,
             t.connection_errors,

@@ -93,6 +93,8 @@ struct Connection {
     reconnect: bool,
     /// Whether this connection got a reply to any request.
     replied: bool,
+    /// Replies this connection got.
+    replies: u64,
 }
 
 /// Everything of a worker but its connections.
@@ -102,6 +104,9 @@ struct Context {
     generator: RequestGenerator,
     rng: SmallRng,
     request_timeout: Duration,
+    /// `requests_per_connection`: replies after which a connection is
+    /// replaced by a new one (0: never).
+    requests_per_connection: u64,
     /// This worker's share of `max_requests_per_second`, and the
     /// connections waiting for a token.
     throttle: Throttle,
@@ -140,6 +145,7 @@ impl Worker {
                 peer: Peer::new(&mut rng),
                 reconnect: false,
                 replied: false,
+                replies: 0,
             })
             .collect();
         Ok(Self {
@@ -150,6 +156,7 @@ impl Worker {
                 generator: RequestGenerator::new(config, &mut rng)?,
                 rng,
                 request_timeout: Duration::from_millis(config.request_timeout_ms),
+                requests_per_connection: config.requests_per_connection,
                 throttle: Throttle::for_worker(
                     config.max_requests_per_second,
                     config.workers,
@@ -249,6 +256,7 @@ impl Worker {
                 cx.connecting += 1;
                 c.peer = Peer::new(&mut cx.rng);
                 c.replied = false;
+                c.replies = 0;
                 self.drive(i, now);
             }
             None => {
@@ -431,9 +439,32 @@ impl Worker {
         };
         if reply {
             c.replied = true;
+            c.replies += 1;
             c.phase = Phase::Idle;
+            if cx.requests_per_connection != 0 && c.replies >= cx.requests_per_connection {
+                return self.retire(i, now);
+            }
             self.start_when_allowed(i, now);
         }
+    }
+
+    /// Close connection `i` after its `requests_per_connection` replies
+    /// (a close frame, best effort; the tracker removes its peers) and open
+    /// a new one, a new peer, in its place.
+    fn retire(&mut self, i: usize, now: Instant) {
+        let Some(c) = self.connections.get_mut(i) else {
+            return;
+        };
+        if let Socket::Open(websocket) = &mut c.socket {
+            // Best effort: a tracker that is gone or slow to read only
+            // misses the close frame and sees the TCP connection end.
+            let _ = websocket.close(None);
+            let _ = websocket.flush();
+        }
+        c.socket = Socket::None;
+        c.phase = Phase::Closed;
+        self.cx.counts.retired += 1;
+        self.open(i, now);
     }
 
     /// Refill the token bucket and start the throttled connections'

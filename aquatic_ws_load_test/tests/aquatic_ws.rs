@@ -1,6 +1,7 @@
 //! The load tester against the real aquatic_ws daemon, briefly: replies
 //! arrive, offers and answers are relayed between its peers (across two
-//! socket workers), and every check holds.
+//! socket workers), and every check holds, also when connections are
+//! replaced after `requests_per_connection` replies.
 //!
 //! The daemon is another crate's binary, which cargo does not build for
 //! this crate's tests: the test uses `$AQUATIC_WS_BINARY`, else
@@ -11,7 +12,7 @@
 use std::path::PathBuf;
 
 use aquatic_test_support::Daemon;
-use aquatic_ws_load_test::{Config, run_load_test};
+use aquatic_ws_load_test::{Config, Summary, run_load_test};
 
 fn binary() -> Option<PathBuf> {
     let path = match std::env::var_os("AQUATIC_WS_BINARY") {
@@ -27,11 +28,13 @@ fn binary() -> Option<PathBuf> {
     path.is_file().then_some(path)
 }
 
-#[test]
-fn load_test_against_aquatic_ws() {
+/// Run the load tester briefly against a fresh aquatic_ws (two socket
+/// and two request workers) with `requests_per_connection`; `None` when
+/// there is no binary. Every check must hold and nothing go wrong.
+fn run_against_aquatic_ws(requests_per_connection: u64) -> Option<Summary> {
     let Some(binary) = binary() else {
         eprintln!("skipped: no aquatic_ws binary (build it with `cargo build -p aquatic_ws`)");
-        return;
+        return None;
     };
     let daemon = Daemon::start(
         binary.to_str().unwrap(),
@@ -47,6 +50,7 @@ fn load_test_against_aquatic_ws() {
         duration: 2,
         summarize_every: 0,
         request_timeout_ms: 5000,
+        requests_per_connection,
         ..Config::default()
     };
     // Few torrents: swarms with several peers, so offers are relayed.
@@ -66,7 +70,36 @@ fn load_test_against_aquatic_ws() {
         + t.timeouts
         + t.dropped
         + t.connection_errors
-        + t.tracker_closes;
+        + t.tracker_closes
+        + t.reconnects;
     assert_eq!(problems, 0, "{report}");
-    assert_eq!(t.connections_opened, 16, "{report}");
+    Some(summary)
+}
+
+#[test]
+fn load_test_against_aquatic_ws() {
+    let Some(summary) = run_against_aquatic_ws(0) else {
+        return;
+    };
+    let t = &summary.totals;
+    assert_eq!(t.connections_opened, 16, "{}", summary.report());
+    assert_eq!(t.retired, 0, "{}", summary.report());
+}
+
+#[test]
+fn connections_are_replaced_after_requests_per_connection() {
+    let Some(summary) = run_against_aquatic_ws(5) else {
+        return;
+    };
+    let t = &summary.totals;
+    let report = summary.report();
+    assert!(t.retired >= 16, "{report}");
+    // Each retired connection was replaced; replacements still in their
+    // handshake when the run ended are not counted as opened.
+    assert!(
+        t.connections_opened <= 16 + t.retired && t.connections_opened >= t.retired,
+        "{report}"
+    );
+    // Every retired connection had exactly 5 replies.
+    assert!(t.responses() >= 5 * t.retired, "{report}");
 }
