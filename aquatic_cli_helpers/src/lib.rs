@@ -15,6 +15,18 @@
 //! Not here: anything a daemon does after its config is loaded.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 
 use std::ffi::OsString;
 use std::fmt::Debug;
@@ -192,7 +204,8 @@ pub fn parse_config<C: DeserializeOwned>(text: &str) -> anyhow::Result<C> {
         let message = err.message().replace('\n', " ");
         match err.span() {
             Some(span) => {
-                let line_number = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                let before = text.get(..span.start).unwrap_or(text);
+                let line_number = before.matches('\n').count() + 1;
                 let line = text.lines().nth(line_number - 1).unwrap_or("").trim();
                 anyhow::anyhow!("line {line_number} ({line}): {message}")
             }
@@ -219,6 +232,10 @@ pub fn init_logging(level: LogLevel) -> anyhow::Result<()> {
 /// For each binary's tests: the template parses to exactly the default
 /// config, contains every field the default config serializes, and has a
 /// comment line above every field.
+///
+/// Panics on the first failed check: this is an assertion for tests, on a
+/// compile-time template, never run by a daemon.
+#[allow(clippy::panic, clippy::expect_used)] // a test assertion: panicking is how it reports
 pub fn check_default_template<C: Config + PartialEq + Debug>() {
     let template = C::DEFAULT_TEMPLATE;
     let parsed: C = parse_config(template).unwrap_or_else(|e| panic!("template: {e:#}"));
@@ -229,18 +246,17 @@ pub fn check_default_template<C: Config + PartialEq + Debug>() {
         from_template, from_default,
         "template does not name exactly the fields of the default config"
     );
-    let lines: Vec<&str> = template.lines().collect();
-    for (i, line) in lines.iter().enumerate() {
+    let mut previous = "";
+    for (i, line) in template.lines().enumerate() {
         let t = line.trim();
-        if t.is_empty() || t.starts_with('#') || t.starts_with('[') {
-            continue;
+        if !(t.is_empty() || t.starts_with('#') || t.starts_with('[')) {
+            assert!(
+                previous.starts_with('#'),
+                "template line {} ({t}) has no comment above it",
+                i + 1
+            );
         }
-        let previous = i.checked_sub(1).map(|j| lines[j].trim()).unwrap_or("");
-        assert!(
-            previous.starts_with('#'),
-            "template line {} ({t}) has no comment above it",
-            i + 1
-        );
+        previous = t;
     }
 }
 

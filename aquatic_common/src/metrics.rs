@@ -313,24 +313,25 @@ pub fn write_swarm_gauges(
     encoder: &mut DescriptorEncoder,
     swarms: &[Arc<SwarmGauges>],
 ) -> fmt::Result {
-    let totals = swarm_totals(swarms);
+    let [[t4, s4, l4], [t6, s6, l6]] = swarm_totals(swarms);
     let families = [
         (
             "torrents",
             "Torrents tracked, by IP version (as of each request worker's last batch of requests or cleaning; a torrent without peers goes at the next cleaning).",
+            [t4, t6],
         ),
-        ("seeders", "Seeders, by IP version."),
-        ("leechers", "Leechers, by IP version."),
+        ("seeders", "Seeders, by IP version.", [s4, s6]),
+        ("leechers", "Leechers, by IP version.", [l4, l6]),
     ];
-    for (i, (name, help)) in families.into_iter().enumerate() {
+    for (name, help, by_ip_version) in families {
         write_gauges(
             encoder,
             name,
             help,
             IP_VERSION_LABELS
                 .iter()
-                .zip(&totals)
-                .map(|(ip_version, total)| ([("ip_version", *ip_version)], total[i] as u64)),
+                .zip(by_ip_version)
+                .map(|(ip_version, total)| ([("ip_version", *ip_version)], total as u64)),
         )?;
     }
     Ok(())

@@ -30,7 +30,8 @@ pub fn extend_with_random<T, O, R, X, F>(
     } else {
         rng.random_range(0..len)
     };
-    let (tail, head) = (&slice[start..], &slice[..start]);
+    // `start < len`, so the split always succeeds.
+    let (head, tail) = slice.split_at_checked(start).unwrap_or((&[], slice));
     let mut taken = 0;
     for item in tail.iter().chain(head) {
         if taken == max {

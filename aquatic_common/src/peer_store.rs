@@ -36,7 +36,10 @@ impl Index {
         for (i, (k, _)) in entries.iter().enumerate() {
             let i = i as u32; // len is kept below u32::MAX by `upsert`
             table.insert_unique(hasher.hash_one(k), i, |&j| {
-                hasher.hash_one(&entries[j as usize].0)
+                // Every stored position is in range; 0 would only misplace.
+                entries
+                    .get(j as usize)
+                    .map_or(0, |(k, _)| hasher.hash_one(k))
             });
         }
         Box::new(Self { table, hasher })
@@ -187,7 +190,10 @@ impl<K: Copy + Eq + Hash, V> PeerStore<K, V> {
             index
                 .table
                 .insert_unique(hasher.hash_one(key), pos as u32, |&j| {
-                    hasher.hash_one(entries[j as usize].0)
+                    // Every stored position is in range; 0 would only misplace.
+                    entries
+                        .get(j as usize)
+                        .map_or(0, |(k, _)| hasher.hash_one(k))
                 });
         } else if entries.len() > INDEX_ABOVE {
             *index = Some(Index::build(entries));

@@ -27,6 +27,7 @@ use crate::atomic_file::write_atomically;
 use crate::shard_parts::{PartKind, ShardControl};
 use crate::supervision::Supervisor;
 use crate::torrent_map::{SwarmCounts, TorrentMap};
+use crate::types::hex_digits;
 
 /// `[scrape_export]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -53,8 +54,6 @@ impl ScrapeExportConfig {
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
 /// One line: `<40 hex digits> <seeders> <leechers> <downloaded>\n`.
 pub fn write_line(
     out: &mut dyn Write,
@@ -63,7 +62,7 @@ pub fn write_line(
 ) -> io::Result<()> {
     let mut hex = [0u8; 40];
     for (pair, byte) in hex.chunks_exact_mut(2).zip(info_hash.0) {
-        pair.copy_from_slice(&[HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xf)]]);
+        pair.copy_from_slice(&hex_digits(byte));
     }
     out.write_all(&hex)?;
     writeln!(

@@ -51,9 +51,9 @@ pub struct Deltas<const N: usize> {
 }
 
 impl<const N: usize> Deltas<N> {
-    /// Counter `i` per second.
+    /// Counter `i` per second (0 for an `i` out of range).
     pub fn rate(&self, i: usize) -> f64 {
-        self.delta[i] as f64 / self.secs
+        self.delta.get(i).map_or(0.0, |&d| d as f64 / self.secs)
     }
 }
 
@@ -95,7 +95,10 @@ pub fn run<const N: usize>(
         let current = totals();
         let secs = previous_at.elapsed().as_secs_f64().max(0.001);
         previous_at = Instant::now();
-        let delta = std::array::from_fn(|i| current[i].saturating_sub(previous[i]));
+        let mut delta = current;
+        for (d, p) in delta.iter_mut().zip(previous) {
+            *d = d.saturating_sub(p);
+        }
         previous = current;
         log_line(&Deltas { delta, secs }, SwarmLine(swarm_totals(swarms)));
     }

@@ -17,7 +17,9 @@ macro_rules! twenty_byte_id {
                 }
                 let mut out = [0u8; 20];
                 for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-                    *o = (hex_value(pair[0])? << 4) | hex_value(pair[1])?;
+                    // `chunks_exact(2)` yields only pairs.
+                    let &[high, low] = pair else { return None };
+                    *o = (hex_value(high)? << 4) | hex_value(low)?;
                 }
                 Some(Self(out))
             }
@@ -26,8 +28,9 @@ macro_rules! twenty_byte_id {
             pub fn to_hex(&self) -> String {
                 let mut s = String::with_capacity(40);
                 for b in self.0 {
-                    s.push(char::from(HEX[usize::from(b >> 4)]));
-                    s.push(char::from(HEX[usize::from(b & 0xf)]));
+                    let [high, low] = hex_digits(b);
+                    s.push(char::from(high));
+                    s.push(char::from(low));
                 }
                 s
             }
@@ -56,7 +59,18 @@ twenty_byte_id!(
     PeerId
 );
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+/// The two lower-case hexadecimal digits of `byte`, high nibble first.
+pub(crate) const fn hex_digits(byte: u8) -> [u8; 2] {
+    const fn digit(nibble: u8) -> u8 {
+        // `nibble` is at most 15.
+        if nibble < 10 {
+            b'0' + nibble
+        } else {
+            b'a' - 10 + nibble
+        }
+    }
+    [digit(byte >> 4), digit(byte & 0xf)]
+}
 
 fn hex_value(c: u8) -> Option<u8> {
     match c {
@@ -78,6 +92,13 @@ mod tests {
         assert_eq!(hash.0[0], 0x01);
         assert_eq!(hash.0[19], 0x01);
         assert_eq!(hash.to_hex(), hex.to_ascii_lowercase());
+    }
+
+    #[test]
+    fn hex_digits_of_every_byte() {
+        for b in 0..=u8::MAX {
+            assert_eq!(hex_digits(b), *format!("{b:02x}").as_bytes());
+        }
     }
 
     #[test]

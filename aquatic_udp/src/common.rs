@@ -66,7 +66,11 @@ pub struct SocketWorkerStats {
 
 impl SocketWorkerStats {
     pub fn get(&self, v: IpVersion) -> &IpCounters {
-        &self.by_ip_version[ip_index(v)]
+        let [v4, v6] = &self.by_ip_version;
+        match v {
+            IpVersion::V4 => v4,
+            IpVersion::V6 => v6,
+        }
     }
 }
 

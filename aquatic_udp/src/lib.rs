@@ -20,6 +20,18 @@
 //! (`aquatic_common`). Swarm logic lives in [`swarm`] as plain data.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 
 pub mod common;
 pub mod config;
@@ -118,7 +130,8 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
             .and_then(Option::take)
             .unwrap_or_else(|| TorrentMaps::new(shard_limits)),
         rng: SmallRng::from_rng(&mut rand::rng()),
-        gauges: swarm_gauges[index].clone(),
+        // One per shard by construction; a fresh one would only go unreported.
+        gauges: swarm_gauges.get(index).cloned().unwrap_or_default(),
     };
     // With request_workers = 0 the socket worker owns the shard and takes
     // the commands for it.
@@ -141,7 +154,9 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
             index,
             request_senders: request_senders.clone(),
             response_receiver,
-            stats: socket_stats[index].clone(),
+            // One per socket worker by construction; a fresh one would only
+            // go unreported.
+            stats: socket_stats.get(index).cloned().unwrap_or_default(),
             inline_shard: (config.request_workers == 0).then(|| new_shard(0)),
             shard_commands: inline_commands
                 .take()

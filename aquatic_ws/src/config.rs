@@ -211,7 +211,7 @@ impl Config {
                 "network.max_message_size must be at least 131072 bytes and at least network.max_frame_size",
             ),
             (
-                n.max_write_buffer_size < 2 * n.max_message_size,
+                n.max_write_buffer_size < n.max_message_size.saturating_mul(2),
                 "network.max_write_buffer_size must be at least twice network.max_message_size",
             ),
             (
@@ -275,5 +275,13 @@ mod tests {
         config.network.tls_certificate_path = "cert.pem".into();
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("together"), "{err}");
+    }
+
+    #[test]
+    fn huge_message_size_is_an_error_not_an_overflow() {
+        let mut config = Config::default();
+        config.network.max_message_size = usize::MAX;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("max_write_buffer_size"), "{err}");
     }
 }

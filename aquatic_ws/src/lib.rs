@@ -24,6 +24,18 @@
 //! rules and mechanisms (`aquatic_common`).
 
 #![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 
 pub mod common;
 pub mod config;
@@ -115,8 +127,10 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
             swarm_config,
             shard_limits,
             SmallRng::from_rng(&mut rand::rng()),
-            swarm_gauges[index].clone(),
-            shard_stats[index].clone(),
+            // One of each per shard by construction; a fresh one would only
+            // go unreported.
+            swarm_gauges.get(index).cloned().unwrap_or_default(),
+            shard_stats.get(index).cloned().unwrap_or_default(),
         )
     };
 
@@ -142,7 +156,9 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
             clock,
             request_senders: request_senders.clone(),
             response_receiver,
-            stats: socket_stats[index].clone(),
+            // One per socket worker by construction; a fresh one would only
+            // go unreported.
+            stats: socket_stats.get(index).cloned().unwrap_or_default(),
             inline_shard: (config.request_workers == 0).then(|| new_shard(0)),
             shard_commands: inline_commands
                 .take()
