@@ -10,6 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aquatic_test_support::Daemon;
+use aquatic_test_support::http::{
+    announce_path, connect, contains, get, pct, read_response, request,
+};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_aquatic_http");
 
@@ -22,61 +25,6 @@ fn start_in(dir: tempfile::TempDir, ip: &str, extra: &str, network_extra: &str) 
         "log_level = \"info\"\n{extra}\n[network]\naddress = \"{ip}:0\"\n{network_extra}\n"
     );
     Daemon::start(BINARY, dir, &config).unwrap_or_else(|log| panic!("did not start: {log}"))
-}
-
-fn pct(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("%{b:02x}")).collect()
-}
-
-fn announce_path(hash: u8, peer: u8, port: u16, left: u64, extra: &str) -> String {
-    format!(
-        "/announce?info_hash={}&peer_id={}&port={port}&uploaded=0&downloaded=0&left={left}{extra}",
-        pct(&[hash; 20]),
-        pct(&[peer; 20])
-    )
-}
-
-fn get(path: &str, headers: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\nHost: tracker\r\n{headers}\r\n").into_bytes()
-}
-
-/// Read one response: (status, body). None on timeout or close. Reads the
-/// head a byte at a time so a pipelined next answer stays in the stream.
-fn read_response(stream: &mut impl Read) -> Option<(u16, Vec<u8>)> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte).ok()? == 0 {
-            return None;
-        }
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_string();
-    let status: u16 = head.split(' ').nth(1)?.parse().ok()?;
-    let len: usize = head.lines().find_map(|l| {
-        l.to_ascii_lowercase()
-            .strip_prefix("content-length: ")
-            .and_then(|v| v.trim().parse().ok())
-    })?;
-    let mut body = vec![0u8; len];
-    stream.read_exact(&mut body).ok()?;
-    Some((status, body))
-}
-
-fn connect(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s
-}
-
-fn request(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
-    let mut s = connect(addr);
-    s.write_all(&get(path, "")).unwrap();
-    read_response(&mut s).expect("response")
-}
-
-fn contains(body: &[u8], needle: &[u8]) -> bool {
-    body.windows(needle.len()).any(|w| w == needle)
 }
 
 #[test]

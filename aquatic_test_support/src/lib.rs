@@ -1,12 +1,14 @@
 //! Test harness shared by the daemons' integration tests: start a daemon
 //! binary with a generated config, learn its address from the `listening
 //! on` log line, send it signals, read its log, and stop it by PID when
-//! dropped; [`metrics`] reads its Prometheus endpoint.
+//! dropped; [`metrics`] reads its Prometheus endpoint, [`http`] speaks
+//! HTTP/1.1 to aquatic_http.
 //!
 //! Only for tests (`publish = false`); panics freely.
 
 #![forbid(unsafe_code)]
 
+pub mod http;
 pub mod metrics;
 
 use std::io::{BufRead, BufReader};
@@ -138,4 +140,37 @@ pub fn run_to_exit(binary: &str, config: &str) -> (i32, String) {
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// Let this process (and the daemons it starts later, which inherit the
+/// limit) have `needed` open files: if the soft `RLIMIT_NOFILE` is lower,
+/// raise it towards `needed` with `prlimit` (util-linux), never above the
+/// hard limit. The soft limit in effect afterwards.
+pub fn ensure_open_files(needed: u64) -> u64 {
+    let (soft, hard) = open_files_limits();
+    if soft >= needed {
+        return soft;
+    }
+    let _ = Command::new("prlimit")
+        .arg(format!("--pid={}", std::process::id()))
+        .arg(format!("--nofile={}:", needed.min(hard)))
+        .status();
+    open_files_limits().0
+}
+
+/// (soft, hard) `RLIMIT_NOFILE` of this process, from /proc/self/limits.
+fn open_files_limits() -> (u64, u64) {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let value = |v: Option<&str>| match v {
+        Some("unlimited") => u64::MAX,
+        v => v.and_then(|v| v.parse().ok()).unwrap_or(0),
+    };
+    limits
+        .lines()
+        .find_map(|line| line.strip_prefix("Max open files"))
+        .map(|rest| {
+            let mut fields = rest.split_whitespace();
+            (value(fields.next()), value(fields.next()))
+        })
+        .unwrap_or((0, 0))
 }

@@ -375,7 +375,12 @@ impl SocketWorker {
             if connection.state != State::Reading || connection.read_buf.is_empty() {
                 return Outcome::Keep;
             }
-            if connection.write_buf.len() - connection.write_pos > MAX_UNWRITTEN {
+            if connection
+                .write_buf
+                .len()
+                .saturating_sub(connection.write_pos)
+                > MAX_UNWRITTEN
+            {
                 // The client pipelines without reading its answers: wait
                 // until they are written (the writable event resumes this).
                 return Outcome::Keep;
@@ -386,6 +391,19 @@ impl SocketWorker {
                     .filter(|h| !h.is_empty()),
             };
             let parsed = parse_request(&connection.read_buf, &options);
+            let head_len = match &parsed {
+                Ok(parsed) => parsed.consumed,
+                Err(
+                    RequestParseError::NotFound { consumed, .. }
+                    | RequestParseError::Invalid { consumed, .. },
+                ) => *consumed,
+                Err(RequestParseError::NeedMoreData | RequestParseError::BadRequest) => 0,
+            };
+            if head_len > self.config.network.max_request_head_size {
+                // A complete head may arrive in one read of up to twice the
+                // limit (the read buffer's bound): still too long.
+                return self.respond_status(key, 431, "Request Header Fields Too Large", false);
+            }
             let outcome = match parsed {
                 Ok(parsed) => {
                     drain(&mut connection.read_buf, parsed.consumed);
