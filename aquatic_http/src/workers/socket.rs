@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aquatic_common::access_list::AccessListCache;
+use aquatic_common::listen_queue::waiting_connections;
 use aquatic_common::proxy::{ProxyHeaderMissing, client_ip};
 use aquatic_common::request_loop::Shard;
 use aquatic_common::shard_parts::{ShardCommand, serve_commands};
@@ -81,8 +82,14 @@ struct Connection {
     /// complete request within the idle timeout (slow or idle clients).
     deadline: SecondsSinceStart,
     scrape: Option<PendingScrape>,
-    /// Registered for writable events: only while a write is blocked.
+    /// Wants writable events: only while a write is blocked.
     wants_writable: bool,
+    /// Registered with the poll. A new connection is registered only at
+    /// the end of the event-loop round it was accepted in, and only if it
+    /// is still open: one answered and closed within that round (a
+    /// connection-close client whose request came with the accept) never
+    /// costs an epoll_ctl.
+    registered: bool,
 }
 
 pub struct SocketWorkerParts {
@@ -126,6 +133,8 @@ pub struct SocketWorker {
     shard_commands: Option<Receiver<ShardCommand>>,
     /// Reused for the inline shard's answers.
     inline_answers: Vec<(usize, ResponseMessage)>,
+    /// Connections accepted in this round, to register at its end.
+    unregistered: Vec<usize>,
     next_cleaning: SecondsSinceStart,
 }
 
@@ -168,6 +177,7 @@ impl SocketWorker {
             inline_shard: parts.inline_shard,
             shard_commands: parts.shard_commands,
             inline_answers: Vec::new(),
+            unregistered: Vec::new(),
             next_cleaning,
         })
     }
@@ -212,6 +222,7 @@ impl SocketWorker {
             // Answers let pipelined requests through: send them now rather
             // than after the next wake-up.
             self.flush_batches();
+            self.register_new();
             if self.now >= self.next_cleaning {
                 if let Some(shard) = self.inline_shard.as_mut() {
                     shard.clean(self.now);
@@ -230,9 +241,12 @@ impl SocketWorker {
     }
 
     fn accept(&mut self) {
-        loop {
+        // Exactly the connections waiting: no accept4 just to see EAGAIN.
+        let mut waiting = waiting_connections(&self.listener).unwrap_or(usize::MAX);
+        while waiting > 0 {
+            waiting -= 1;
             match self.listener.accept() {
-                Ok((mut stream, addr)) => {
+                Ok((stream, addr)) => {
                     let counters = &self.stats.0;
                     if self.connections.len() >= self.config.network.max_connections {
                         add(&counters.connections_refused, 1);
@@ -249,18 +263,7 @@ impl SocketWorker {
                         None => None,
                     };
                     let deadline = self.now.add_secs(self.idle_timeout());
-                    let entry = self.connections.vacant_entry();
-                    let key = entry.key();
-                    let token = Token(entry.key() + FIRST_CONNECTION_TOKEN);
-                    if let Err(err) =
-                        self.poll
-                            .registry()
-                            .register(&mut stream, token, Interest::READABLE)
-                    {
-                        log::warn!("cannot register connection: {err}");
-                        continue;
-                    }
-                    entry.insert(Connection {
+                    let key = self.connections.insert(Connection {
                         stream,
                         tls,
                         peer_addr: CanonicalSocketAddr::new(addr),
@@ -273,15 +276,18 @@ impl SocketWorker {
                         deadline,
                         scrape: None,
                         wants_writable: false,
+                        registered: false,
                     });
+                    self.unregistered.push(key);
                     add(&counters.connections_accepted, 1);
                     counters
                         .connections_open
                         .store(self.connections.len(), std::sync::atomic::Ordering::Relaxed);
                     // Clients send their request right after connecting: it
                     // is usually here already, so read it now instead of
-                    // waking up again for it (the socket is registered, so
-                    // data arriving later still brings an event).
+                    // waking up again for it (the socket is registered at
+                    // the end of this round, when edge-triggered epoll
+                    // reports data that came meanwhile at once).
                     if let Outcome::Close = self.on_readable(key) {
                         self.close(key);
                     }
@@ -292,6 +298,37 @@ impl SocketWorker {
                     // E.g. out of file descriptors: try again on the next event.
                     log::warn!("accept failed: {err}");
                     break;
+                }
+            }
+        }
+    }
+
+    /// Register the connections accepted in this round that are still
+    /// open, for the events they wait for.
+    fn register_new(&mut self) {
+        for key in std::mem::take(&mut self.unregistered) {
+            let Some(connection) = self.connections.get_mut(key) else {
+                continue;
+            };
+            if connection.registered {
+                // Closed, and its slot reused by a later accept: listed twice.
+                continue;
+            }
+            let interest = if connection.wants_writable {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            let token = Token(key + FIRST_CONNECTION_TOKEN);
+            match self
+                .poll
+                .registry()
+                .register(&mut connection.stream, token, interest)
+            {
+                Ok(()) => connection.registered = true,
+                Err(err) => {
+                    log::warn!("cannot register connection: {err}");
+                    self.close(key);
                 }
             }
         }
@@ -707,6 +744,7 @@ impl SocketWorker {
                 &mut connection.stream,
                 &connection.write_buf,
                 &mut connection.write_pos,
+                connection.state == State::Closing,
             ),
             Some(tls) => {
                 let pending = connection
@@ -740,7 +778,7 @@ impl SocketWorker {
             );
         }
         let blocked = matches!(result, WriteResult::Blocked);
-        if blocked != connection.wants_writable {
+        if blocked != connection.wants_writable && connection.registered {
             // Writable events only while a write waits for room.
             let interest = if blocked {
                 Interest::READABLE | Interest::WRITABLE
@@ -756,8 +794,8 @@ impl SocketWorker {
             {
                 return Outcome::Close;
             }
-            connection.wants_writable = blocked;
         }
+        connection.wants_writable = blocked;
         match result {
             WriteResult::Failed => Outcome::Close,
             WriteResult::Blocked => Outcome::Keep,
@@ -859,9 +897,15 @@ enum WriteResult {
     Failed,
 }
 
-fn write_plain(stream: &mut TcpStream, buf: &[u8], pos: &mut usize) -> WriteResult {
+/// With `last` (the connection closes once this is written), the bytes are
+/// sent with MSG_MORE: the kernel holds them until the close, which sends
+/// them with the FIN in one segment instead of two, each acknowledged on
+/// its own by the client.
+fn write_plain(stream: &mut TcpStream, buf: &[u8], pos: &mut usize, last: bool) -> WriteResult {
+    let socket = socket2::SockRef::from(&*stream);
+    let flags = if last { libc::MSG_MORE } else { 0 };
     while let Some(pending) = buf.get(*pos..).filter(|p| !p.is_empty()) {
-        match stream.write(pending) {
+        match socket.send_with_flags(pending, flags) {
             Ok(0) => return WriteResult::Failed,
             Ok(n) => *pos += n,
             Err(err) if err.kind() == ErrorKind::WouldBlock => return WriteResult::Blocked,

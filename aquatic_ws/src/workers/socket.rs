@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aquatic_common::access_list::AccessListCache;
+use aquatic_common::listen_queue::waiting_connections;
 use aquatic_common::proxy::{client_ip, forwarded_ip};
 use aquatic_common::request_loop::Shard;
 use aquatic_common::shard_parts::{ShardCommand, serve_commands};
@@ -297,7 +298,10 @@ impl SocketWorker {
     }
 
     fn accept(&mut self) {
-        loop {
+        // Exactly the connections waiting: no accept4 just to see EAGAIN.
+        let mut waiting = waiting_connections(&self.listener).unwrap_or(usize::MAX);
+        while waiting > 0 {
+            waiting -= 1;
             match self.listener.accept() {
                 Ok((mut stream, addr)) => {
                     let counters = &self.stats.0;
