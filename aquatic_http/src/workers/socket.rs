@@ -314,12 +314,8 @@ impl SocketWorker {
                 // Closed, and its slot reused by a later accept: listed twice.
                 continue;
             }
-            let interest = if connection.wants_writable {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
             let token = Token(key + FIRST_CONNECTION_TOKEN);
+            let interest = interest(connection.wants_writable);
             match self
                 .poll
                 .registry()
@@ -779,17 +775,11 @@ impl SocketWorker {
         }
         let blocked = matches!(result, WriteResult::Blocked);
         if blocked != connection.wants_writable && connection.registered {
-            // Writable events only while a write waits for room.
-            let interest = if blocked {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
             let token = Token(key + FIRST_CONNECTION_TOKEN);
             if self
                 .poll
                 .registry()
-                .reregister(&mut connection.stream, token, interest)
+                .reregister(&mut connection.stream, token, interest(blocked))
                 .is_err()
             {
                 return Outcome::Close;
@@ -812,6 +802,16 @@ impl SocketWorker {
                 Outcome::Keep
             }
         }
+    }
+}
+
+/// The events a connection waits for: writable ones only while a write
+/// waits for room.
+fn interest(wants_writable: bool) -> Interest {
+    if wants_writable {
+        Interest::READABLE | Interest::WRITABLE
+    } else {
+        Interest::READABLE
     }
 }
 
