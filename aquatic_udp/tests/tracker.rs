@@ -225,6 +225,50 @@ fn malformed_packets_do_not_crash_or_amplify() {
 }
 
 #[test]
+fn num_want_extremes_get_at_most_max_response_peers() {
+    let tracker = start("127.0.0.1", "");
+    let mut client = Client::connected(tracker.addr);
+    let h = hash(40);
+    // Peers are keyed by address and port: 120 of them from one socket.
+    for port in 1..=120u16 {
+        v4(client.announce(h, port, 500, AnnounceEvent::Started));
+    }
+    // -1 and 0 ask for the default; nothing gets more than
+    // max_response_peers (50 by default).
+    for (peers_wanted, expected) in [
+        (i32::MIN, 50),
+        (-2, 50),
+        (-1, 50),
+        (0, 50),
+        (1, 1),
+        (7, 7),
+        (50, 50),
+        (51, 50),
+        (i32::MAX, 50),
+    ] {
+        let mut request = client.announce_request(h, 999, 500, AnnounceEvent::None);
+        request.peers_wanted = peers_wanted;
+        client.send(&Request::Announce(request));
+        let bytes = client
+            .recv_raw(Duration::from_secs(3))
+            .expect("no response from tracker");
+        // 20 bytes of header, 6 a peer.
+        assert_eq!(bytes.len(), 20 + 6 * expected, "num_want {peers_wanted}");
+        let (_, leechers, peers) = v4(Response::parse(&bytes, false).unwrap());
+        assert_eq!(leechers, 121);
+        let mut ports: Vec<u16> = peers.iter().map(|p| p.port).collect();
+        ports.sort();
+        ports.dedup();
+        assert_eq!(
+            ports.len(),
+            expected,
+            "num_want {peers_wanted}: repeated peers"
+        );
+        assert!(!ports.contains(&999), "the announcer in its own answer");
+    }
+}
+
+#[test]
 fn malformed_request_with_valid_connection_id_gets_error() {
     let tracker = start("127.0.0.1", "");
     let mut client = Client::connected(tracker.addr);
