@@ -740,7 +740,10 @@ impl SocketWorker {
                 &mut connection.stream,
                 &connection.write_buf,
                 &mut connection.write_pos,
-                connection.state == State::Closing,
+                // Only when all input was consumed: closing a socket with
+                // unread input sends a reset and discards what is unsent,
+                // so a 400 or 431 to a client still sending goes out now.
+                connection.state == State::Closing && connection.read_buf.is_empty(),
             ),
             Some(tls) => {
                 let pending = connection
@@ -897,10 +900,10 @@ enum WriteResult {
     Failed,
 }
 
-/// With `last` (the connection closes once this is written), the bytes are
-/// sent with MSG_MORE: the kernel holds them until the close, which sends
-/// them with the FIN in one segment instead of two, each acknowledged on
-/// its own by the client.
+/// With `last` (the connection closes once this is written and no input is
+/// left), the bytes are sent with MSG_MORE: the kernel holds them until the
+/// close, which sends them with the FIN in one segment instead of two, each
+/// acknowledged on its own by the client.
 fn write_plain(stream: &mut TcpStream, buf: &[u8], pos: &mut usize, last: bool) -> WriteResult {
     let socket = socket2::SockRef::from(&*stream);
     let flags = if last { libc::MSG_MORE } else { 0 };
