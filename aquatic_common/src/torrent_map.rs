@@ -3,7 +3,10 @@
 //! Info hash -> swarm ([`PeerStore`]), spread over `SUBMAPS` hash maps so a
 //! growing map rehashes a sixteenth at a time (lower peak memory, no long
 //! stall). The rules: `stopped` removes the peer at once and never creates
-//! a torrent; `completed` counts a download once per peer that was not
+//! a torrent; a torrent exists only while it has peers (the one left
+//! empty by a `stopped`, a closed connection or a refused first peer goes
+//! at once, with its download count, as cleaning drops torrents whose
+//! peers all expired); `completed` counts a download once per peer that was not
 //! already a seeder; a seeder is answered with leechers only; the announcer
 //! is never in its own answer; peer counts always match what is stored.
 //! Plain data: the caller passes the time, so tests need no clock.
@@ -163,7 +166,11 @@ impl<K: Copy + Eq + Hash, V> TorrentMap<K, V> {
                 Some((_, false)) => self.num_leechers -= 1,
                 None => {}
             }
-            return counts_of(store);
+            let counts = counts_of(store);
+            if store.is_empty() {
+                self.remove_torrent(&announce.info_hash);
+            }
+            return counts;
         }
 
         let full = self.num_seeders + self.num_leechers >= self.limits.max_peers;
@@ -203,7 +210,24 @@ impl<K: Copy + Eq + Hash, V> TorrentMap<K, V> {
         }
         out.reserve_exact(announce.max_peers.min(store.len()));
         store.select(rng, &announce.key, is_seeder, announce.max_peers, out, f);
-        counts_of(store)
+        let counts = counts_of(store);
+        if store.is_empty() {
+            // A new torrent whose first peer found no room.
+            self.remove_torrent(&announce.info_hash);
+        }
+        counts
+    }
+
+    /// Drop a torrent that has no peers left. Empty torrents never wait for
+    /// cleaning: `max_peers` counts peers, so torrents left empty by
+    /// announce-then-stop pairs for random info hashes would otherwise pile
+    /// up without bound until the next sweep.
+    fn remove_torrent(&mut self, info_hash: &InfoHash) {
+        if let Some(submap) = self.submaps.get_mut(submap_of(info_hash)) {
+            if submap.remove(info_hash).is_some() {
+                self.num_torrents -= 1;
+            }
+        }
     }
 
     /// The stored data of a peer, and whether it is a seeder.
@@ -216,7 +240,7 @@ impl<K: Copy + Eq + Hash, V> TorrentMap<K, V> {
 
     /// Remove a peer if `matches` says so (e.g. only when it belongs to
     /// the connection that closed); true when it was removed. Like a
-    /// `stopped` announce, an emptied torrent stays until cleaning.
+    /// `stopped` announce, a torrent left empty goes with it.
     pub fn remove_peer_if(
         &mut self,
         info_hash: &InfoHash,
@@ -237,6 +261,9 @@ impl<K: Copy + Eq + Hash, V> TorrentMap<K, V> {
             Some((_, true)) => self.num_seeders -= 1,
             Some((_, false)) => self.num_leechers -= 1,
             None => return false,
+        }
+        if store.is_empty() {
+            self.remove_torrent(info_hash);
         }
         true
     }
@@ -400,5 +427,67 @@ mod tests {
         assert_eq!(map.num_torrents(), 0);
         map.announce(&mut rng, announce(4, 0, false), &mut out, |(k, _)| *k);
         assert_eq!(map.num_torrents(), 1);
+    }
+
+    #[test]
+    fn no_torrent_outlives_its_last_peer() {
+        let mut map = TorrentMap::with_limits(Limits {
+            max_peers_per_torrent: 10,
+            max_peers: 10,
+        });
+        let mut rng = SmallRng::seed_from_u64(0);
+        let mut out: Vec<u32> = Vec::new();
+        // Announce-then-stop pairs for ever new info hashes, far more than
+        // max_peers: nothing stays behind.
+        for hash in 0..=255u8 {
+            map.announce(&mut rng, announce(hash, 1, false), &mut out, |(k, _)| *k);
+            let stop = Announce {
+                event: SwarmEvent::Stopped,
+                ..announce(hash, 1, false)
+            };
+            let counts = map.announce(&mut rng, stop, &mut out, |(k, _)| *k);
+            assert_eq!(counts, SwarmCounts::default());
+            assert!(!map.contains(&InfoHash([hash; 20])));
+        }
+        assert_eq!(map.num_torrents(), 0);
+        assert_eq!(map.torrents().count(), 0);
+        assert_eq!(map.refused_peers(), 0);
+
+        // The last peer of a torrent removed for its closed connection.
+        map.announce(&mut rng, announce(1, 1, false), &mut out, |(k, _)| *k);
+        map.announce(&mut rng, announce(1, 2, true), &mut out, |(k, _)| *k);
+        assert!(map.remove_peer_if(&InfoHash([1; 20]), &1, |_| true));
+        assert_eq!(map.num_torrents(), 1);
+        assert!(map.remove_peer_if(&InfoHash([1; 20]), &2, |_| true));
+        assert_eq!(map.num_torrents(), 0);
+        assert!(!map.contains(&InfoHash([1; 20])));
+        // A stop of a peer that is not there leaves the others' torrent.
+        map.announce(&mut rng, announce(2, 1, false), &mut out, |(k, _)| *k);
+        let stop = Announce {
+            event: SwarmEvent::Stopped,
+            ..announce(2, 9, false)
+        };
+        assert_eq!(
+            map.announce(&mut rng, stop, &mut out, |(k, _)| *k).leechers,
+            1
+        );
+        assert_eq!(map.num_torrents(), 1);
+    }
+
+    #[test]
+    fn a_first_peer_without_room_creates_no_torrent() {
+        let mut map = TorrentMap::with_limits(Limits {
+            max_peers_per_torrent: 0,
+            max_peers: 10,
+        });
+        let mut rng = SmallRng::seed_from_u64(0);
+        let mut out: Vec<u32> = Vec::new();
+        for hash in 0..5 {
+            let counts = map.announce(&mut rng, announce(hash, 1, false), &mut out, |(k, _)| *k);
+            assert_eq!(counts, SwarmCounts::default());
+        }
+        assert_eq!(map.num_torrents(), 0);
+        assert_eq!(map.torrents().count(), 0);
+        assert_eq!(map.refused_peers(), 5);
     }
 }

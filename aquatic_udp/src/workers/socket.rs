@@ -376,6 +376,11 @@ impl SocketWorker {
                             &self.stats.get(message.src.ip_version()).dropped_overload,
                             1,
                         );
+                        if let SwarmRequest::Scrape(part) = message.request {
+                            // The scrape can no longer be answered whole: do
+                            // not keep it waiting for its other parts.
+                            self.pending_scrapes.remove(&part.pending_id);
+                        }
                     }
                 }
             }
