@@ -4,13 +4,16 @@
 #   1. installs what the tests need (Debian packages) if missing;
 #   2. formatting and lints (cargo fmt --check, clippy -D warnings);
 #   3. unit and integration tests of every crate (cargo test --workspace);
-#   4. deployment files: systemd units (systemd-analyze, offline) and sample
+#   4. random info-hash floods (scripts/flood.py): each daemon's peer
+#      ceiling holds, its memory stays within the documented bytes per peer
+#      and falls back after cleaning;
+#   5. deployment files: systemd units (systemd-analyze, offline) and sample
 #      configs (each loads with its daemon's -P); builds the daemons it needs;
-#   5. real clients: libtorrent seeding and downloading through aquatic_udp
+#   6. real clients: libtorrent seeding and downloading through aquatic_udp
 #      and aquatic_http (plain and TLS), Transmission through aquatic_http,
 #      WebTorrent in three headless Chromiums through aquatic_ws (in a
 #      network namespace of its own; needs root);
-#   6. a fuzz smoke: every cargo-fuzz target for 30 s (scripts/fuzz.sh).
+#   7. a fuzz smoke: every cargo-fuzz target for 30 s (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +34,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test"
 cargo test --workspace
+
+step "hostile traffic: random info-hash floods against all three daemons"
+cargo build --workspace --bins
+# Peers live 90 s: the slowest flood (aquatic_ws, debug) must store all
+# 300,000 before the first expire.
+/usr/bin/python3 scripts/flood.py --build debug --peers 300000 --max-peer-age 90
 
 step "deployment: systemd units and sample configs"
 bash scripts/test_deployment.sh
