@@ -111,6 +111,7 @@ fn raw_upgrade(addr: SocketAddr) -> TcpStream {
 const CONTINUATION: u8 = 0x0;
 const TEXT: u8 = 0x1;
 const PING: u8 = 0x9;
+const PONG: u8 = 0xA;
 
 /// A masked client frame, written by hand (RFC 6455 section 5.2).
 fn frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
@@ -178,6 +179,47 @@ fn silent_connections_and_floods_do_not_disturb_a_well_behaved_client() {
     send(&mut late, &announce(200, 2));
     assert_eq!(leechers(&recv(&mut late)), 2);
     drop((silent, idle));
+}
+
+#[test]
+fn a_client_sending_faster_than_its_worker_reads_does_not_starve_the_others() {
+    // One socket worker for both: the flooder's messages (pongs, which
+    // need no answer, so nothing makes the tracker stop reading it) come
+    // in faster than the worker can parse them.
+    let t = start("socket_workers = 1\nrequest_workers = 1", "");
+    let mut good = connect(t.addr);
+    let mut worst = timed_round_trip(&mut good, 1);
+    let mut flooder = raw_upgrade(t.addr);
+    flooder
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let pongs: Vec<u8> = (0..8192).flat_map(|_| frame(PONG, true, b"x")).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooding = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut written = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match flooder.write(&pongs) {
+                    Ok(n) => written += n,
+                    Err(_) => break,
+                }
+            }
+            written
+        })
+    };
+    let until = Instant::now() + Duration::from_secs(3);
+    let mut rounds = 0;
+    while Instant::now() < until {
+        worst = worst.max(timed_round_trip(&mut good, 1));
+        rounds += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = flooding.join().unwrap();
+    println!("{rounds} round trips, slowest {worst:?}, while {written} bytes of pongs came in");
+    assert!(written > 1 << 20, "the flood was only {written} bytes");
+    assert!(rounds > 5, "only {rounds} round trips in 3 s");
+    assert!(worst < LATENCY_BOUND, "slowest round trip {worst:?}");
 }
 
 #[test]

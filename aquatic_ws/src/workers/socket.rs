@@ -63,6 +63,12 @@ const WRITE_BUFFER_SIZE: usize = 64 * 1024;
 /// Connection-close notices kept for a full request queue, per shard,
 /// before they are dropped (the peers then go at `max_peer_age`).
 const MAX_RETRIED_CLOSES: usize = 65_536;
+/// Messages read from one connection per event-loop round. A client that
+/// sends faster than the worker parses would otherwise keep it reading
+/// that one connection (edge-triggered: until the socket is drained) while
+/// every other client on the worker waits; past this it waits for the next
+/// round, after the others.
+const MESSAGES_PER_ROUND: usize = 64;
 
 /// A TCP stream, possibly inside TLS.
 enum Stream {
@@ -189,6 +195,10 @@ pub struct SocketWorker {
     retried_closes: Vec<Vec<RequestMessage>>,
     /// Connections with output to flush at the end of the round.
     dirty: Vec<usize>,
+    /// Connections that had more to read when their round's budget was
+    /// spent (key, generation): read first in the next round, which then
+    /// does not wait for events.
+    backlog: Vec<(usize, u64)>,
     stats: Arc<SocketWorkerStats>,
     chunk: Vec<u8>,
     /// A text message being parsed (simd-json parses in place).
@@ -242,6 +252,7 @@ impl SocketWorker {
             batches: (0..shards).map(|_| Vec::new()).collect(),
             retried_closes: (0..shards).map(|_| Vec::new()).collect(),
             dirty: Vec::new(),
+            backlog: Vec::new(),
             stats: parts.stats,
             chunk: vec![0; 16 * 1024],
             scratch: Vec::new(),
@@ -257,13 +268,29 @@ impl SocketWorker {
         let timeout = Duration::from_millis(self.config.network.poll_timeout_ms);
         let mut last_sweep = self.now;
         loop {
-            if let Err(err) = self.poll.poll(&mut events, Some(timeout)) {
+            let wait = if self.backlog.is_empty() {
+                timeout
+            } else {
+                Duration::ZERO
+            };
+            if let Err(err) = self.poll.poll(&mut events, Some(wait)) {
                 if err.kind() == ErrorKind::Interrupted {
                     continue;
                 }
                 return Err(anyhow::Error::new(err).context("poll failed"));
             }
             self.now = self.clock.seconds_elapsed();
+            for (key, generation) in std::mem::take(&mut self.backlog) {
+                let current = self
+                    .connections
+                    .get(key)
+                    .is_some_and(|c| c.generation == generation);
+                if current {
+                    if let Outcome::Close(reason) = self.on_event(key) {
+                        self.close(key, reason);
+                    }
+                }
+            }
             for event in events.iter() {
                 match event.token() {
                     LISTENER_TOKEN => self.accept(),
@@ -593,9 +620,10 @@ impl SocketWorker {
         }
     }
 
-    /// Read and handle every message available.
+    /// Read and handle the messages available, at most
+    /// `MESSAGES_PER_ROUND`; past that the connection goes on the backlog.
     fn read_messages(&mut self, key: usize) -> Outcome {
-        loop {
+        for _ in 0..MESSAGES_PER_ROUND {
             let Some(connection) = self.connections.get_mut(key) else {
                 return Outcome::Keep;
             };
@@ -637,6 +665,10 @@ impl SocketWorker {
                 }
             }
         }
+        if let Some(connection) = self.connections.get(key) {
+            self.backlog.push((key, connection.generation));
+        }
+        Outcome::Keep
     }
 
     /// Handle the text message in `self.scratch`.
