@@ -23,8 +23,9 @@
 # keeps the load tester's --json line in scripts/soak/DAEMON-DATE.json, draws
 #   scripts/soak/DAEMON-DATE.png             RSS (MiB) and responses/s over time
 # with gnuplot (Debian gnuplot-nox, installed with apt-get if missing) and
-# prints a verdict: RSS at 25/50/75/100 % of the run, growth over the last
-# quarter, and responses/s of the first vs the last 1-minute window.
+# prints a verdict: median and peak RSS per quarter of the run, growth of
+# the median over the last quarter (plateau check), and responses/s per
+# 1-minute window, first vs last window and first vs second half (decay).
 #
 # Release binaries must already be built (this script does not build).
 # Needs taskset, 2+ cores, python3 (for a free port). Traffic stays on
@@ -229,16 +230,19 @@ import csv, json, sys
 daemon, path, tpath, jpath, duration = sys.argv[1:]
 duration = float(duration)
 rows = [(float(r["elapsed_s"]), int(r["rss_kib"]), float(r["cpu_s"])) for r in csv.DictReader(open(path))]
-def rss_at(frac):
-    t = frac * duration
-    return min(rows, key=lambda r: abs(r[0] - t))
+def quarter(q):
+    # samples in the q-th quarter of the run (q = 0..3), RSS in KiB
+    lo, hi = q * duration / 4, (q + 1) * duration / 4
+    return sorted(r[1] for r in rows if lo < r[0] <= hi + 1) or [0]
+quarters = [quarter(q) for q in range(4)]
+med = [q[len(q) // 2] for q in quarters]
 print(f"== aquatic_{daemon}: {len(rows)} samples over {rows[-1][0]:.0f} s, tracker CPU {rows[-1][2]:.1f} s "
       f"({100 * rows[-1][2] / rows[-1][0]:.0f} % of a core)")
-marks = [(f, rss_at(f)) for f in (0.25, 0.5, 0.75, 1.0)]
-print("   RSS: " + ", ".join(f"{int(f * 100)} % ({r[0]:.0f} s) {r[1] / 1024:.1f} MiB" for f, r in marks))
-r75, r100 = marks[2][1][1], marks[3][1][1]
-growth = 100.0 * (r100 - r75) / r75 if r75 else float("nan")
-print(f"   plateau check: RSS growth over the last quarter {growth:+.1f} %"
+print("   RSS per quarter of the run, median (max): "
+      + ", ".join(f"Q{i + 1} {m / 1024:.1f} ({q[-1] / 1024:.1f}) MiB" for i, (m, q) in enumerate(zip(med, quarters))))
+# medians, not single samples: one sample can land on a transient peak
+growth = 100.0 * (med[3] - med[2]) / med[2] if med[2] else float("nan")
+print(f"   plateau check: median RSS, last quarter vs the one before: {growth:+.1f} %"
       + (" (plateau)" if abs(growth) < 5 else " (NOT a plateau: still growing)" if growth > 0 else ""))
 thr = [(float(r["elapsed_s"]), float(r["responses_per_s"])) for r in csv.DictReader(open(tpath))]
 windows = {}
@@ -252,6 +256,14 @@ if windows:
     decay = 100.0 * (first - last) / first if first else float("nan")
     note = " (only one window: no decay measurable)" if len(w) == 1 else ""
     print(f"   throughput first vs last window: {first:.0f} -> {last:.0f} responses/s, decay {decay:.1f} %{note}")
+    if len(w) >= 2:
+        # single windows are noisy (the load tester shares the machine):
+        # the halves' means show a trend better
+        half = len(w) // 2
+        h1 = sum(avg[k] for k in w[:half]) / half
+        h2 = sum(avg[k] for k in w[half:]) / (len(w) - half)
+        print(f"   throughput first vs second half: {h1:.0f} -> {h2:.0f} responses/s, "
+              f"decay {100.0 * (h1 - h2) / h1 if h1 else float('nan'):.1f} %")
 else:
     print("   no progress lines: no per-window throughput")
 j = json.loads(open(jpath).read())
