@@ -155,6 +155,9 @@ struct Connection {
     next_scrape_id: u32,
     /// In `SocketWorker::dirty`: has output to flush.
     dirty: bool,
+    /// In `SocketWorker::backlog`: more to read next round. Keeps a
+    /// connection there once, however many events it gets meanwhile.
+    backlogged: bool,
 }
 
 pub struct SocketWorkerParts {
@@ -281,10 +284,13 @@ impl SocketWorker {
             }
             self.now = self.clock.seconds_elapsed();
             for (key, generation) in std::mem::take(&mut self.backlog) {
-                let current = self
-                    .connections
-                    .get(key)
-                    .is_some_and(|c| c.generation == generation);
+                let current = match self.connections.get_mut(key) {
+                    Some(c) if c.generation == generation => {
+                        c.backlogged = false;
+                        true
+                    }
+                    _ => false,
+                };
                 if current {
                     if let Outcome::Close(reason) = self.on_event(key) {
                         self.close(key, reason);
@@ -378,6 +384,7 @@ impl SocketWorker {
                         torrents: Vec::new(),
                         scrapes: Vec::new(),
                         next_scrape_id: 0,
+                        backlogged: false,
                         dirty: false,
                     });
                     add(&counters.connections_accepted, 1);
@@ -665,8 +672,11 @@ impl SocketWorker {
                 }
             }
         }
-        if let Some(connection) = self.connections.get(key) {
-            self.backlog.push((key, connection.generation));
+        if let Some(connection) = self.connections.get_mut(key) {
+            if !connection.backlogged {
+                connection.backlogged = true;
+                self.backlog.push((key, connection.generation));
+            }
         }
         Outcome::Keep
     }
