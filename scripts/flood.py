@@ -147,6 +147,12 @@ max_peer_age = {max_peer_age}
 [metrics]
 enabled = true
 address = "127.0.0.1:{metrics_port}"
+
+# The load tester is one source (127.0.0.1): it may hold every share, so
+# that it can fill max_peers (the per-source accounting still runs; its
+# cost per source is measured apart, README "Sizing memory").
+[source_budgets]
+share_percent = 100
 """
 
 

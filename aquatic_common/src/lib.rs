@@ -35,6 +35,7 @@ pub mod access_list;
 pub mod addr;
 pub mod atomic_file;
 pub mod bind;
+pub mod fd_limit;
 #[allow(unsafe_code)]
 pub mod listen_queue;
 pub mod metrics;
@@ -45,6 +46,7 @@ pub mod proxy;
 pub mod request_loop;
 pub mod scrape_export;
 pub mod shard_parts;
+pub mod source;
 pub mod state;
 pub mod statistics;
 pub mod supervision;

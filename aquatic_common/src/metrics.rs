@@ -30,7 +30,9 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use serde::{Deserialize, Serialize};
 
+use crate::peer_store::PeerKey;
 use crate::supervision::Supervisor;
+use crate::torrent_map::{Refusal, TorrentMap};
 
 pub use prometheus_client::collector::Collector;
 pub use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
@@ -233,6 +235,11 @@ pub struct SwarmSizes {
     pub torrents: AtomicUsize,
     pub seeders: AtomicUsize,
     pub leechers: AtomicUsize,
+    /// Sources holding a peer (the per-source accounting's entries).
+    pub sources: AtomicUsize,
+    /// Announces whose peer was not stored, by [`Refusal`] (absolute,
+    /// as the map counts them).
+    pub refused: [AtomicU64; Refusal::ALL.len()],
 }
 
 impl SwarmSizes {
@@ -240,6 +247,15 @@ impl SwarmSizes {
         self.torrents.store(torrents, Ordering::Relaxed);
         self.seeders.store(seeders, Ordering::Relaxed);
         self.leechers.store(leechers, Ordering::Relaxed);
+    }
+
+    /// Publish a map's sizes and refusals.
+    pub fn set_from<K: PeerKey, V>(&self, map: &TorrentMap<K, V>) {
+        self.set(map.num_torrents(), map.num_seeders(), map.num_leechers());
+        self.sources.store(map.num_sources(), Ordering::Relaxed);
+        for (counter, value) in self.refused.iter().zip(map.refused()) {
+            counter.store(value, Ordering::Relaxed);
+        }
     }
 }
 
@@ -334,7 +350,42 @@ pub fn write_swarm_gauges(
                 .map(|(ip_version, total)| ([("ip_version", *ip_version)], total as u64)),
         )?;
     }
-    Ok(())
+    let mut sources = [0u64; 2];
+    let mut refused = [[0u64; Refusal::ALL.len()]; 2];
+    for worker in swarms {
+        for (i, sizes) in worker.by_ip_version.iter().enumerate() {
+            if let (Some(total), Some(by_reason)) = (sources.get_mut(i), refused.get_mut(i)) {
+                *total += sizes.sources.load(Ordering::Relaxed) as u64;
+                for (sum, counter) in by_reason.iter_mut().zip(&sizes.refused) {
+                    *sum += counter.load(Ordering::Relaxed);
+                }
+            }
+        }
+    }
+    write_gauges(
+        encoder,
+        "sources",
+        "Sources (IPv4 addresses, IPv6 prefixes as [source_budgets] groups them) holding at least one stored peer, by IP version.",
+        IP_VERSION_LABELS
+            .iter()
+            .zip(sources)
+            .map(|(ip_version, n)| ([("ip_version", *ip_version)], n)),
+    )?;
+    let samples = IP_VERSION_LABELS
+        .iter()
+        .zip(refused)
+        .flat_map(|(ip_version, by_reason)| {
+            Refusal::ALL.iter().zip(by_reason).map(move |(reason, n)| {
+                ([("ip_version", *ip_version), ("reason", reason.label())], n)
+            })
+        });
+    write_counters(
+        encoder,
+        "peers_not_stored",
+        "Announces answered without storing their peer, by reason: tracker_full (max_peers), torrent_full (max_peers_per_torrent), source_share (the source holds its share of max_peers), source_torrent_share (the source holds its share of the torrent).",
+        None,
+        samples,
+    )
 }
 
 #[cfg(test)]

@@ -8,15 +8,63 @@
 //! index in large swarms: a fraction of two hash maps' cost. The swarm's
 //! completed-download count lives here too.
 //!
+//! The index hashes a peer's *source* (its address or prefix,
+//! [`crate::source`]), not the whole key: all peers of one source sit on
+//! one probe sequence, so counting a source's peers in the swarm (its
+//! per-torrent budget) is a walk over exactly those entries and costs no
+//! memory beyond the index itself. The budget bounds that walk (at most
+//! `source::MAX_PEERS_PER_TORRENT_PER_SOURCE` entries).
+//!
 //! Every move inside the vector goes through `swap`, which keeps the index
 //! right; the tests compare every operation against a plain map model.
 
 use std::hash::{BuildHasher, Hash};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 use rand::Rng;
 
+use crate::PeerId;
 use crate::peer_selection::select_response_peers;
+use crate::source::{SourceKey, SourcePrefixes};
+
+/// A peer's key in its swarm: unique there, and naming the source the peer
+/// counts under in per-source budgets.
+pub trait PeerKey: Copy + Eq + Hash {
+    fn source(&self, prefixes: SourcePrefixes) -> SourceKey;
+}
+
+/// A peer's address, which names its source.
+pub trait PeerAddr: Copy + Eq + Hash {
+    fn source(&self, prefixes: SourcePrefixes) -> SourceKey;
+}
+
+impl PeerAddr for Ipv4Addr {
+    fn source(&self, prefixes: SourcePrefixes) -> SourceKey {
+        prefixes.of_v4(*self)
+    }
+}
+
+impl PeerAddr for Ipv6Addr {
+    fn source(&self, prefixes: SourcePrefixes) -> SourceKey {
+        prefixes.of_v6(*self)
+    }
+}
+
+/// UDP and HTTP: the peer's address and announced port.
+impl<A: PeerAddr> PeerKey for (A, u16) {
+    fn source(&self, prefixes: SourcePrefixes) -> SourceKey {
+        self.0.source(prefixes)
+    }
+}
+
+/// WebSocket: the peer id, under the source of the connection that
+/// announced it (already grouped by prefix).
+impl PeerKey for (SourceKey, PeerId) {
+    fn source(&self, _: SourcePrefixes) -> SourceKey {
+        self.0
+    }
+}
 
 /// Swarms larger than this get a hash index.
 const INDEX_ABOVE: usize = 32;
@@ -27,22 +75,45 @@ const INDEX_DROP_BELOW: usize = 16;
 struct Index {
     table: HashTable<u32>,
     hasher: DefaultHashBuilder,
+    prefixes: SourcePrefixes,
 }
 
 impl Index {
-    fn build<K: Hash, V>(entries: &[(K, V)]) -> Box<Self> {
-        let hasher = DefaultHashBuilder::default();
-        let mut table = HashTable::with_capacity(entries.len());
-        for (i, (k, _)) in entries.iter().enumerate() {
-            let i = i as u32; // len is kept below u32::MAX by `upsert`
-            table.insert_unique(hasher.hash_one(k), i, |&j| {
-                // Every stored position is in range; 0 would only misplace.
-                entries
-                    .get(j as usize)
-                    .map_or(0, |(k, _)| hasher.hash_one(k))
-            });
+    fn build<K: PeerKey, V>(entries: &[(K, V)], prefixes: SourcePrefixes) -> Box<Self> {
+        let mut index = Box::new(Self {
+            table: HashTable::with_capacity(entries.len()),
+            hasher: DefaultHashBuilder::default(),
+            prefixes,
+        });
+        for i in 0..entries.len() {
+            index.insert(entries, i);
         }
-        Box::new(Self { table, hasher })
+        index
+    }
+
+    /// Where a key's entries are: the hash of its source.
+    fn hash<K: PeerKey>(&self, key: &K) -> u64 {
+        self.hasher.hash_one(key.source(self.prefixes))
+    }
+
+    /// Index the entry at `pos` (`entries.len()` is kept below `u32::MAX`
+    /// by `upsert`).
+    fn insert<K: PeerKey, V>(&mut self, entries: &[(K, V)], pos: usize) {
+        let Some((key, _)) = entries.get(pos) else {
+            return;
+        };
+        let hash = self.hash(key);
+        let Self {
+            table,
+            hasher,
+            prefixes,
+        } = self;
+        table.insert_unique(hash, pos as u32, |&j| {
+            // Every stored position is in range; 0 would only misplace.
+            entries
+                .get(j as usize)
+                .map_or(0, |(k, _)| hasher.hash_one(k.source(*prefixes)))
+        });
     }
 }
 
@@ -69,9 +140,7 @@ impl<K, V> Default for PeerStore<K, V> {
     }
 }
 
-impl<K: std::fmt::Debug + Copy + Eq + Hash, V: std::fmt::Debug> std::fmt::Debug
-    for PeerStore<K, V>
-{
+impl<K: std::fmt::Debug + PeerKey, V: std::fmt::Debug> std::fmt::Debug for PeerStore<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PeerStore")
             .field("leechers", &self.leechers())
@@ -87,7 +156,7 @@ pub struct SwarmFull;
 /// Most peers one swarm holds: positions are `u32`.
 pub const MAX_PEERS: usize = u32::MAX as usize - 1;
 
-impl<K: Copy + Eq + Hash, V> PeerStore<K, V> {
+impl<K: PeerKey, V> PeerStore<K, V> {
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -130,7 +199,7 @@ impl<K: Copy + Eq + Hash, V> PeerStore<K, V> {
         match &self.index {
             Some(index) => index
                 .table
-                .find(index.hasher.hash_one(key), |&i| {
+                .find(index.hash(key), |&i| {
                     self.entries.get(i as usize).is_some_and(|e| e.0 == *key)
                 })
                 .map(|&i| i as usize),
@@ -145,21 +214,56 @@ impl<K: Copy + Eq + Hash, V> PeerStore<K, V> {
         self.entries.get(pos).map(|e| (&e.1, seeder))
     }
 
-    /// Insert a peer or replace its data and status. Returns whether it was
+    /// How many of this swarm's peers count under `source`, counted up to
+    /// `up_to` at most (the budget being checked: no need to count on).
+    pub fn source_count(&self, source: SourceKey, prefixes: SourcePrefixes, up_to: usize) -> usize {
+        let mut count = 0;
+        let mut counted = |key: &K| {
+            if key.source(prefixes) == source {
+                count += 1;
+            }
+            count < up_to
+        };
+        match &self.index {
+            // Only the entries on the source's probe sequence (and the odd
+            // other one sharing its tag).
+            Some(index) => {
+                for &i in index.table.iter_hash(index.hasher.hash_one(source)) {
+                    match self.entries.get(i as usize) {
+                        Some((key, _)) if !counted(key) => break,
+                        _ => {}
+                    }
+                }
+            }
+            None => {
+                for (key, _) in &self.entries {
+                    if !counted(key) {
+                        break;
+                    }
+                }
+            }
+        }
+        count
+    }
+
+    /// Insert a peer or replace its data (made by `value` from the data it
+    /// replaces) and status. Returns whether it was
     /// present before as a seeder (`Some(true)`) or leecher (`Some(false)`),
-    /// or `Err(SwarmFull)` if it was absent and the swarm already holds
-    /// `max_len` peers (or `MAX_PEERS`).
-    pub fn upsert(
+    /// or, for a new peer, `admit`'s refusal (asked only for new peers,
+    /// before anything changes; a swarm of `MAX_PEERS` refuses too).
+    /// `prefixes` must be the same for every call on one swarm.
+    pub fn upsert<E: From<SwarmFull>>(
         &mut self,
         key: K,
-        value: V,
         is_seeder: bool,
-        max_len: usize,
-    ) -> Result<Option<bool>, SwarmFull> {
+        prefixes: SourcePrefixes,
+        value: impl FnOnce(Option<&V>) -> V,
+        admit: impl FnOnce(&Self) -> Result<(), E>,
+    ) -> Result<Option<bool>, E> {
         if let Some(pos) = self.position(&key) {
             let was_seeder = pos >= self.num_leechers();
             if let Some(entry) = self.entries.get_mut(pos) {
-                entry.1 = value;
+                entry.1 = value(Some(&entry.1));
             }
             match (was_seeder, is_seeder) {
                 (true, false) => {
@@ -175,9 +279,11 @@ impl<K: Copy + Eq + Hash, V> PeerStore<K, V> {
             }
             return Ok(Some(was_seeder));
         }
-        if self.entries.len() >= max_len.min(MAX_PEERS) {
-            return Err(SwarmFull);
+        if self.entries.len() >= MAX_PEERS {
+            return Err(SwarmFull.into());
         }
+        admit(self)?;
+        let value = value(None);
         if self.entries.len() == self.entries.capacity() {
             // Grow 1, 2, 4, ...: most swarms stay tiny.
             self.entries.reserve_exact(self.entries.len().max(1));
@@ -186,17 +292,9 @@ impl<K: Copy + Eq + Hash, V> PeerStore<K, V> {
         self.entries.push((key, value));
         let Self { entries, index, .. } = self;
         if let Some(index) = index {
-            let hasher = &index.hasher;
-            index
-                .table
-                .insert_unique(hasher.hash_one(key), pos as u32, |&j| {
-                    // Every stored position is in range; 0 would only misplace.
-                    entries
-                        .get(j as usize)
-                        .map_or(0, |(k, _)| hasher.hash_one(k))
-                });
+            index.insert(entries, pos);
         } else if entries.len() > INDEX_ABOVE {
-            *index = Some(Index::build(entries));
+            *index = Some(Index::build(entries, prefixes));
         }
         if !is_seeder {
             self.swap(pos, self.num_leechers());
@@ -218,10 +316,8 @@ impl<K: Copy + Eq + Hash, V> PeerStore<K, V> {
         let last = self.entries.len() - 1;
         self.swap(pos, last);
         if let Some(index) = &mut self.index {
-            if let Ok(entry) = index
-                .table
-                .find_entry(index.hasher.hash_one(key), |&i| i as usize == last)
-            {
+            let hash = index.hash(key);
+            if let Ok(entry) = index.table.find_entry(hash, |&i| i as usize == last) {
                 entry.remove();
             }
         }
@@ -229,7 +325,7 @@ impl<K: Copy + Eq + Hash, V> PeerStore<K, V> {
     }
 
     /// Keep only the peers for which `keep` holds.
-    pub fn retain(&mut self, mut keep: impl FnMut(&K, &V) -> bool) {
+    pub fn retain(&mut self, prefixes: SourcePrefixes, mut keep: impl FnMut(&K, &V) -> bool) {
         let old_leechers = self.num_leechers();
         let mut position = 0;
         let mut leechers = 0;
@@ -249,7 +345,7 @@ impl<K: Copy + Eq + Hash, V> PeerStore<K, V> {
         self.index = if len < INDEX_DROP_BELOW || (self.index.is_none() && len <= INDEX_ABOVE) {
             None
         } else {
-            Some(Index::build(&self.entries))
+            Some(Index::build(&self.entries, prefixes))
         };
     }
 
@@ -282,6 +378,58 @@ impl<K: Copy + Eq + Hash, V> PeerStore<K, V> {
         );
     }
 
+    /// Like [`select`](Self::select), but peers of sources not chosen yet
+    /// come first: from a random place, the first peer of each new source
+    /// among at most `scan` peers, then any others. A source holding many
+    /// of the swarm's peers then gets no more of the choice than any other
+    /// (WebRTC offers: each one reaches a different client where it can).
+    #[allow(clippy::too_many_arguments)] // each argument is a distinct part of the choice
+    pub fn select_spread<R: Rng, O>(
+        &self,
+        rng: &mut R,
+        key: &K,
+        announcer_is_seeder: bool,
+        max: usize,
+        scan: usize,
+        prefixes: SourcePrefixes,
+        out: &mut Vec<O>,
+        mut f: impl FnMut(&(K, V)) -> O,
+    ) {
+        let pool = if announcer_is_seeder {
+            self.leechers()
+        } else {
+            &self.entries
+        };
+        if pool.is_empty() || max == 0 {
+            return;
+        }
+        let start = rng.random_range(0..pool.len());
+        let (head, tail) = pool.split_at_checked(start).unwrap_or((&[], pool));
+        let mut sources: Vec<SourceKey> = Vec::with_capacity(max.min(pool.len()));
+        let mut taken: Vec<usize> = Vec::with_capacity(max.min(pool.len()));
+        let ring = || tail.iter().chain(head).enumerate();
+        for (i, entry) in ring().take(scan) {
+            if taken.len() == max {
+                break;
+            }
+            let source = entry.0.source(prefixes);
+            if entry.0 != *key && !sources.contains(&source) {
+                sources.push(source);
+                taken.push(i);
+                out.push(f(entry));
+            }
+        }
+        for (i, entry) in ring() {
+            if taken.len() == max {
+                break;
+            }
+            if entry.0 != *key && !taken.contains(&i) {
+                taken.push(i);
+                out.push(f(entry));
+            }
+        }
+    }
+
     /// Swap two entries, keeping the index right. Slots are found by the
     /// position they hold (unique), never by key, so the order of updates
     /// cannot confuse them.
@@ -291,7 +439,7 @@ impl<K: Copy + Eq + Hash, V> PeerStore<K, V> {
         }
         if let Some(index) = &mut self.index {
             if let (Some(ka), Some(kb)) = (self.entries.get(a), self.entries.get(b)) {
-                let (ha, hb) = (index.hasher.hash_one(ka.0), index.hasher.hash_one(kb.0));
+                let (ha, hb) = (index.hash(&ka.0), index.hash(&kb.0));
                 let (a32, b32) = (a as u32, b as u32);
                 if let Some(slot) = index.table.find_mut(ha, |&i| i == a32) {
                     *slot = u32::MAX;
@@ -327,6 +475,26 @@ mod tests {
     use rand::rngs::SmallRng;
     use std::collections::HashMap;
 
+    /// Test keys: four keys to a source (a tenth of them with `ipv4 = 8`),
+    /// so sources share index probe sequences as real ones do.
+    impl PeerKey for u16 {
+        fn source(&self, prefixes: SourcePrefixes) -> SourceKey {
+            let per_source = if prefixes.ipv4 == 8 { 40 } else { 4 };
+            SourceKey(u64::from(*self / per_source))
+        }
+    }
+
+    const P: SourcePrefixes = SourcePrefixes { ipv4: 32, ipv6: 64 };
+
+    fn put<V>(
+        store: &mut PeerStore<u16, V>,
+        k: u16,
+        v: V,
+        s: bool,
+    ) -> Result<Option<bool>, SwarmFull> {
+        store.upsert(k, s, P, |_| v, |_| Ok(()))
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Upsert(u16, u32, bool),
@@ -342,7 +510,11 @@ mod tests {
         ]
     }
 
-    fn check(store: &PeerStore<u16, u32>, model: &HashMap<u16, (u32, bool)>) {
+    fn check(
+        store: &PeerStore<u16, u32>,
+        model: &HashMap<u16, (u32, bool)>,
+        prefixes: SourcePrefixes,
+    ) {
         store.check_invariants();
         assert_eq!(store.len(), model.len());
         let seeders = model.values().filter(|(_, s)| *s).count();
@@ -352,43 +524,91 @@ mod tests {
         }
         assert!(store.leechers().iter().all(|(k, _)| !model[k].1));
         assert!(store.seeders().iter().all(|(k, _)| model[k].1));
+        // Per-source counts are exact, whether scanned or indexed.
+        let mut by_source: HashMap<SourceKey, usize> = HashMap::new();
+        for k in model.keys() {
+            *by_source.entry(k.source(prefixes)).or_default() += 1;
+        }
+        for (source, n) in by_source {
+            assert_eq!(store.source_count(source, prefixes, usize::MAX), n);
+            assert_eq!(store.source_count(source, prefixes, 2), n.min(2));
+        }
+        assert_eq!(
+            store.source_count(SourceKey(u64::MAX), prefixes, usize::MAX),
+            0
+        );
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
         #[test]
-        fn matches_map_model(ops in prop::collection::vec(op(120), 1..600)) {
+        fn matches_map_model(ops in prop::collection::vec(op(120), 1..600), wide in any::<bool>()) {
+            let prefixes = if wide { SourcePrefixes { ipv4: 8, ipv6: 64 } } else { P };
             let mut store = PeerStore::default();
             let mut model: HashMap<u16, (u32, bool)> = HashMap::new();
             for op in ops {
                 match op {
                     Op::Upsert(k, v, s) => {
                         let before = model.insert(k, (v, s)).map(|(_, s)| s);
-                        prop_assert_eq!(store.upsert(k, v, s, MAX_PEERS), Ok(before));
+                        let after = store.upsert(k, s, prefixes, |_| v, |_| Ok::<(), SwarmFull>(()));
+                        prop_assert_eq!(after, Ok(before));
                     }
                     Op::Remove(k) => {
                         prop_assert_eq!(store.remove(&k), model.remove(&k));
                     }
                     Op::Retain(threshold) => {
-                        store.retain(|_, v| *v < threshold);
+                        store.retain(prefixes, |_, v| *v < threshold);
                         model.retain(|_, (v, _)| *v < threshold);
                     }
                 }
-                check(&store, &model);
+                check(&store, &model, prefixes);
             }
         }
     }
 
     #[test]
-    fn full_swarm_refuses_new_peers_but_updates_known_ones() {
+    fn admission_is_asked_for_new_peers_only() {
         let mut store = PeerStore::default();
         for k in 0..3u16 {
-            store.upsert(k, 0u32, false, 3).unwrap();
+            put(&mut store, k, 0u32, false).unwrap();
         }
-        assert_eq!(store.upsert(9, 0, false, 3), Err(SwarmFull));
-        assert_eq!(store.upsert(1, 5, true, 3), Ok(Some(false)));
+        let full = |s: &PeerStore<u16, u32>| if s.len() >= 3 { Err(SwarmFull) } else { Ok(()) };
+        assert_eq!(store.upsert(9, false, P, |_| 0, full), Err(SwarmFull));
+        assert_eq!(
+            store.upsert(1, true, P, |old| old.map_or(0, |v| v + 5), full),
+            Ok(Some(false))
+        );
         assert_eq!(store.get(&1), Some((&5, true)));
         assert_eq!(store.len(), 3);
+    }
+
+    #[test]
+    fn a_large_source_is_counted_on_its_own_probe_sequence() {
+        let mut store = PeerStore::default();
+        // 400 sources of 4 keys each, then one with many more (8: 40 keys
+        // to a source).
+        for k in 0..1600u16 {
+            put(&mut store, k, (), k % 2 == 0).unwrap();
+        }
+        assert_eq!(store.source_count(SourceKey(7), P, usize::MAX), 4);
+        assert_eq!(store.source_count(SourceKey(7), P, 3), 3);
+        let wide = SourcePrefixes { ipv4: 8, ipv6: 64 };
+        let mut store = PeerStore::default();
+        for k in 0..1600u16 {
+            put_with(&mut store, k, wide);
+        }
+        assert_eq!(store.source_count(SourceKey(3), wide, usize::MAX), 40);
+        for k in 120..160u16 {
+            assert!(store.remove(&k).is_some());
+        }
+        assert_eq!(store.source_count(SourceKey(3), wide, usize::MAX), 0);
+        assert_eq!(store.source_count(SourceKey(4), wide, usize::MAX), 40);
+    }
+
+    fn put_with(store: &mut PeerStore<u16, ()>, k: u16, prefixes: SourcePrefixes) {
+        store
+            .upsert(k, false, prefixes, |_| (), |_| Ok::<(), SwarmFull>(()))
+            .unwrap();
     }
 
     #[test]
@@ -396,7 +616,7 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(9);
         let mut store = PeerStore::default();
         for k in 0..100u16 {
-            store.upsert(k, (), k % 4 == 0, MAX_PEERS).unwrap();
+            put(&mut store, k, (), k % 4 == 0).unwrap();
         }
         for _ in 0..50 {
             let mut out = Vec::new();
@@ -412,5 +632,49 @@ mod tests {
             assert_eq!(out.len(), 10);
             assert!(!out.contains(&1));
         }
+    }
+
+    #[test]
+    fn spread_selection_reaches_every_source_before_repeating_one() {
+        let mut rng = SmallRng::seed_from_u64(5);
+        let wide = SourcePrefixes { ipv4: 8, ipv6: 64 };
+        let mut store = PeerStore::default();
+        // Source 0 holds 40 peers (keys 0..40); three lone peers of other
+        // sources (keys 40, 80, 120): each announce's 4 choices reach all
+        // four sources.
+        for k in (0..40u16).chain([40, 80, 120]) {
+            put_with(&mut store, k, wide);
+        }
+        for _ in 0..100 {
+            let mut out = Vec::new();
+            store.select_spread(&mut rng, &500, false, 4, 1000, wide, &mut out, |e| e.0);
+            out.sort();
+            assert_eq!(out.len(), 4);
+            assert_eq!(&out[1..], &[40, 80, 120], "{out:?}");
+            assert!(out[0] < 40);
+        }
+        // More wanted than sources: the rest from the large source, no
+        // peer twice, never the announcer.
+        for _ in 0..100 {
+            let mut out = Vec::new();
+            store.select_spread(&mut rng, &3, false, 10, 1000, wide, &mut out, |e| e.0);
+            let mut unique = out.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!((out.len(), unique.len()), (10, 10));
+            assert!(!out.contains(&3));
+            assert!([40, 80, 120].iter().all(|k| out.contains(k)));
+        }
+        // A seeder's choice: leechers only.
+        let mut store = PeerStore::default();
+        for k in 0..20u16 {
+            store
+                .upsert(k, k >= 10, P, |_| (), |_| Ok::<(), SwarmFull>(()))
+                .unwrap();
+        }
+        let mut out = Vec::new();
+        store.select_spread(&mut rng, &15, true, 50, 1000, P, &mut out, |e| e.0);
+        out.sort();
+        assert_eq!(out, (0..10).collect::<Vec<u16>>());
     }
 }

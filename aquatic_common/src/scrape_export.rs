@@ -15,7 +15,6 @@
 //! (`Shard::write_scrape_export`, through [`crate::shard_parts`]), streamed
 //! to the file in chunks: memory stays bounded however many torrents.
 
-use std::hash::Hash;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -24,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::InfoHash;
 use crate::atomic_file::write_atomically;
+use crate::peer_store::PeerKey;
 use crate::shard_parts::{PartKind, ShardControl};
 use crate::supervision::Supervisor;
 use crate::torrent_map::{SwarmCounts, TorrentMap};
@@ -80,8 +80,8 @@ pub fn write_torrents<K4, V4, K6, V6>(
     ipv6: &TorrentMap<K6, V6>,
 ) -> io::Result<()>
 where
-    K4: Copy + Eq + Hash,
-    K6: Copy + Eq + Hash,
+    K4: PeerKey,
+    K6: PeerKey,
 {
     for (info_hash, _) in ipv4.torrents() {
         let (a, b) = (ipv4.scrape(info_hash), ipv6.scrape(info_hash));
@@ -154,23 +154,26 @@ mod tests {
     use crate::torrent_map::{Announce, SwarmEvent};
     use crate::{SecondsSinceStart, ValidUntil};
 
-    fn announce(map: &mut TorrentMap<u8, ()>, hash: u8, peer: u8, event: SwarmEvent) {
+    type Map = TorrentMap<(std::net::Ipv4Addr, u16), ()>;
+
+    fn announce(map: &mut Map, hash: u8, peer: u8, event: SwarmEvent) {
         let mut rng = SmallRng::seed_from_u64(0);
         let announce = Announce {
             info_hash: InfoHash([hash; 20]),
-            key: peer,
+            key: (std::net::Ipv4Addr::new(10, 0, 0, peer), 1),
             extra: (),
             event,
             left_is_zero: event == SwarmEvent::Completed,
             valid_until: ValidUntil::new(SecondsSinceStart(0), 100),
             max_peers: 0,
+            spread_sources: false,
         };
         map.announce(&mut rng, announce, &mut Vec::<()>::new(), |_| ());
     }
 
     #[test]
     fn families_are_summed_per_torrent() {
-        let (mut v4, mut v6) = (TorrentMap::default(), TorrentMap::default());
+        let (mut v4, mut v6) = (Map::default(), Map::default());
         announce(&mut v4, 0xab, 1, SwarmEvent::Started);
         announce(&mut v4, 0xab, 2, SwarmEvent::Completed);
         announce(&mut v6, 0xab, 1, SwarmEvent::Started);

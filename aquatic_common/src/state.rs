@@ -10,7 +10,8 @@
 //! body     torrent records, each:
 //!            family u8 (4: IPv4, 6: IPv6) | info hash (20) | downloaded u32
 //!            | peer count u32
-//!            | peers: key (K::LEN) | extra (V::LEN) | flags u8 (1: seeder)
+//!            | peers: key (K::LEN) | extra (V::LEN) | flags u8 (1: seeder,
+//!                     2: its completed download was counted)
 //!                     | seconds of validity left u32
 //!          then the end tag: 0 u8
 //! trailer  SipHash-1-3 (keys 0, 0) of header and body, u64
@@ -34,7 +35,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::hash::{Hash, Hasher};
+use std::hash::Hasher;
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
@@ -44,12 +45,15 @@ use serde::{Deserialize, Serialize};
 use siphasher::sip::SipHasher13;
 
 use crate::atomic_file::write_atomically;
+use crate::peer_store::PeerKey;
 use crate::shard_parts::{PartKind, ShardControl};
 use crate::torrent_map::{PeerData, TorrentMap};
 use crate::{InfoHash, IpVersion, PeerId, SecondsSinceStart, ValidUntil};
 
 pub const MAGIC: [u8; 8] = *b"AQUASTAT";
-pub const FORMAT_VERSION: u16 = 1;
+/// 2: HTTP peers keyed by address and port (peer id as extra data), and
+/// the download-counted flag.
+pub const FORMAT_VERSION: u16 = 2;
 const HEADER_LEN: u64 = 20;
 const TRAILER_LEN: u64 = 8;
 const TAG_END: u8 = 0;
@@ -60,6 +64,8 @@ const TORRENT_HEAD_LEN: usize = 20 + 4 + 4;
 /// Flags and seconds left, after a peer's key and extra data.
 const PEER_TAIL_LEN: usize = 1 + 4;
 const FLAG_SEEDER: u8 = 1;
+/// The peer's completed download was counted (`PeerData::download_counted`).
+const FLAG_DOWNLOAD_COUNTED: u8 = 2;
 
 /// `[state]`: where the swarms are kept across a restart.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -291,7 +297,7 @@ impl PeerRecords<'_, '_> {
     /// count. Call it once per record.
     pub fn restore_into<K, V>(&mut self, map: &mut TorrentMap<K, V>) -> Result<(), StateError>
     where
-        K: StateCodec + Copy + Eq + Hash,
+        K: StateCodec + PeerKey,
         V: StateCodec,
     {
         if self.read {
@@ -312,7 +318,7 @@ impl PeerRecords<'_, '_> {
             let extra = V::decode(extra).ok_or(StateError::Corrupt("invalid peer data"))?;
             let [flags, left @ ..] =
                 array::<PEER_TAIL_LEN>(tail).ok_or(StateError::Corrupt("a short peer record"))?;
-            if flags & !FLAG_SEEDER != 0 {
+            if flags & !(FLAG_SEEDER | FLAG_DOWNLOAD_COUNTED) != 0 {
                 return Err(StateError::Corrupt("unknown peer flags"));
             }
             let left = u32::from_le_bytes(left).saturating_sub(self.downtime_secs);
@@ -320,10 +326,8 @@ impl PeerRecords<'_, '_> {
                 self.report.expired += 1;
                 continue;
             }
-            let data = PeerData {
-                valid_until: ValidUntil::new(self.now, left),
-                extra,
-            };
+            let data = PeerData::new(ValidUntil::new(self.now, left), extra)
+                .with_download_counted(flags & FLAG_DOWNLOAD_COUNTED != 0);
             let is_seeder = flags & FLAG_SEEDER != 0;
             if map.restore_peer(self.record.info_hash, key, data, is_seeder) {
                 self.report.peers += 1;
@@ -475,14 +479,14 @@ pub fn write_torrents<K, V>(
     now: SecondsSinceStart,
 ) -> io::Result<()>
 where
-    K: StateCodec + Copy + Eq + Hash,
+    K: StateCodec + PeerKey,
     V: StateCodec,
 {
     let tag = match family {
         IpVersion::V4 => TAG_IPV4,
         IpVersion::V6 => TAG_IPV6,
     };
-    let secs_left = |data: &PeerData<V>| data.valid_until.secs().saturating_sub(now);
+    let secs_left = |data: &PeerData<V>| data.valid_until().secs().saturating_sub(now);
     let mut record = Vec::with_capacity(64);
     for (info_hash, store) in map.torrents() {
         let live = |peer: &&(K, PeerData<V>)| secs_left(&peer.1) > 0;
@@ -504,7 +508,12 @@ where
                 record.clear();
                 key.encode(&mut record);
                 data.extra.encode(&mut record);
-                record.push(flags);
+                let counted = if data.download_counted() {
+                    FLAG_DOWNLOAD_COUNTED
+                } else {
+                    0
+                };
+                record.push(flags | counted);
                 record.extend_from_slice(&secs_left(data).to_le_bytes());
                 out.write_all(&record)?;
             }
@@ -658,8 +667,8 @@ mod tests {
     use super::*;
     use crate::torrent_map::{Announce, Limits, SwarmEvent};
 
-    type Key = (PeerId, Ipv4Addr);
-    type Map = TorrentMap<Key, u16>;
+    type Key = (Ipv4Addr, u16);
+    type Map = TorrentMap<Key, PeerId>;
     type Map6 = TorrentMap<(Ipv6Addr, u16), ()>;
 
     const T0: u64 = 1_700_000_000;
@@ -675,12 +684,13 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(0);
         let announce = Announce {
             info_hash: InfoHash([hash; 20]),
-            key: (PeerId([peer; 20]), Ipv4Addr::new(10, 0, 0, peer)),
-            extra: 6881 + u16::from(peer),
+            key: (Ipv4Addr::new(10, 0, 0, peer), 6881 + u16::from(peer)),
+            extra: PeerId([peer; 20]),
             event,
             left_is_zero,
             valid_until: ValidUntil::new(SecondsSinceStart(now), 100),
             max_peers: 0,
+            spread_sources: false,
         };
         map.announce(&mut rng, announce, &mut Vec::<()>::new(), |_| ());
     }
@@ -705,6 +715,7 @@ mod tests {
                 left_is_zero: false,
                 valid_until: ValidUntil::new(SecondsSinceStart(0), 100),
                 max_peers: 0,
+                spread_sources: false,
             },
             &mut Vec::<()>::new(),
             |_| (),
@@ -783,11 +794,24 @@ mod tests {
         );
         // Peer 3 announced at 10 (valid until 110): 90 s left at the dump
         // (second 20), so valid until 5 + 90 after a load at second 5.
-        let key = (PeerId([3; 20]), Ipv4Addr::new(10, 0, 0, 3));
+        let key = (Ipv4Addr::new(10, 0, 0, 3), 6884);
         let (data, seeder) = v4.peer(&InfoHash([1; 20]), &key).unwrap();
         assert!(seeder);
-        assert_eq!(data.extra, 6884);
-        assert_eq!(data.valid_until, ValidUntil::new(SecondsSinceStart(5), 90));
+        assert_eq!(data.extra, PeerId([3; 20]));
+        assert_eq!(
+            data.valid_until(),
+            ValidUntil::new(SecondsSinceStart(5), 90)
+        );
+        // Its counted download is remembered: a second completed after the
+        // restart counts nothing.
+        assert!(data.download_counted());
+        let other = (Ipv4Addr::new(10, 0, 0, 2), 6883);
+        assert!(
+            !v4.peer(&InfoHash([1; 20]), &other)
+                .unwrap()
+                .0
+                .download_counted()
+        );
     }
 
     #[test]
@@ -814,6 +838,7 @@ mod tests {
         let limits = Limits {
             max_peers_per_torrent: 2,
             max_peers: 3,
+            ..Limits::UNLIMITED
         };
         let (v4, v6, report) = load_bytes(&file, limits, 0, T0).unwrap();
         assert_eq!((report.peers, report.refused), (4, 1));
@@ -826,6 +851,7 @@ mod tests {
         let limits = Limits {
             max_peers_per_torrent: 0,
             max_peers: 10,
+            ..Limits::UNLIMITED
         };
         let (v4, _, _) = load_bytes(&file, limits, 0, T0).unwrap();
         assert_eq!(v4.num_torrents(), 0);
@@ -863,13 +889,17 @@ mod tests {
     #[test]
     fn incompatible_headers_are_named() {
         let file = sample_file(0);
-        let mut bad = file.clone();
-        bad[8] = 2;
-        reseal(&mut bad);
-        assert!(matches!(
-            load_bytes(&bad, Limits::UNLIMITED, 0, T0),
-            Err(StateError::UnsupportedVersion(2))
-        ));
+        // Version 1 (before HTTP peers were keyed by address and port) and
+        // any later one are refused.
+        for version in [1, 3] {
+            let mut bad = file.clone();
+            bad[8] = version;
+            reseal(&mut bad);
+            assert!(matches!(
+                load_bytes(&bad, Limits::UNLIMITED, 0, T0),
+                Err(StateError::UnsupportedVersion(v)) if v == u16::from(version)
+            ));
+        }
         let mut bad = file.clone();
         bad[10] = DaemonKind::Udp.code();
         reseal(&mut bad);
@@ -898,12 +928,12 @@ mod tests {
         let file = sample_file(0);
         let first_record = HEADER_LEN as usize;
         let first_peer = first_record + 1 + TORRENT_HEAD_LEN;
-        let peer_len = Key::LEN + u16::LEN + PEER_TAIL_LEN;
+        let peer_len = Key::LEN + PeerId::LEN + PEER_TAIL_LEN;
         let edits: Vec<(usize, u8, &str)> = vec![
             (first_record, 9, "unknown record tag"),
             // Peer count 0x01000003: far more than the file holds.
             (first_record + 1 + 20 + 4 + 3, 1, "peer count larger"),
-            (first_peer + Key::LEN + u16::LEN, 2, "unknown peer flags"),
+            (first_peer + Key::LEN + PeerId::LEN, 4, "unknown peer flags"),
             (10 + 1, 1, "reserved"),
         ];
         for (at, value, expected) in edits {

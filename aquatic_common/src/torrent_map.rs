@@ -6,29 +6,68 @@
 //! a torrent; a torrent exists only while it has peers (the one left
 //! empty by a `stopped`, a closed connection or a refused first peer goes
 //! at once, with its download count, as cleaning drops torrents whose
-//! peers all expired); `completed` counts a download once per peer that was not
-//! already a seeder; a seeder is answered with leechers only; the announcer
-//! is never in its own answer; peer counts always match what is stored.
+//! peers all expired); `completed` counts a download once for as long as
+//! the peer is stored, and only from a peer that was not already a
+//! seeder; a seeder is answered with leechers only; the announcer is never
+//! in its own answer; peer counts always match what is stored.
 //! Plain data: the caller passes the time, so tests need no clock.
 //!
-//! Generic over the peer key `K` (UDP: address and port; HTTP: peer id and
-//! address; WebSocket: peer id) and extra per-peer data `V`.
-
-use std::hash::Hash;
+//! Ceilings ([`Limits`]) bound memory: peers in the map, peers in one
+//! torrent, and within each a share per source ([`crate::source`]), so
+//! that one address cannot fill a ceiling that everyone shares. A peer
+//! that does not fit is answered but not stored, counted by
+//! [`Refusal`].
+//!
+//! Generic over the peer key `K` (UDP and HTTP: address and port;
+//! WebSocket: source and peer id) and extra per-peer data `V`.
 
 use hashbrown::HashMap;
 use rand::Rng;
 
-use crate::peer_store::PeerStore;
+use crate::peer_store::{PeerKey, PeerStore, SwarmFull};
+use crate::source::{SourceCounts, SourceKey, SourcePrefixes};
 use crate::{InfoHash, SecondsSinceStart, ValidUntil};
 
 const SUBMAPS: usize = 16;
 
-/// What is stored for a peer besides its key.
+/// Bit of [`PeerData`]'s stamp that says the peer's download was counted.
+const DOWNLOAD_COUNTED: u32 = 1 << 31;
+
+/// What is stored for a peer besides its key: when it expires, whether its
+/// completed download was counted (both in one `u32`, so a UDP peer stays
+/// 12 bytes), and `extra`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerData<V> {
-    pub valid_until: ValidUntil,
+    stamp: u32,
     pub extra: V,
+}
+
+impl<V> PeerData<V> {
+    /// Expiry times are kept to 31 bits: 68 years after the start.
+    pub fn new(valid_until: ValidUntil, extra: V) -> Self {
+        Self {
+            stamp: valid_until.secs().0.min(DOWNLOAD_COUNTED - 1),
+            extra,
+        }
+    }
+
+    pub fn valid_until(&self) -> ValidUntil {
+        ValidUntil::from_secs(SecondsSinceStart(self.stamp & !DOWNLOAD_COUNTED))
+    }
+
+    /// This peer's `completed` was counted in its torrent's downloads.
+    pub fn download_counted(&self) -> bool {
+        self.stamp & DOWNLOAD_COUNTED != 0
+    }
+
+    pub fn with_download_counted(mut self, counted: bool) -> Self {
+        if counted {
+            self.stamp |= DOWNLOAD_COUNTED;
+        } else {
+            self.stamp &= !DOWNLOAD_COUNTED;
+        }
+        self
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -51,6 +90,9 @@ pub struct Announce<K, V> {
     pub valid_until: ValidUntil,
     /// Most peers to put in the answer.
     pub max_peers: usize,
+    /// Choose the answer's peers from as many sources as possible
+    /// ([`PeerStore::select_spread`]) rather than purely at random.
+    pub spread_sources: bool,
 }
 
 /// A swarm's counts after an announce, or for a scrape.
@@ -61,31 +103,106 @@ pub struct SwarmCounts {
     pub downloaded: u32,
 }
 
-/// Memory ceilings. A peer that does not fit is not stored, but its
-/// announce is still answered (with the peers that are); a flood of new
-/// torrents or peers then costs bounded memory.
+/// Memory ceilings, and each source's share of them. A peer that does not
+/// fit is not stored, but its announce is still answered (with the peers
+/// that are); a flood of new torrents or peers then costs bounded memory,
+/// and a flood from one source leaves room for everyone else.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     pub max_peers_per_torrent: usize,
     /// Peers over all torrents of this map.
     pub max_peers: usize,
+    /// Most of `max_peers` one source may hold.
+    pub max_peers_per_source: usize,
+    /// Most of one torrent's peers one source may be.
+    pub max_peers_per_torrent_per_source: usize,
+    /// How addresses group into sources.
+    pub prefixes: SourcePrefixes,
 }
 
 impl Limits {
     pub const UNLIMITED: Limits = Limits {
         max_peers_per_torrent: usize::MAX,
         max_peers: usize::MAX,
+        max_peers_per_source: usize::MAX,
+        max_peers_per_torrent_per_source: usize::MAX,
+        prefixes: SourcePrefixes { ipv4: 32, ipv6: 64 },
     };
+
+    /// A shard's limits from its ceilings and the `[source_budgets]`
+    /// section: each source's shares scale with the ceilings.
+    pub fn with_shares(
+        max_peers_per_torrent: usize,
+        max_peers: usize,
+        budgets: &crate::source::SourceBudgetConfig,
+    ) -> Limits {
+        Limits {
+            max_peers_per_torrent,
+            max_peers,
+            max_peers_per_source: budgets.share_of(max_peers),
+            max_peers_per_torrent_per_source: budgets.peers_per_torrent(max_peers_per_torrent),
+            prefixes: budgets.prefixes(),
+        }
+    }
+}
+
+/// Why a peer was not stored: the `reason` label of the daemons'
+/// `peers_not_stored_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The map holds `max_peers`.
+    TrackerFull,
+    /// The torrent holds `max_peers_per_torrent`.
+    TorrentFull,
+    /// The source holds `max_peers_per_source` in this map.
+    SourceShare,
+    /// The source holds `max_peers_per_torrent_per_source` in the torrent.
+    SourceTorrentShare,
+}
+
+impl Refusal {
+    /// Every reason, in discriminant order.
+    pub const ALL: [Refusal; 4] = [
+        Refusal::TrackerFull,
+        Refusal::TorrentFull,
+        Refusal::SourceShare,
+        Refusal::SourceTorrentShare,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::TrackerFull => "tracker_full",
+            Refusal::TorrentFull => "torrent_full",
+            Refusal::SourceShare => "source_share",
+            Refusal::SourceTorrentShare => "source_torrent_share",
+        }
+    }
+}
+
+impl From<SwarmFull> for Refusal {
+    fn from(_: SwarmFull) -> Self {
+        Refusal::TorrentFull
+    }
+}
+
+/// Peers not stored, by [`Refusal`] (indexed by discriminant).
+pub type RefusalCounts = [u64; Refusal::ALL.len()];
+
+fn count_refusal(counts: &mut RefusalCounts, refusal: Refusal) {
+    if let Some(count) = counts.get_mut(refusal as usize) {
+        *count += 1;
+    }
 }
 
 pub struct TorrentMap<K, V> {
     submaps: Vec<HashMap<InfoHash, PeerStore<K, PeerData<V>>>>,
     limits: Limits,
+    /// Peers stored, per source.
+    sources: SourceCounts,
     num_torrents: usize,
     num_seeders: usize,
     num_leechers: usize,
-    /// Announces whose peer was not stored because of `limits`.
-    refused_peers: u64,
+    refused: RefusalCounts,
 }
 
 impl<K, V> Default for TorrentMap<K, V> {
@@ -99,10 +216,11 @@ impl<K, V> TorrentMap<K, V> {
         Self {
             submaps: (0..SUBMAPS).map(|_| HashMap::new()).collect(),
             limits,
+            sources: SourceCounts::default(),
             num_torrents: 0,
             num_seeders: 0,
             num_leechers: 0,
-            refused_peers: 0,
+            refused: [0; Refusal::ALL.len()],
         }
     }
 }
@@ -112,7 +230,7 @@ fn submap_of(info_hash: &InfoHash) -> usize {
     usize::from(info_hash.0[19]) % SUBMAPS
 }
 
-fn counts_of<K: Copy + Eq + Hash, V>(store: &PeerStore<K, V>) -> SwarmCounts {
+fn counts_of<K: PeerKey, V>(store: &PeerStore<K, V>) -> SwarmCounts {
     SwarmCounts {
         seeders: store.num_seeders(),
         leechers: store.num_leechers(),
@@ -143,7 +261,31 @@ fn count_status_change(
     }
 }
 
-impl<K: Copy + Eq + Hash, V> TorrentMap<K, V> {
+/// Whether a new peer of `source` fits in `store` and the map.
+fn admit<K: PeerKey, V>(
+    store: &PeerStore<K, V>,
+    limits: &Limits,
+    map_full: bool,
+    sources: &SourceCounts,
+    source: SourceKey,
+) -> Result<(), Refusal> {
+    if map_full {
+        return Err(Refusal::TrackerFull);
+    }
+    if store.len() >= limits.max_peers_per_torrent {
+        return Err(Refusal::TorrentFull);
+    }
+    if sources.get(&source) >= limits.max_peers_per_source {
+        return Err(Refusal::SourceShare);
+    }
+    let cap = limits.max_peers_per_torrent_per_source;
+    if store.source_count(source, limits.prefixes, cap) >= cap {
+        return Err(Refusal::SourceTorrentShare);
+    }
+    Ok(())
+}
+
+impl<K: PeerKey, V> TorrentMap<K, V> {
     /// Apply an announce; append up to `announce.max_peers` peers, made by
     /// `f`, to `out`; return the swarm's counts afterwards.
     pub fn announce<R: Rng, O>(
@@ -153,6 +295,7 @@ impl<K: Copy + Eq + Hash, V> TorrentMap<K, V> {
         out: &mut Vec<O>,
         f: impl FnMut(&(K, PeerData<V>)) -> O,
     ) -> SwarmCounts {
+        let prefixes = self.limits.prefixes;
         let Some(submap) = self.submaps.get_mut(submap_of(&announce.info_hash)) else {
             return SwarmCounts::default();
         };
@@ -161,10 +304,13 @@ impl<K: Copy + Eq + Hash, V> TorrentMap<K, V> {
             let Some(store) = submap.get_mut(&announce.info_hash) else {
                 return SwarmCounts::default();
             };
-            match store.remove(&announce.key) {
-                Some((_, true)) => self.num_seeders -= 1,
-                Some((_, false)) => self.num_leechers -= 1,
-                None => {}
+            if let Some((_, was_seeder)) = store.remove(&announce.key) {
+                self.sources.release(&announce.key.source(prefixes));
+                if was_seeder {
+                    self.num_seeders -= 1;
+                } else {
+                    self.num_leechers -= 1;
+                }
             }
             let counts = counts_of(store);
             if store.is_empty() {
@@ -173,43 +319,86 @@ impl<K: Copy + Eq + Hash, V> TorrentMap<K, V> {
             return counts;
         }
 
+        let source = announce.key.source(prefixes);
         let full = self.num_seeders + self.num_leechers >= self.limits.max_peers;
-        if full && !submap.contains_key(&announce.info_hash) {
+        if !submap.contains_key(&announce.info_hash) {
             // No new torrent for a peer that could not be stored anyway.
-            self.refused_peers += 1;
-            return SwarmCounts::default();
+            let refusal = if full {
+                Some(Refusal::TrackerFull)
+            } else if self.sources.get(&source) >= self.limits.max_peers_per_source {
+                Some(Refusal::SourceShare)
+            } else {
+                None
+            };
+            if let Some(refusal) = refusal {
+                count_refusal(&mut self.refused, refusal);
+                return SwarmCounts::default();
+            }
         }
         let store = submap.entry(announce.info_hash).or_insert_with(|| {
             self.num_torrents += 1;
             PeerStore::default()
         });
-        // When the map is full, only peers already stored are refreshed.
-        let max_len = if full {
-            store.len()
-        } else {
-            self.limits.max_peers_per_torrent
-        };
         let is_seeder = announce.left_is_zero || announce.event == SwarmEvent::Completed;
-        let data = PeerData {
-            valid_until: announce.valid_until,
-            extra: announce.extra,
-        };
-        let previous = store.upsert(announce.key, data, is_seeder, max_len);
+        let completed = announce.event == SwarmEvent::Completed;
+        let mut count_download = false;
+        let new_data = PeerData::new(announce.valid_until, announce.extra);
+        let limits = &self.limits;
+        let sources = &self.sources;
+        let previous = store.upsert(
+            announce.key,
+            is_seeder,
+            prefixes,
+            |old| {
+                // A download counts once while the peer is stored.
+                let was_counted = old.is_some_and(PeerData::download_counted);
+                count_download = completed && !was_counted;
+                new_data.with_download_counted(was_counted || completed)
+            },
+            |store| admit(store, limits, full, sources, source),
+        );
         match previous {
-            Ok(previous) => count_status_change(
-                &mut self.num_seeders,
-                &mut self.num_leechers,
-                previous,
-                is_seeder,
-            ),
-            // No room: answer without storing the peer.
-            Err(_) => self.refused_peers += 1,
+            Ok(previous) => {
+                if previous.is_none() {
+                    self.sources.acquire(source);
+                }
+                if previous == Some(true) {
+                    // Already seeding here: not a download of ours.
+                    count_download = false;
+                }
+                count_status_change(
+                    &mut self.num_seeders,
+                    &mut self.num_leechers,
+                    previous,
+                    is_seeder,
+                );
+            }
+            // No room: answer without storing the peer (nor counting its
+            // download: a source over its share could repeat it at will).
+            Err(refusal) => count_refusal(&mut self.refused, refusal),
         }
-        if announce.event == SwarmEvent::Completed && previous != Ok(Some(true)) {
+        if count_download {
             store.count_download();
         }
         out.reserve_exact(announce.max_peers.min(store.len()));
-        store.select(rng, &announce.key, is_seeder, announce.max_peers, out, f);
+        if announce.spread_sources {
+            let scan = announce
+                .max_peers
+                .saturating_mul(self.limits.max_peers_per_torrent_per_source)
+                .saturating_add(announce.max_peers);
+            store.select_spread(
+                rng,
+                &announce.key,
+                is_seeder,
+                announce.max_peers,
+                scan,
+                prefixes,
+                out,
+                f,
+            );
+        } else {
+            store.select(rng, &announce.key, is_seeder, announce.max_peers, out, f);
+        }
         let counts = counts_of(store);
         if store.is_empty() {
             // A new torrent whose first peer found no room.
@@ -262,6 +451,7 @@ impl<K: Copy + Eq + Hash, V> TorrentMap<K, V> {
             Some((_, false)) => self.num_leechers -= 1,
             None => return false,
         }
+        self.sources.release(&key.source(self.limits.prefixes));
         if store.is_empty() {
             self.remove_torrent(info_hash);
         }
@@ -278,22 +468,37 @@ impl<K: Copy + Eq + Hash, V> TorrentMap<K, V> {
         data: PeerData<V>,
         is_seeder: bool,
     ) -> bool {
+        let prefixes = self.limits.prefixes;
+        let source = key.source(prefixes);
+        let full = self.num_seeders + self.num_leechers >= self.limits.max_peers;
         let Some(submap) = self.submaps.get_mut(submap_of(&info_hash)) else {
             return false;
         };
-        let full = self.num_seeders + self.num_leechers >= self.limits.max_peers;
-        let max_len = match submap.get(&info_hash) {
-            Some(store) if full => store.len(),
-            Some(_) => self.limits.max_peers_per_torrent,
-            None if full || self.limits.max_peers_per_torrent == 0 => return false,
-            None => self.limits.max_peers_per_torrent,
-        };
+        if !submap.contains_key(&info_hash)
+            && (full
+                || self.limits.max_peers_per_torrent == 0
+                || self.sources.get(&source) >= self.limits.max_peers_per_source)
+        {
+            return false;
+        }
         let store = submap.entry(info_hash).or_insert_with(|| {
             self.num_torrents += 1;
             PeerStore::default()
         });
-        match store.upsert(key, data, is_seeder, max_len) {
+        let limits = &self.limits;
+        let sources = &self.sources;
+        let stored = store.upsert(
+            key,
+            is_seeder,
+            prefixes,
+            |_| data,
+            |store| admit(store, limits, full, sources, source),
+        );
+        let stored = match stored {
             Ok(previous) => {
+                if previous.is_none() {
+                    self.sources.acquire(source);
+                }
                 count_status_change(
                     &mut self.num_seeders,
                     &mut self.num_leechers,
@@ -303,7 +508,11 @@ impl<K: Copy + Eq + Hash, V> TorrentMap<K, V> {
                 true
             }
             Err(_) => false,
+        };
+        if store.is_empty() {
+            self.remove_torrent(&info_hash);
         }
+        stored
     }
 
     /// Set a stored torrent's download count from a state file (the
@@ -341,9 +550,17 @@ impl<K: Copy + Eq + Hash, V> TorrentMap<K, V> {
     /// Drop peers not seen since their `ValidUntil`, then empty torrents.
     pub fn clean(&mut self, now: SecondsSinceStart) {
         let (mut torrents, mut seeders, mut leechers) = (0, 0, 0);
+        let prefixes = self.limits.prefixes;
+        let sources = &mut self.sources;
         for submap in &mut self.submaps {
             submap.retain(|_, store| {
-                store.retain(|_, data| data.valid_until.is_valid_at(now));
+                store.retain(prefixes, |key, data| {
+                    let keep = data.valid_until().is_valid_at(now);
+                    if !keep {
+                        sources.release(&key.source(prefixes));
+                    }
+                    keep
+                });
                 seeders += store.num_seeders();
                 leechers += store.num_leechers();
                 !store.is_empty()
@@ -351,6 +568,7 @@ impl<K: Copy + Eq + Hash, V> TorrentMap<K, V> {
             submap.shrink_to_fit();
             torrents += submap.len();
         }
+        sources.shrink();
         self.num_torrents = torrents;
         self.num_seeders = seeders;
         self.num_leechers = leechers;
@@ -368,8 +586,28 @@ impl<K: Copy + Eq + Hash, V> TorrentMap<K, V> {
         self.num_leechers
     }
 
+    /// Sources holding at least one peer here.
+    pub fn num_sources(&self) -> usize {
+        self.sources.sources()
+    }
+
+    /// Peers held by `source` here.
+    pub fn source_peers(&self, source: &SourceKey) -> usize {
+        self.sources.get(source)
+    }
+
+    /// Announces whose peer was not stored, by [`Refusal`].
+    pub fn refused(&self) -> RefusalCounts {
+        self.refused
+    }
+
+    /// All announces whose peer was not stored.
     pub fn refused_peers(&self) -> u64 {
-        self.refused_peers
+        self.refused.iter().sum()
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 }
 
@@ -378,6 +616,14 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
     use rand::rngs::SmallRng;
+
+    /// Test keys: the source is the key's hundreds (keys 0..100 are one
+    /// source, 100..200 the next, ...).
+    impl PeerKey for u32 {
+        fn source(&self, _: SourcePrefixes) -> SourceKey {
+            SourceKey(u64::from(*self / 100))
+        }
+    }
 
     fn announce(hash: u8, key: u32, left_is_zero: bool) -> Announce<u32, ()> {
         Announce {
@@ -388,15 +634,21 @@ mod tests {
             left_is_zero,
             valid_until: ValidUntil::new(SecondsSinceStart(0), 100),
             max_peers: 10,
+            spread_sources: false,
+        }
+    }
+
+    fn limits(max_peers_per_torrent: usize, max_peers: usize) -> Limits {
+        Limits {
+            max_peers_per_torrent,
+            max_peers,
+            ..Limits::UNLIMITED
         }
     }
 
     #[test]
     fn limits_bound_peers_and_torrents_but_answer_everyone() {
-        let mut map = TorrentMap::with_limits(Limits {
-            max_peers_per_torrent: 3,
-            max_peers: 5,
-        });
+        let mut map = TorrentMap::with_limits(limits(3, 5));
         let mut rng = SmallRng::seed_from_u64(0);
         let mut out: Vec<u32> = Vec::new();
         for key in 0..4 {
@@ -431,10 +683,7 @@ mod tests {
 
     #[test]
     fn no_torrent_outlives_its_last_peer() {
-        let mut map = TorrentMap::with_limits(Limits {
-            max_peers_per_torrent: 10,
-            max_peers: 10,
-        });
+        let mut map = TorrentMap::with_limits(limits(10, 10));
         let mut rng = SmallRng::seed_from_u64(0);
         let mut out: Vec<u32> = Vec::new();
         // Announce-then-stop pairs for ever new info hashes, far more than
@@ -476,10 +725,7 @@ mod tests {
 
     #[test]
     fn a_first_peer_without_room_creates_no_torrent() {
-        let mut map = TorrentMap::with_limits(Limits {
-            max_peers_per_torrent: 0,
-            max_peers: 10,
-        });
+        let mut map = TorrentMap::with_limits(limits(0, 10));
         let mut rng = SmallRng::seed_from_u64(0);
         let mut out: Vec<u32> = Vec::new();
         for hash in 0..5 {
@@ -489,5 +735,147 @@ mod tests {
         assert_eq!(map.num_torrents(), 0);
         assert_eq!(map.torrents().count(), 0);
         assert_eq!(map.refused_peers(), 5);
+    }
+
+    #[test]
+    fn one_source_cannot_fill_a_ceiling_that_others_share() {
+        let mut map = TorrentMap::with_limits(Limits {
+            max_peers_per_torrent: 1000,
+            max_peers: 100,
+            max_peers_per_source: 10,
+            max_peers_per_torrent_per_source: 4,
+            prefixes: SourcePrefixes::default(),
+        });
+        let mut rng = SmallRng::seed_from_u64(0);
+        let mut out: Vec<u32> = Vec::new();
+        // Source 0 (keys 0..100) in one torrent: 4 stored, the rest refused.
+        for key in 0..50 {
+            map.announce(&mut rng, announce(1, key, false), &mut out, |(k, _)| *k);
+        }
+        assert_eq!(map.scrape(&InfoHash([1; 20])).leechers, 4);
+        assert_eq!(map.refused()[Refusal::SourceTorrentShare as usize], 46);
+        // Its known peers still refresh and change status.
+        let counts = map.announce(&mut rng, announce(1, 2, true), &mut out, |(k, _)| *k);
+        assert_eq!((counts.seeders, counts.leechers), (1, 3));
+        // Another source joins that torrent freely.
+        for key in 100..104 {
+            map.announce(&mut rng, announce(1, key, false), &mut out, |(k, _)| *k);
+        }
+        assert_eq!(map.scrape(&InfoHash([1; 20])).leechers, 3 + 4);
+        // Source 0 across torrents: 10 peers in all, then refused, with no
+        // torrent made for it.
+        for hash in 2..30 {
+            map.announce(&mut rng, announce(hash, 7, false), &mut out, |(k, _)| *k);
+        }
+        assert_eq!(map.source_peers(&SourceKey(0)), 10);
+        assert_eq!(map.num_torrents(), 1 + 6);
+        assert_eq!(map.refused()[Refusal::SourceShare as usize], 28 - 6);
+        // Source 2 is not touched by it.
+        let counts = map.announce(&mut rng, announce(40, 250, false), &mut out, |(k, _)| *k);
+        assert_eq!(counts.leechers, 1);
+        // Leaving frees the share at once: a stop, and cleaning.
+        let stop = Announce {
+            event: SwarmEvent::Stopped,
+            ..announce(2, 7, false)
+        };
+        map.announce(&mut rng, stop, &mut out, |(k, _)| *k);
+        assert_eq!(map.source_peers(&SourceKey(0)), 9);
+        map.announce(&mut rng, announce(60, 7, false), &mut out, |(k, _)| *k);
+        assert_eq!(map.source_peers(&SourceKey(0)), 10);
+        map.clean(SecondsSinceStart(101));
+        assert_eq!(map.num_sources(), 0);
+        assert_eq!(map.source_peers(&SourceKey(0)), 0);
+        assert_eq!(map.num_torrents(), 0);
+    }
+
+    #[test]
+    fn per_source_budgets_hold_in_large_swarms() {
+        // Past the index threshold the per-torrent count walks the index.
+        let mut map = TorrentMap::with_limits(Limits {
+            max_peers_per_torrent_per_source: 30,
+            ..Limits::UNLIMITED
+        });
+        let mut rng = SmallRng::seed_from_u64(0);
+        let mut out: Vec<u32> = Vec::new();
+        for source in 0..20u32 {
+            for key in 0..50 {
+                map.announce(
+                    &mut rng,
+                    announce(1, source * 100 + key, false),
+                    &mut out,
+                    |(k, _)| *k,
+                );
+            }
+        }
+        assert_eq!(map.scrape(&InfoHash([1; 20])).leechers, 20 * 30);
+        for source in 0..20 {
+            assert_eq!(map.source_peers(&SourceKey(source)), 30);
+        }
+        // Removing one lets exactly one more in.
+        assert!(map.remove_peer_if(&InfoHash([1; 20]), &5, |_| true));
+        map.announce(&mut rng, announce(1, 99, false), &mut out, |(k, _)| *k);
+        map.announce(&mut rng, announce(1, 98, false), &mut out, |(k, _)| *k);
+        assert_eq!(map.source_peers(&SourceKey(0)), 30);
+        assert!(map.peer(&InfoHash([1; 20]), &99).is_some());
+        assert!(map.peer(&InfoHash([1; 20]), &98).is_none());
+    }
+
+    #[test]
+    fn a_download_counts_once_per_stored_peer() {
+        let mut map = TorrentMap::<u32, ()>::default();
+        let mut rng = SmallRng::seed_from_u64(0);
+        let mut out: Vec<u32> = Vec::new();
+        let completed = |key| Announce {
+            event: SwarmEvent::Completed,
+            ..announce(1, key, true)
+        };
+        // Leecher, completed, leecher again, completed again: one download.
+        for _ in 0..3 {
+            map.announce(&mut rng, announce(1, 1, false), &mut out, |(k, _)| *k);
+            map.announce(&mut rng, completed(1), &mut out, |(k, _)| *k);
+        }
+        assert_eq!(map.scrape(&InfoHash([1; 20])).downloaded, 1);
+        assert!(
+            map.peer(&InfoHash([1; 20]), &1)
+                .unwrap()
+                .0
+                .download_counted()
+        );
+        // A seeder that says completed downloaded nothing here.
+        map.announce(&mut rng, announce(1, 2, true), &mut out, |(k, _)| *k);
+        map.announce(&mut rng, completed(2), &mut out, |(k, _)| *k);
+        // A peer new with completed counts.
+        map.announce(&mut rng, completed(3), &mut out, |(k, _)| *k);
+        assert_eq!(map.scrape(&InfoHash([1; 20])).downloaded, 2);
+        // A refused peer's completed does not count.
+        let mut full = TorrentMap::<u32, ()>::with_limits(limits(1, 10));
+        full.announce(&mut rng, announce(1, 1, false), &mut out, |(k, _)| *k);
+        for _ in 0..5 {
+            full.announce(&mut rng, completed(2), &mut out, |(k, _)| *k);
+        }
+        assert_eq!(full.scrape(&InfoHash([1; 20])).downloaded, 0);
+        assert_eq!(full.refused()[Refusal::TorrentFull as usize], 5);
+    }
+
+    #[test]
+    fn peer_data_keeps_expiry_and_flag_apart() {
+        let data = PeerData::new(ValidUntil::new(SecondsSinceStart(7), 100), ());
+        assert_eq!(
+            data.valid_until(),
+            ValidUntil::new(SecondsSinceStart(107), 0)
+        );
+        assert!(!data.download_counted());
+        let counted = data.with_download_counted(true);
+        assert!(counted.download_counted());
+        assert_eq!(counted.valid_until(), data.valid_until());
+        assert_eq!(counted.with_download_counted(false), data);
+        let far = PeerData::new(ValidUntil::from_secs(SecondsSinceStart(u32::MAX)), ());
+        assert!(!far.download_counted());
+        assert_eq!(far.valid_until().secs().0, (1 << 31) - 1);
+        // A UDP peer's entry stays 12 bytes.
+        assert_eq!(
+            std::mem::size_of::<((std::net::Ipv4Addr, u16), PeerData<()>)>(),
+            12
+        );
     }
 }

@@ -70,6 +70,8 @@ impl std::ops::Deref for SocketWorkerStats {
 pub struct Counters {
     pub connections_accepted: AtomicU64,
     pub connections_refused: AtomicU64,
+    /// Refused because their source held its share of the connections.
+    pub connections_refused_source: AtomicU64,
     pub connections_open: AtomicUsize,
     pub requests_announce: AtomicU64,
     pub requests_scrape: AtomicU64,

@@ -68,13 +68,18 @@ use crate::workers::socket::{SocketWorker, SocketWorkerParts, WAKER_TOKEN};
 use crate::workers::statistics::MetricsCollector;
 
 /// Run the tracker until a signal or a worker failure; returns the exit code.
-pub fn run(config: Config) -> anyhow::Result<i32> {
+pub fn run(mut config: Config) -> anyhow::Result<i32> {
     // Signal handlers first: a SIGTERM or SIGUSR1 (e.g. `systemctl reload`)
     // that arrives while starting is queued for the supervisor instead of
     // killing the process with the default action.
     let supervisor = Supervisor::new();
     supervisor.handle_signals()?;
     config.validate()?;
+    // Descriptors for every connection promised, or fewer connections.
+    config.network.max_connections = aquatic_common::fd_limit::fit_connections(
+        config.socket_workers,
+        config.network.max_connections,
+    );
     let config = Arc::new(config);
     let trusted_proxies = config.network.parse_trusted_proxies()?;
     let shared_access_list = access_list::create_shared(&config.access_list)?;

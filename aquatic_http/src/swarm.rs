@@ -1,12 +1,16 @@
 //! HTTP announces and scrapes mapped onto the shared swarm rules
-//! (`aquatic_common::torrent_map`). Peers are keyed by (peer id, IP) and
-//! carry their announced port, which is also what the state file keeps
-//! (`aquatic_common::state`); IPv4 and IPv6 swarms never mix. Plain data
-//! with the time passed in, so tests need no sockets.
+//! (`aquatic_common::torrent_map`). Peers are keyed by (IP, announced
+//! port) and carry their peer id (for BEP 3 dictionary answers), which is
+//! also what the state file keeps (`aquatic_common::state`): an answer
+//! never lists one address twice, and a client that restarts with a new
+//! peer id replaces its old entry instead of doubling it. Nobody can
+//! remove or replace another address's entry. IPv4 and IPv6 swarms never
+//! mix. Plain data with the time passed in, so tests need no sockets.
 
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use aquatic_common::metrics::SwarmGauges;
 use aquatic_common::state::{self, PeerRecords, StateError, TorrentRecord};
 use aquatic_common::torrent_map::{Announce, Limits, SwarmEvent, TorrentMap};
 use aquatic_common::{InfoHash, IpVersion, PeerId, SecondsSinceStart, ValidUntil, scrape_export};
@@ -26,8 +30,8 @@ pub struct SwarmConfig {
 /// One request worker's torrents, both address families.
 #[derive(Default)]
 pub struct TorrentMaps {
-    ipv4: TorrentMap<(PeerId, Ipv4Addr), u16>,
-    ipv6: TorrentMap<(PeerId, Ipv6Addr), u16>,
+    ipv4: TorrentMap<(Ipv4Addr, u16), PeerId>,
+    ipv6: TorrentMap<(Ipv6Addr, u16), PeerId>,
 }
 
 impl TorrentMaps {
@@ -74,36 +78,38 @@ impl TorrentMaps {
                 rng,
                 Announce {
                     info_hash: request.info_hash,
-                    key: (request.peer_id, ip),
-                    extra: request.port,
+                    key: (ip, request.port),
+                    extra: request.peer_id,
                     event,
                     left_is_zero: request.bytes_left == 0,
                     valid_until,
                     max_peers,
+                    spread_sources: false,
                 },
                 &mut response.peers,
-                |((peer_id, ip), data)| ResponsePeer {
+                |((ip, port), data)| ResponsePeer {
                     ip_address: *ip,
-                    port: data.extra,
-                    peer_id: *peer_id,
+                    port: *port,
+                    peer_id: data.extra,
                 },
             ),
             IpAddr::V6(ip) => self.ipv6.announce(
                 rng,
                 Announce {
                     info_hash: request.info_hash,
-                    key: (request.peer_id, ip),
-                    extra: request.port,
+                    key: (ip, request.port),
+                    extra: request.peer_id,
                     event,
                     left_is_zero: request.bytes_left == 0,
                     valid_until,
                     max_peers,
+                    spread_sources: false,
                 },
                 &mut response.peers6,
-                |((peer_id, ip), data)| ResponsePeer {
+                |((ip, port), data)| ResponsePeer {
                     ip_address: *ip,
-                    port: data.extra,
-                    peer_id: *peer_id,
+                    port: *port,
+                    peer_id: data.extra,
                 },
             ),
         };
@@ -152,7 +158,15 @@ impl TorrentMaps {
         scrape_export::write_torrents(out, &self.ipv4, &self.ipv6)
     }
 
+    /// Publish sizes and refusals for the statistics and metrics.
+    pub fn publish(&self, gauges: &SwarmGauges) {
+        let [v4, v6] = &gauges.by_ip_version;
+        v4.set_from(&self.ipv4);
+        v6.set_from(&self.ipv6);
+    }
+
     /// (torrents, seeders, leechers) for IPv4 and IPv6.
+    #[cfg(test)]
     pub fn counts(&self) -> [(usize, usize, usize); 2] {
         [
             (
@@ -268,6 +282,7 @@ mod tests {
         let now = SecondsSinceStart(0);
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         for peer in 0..100 {
+            let ip = IpAddr::from([10, 0, 1, peer]);
             maps.announce(
                 &mut rng,
                 &CONFIG,
@@ -284,5 +299,64 @@ mod tests {
         );
         r.numwant = Some(5);
         assert_eq!(maps.announce(&mut rng, &CONFIG, now, &r, ip).peers.len(), 5);
+    }
+
+    #[test]
+    fn one_address_is_listed_once_and_cannot_fill_a_torrent() {
+        let limits = Limits::with_shares(
+            1000,
+            1_000_000,
+            &aquatic_common::source::SourceBudgetConfig::default(),
+        );
+        let mut maps = TorrentMaps::new(limits);
+        let mut rng = SmallRng::seed_from_u64(2);
+        let now = SecondsSinceStart(0);
+        let attacker: IpAddr = "10.0.0.4".parse().unwrap();
+        // 1000 peer ids from one address and port: one peer.
+        for peer in 0..1000u32 {
+            let mut r = request(0, 6881, 1, AnnounceEvent::Started);
+            r.peer_id = PeerId([(peer % 251) as u8; 20]);
+            r.peer_id.0[0..4].copy_from_slice(&peer.to_be_bytes());
+            maps.announce(&mut rng, &CONFIG, now, &r, attacker);
+        }
+        assert_eq!(maps.counts()[0], (1, 0, 1));
+        // 1000 ports from one address: its share of the torrent (5 % of
+        // 1000 = 50), then refused.
+        for port in 1..=1000u16 {
+            maps.announce(
+                &mut rng,
+                &CONFIG,
+                now,
+                &request(1, port, 1, AnnounceEvent::Started),
+                attacker,
+            );
+        }
+        assert_eq!(maps.counts()[0], (1, 0, 50));
+        // Honest peers on other addresses are stored and find each other.
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.5".parse().unwrap(), "10.0.0.6".parse().unwrap());
+        maps.announce(
+            &mut rng,
+            &CONFIG,
+            now,
+            &request(7, 7000, 1, AnnounceEvent::Started),
+            a,
+        );
+        let mut r = request(8, 8000, 1, AnnounceEvent::Started);
+        r.numwant = Some(200);
+        let config = SwarmConfig {
+            max_response_peers: 200,
+            ..CONFIG
+        };
+        let answer = maps.announce(&mut rng, &config, now, &r, b);
+        assert_eq!(answer.incomplete, 52);
+        assert!(answer.peers.iter().any(|p| p.ip_address == a));
+        let mut addresses: Vec<_> = answer
+            .peers
+            .iter()
+            .map(|p| (p.ip_address, p.port))
+            .collect();
+        addresses.sort();
+        addresses.dedup();
+        assert_eq!(addresses.len(), answer.peers.len());
     }
 }

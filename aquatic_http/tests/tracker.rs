@@ -262,15 +262,18 @@ fn slow_client_does_not_block_others_and_is_cut_at_idle_timeout() {
 #[test]
 fn connection_limit_closes_only_the_extra_connection() {
     let t = start("127.0.0.1", "", "max_connections = 2\n");
-    let mut a = connect(t.addr);
-    let mut b = connect(t.addr);
+    // Clients of three sources: each may hold a connection of the two.
+    let from =
+        |n| aquatic_test_support::tcp_from(aquatic_test_support::loopback(n), t.addr).unwrap();
+    let mut a = from(1);
+    let mut b = from(2);
     a.write_all(&get(&announce_path(8, 1, 1, 0, ""), ""))
         .unwrap();
     b.write_all(&get(&announce_path(8, 2, 1, 0, ""), ""))
         .unwrap();
     assert_eq!(read_response(&mut a).unwrap().0, 200);
     assert_eq!(read_response(&mut b).unwrap().0, 200);
-    let mut c = connect(t.addr);
+    let mut c = from(3);
     let _ = c.write_all(&get(&announce_path(8, 3, 1, 0, ""), ""));
     assert!(read_response(&mut c).is_none());
     a.write_all(&get(&announce_path(8, 1, 1, 0, ""), ""))

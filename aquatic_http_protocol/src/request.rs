@@ -277,7 +277,7 @@ impl Field {
         match self {
             Self::InfoHash => "info_hash must be 20 bytes",
             Self::PeerId => "peer_id must be 20 bytes",
-            Self::Port => "port must be a number from 0 to 65535",
+            Self::Port => "port must be a number from 1 to 65535",
             Self::Uploaded => "uploaded must be a number from 0 to 18446744073709551615",
             Self::Downloaded => "downloaded must be a number from 0 to 18446744073709551615",
             Self::Left => "left must be a number from 0 to 18446744073709551615",
@@ -330,9 +330,13 @@ fn parse_announce(query: &[u8]) -> Result<AnnounceRequest, &'static str> {
             b"peer_id" => peer_id = Some(field(Field::PeerId, decode_id(value))?),
             b"port" => {
                 let number = field(Field::Port, decode_u64(value))?;
+                // Nobody can connect to port 0: never hand it to peers.
                 port = Some(field(
                     Field::Port,
-                    u16::try_from(number).map_err(|_| FieldError::Value),
+                    u16::try_from(number)
+                        .ok()
+                        .filter(|&port| port != 0)
+                        .ok_or(FieldError::Value),
                 )?);
             }
             b"uploaded" => request.bytes_uploaded = field(Field::Uploaded, decode_u64(value))?,

@@ -52,7 +52,7 @@ prop_compose! {
     fn arb_announce_request()(
         info_hash in arb_info_hash(),
         peer_id in any::<[u8; 20]>().prop_map(PeerId),
-        port in any::<u16>(),
+        port in 1..=u16::MAX,
         bytes_uploaded in arb_u64(),
         bytes_downloaded in arb_u64(),
         bytes_left in arb_u64(),

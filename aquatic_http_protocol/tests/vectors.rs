@@ -562,11 +562,13 @@ fn missing_required_fields() {
 #[test]
 fn non_numeric_numbers() {
     for (extra, reason) in [
-        ("&port=abc", "port must be a number from 0 to 65535"),
-        ("&port=65536", "port must be a number from 0 to 65535"),
-        ("&port=", "port must be a number from 0 to 65535"),
-        ("&port=-1", "port must be a number from 0 to 65535"),
-        ("&port=+1", "port must be a number from 0 to 65535"),
+        ("&port=abc", "port must be a number from 1 to 65535"),
+        ("&port=65536", "port must be a number from 1 to 65535"),
+        ("&port=", "port must be a number from 1 to 65535"),
+        ("&port=-1", "port must be a number from 1 to 65535"),
+        ("&port=+1", "port must be a number from 1 to 65535"),
+        ("&port=0", "port must be a number from 1 to 65535"),
+        ("&port=00", "port must be a number from 1 to 65535"),
         (
             "&uploaded=-1",
             "uploaded must be a number from 0 to 18446744073709551615",
@@ -597,8 +599,8 @@ fn non_numeric_numbers() {
         );
     }
     assert_eq!(
-        parse_announce(&announce_with_query(&format!("{MINIMAL_QUERY}&port=0"))).port,
-        0
+        parse_announce(&announce_with_query(&format!("{MINIMAL_QUERY}&port=01"))).port,
+        1
     );
     assert_eq!(
         parse_announce(&announce_with_query(&format!(

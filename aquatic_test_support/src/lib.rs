@@ -11,8 +11,8 @@
 pub mod http;
 pub mod metrics;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::io::{self, BufRead, BufReader};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -173,4 +173,23 @@ fn open_files_limits() -> (u64, u64) {
             (value(fields.next()), value(fields.next()))
         })
         .unwrap_or((0, 0))
+}
+
+/// A TCP connection to `addr` from the local address `from` (any of
+/// 127.0.0.0/8 works on Linux without configuration): a client of another
+/// source, for per-source budgets. Reads give up after 5 s.
+pub fn tcp_from(from: IpAddr, addr: SocketAddr) -> io::Result<TcpStream> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.bind(&SockAddr::from(SocketAddr::new(from, 0)))?;
+    socket.connect_timeout(&SockAddr::from(addr), Duration::from_secs(5))?;
+    let stream = TcpStream::from(socket);
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    Ok(stream)
+}
+
+/// 127.0.0.N: a loopback address of its own for client number N.
+pub fn loopback(n: u8) -> IpAddr {
+    IpAddr::from([127, 0, 0, n])
 }

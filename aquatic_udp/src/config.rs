@@ -8,6 +8,7 @@ use aquatic_common::access_list::AccessListConfig;
 use aquatic_common::metrics::MetricsConfig;
 use aquatic_common::privileges::PrivilegeConfig;
 use aquatic_common::scrape_export::ScrapeExportConfig;
+use aquatic_common::source::SourceBudgetConfig;
 use aquatic_common::state::StateConfig;
 use aquatic_common::statistics::StatisticsConfig;
 use aquatic_common::validation::{check_only_ipv6, first_failed, worker_checks};
@@ -22,6 +23,7 @@ pub struct Config {
     pub network: NetworkConfig,
     pub protocol: ProtocolConfig,
     pub cleaning: CleaningConfig,
+    pub source_budgets: SourceBudgetConfig,
     pub statistics: StatisticsConfig,
     pub metrics: MetricsConfig,
     pub privileges: PrivilegeConfig,
@@ -39,6 +41,7 @@ impl Default for Config {
             network: NetworkConfig::default(),
             protocol: ProtocolConfig::default(),
             cleaning: CleaningConfig::default(),
+            source_budgets: SourceBudgetConfig::default(),
             statistics: StatisticsConfig::default(),
             metrics: MetricsConfig::default(),
             privileges: PrivilegeConfig::default(),
@@ -114,19 +117,22 @@ impl Default for CleaningConfig {
 }
 
 impl Config {
-    /// The memory ceilings of one shard: `max_peers` is split over the
-    /// request workers (the socket worker when there are none).
+    /// The memory ceilings of one shard, and each source's shares of
+    /// them: `max_peers` is split over the request workers (the socket
+    /// worker when there are none).
     pub fn shard_limits(&self) -> aquatic_common::torrent_map::Limits {
-        aquatic_common::torrent_map::Limits {
-            max_peers_per_torrent: self.protocol.max_peers_per_torrent,
-            max_peers: (self.protocol.max_peers / self.request_workers.max(1)).max(1),
-        }
+        aquatic_common::torrent_map::Limits::with_shares(
+            self.protocol.max_peers_per_torrent,
+            (self.protocol.max_peers / self.request_workers.max(1)).max(1),
+            &self.source_budgets,
+        )
     }
 
     /// Reject values the daemon cannot run with, naming the field.
     pub fn validate(&self) -> anyhow::Result<()> {
         let n = &self.network;
         first_failed(worker_checks(self.socket_workers, self.request_workers))?;
+        first_failed(self.source_budgets.checks())?;
         first_failed([
             (
                 self.protocol.max_scrape_torrents == 0,

@@ -11,10 +11,11 @@
 //! is stored, and a seeder is answered with leechers only.
 
 use std::fmt::Debug;
-use std::hash::Hash;
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use aquatic_common::metrics::SwarmSizes;
+use aquatic_common::peer_store::PeerAddr;
 use aquatic_common::state::{self, PeerRecords, StateCodec, StateError, TorrentRecord};
 use aquatic_common::torrent_map::{Announce, Limits, SwarmEvent, TorrentMap as GenericTorrentMap};
 use aquatic_common::{InfoHash, IpVersion, SecondsSinceStart, ValidUntil, scrape_export};
@@ -25,7 +26,7 @@ use rand::Rng;
 
 /// An address family's peer IP, with the most peers that fit in a response
 /// of about 1200 bytes (20-byte header, 6 or 18 bytes a peer).
-pub trait PeerIp: Copy + Eq + Hash + Debug + Send + StateCodec + 'static {
+pub trait PeerIp: PeerAddr + Debug + Send + StateCodec + 'static {
     const MAX_UNFRAGMENTED_PEERS: usize;
 }
 
@@ -97,6 +98,7 @@ impl<I: PeerIp> TorrentMap<I> {
             left_is_zero: query.bytes_left == 0,
             valid_until: ValidUntil::new(now, config.max_peer_age),
             max_peers: response_peer_limit::<I>(config.max_response_peers, query.peers_wanted),
+            spread_sources: false,
         };
         let mut peers = Vec::new();
         let counts = self
@@ -127,6 +129,11 @@ impl<I: PeerIp> TorrentMap<I> {
 
     pub fn clean(&mut self, now: SecondsSinceStart) {
         self.0.clean(now);
+    }
+
+    /// Publish sizes and refusals for the statistics and metrics.
+    pub fn publish(&self, sizes: &SwarmSizes) {
+        sizes.set_from(&self.0);
     }
 
     pub fn num_torrents(&self) -> usize {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::net::{Ipv6Addr, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, UdpSocket};
 use std::time::Duration;
 
 use aquatic_udp_protocol::*;
@@ -229,9 +229,14 @@ fn num_want_extremes_get_at_most_max_response_peers() {
     let tracker = start("127.0.0.1", "");
     let mut client = Client::connected(tracker.addr);
     let h = hash(40);
-    // Peers are keyed by address and port: 120 of them from one socket.
-    for port in 1..=120u16 {
-        v4(client.announce(h, port, 500, AnnounceEvent::Started));
+    // Peers are keyed by address and port: 120 of them, 40 from each of
+    // three addresses (within a source's share of a torrent).
+    for n in 2..=4u8 {
+        let mut other = Client::from(aquatic_test_support::loopback(n), tracker.addr);
+        other.connect();
+        for port in 1..=40u16 {
+            v4(other.announce(h, port, 500, AnnounceEvent::Started));
+        }
     }
     // -1 and 0 ask for the default; nothing gets more than
     // max_response_peers (50 by default).
@@ -256,15 +261,18 @@ fn num_want_extremes_get_at_most_max_response_peers() {
         assert_eq!(bytes.len(), 20 + 6 * expected, "num_want {peers_wanted}");
         let (_, leechers, peers) = v4(Response::parse(&bytes, false).unwrap());
         assert_eq!(leechers, 121);
-        let mut ports: Vec<u16> = peers.iter().map(|p| p.port).collect();
-        ports.sort();
-        ports.dedup();
+        let mut addresses: Vec<_> = peers.iter().map(|p| (p.ip_address, p.port)).collect();
+        addresses.sort();
+        addresses.dedup();
         assert_eq!(
-            ports.len(),
+            addresses.len(),
             expected,
             "num_want {peers_wanted}: repeated peers"
         );
-        assert!(!ports.contains(&999), "the announcer in its own answer");
+        assert!(
+            peers.iter().all(|p| p.ip_address != Ipv4Addr::LOCALHOST),
+            "the announcer in its own answer"
+        );
     }
 }
 
@@ -465,16 +473,23 @@ fn peer_ceilings_bound_storage_but_everyone_is_answered() {
         "127.0.0.1",
         "[protocol]\nmax_peers_per_torrent = 2\nmax_peers = 3\n",
     );
-    let mut client = Client::connected(tracker.addr);
-    v4(client.announce(hash(20), 1, 5, AnnounceEvent::Started));
-    v4(client.announce(hash(20), 2, 5, AnnounceEvent::Started));
+    // Every peer from an address of its own: a source may hold only its
+    // share of these tiny ceilings (one peer), and this is about the
+    // ceilings themselves.
+    let client = |n: u8| {
+        let mut c = Client::from(aquatic_test_support::loopback(n), tracker.addr);
+        c.connect();
+        c
+    };
+    v4(client(1).announce(hash(20), 1, 5, AnnounceEvent::Started));
+    v4(client(2).announce(hash(20), 2, 5, AnnounceEvent::Started));
     // Third peer of a full swarm: answered with the stored peers, not stored.
-    let (s, l, peers) = v4(client.announce(hash(20), 3, 5, AnnounceEvent::Started));
+    let (s, l, peers) = v4(client(3).announce(hash(20), 3, 5, AnnounceEvent::Started));
     assert_eq!((s, l, peers.len()), (0, 2, 2));
     // One more torrent fits the total of 3; a fourth torrent does not.
-    v4(client.announce(hash(21), 1, 0, AnnounceEvent::Started));
-    let (s, l, _) = v4(client.announce(hash(22), 1, 0, AnnounceEvent::Started));
+    v4(client(4).announce(hash(21), 1, 0, AnnounceEvent::Started));
+    let (s, l, _) = v4(client(5).announce(hash(22), 1, 0, AnnounceEvent::Started));
     assert_eq!((s, l), (0, 0));
-    let stats = scrape_stats(client.scrape(vec![hash(20), hash(21), hash(22)]));
+    let stats = scrape_stats(client(6).scrape(vec![hash(20), hash(21), hash(22)]));
     assert_eq!(stats, vec![(0, 0, 2), (1, 0, 0), (0, 0, 0)]);
 }

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use aquatic_common::source::SourceKey;
 use aquatic_common::{InfoHash, IpVersion, PeerId};
 use aquatic_ws_protocol::{AnnounceRequest, AnswerRequest, OutMessage, ScrapeStatistics};
 use crossbeam_utils::CachePadded;
@@ -40,6 +41,8 @@ pub enum SwarmRequest {
 pub struct RequestMessage {
     pub from: ConnectionRef,
     pub ip_version: IpVersion,
+    /// The source the connection's client counts under (`[source_budgets]`).
+    pub source: SourceKey,
     pub request: SwarmRequest,
 }
 
@@ -209,6 +212,8 @@ impl std::ops::Deref for SocketWorkerStats {
 pub struct Counters {
     pub connections_accepted: AtomicU64,
     pub connections_refused: AtomicU64,
+    /// Refused because their source held its share of the connections.
+    pub connections_refused_source: AtomicU64,
     pub connections_open: AtomicUsize,
     pub closed_by_reason: [AtomicU64; CloseReason::ALL.len()],
     pub requests_announce: AtomicU64,
@@ -247,6 +252,11 @@ impl Counters {
 pub struct ShardStats {
     /// Offers not relayed: the pending-offer map was full.
     pub offers_not_relayed: AtomicU64,
+    /// Offers not relayed: the offerer's source held its share of it.
+    pub offers_not_relayed_source: AtomicU64,
+    /// Answers to offers no longer pending (answered already, expired,
+    /// their offerer's connection closed): dropped.
+    pub answers_not_relayed: AtomicU64,
     /// Offers relayed and not yet answered or expired.
     pub pending_offers: AtomicUsize,
 }

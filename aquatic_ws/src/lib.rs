@@ -39,6 +39,7 @@
 
 pub mod common;
 pub mod config;
+pub mod offers;
 pub mod swarm;
 pub mod workers;
 
@@ -65,12 +66,17 @@ use crate::workers::socket::{SocketWorker, SocketWorkerParts, WAKER_TOKEN};
 use crate::workers::statistics::MetricsCollector;
 
 /// Run the tracker until a signal or a worker failure; returns the exit code.
-pub fn run(config: Config) -> anyhow::Result<i32> {
+pub fn run(mut config: Config) -> anyhow::Result<i32> {
     // Signal handlers first: a SIGTERM or SIGUSR1 that arrives while
     // starting is queued for the supervisor.
     let supervisor = Supervisor::new();
     supervisor.handle_signals()?;
     config.validate()?;
+    // Descriptors for every connection promised, or fewer connections.
+    config.network.max_connections = aquatic_common::fd_limit::fit_connections(
+        config.socket_workers,
+        config.network.max_connections,
+    );
     let config = Arc::new(config);
     let trusted_proxies = config.network.parse_trusted_proxies()?;
     let shared_access_list = access_list::create_shared(&config.access_list)?;
@@ -120,6 +126,9 @@ pub fn run(config: Config) -> anyhow::Result<i32> {
         max_peer_age: config.cleaning.max_peer_age,
         offer_timeout: config.protocol.offer_timeout,
         max_pending_offers: config.per_shard(config.protocol.max_pending_offers),
+        max_pending_offers_per_source: config
+            .source_budgets
+            .share_of(config.per_shard(config.protocol.max_pending_offers)),
     };
     let shard_limits = config.shard_limits();
     let new_shard = |index: usize| {

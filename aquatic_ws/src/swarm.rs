@@ -4,14 +4,21 @@
 //!
 //! - An announce is answered with the swarm's counts; each of its offers
 //!   (at most `max_offers`, and `numwant`) goes to a different random peer
-//!   of the swarm, never back to the sender; a seeder's offers go to
-//!   leechers only.
+//!   of the swarm, peers of sources that got none of them first, never
+//!   back to the sender; a seeder's offers go to leechers only.
 //! - An answer is relayed only to the peer that made the offer, and only
 //!   when that offer was relayed to the answering peer on this very
 //!   connection: nobody can push answers to peers that sent them nothing.
-//!   Answering changes nothing else.
-//! - A peer id belongs to the connection that announced it: another
-//!   connection announcing it gets a failure reason until the first leaves.
+//!   Answering changes nothing else. An answer to someone else's offer gets
+//!   a failure reason; one to an offer no longer pending (answered,
+//!   expired, its offerer gone) is dropped and counted.
+//! - A peer is a peer id under the source of its connection ([`crate`]'s
+//!   `[source_budgets]`), so per-source budgets hold in every swarm. A
+//!   peer id belongs to the connection that announced it: another
+//!   connection of that source announcing it gets a failure reason until
+//!   the first leaves.
+//! - Offers waiting for their answer are bounded per shard and per source
+//!   ([`crate::offers`]), and leave with their connection.
 //! - `stopped`, a closed connection, or `max_peer_age` without an announce
 //!   removes the peer; counts are always those of the stored peers.
 //!
@@ -22,19 +29,20 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use aquatic_common::request_loop::Shard;
+use aquatic_common::source::SourceKey;
 use aquatic_common::torrent_map::{Announce, Limits, SwarmEvent, TorrentMap};
 use aquatic_common::{InfoHash, IpVersion, PeerId, SecondsSinceStart, ValidUntil};
 use aquatic_ws_protocol::{
     AnnounceEvent, AnnounceRequest, AnnounceResponse, AnswerMessage, AnswerRequest, ErrorResponse,
-    OfferId, OfferMessage, OutMessage, ScrapeStatistics,
+    OfferMessage, OutMessage, ScrapeStatistics,
 };
-use hashbrown::HashMap;
 use rand::rngs::SmallRng;
 
 use crate::common::{
     ConnectionRef, FAILURE_PEER_ID_TAKEN, FAILURE_UNKNOWN_OFFER, RequestMessage, ResponseMessage,
     ShardStats, SwarmGauges, SwarmRequest, SwarmResponse,
 };
+use crate::offers::{NotRelayed, NotTaken, PendingKey, PendingOffer, PendingOffers};
 
 #[derive(Clone, Copy, Debug)]
 pub struct SwarmConfig {
@@ -44,30 +52,18 @@ pub struct SwarmConfig {
     pub offer_timeout: u32,
     /// This shard's share of `protocol.max_pending_offers`.
     pub max_pending_offers: usize,
+    /// One source's share of `max_pending_offers`.
+    pub max_pending_offers_per_source: usize,
 }
 
-/// An offer relayed and not yet answered, under (info hash, offer id,
-/// the peer it went to).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct PendingKey {
-    info_hash: InfoHash,
-    offer_id: OfferId,
-    answerer: PeerId,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct PendingOffer {
-    offerer: PeerId,
-    offerer_connection: ConnectionRef,
-    answerer_connection: ConnectionRef,
-    valid_until: ValidUntil,
-}
+/// A peer in a swarm: its connection's source and its peer id.
+type PeerKey = (SourceKey, PeerId);
 
 pub struct WsShard {
     pub config: SwarmConfig,
     /// IPv4 and IPv6 swarms: peers get offers from their own family.
-    maps: [TorrentMap<PeerId, ConnectionRef>; 2],
-    pending: HashMap<PendingKey, PendingOffer>,
+    maps: [TorrentMap<PeerKey, ConnectionRef>; 2],
+    pending: PendingOffers,
     rng: SmallRng,
     gauges: Arc<SwarmGauges>,
     stats: Arc<ShardStats>,
@@ -89,7 +85,10 @@ impl WsShard {
                 TorrentMap::with_limits(limits),
                 TorrentMap::with_limits(limits),
             ],
-            pending: HashMap::new(),
+            pending: PendingOffers::new(
+                config.max_pending_offers,
+                config.max_pending_offers_per_source,
+            ),
             rng,
             gauges,
             stats,
@@ -97,7 +96,7 @@ impl WsShard {
         }
     }
 
-    fn map(&mut self, ip_version: IpVersion) -> &mut TorrentMap<PeerId, ConnectionRef> {
+    fn map(&mut self, ip_version: IpVersion) -> &mut TorrentMap<PeerKey, ConnectionRef> {
         let [v4, v6] = &mut self.maps;
         match ip_version {
             IpVersion::V4 => v4,
@@ -110,13 +109,15 @@ impl WsShard {
         now: SecondsSinceStart,
         from: ConnectionRef,
         ip_version: IpVersion,
+        source: SourceKey,
         request: AnnounceRequest,
         out: &mut Vec<(usize, ResponseMessage)>,
     ) {
         let info_hash = request.info_hash;
+        let key = (source, request.peer_id);
         let owner = self
             .map(ip_version)
-            .peer(&info_hash, &request.peer_id)
+            .peer(&info_hash, &key)
             .map(|(data, _)| data.extra);
         if owner.is_some_and(|owner| owner != from) {
             push(out, from, failure(FAILURE_PEER_ID_TAKEN, info_hash));
@@ -128,7 +129,7 @@ impl WsShard {
         let max_peers = request.offers.len().min(self.config.max_offers).min(wanted);
         let announce = Announce {
             info_hash,
-            key: request.peer_id,
+            key,
             extra: from,
             event: match request.event {
                 AnnounceEvent::Started => SwarmEvent::Started,
@@ -147,6 +148,7 @@ impl WsShard {
             } else {
                 max_peers
             },
+            spread_sources: true,
         };
         let mut selected = std::mem::take(&mut self.selected);
         selected.clear();
@@ -155,9 +157,12 @@ impl WsShard {
             IpVersion::V4 => v4,
             IpVersion::V6 => v6,
         };
-        let counts = map.announce(&mut self.rng, announce, &mut selected, |(peer_id, data)| {
-            (*peer_id, data.extra)
-        });
+        let counts = map.announce(
+            &mut self.rng,
+            announce,
+            &mut selected,
+            |((_, peer_id), data)| (*peer_id, data.extra),
+        );
         push(
             out,
             from,
@@ -177,23 +182,20 @@ impl WsShard {
                 offer_id: offer.offer_id,
                 answerer,
             };
-            if self.pending.len() >= self.config.max_pending_offers
-                && !self.pending.contains_key(&key)
-            {
-                self.stats
-                    .offers_not_relayed
-                    .fetch_add(1, Ordering::Relaxed);
+            let offer_data = PendingOffer {
+                offerer: request.peer_id,
+                offerer_connection: from,
+                answerer_connection,
+                valid_until,
+            };
+            if let Err(reason) = self.pending.insert(key, offer_data, source) {
+                let counter = match reason {
+                    NotRelayed::Full => &self.stats.offers_not_relayed,
+                    NotRelayed::SourceShare => &self.stats.offers_not_relayed_source,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            self.pending.insert(
-                key,
-                PendingOffer {
-                    offerer: request.peer_id,
-                    offerer_connection: from,
-                    answerer_connection,
-                    valid_until,
-                },
-            );
             push(
                 out,
                 answerer_connection,
@@ -220,18 +222,13 @@ impl WsShard {
             offer_id: request.offer_id,
             answerer: request.peer_id,
         };
-        let matches = self.pending.get(&key).is_some_and(|p| {
+        let pending = self.pending.take_if(&key, |p| {
             p.offerer == request.to_peer_id
                 && p.answerer_connection == from
                 && p.valid_until.is_valid_at(now)
         });
-        let pending = if matches {
-            self.pending.remove(&key)
-        } else {
-            None
-        };
         match pending {
-            Some(pending) => push(
+            Ok(pending) => push(
                 out,
                 pending.offerer_connection,
                 OutMessage::Answer(AnswerMessage {
@@ -241,7 +238,18 @@ impl WsShard {
                     answer: request.answer,
                 }),
             ),
-            None => push(out, from, failure(FAILURE_UNKNOWN_OFFER, request.info_hash)),
+            // Someone else's offer: refused, so the sender knows.
+            Err(NotTaken::Mismatch) => {
+                push(out, from, failure(FAILURE_UNKNOWN_OFFER, request.info_hash))
+            }
+            // Answered already, expired, or its offerer left: the answer
+            // has nowhere to go, and the answerer cannot tell these apart
+            // from a late answer. Dropped and counted.
+            Err(NotTaken::Gone) => {
+                self.stats
+                    .answers_not_relayed
+                    .fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -288,7 +296,7 @@ impl Shard<RequestMessage, ResponseMessage> for WsShard {
         let from = message.from;
         match message.request {
             SwarmRequest::Announce(request) => {
-                self.announce(now, from, message.ip_version, request, out)
+                self.announce(now, from, message.ip_version, message.source, request, out)
             }
             SwarmRequest::Answer(request) => self.answer(now, from, request, out),
             SwarmRequest::Scrape {
@@ -308,10 +316,14 @@ impl Shard<RequestMessage, ResponseMessage> for WsShard {
                 ));
             }
             SwarmRequest::ConnectionClosed { peers } => {
+                let source = message.source;
                 let map = self.map(message.ip_version);
                 for (info_hash, peer_id) in peers {
-                    map.remove_peer_if(&info_hash, &peer_id, |data| data.extra == from);
+                    map.remove_peer_if(&info_hash, &(source, peer_id), |data| data.extra == from);
                 }
+                // Its offers can no longer be answered to it: their room
+                // is its source's again at once.
+                self.pending.remove_connection(&from);
             }
         }
     }
@@ -320,8 +332,7 @@ impl Shard<RequestMessage, ResponseMessage> for WsShard {
         for map in &mut self.maps {
             map.clean(now);
         }
-        self.pending.retain(|_, p| p.valid_until.is_valid_at(now));
-        self.pending.shrink_to_fit();
+        self.pending.clean(now);
     }
 
     fn write_scrape_export(&self, out: &mut dyn Write) -> io::Result<()> {
@@ -331,7 +342,7 @@ impl Shard<RequestMessage, ResponseMessage> for WsShard {
 
     fn publish(&self) {
         for (gauge, map) in self.gauges.by_ip_version.iter().zip(&self.maps) {
-            gauge.set(map.num_torrents(), map.num_seeders(), map.num_leechers());
+            gauge.set_from(map);
         }
         self.stats
             .pending_offers
@@ -342,19 +353,24 @@ impl Shard<RequestMessage, ResponseMessage> for WsShard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aquatic_ws_protocol::{JsonValue, Offer};
+    use aquatic_ws_protocol::{JsonValue, Offer, OfferId};
     use rand::SeedableRng;
 
     fn shard() -> WsShard {
+        shard_with(1000, 1000, Limits::UNLIMITED)
+    }
+
+    fn shard_with(max_pending: usize, per_source: usize, limits: Limits) -> WsShard {
         WsShard::new(
             SwarmConfig {
                 max_offers: 10,
                 peer_announce_interval: 120,
                 max_peer_age: 300,
                 offer_timeout: 60,
-                max_pending_offers: 1000,
+                max_pending_offers: max_pending,
+                max_pending_offers_per_source: per_source,
             },
-            Limits::UNLIMITED,
+            limits,
             SmallRng::seed_from_u64(1),
             Arc::default(),
             Arc::default(),
@@ -388,9 +404,22 @@ mod tests {
         }
     }
 
+    /// Every connection of these tests is of one source but where a test
+    /// says otherwise ([`send_from`]).
+    const SOURCE: SourceKey = SourceKey(1);
+
     fn send(
         shard: &mut WsShard,
         from: ConnectionRef,
+        request: SwarmRequest,
+    ) -> Vec<ResponseMessage> {
+        send_from(shard, from, SOURCE, request)
+    }
+
+    fn send_from(
+        shard: &mut WsShard,
+        from: ConnectionRef,
+        source: SourceKey,
         request: SwarmRequest,
     ) -> Vec<ResponseMessage> {
         let mut out = Vec::new();
@@ -399,6 +428,7 @@ mod tests {
             RequestMessage {
                 from,
                 ip_version: IpVersion::V4,
+                source,
                 request,
             },
             &mut out,
@@ -468,11 +498,10 @@ mod tests {
                 answer: JsonValue::from("answer"),
             })
         };
-        // Forged: wrong offerer, offer never sent to this peer, another
-        // connection using the answerer's id.
+        // Forged: wrong offerer, another connection using the answerer's
+        // id: refused.
         for (from, request) in [
             (to, answer(answerer, 4, offer_id)),
-            (to, answer(answerer, 5, OfferId([99; 20]))),
             (conn(9), answer(answerer, 5, offer_id)),
         ] {
             let out = send(&mut shard, from, request);
@@ -480,13 +509,17 @@ mod tests {
             assert_eq!(out[0].to, from);
             assert!(matches!(message(&out[0]), OutMessage::Error(_)), "{out:?}");
         }
+        // An offer never sent to this peer: nothing to relay, nothing sent.
+        assert!(send(&mut shard, to, answer(answerer, 5, OfferId([99; 20]))).is_empty());
+        assert_eq!(shard.stats.answers_not_relayed.load(Ordering::Relaxed), 1);
         // The real answer reaches the offerer, once.
         let out = send(&mut shard, to, answer(answerer, 5, offer_id));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].to, conn(5));
         assert!(matches!(message(&out[0]), OutMessage::Answer(a) if a.peer_id == answerer));
-        let out = send(&mut shard, to, answer(answerer, 5, offer_id));
-        assert!(matches!(message(&out[0]), OutMessage::Error(_)));
+        // A second answer: the offer is gone, nothing relayed.
+        assert!(send(&mut shard, to, answer(answerer, 5, offer_id)).is_empty());
+        assert_eq!(shard.stats.answers_not_relayed.load(Ordering::Relaxed), 2);
         // Answering did not change anyone's status.
         let out = send(
             &mut shard,
@@ -576,8 +609,7 @@ mod tests {
 
     #[test]
     fn completed_counts_and_pending_offers_are_bounded_and_expire() {
-        let mut shard = shard();
-        shard.config.max_pending_offers = 2;
+        let mut shard = shard_with(2, 2, Limits::UNLIMITED);
         for peer in 1..=3 {
             send(
                 &mut shard,
@@ -602,5 +634,142 @@ mod tests {
             (stats.complete, stats.incomplete, stats.downloaded),
             (1, 3, 1)
         );
+    }
+
+    fn offer_recipients(out: &[ResponseMessage]) -> Vec<u32> {
+        let mut to: Vec<u32> = out
+            .iter()
+            .filter(|m| matches!(message(m), OutMessage::Offer(_)))
+            .map(|m| m.to.token)
+            .collect();
+        to.sort();
+        to
+    }
+
+    #[test]
+    fn one_source_cannot_use_up_the_pending_offers() {
+        let (attacker, honest) = (SourceKey(66), SourceKey(7));
+        let mut shard = shard_with(1000, 20, Limits::UNLIMITED);
+        // Receivers of another source.
+        for peer in 1..=5 {
+            send_from(
+                &mut shard,
+                conn(peer.into()),
+                honest,
+                SwarmRequest::Announce(announce(peer, Some(5), 0)),
+            );
+        }
+        // The attacker's connection offers again and again: 20 relayed.
+        for round in 0..10u8 {
+            let mut request = announce(50, Some(5), 5);
+            for offer in &mut request.offers {
+                offer.offer_id.0[19] = round;
+            }
+            send_from(
+                &mut shard,
+                conn(50),
+                attacker,
+                SwarmRequest::Announce(request),
+            );
+        }
+        assert_eq!(shard.pending.of_source(&attacker), 20);
+        assert!(
+            shard
+                .stats
+                .offers_not_relayed_source
+                .load(Ordering::Relaxed)
+                >= 30
+        );
+        // An honest sender still gets its offers through.
+        let out = send_from(
+            &mut shard,
+            conn(6),
+            honest,
+            SwarmRequest::Announce(announce(6, Some(5), 3)),
+        );
+        assert_eq!(offer_recipients(&out).len(), 3);
+        // The attacker's connection closes: its offers go at once.
+        send_from(
+            &mut shard,
+            conn(50),
+            attacker,
+            SwarmRequest::ConnectionClosed {
+                peers: vec![(HASH, PeerId([50; 20]))],
+            },
+        );
+        assert_eq!(shard.pending.of_source(&attacker), 0);
+        assert_eq!(shard.pending.len(), 3);
+    }
+
+    #[test]
+    fn offers_reach_every_source_before_any_gets_two() {
+        let limits = Limits {
+            max_peers_per_torrent_per_source: 64,
+            ..Limits::UNLIMITED
+        };
+        let mut shard = shard_with(100_000, 100_000, limits);
+        let attacker = SourceKey(66);
+        // One source puts 100 peer ids into the torrent: 64 are stored.
+        for peer in 100..200u32 {
+            send_from(
+                &mut shard,
+                conn(peer),
+                attacker,
+                SwarmRequest::Announce(announce(peer as u8, Some(5), 0)),
+            );
+        }
+        assert_eq!(shard.scrape(IpVersion::V4, &HASH).incomplete, 64);
+        // An honest receiver, then an honest sender with 3 offers: one of
+        // them reaches the receiver, every time.
+        send_from(
+            &mut shard,
+            conn(1),
+            SourceKey(1),
+            SwarmRequest::Announce(announce(1, Some(5), 0)),
+        );
+        for round in 0..20u8 {
+            let mut request = announce(2, Some(5), 3);
+            for offer in &mut request.offers {
+                offer.offer_id.0[19] = round;
+            }
+            let out = send_from(
+                &mut shard,
+                conn(2),
+                SourceKey(2),
+                SwarmRequest::Announce(request),
+            );
+            let to = offer_recipients(&out);
+            assert_eq!(to.len(), 3);
+            assert!(to.contains(&1), "round {round}: {to:?}");
+        }
+    }
+
+    #[test]
+    fn a_peer_id_is_a_peer_per_source() {
+        let mut shard = shard();
+        send_from(
+            &mut shard,
+            conn(1),
+            SourceKey(1),
+            SwarmRequest::Announce(announce(1, Some(5), 0)),
+        );
+        // The same peer id from another source: another peer, which
+        // cannot touch the first.
+        let out = send_from(
+            &mut shard,
+            conn(2),
+            SourceKey(2),
+            SwarmRequest::Announce(announce(1, Some(0), 0)),
+        );
+        assert_eq!(counts(&out[0]), (1, 1));
+        let mut stop = announce(1, Some(5), 0);
+        stop.event = AnnounceEvent::Stopped;
+        let out = send_from(
+            &mut shard,
+            conn(2),
+            SourceKey(2),
+            SwarmRequest::Announce(stop),
+        );
+        assert_eq!(counts(&out[0]), (0, 1));
     }
 }

@@ -62,9 +62,7 @@ impl Shard<RequestMessage, ResponseMessage> for HttpShard {
     }
 
     fn publish(&self) {
-        for (gauge, (t, s, l)) in self.gauges.by_ip_version.iter().zip(self.maps.counts()) {
-            gauge.set(t, s, l);
-        }
+        self.maps.publish(&self.gauges);
     }
 
     fn write_state(&self, now: SecondsSinceStart, out: &mut dyn Write) -> io::Result<()> {

@@ -5,9 +5,13 @@
 //! a time with `aquatic_http_protocol`, answer errors itself, send
 //! announces and scrape parts to the request workers owning their info
 //! hashes, and write their answers back. Pipelined requests wait in the
-//! read buffer until the previous answer is written. Every limit (head
-//! size, buffered bytes, connections, idle time) closes only the connection
-//! that breaks it.
+//! read buffer until the previous answer is written; the buffer holds at
+//! most twice `max_request_head_size`, and reading pauses when it is full
+//! and resumes as requests are answered, so every complete request of a
+//! burst is answered however long the burst. A client that half-closes
+//! (sends its request, then FIN) gets its answers, then the close. Every
+//! limit (head size, connections, connections per source, idle time)
+//! closes only the connection that breaks it.
 
 use std::borrow::Cow;
 use std::io::{ErrorKind, Read, Write};
@@ -20,6 +24,7 @@ use aquatic_common::listen_queue::waiting_connections;
 use aquatic_common::proxy::{ProxyHeaderMissing, client_ip};
 use aquatic_common::request_loop::Shard;
 use aquatic_common::shard_parts::{ShardCommand, serve_commands};
+use aquatic_common::source::{SourceCounts, SourceKey};
 use aquatic_common::time::secs_u32;
 use aquatic_common::{CanonicalSocketAddr, InfoHash, SecondsSinceStart, ServerStartInstant};
 use aquatic_http_protocol::{
@@ -69,6 +74,15 @@ struct Connection {
     stream: TcpStream,
     tls: Option<rustls::ServerConnection>,
     peer_addr: CanonicalSocketAddr,
+    /// The source this connection counts under (none for a trusted
+    /// reverse proxy).
+    source: Option<SourceKey>,
+    /// Reading stopped with the read buffer full: more input may wait in
+    /// the socket, read once requests have made room.
+    read_paused: bool,
+    /// The client closed its side (or TLS close_notify): answer what it
+    /// sent, then close.
+    read_closed: bool,
     /// Id of the request in flight (unique in this worker): answers to an
     /// abandoned request, or to a closed connection whose slot was reused,
     /// carry another id and are dropped.
@@ -136,6 +150,12 @@ pub struct SocketWorker {
     /// Connections accepted in this round, to register at its end.
     unregistered: Vec<usize>,
     next_cleaning: SecondsSinceStart,
+    /// Open connections per source.
+    sources: SourceCounts,
+    max_connections_per_source: usize,
+    /// An accept failed (out of descriptors, say): try again every round
+    /// until the queue is empty, rather than only at the next connection.
+    accept_pending: bool,
 }
 
 /// What to do with a connection after handling an event.
@@ -156,6 +176,10 @@ impl SocketWorker {
             .clock
             .seconds_elapsed()
             .add_secs(secs_u32(parts.config.cleaning.interval));
+        let max_connections_per_source = parts
+            .config
+            .source_budgets
+            .share_of(parts.config.network.max_connections);
         Ok(Self {
             now: parts.clock.seconds_elapsed(),
             config: parts.config,
@@ -179,6 +203,9 @@ impl SocketWorker {
             inline_answers: Vec::new(),
             unregistered: Vec::new(),
             next_cleaning,
+            sources: SourceCounts::default(),
+            max_connections_per_source,
+            accept_pending: false,
         })
     }
 
@@ -194,6 +221,9 @@ impl SocketWorker {
                 return Err(anyhow::Error::new(err).context("poll failed"));
             }
             self.now = self.clock.seconds_elapsed();
+            if self.accept_pending {
+                self.accept();
+            }
             for event in events.iter() {
                 match event.token() {
                     LISTENER_TOKEN => self.accept(),
@@ -202,7 +232,7 @@ impl SocketWorker {
                         let key = t.wrapping_sub(FIRST_CONNECTION_TOKEN);
                         let mut outcome = Outcome::Keep;
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            outcome = self.on_readable(key);
+                            outcome = self.on_readable(key, event.is_read_closed());
                         }
                         if matches!(outcome, Outcome::Keep) && event.is_writable() {
                             outcome = self.flush(key);
@@ -241,6 +271,7 @@ impl SocketWorker {
     }
 
     fn accept(&mut self) {
+        self.accept_pending = false;
         // Exactly the connections waiting: no accept4 just to see EAGAIN.
         let mut waiting = waiting_connections(&self.listener).unwrap_or(usize::MAX);
         while waiting > 0 {
@@ -252,11 +283,31 @@ impl SocketWorker {
                         add(&counters.connections_refused, 1);
                         continue; // dropping the stream closes it
                     }
+                    let peer_addr = CanonicalSocketAddr::new(addr);
+                    // A trusted proxy speaks for many clients: its
+                    // connections are not budgeted as one source.
+                    let source = (!self
+                        .trusted_proxies
+                        .iter()
+                        .any(|net| net.contains(&peer_addr.ip())))
+                    .then(|| self.config.source_budgets.prefixes().of(peer_addr.ip()));
+                    if let Some(source) = source {
+                        if !self
+                            .sources
+                            .try_acquire(source, self.max_connections_per_source)
+                        {
+                            add(&counters.connections_refused_source, 1);
+                            continue;
+                        }
+                    }
                     let tls = match &self.tls {
                         Some(shared) => match rustls::ServerConnection::new(shared.load_full()) {
                             Ok(tls) => Some(tls),
                             Err(err) => {
                                 log::warn!("cannot start TLS connection: {err}");
+                                if let Some(source) = &source {
+                                    self.sources.release(source);
+                                }
                                 continue;
                             }
                         },
@@ -266,7 +317,10 @@ impl SocketWorker {
                     let key = self.connections.insert(Connection {
                         stream,
                         tls,
-                        peer_addr: CanonicalSocketAddr::new(addr),
+                        peer_addr,
+                        source,
+                        read_paused: false,
+                        read_closed: false,
                         request_id: 0,
                         state: State::Reading,
                         keep_alive: true,
@@ -287,16 +341,19 @@ impl SocketWorker {
                     // is usually here already, so read it now instead of
                     // waking up again for it (the socket is registered at
                     // the end of this round, when edge-triggered epoll
-                    // reports data that came meanwhile at once).
-                    if let Outcome::Close = self.on_readable(key) {
+                    // reports data, or a close, that came meanwhile at once).
+                    if let Outcome::Close = self.on_readable(key, false) {
                         self.close(key);
                     }
                 }
                 Err(err) if err.kind() == ErrorKind::WouldBlock => break,
                 Err(err) if err.kind() == ErrorKind::Interrupted => continue,
                 Err(err) => {
-                    // E.g. out of file descriptors: try again on the next event.
+                    // Out of file descriptors or memory: the waiting
+                    // connections stay queued; try again next round (at
+                    // most every poll timeout), never in a tight loop.
                     log::warn!("accept failed: {err}");
+                    self.accept_pending = true;
                     break;
                 }
             }
@@ -336,7 +393,11 @@ impl SocketWorker {
 
     fn close(&mut self, key: usize) {
         // Closing the socket removes it from epoll: no deregister call.
-        drop(self.connections.try_remove(key));
+        if let Some(connection) = self.connections.try_remove(key) {
+            if let Some(source) = &connection.source {
+                self.sources.release(source);
+            }
+        }
         self.stats
             .0
             .connections_open
@@ -356,12 +417,34 @@ impl SocketWorker {
         }
     }
 
-    /// Read everything available, then parse.
-    fn on_readable(&mut self, key: usize) -> Outcome {
+    /// Read what is available (up to the read buffer's bound), then
+    /// parse. `peer_closed`: the event says the client closed its side, so
+    /// read to the end now (the close will not be signalled again).
+    fn on_readable(&mut self, key: usize, peer_closed: bool) -> Outcome {
+        if let ReadResult::Failed = self.read_input(key, peer_closed) {
+            return Outcome::Close;
+        }
+        if let Some(connection) = self.connections.get_mut(key) {
+            if connection.tls.as_ref().is_some_and(|t| t.wants_write()) {
+                if let Outcome::Close = self.flush(key) {
+                    return Outcome::Close;
+                }
+            }
+        }
+        self.process_requests(key)
+    }
+
+    /// Read into the connection's buffer until the socket is drained, the
+    /// buffer holds twice `max_request_head_size` (reading pauses) or the
+    /// client closed its side.
+    fn read_input(&mut self, key: usize, to_the_end: bool) -> ReadResult {
         let limit = self.config.network.max_request_head_size.saturating_mul(2);
         let Some(connection) = self.connections.get_mut(key) else {
-            return Outcome::Keep;
+            return ReadResult::Open;
         };
+        if connection.read_closed {
+            return ReadResult::Eof;
+        }
         let mut received = 0usize;
         let result = match &mut connection.tls {
             None => read_plain(
@@ -370,6 +453,7 @@ impl SocketWorker {
                 &mut self.chunk,
                 limit,
                 &mut received,
+                to_the_end,
             ),
             Some(tls) => read_tls(
                 tls,
@@ -382,30 +466,22 @@ impl SocketWorker {
         };
         add(&self.stats.0.bytes_received, received as u64);
         match result {
-            ReadResult::Open => {}
-            ReadResult::Closed => return Outcome::Close,
-            ReadResult::OverLimit => {
-                // Pipelining far ahead of the answers, or a head without end.
-                return self.respond_status(key, 431, "Request Header Fields Too Large", false);
-            }
+            ReadResult::Full => connection.read_paused = true,
+            ReadResult::Eof => connection.read_closed = true,
+            ReadResult::Open | ReadResult::Failed => {}
         }
-        if let Some(connection) = self.connections.get_mut(key) {
-            if connection.tls.as_ref().is_some_and(|t| t.wants_write()) {
-                if let Outcome::Close = self.flush(key) {
-                    return Outcome::Close;
-                }
-            }
-        }
-        self.process_requests(key)
+        result
     }
 
-    /// Parse and dispatch requests while the connection is ready for one.
+    /// Parse and dispatch requests while the connection is ready for one;
+    /// read on when a paused read has room again; close once a client that
+    /// closed its side has all its answers.
     fn process_requests(&mut self, key: usize) -> Outcome {
         loop {
             let Some(connection) = self.connections.get_mut(key) else {
                 return Outcome::Keep;
             };
-            if connection.state != State::Reading || connection.read_buf.is_empty() {
+            if connection.state != State::Reading {
                 return Outcome::Keep;
             }
             if connection
@@ -418,65 +494,101 @@ impl SocketWorker {
                 // until they are written (the writable event resumes this).
                 return Outcome::Keep;
             }
-            let options = ParseOptions {
-                max_scrape_torrents: self.config.protocol.max_scrape_torrents,
-                reverse_proxy_header: Some(self.config.network.reverse_proxy_ip_header.as_str())
+            if !connection.read_buf.is_empty() {
+                let options = ParseOptions {
+                    max_scrape_torrents: self.config.protocol.max_scrape_torrents,
+                    reverse_proxy_header: Some(
+                        self.config.network.reverse_proxy_ip_header.as_str(),
+                    )
                     .filter(|h| !h.is_empty()),
-            };
-            let parsed = parse_request(&connection.read_buf, &options);
-            let head_len = match &parsed {
-                Ok(parsed) => parsed.consumed,
-                Err(
-                    RequestParseError::NotFound { consumed, .. }
-                    | RequestParseError::Invalid { consumed, .. },
-                ) => *consumed,
-                Err(RequestParseError::NeedMoreData | RequestParseError::BadRequest) => 0,
-            };
-            if head_len > self.config.network.max_request_head_size {
-                // A complete head may arrive in one read of up to twice the
-                // limit (the read buffer's bound): still too long.
-                return self.respond_status(key, 431, "Request Header Fields Too Large", false);
-            }
-            let outcome = match parsed {
-                Ok(parsed) => {
-                    drain(&mut connection.read_buf, parsed.consumed);
-                    connection.keep_alive = parsed.keep_alive;
-                    self.dispatch(key, parsed.request, parsed.forwarded_ip)
+                };
+                let parsed = parse_request(&connection.read_buf, &options);
+                let need_more = matches!(parsed, Err(RequestParseError::NeedMoreData));
+                let head_len = match &parsed {
+                    Ok(parsed) => parsed.consumed,
+                    Err(
+                        RequestParseError::NotFound { consumed, .. }
+                        | RequestParseError::Invalid { consumed, .. },
+                    ) => *consumed,
+                    Err(RequestParseError::NeedMoreData | RequestParseError::BadRequest) => 0,
+                };
+                if head_len > self.config.network.max_request_head_size {
+                    // A complete head may arrive in one read of up to twice
+                    // the limit (the read buffer's bound): still too long.
+                    return self.respond_status(key, 431, "Request Header Fields Too Large", false);
                 }
-                Err(RequestParseError::NeedMoreData) => {
-                    if connection.read_buf.len() > self.config.network.max_request_head_size {
-                        return self.respond_status(
-                            key,
-                            431,
-                            "Request Header Fields Too Large",
-                            false,
-                        );
+                let outcome = match parsed {
+                    Ok(parsed) => {
+                        drain(&mut connection.read_buf, parsed.consumed);
+                        connection.keep_alive = parsed.keep_alive;
+                        self.dispatch(key, parsed.request, parsed.forwarded_ip)
                     }
-                    return Outcome::Keep;
+                    Err(RequestParseError::NeedMoreData) => {
+                        if connection.read_buf.len() > self.config.network.max_request_head_size {
+                            return self.respond_status(
+                                key,
+                                431,
+                                "Request Header Fields Too Large",
+                                false,
+                            );
+                        }
+                        Outcome::Keep
+                    }
+                    Err(RequestParseError::NotFound {
+                        consumed,
+                        keep_alive,
+                    }) => {
+                        drain(&mut connection.read_buf, consumed);
+                        self.respond_status(key, 404, "Not Found", keep_alive)
+                    }
+                    Err(RequestParseError::Invalid {
+                        reason,
+                        consumed,
+                        keep_alive,
+                    }) => {
+                        drain(&mut connection.read_buf, consumed);
+                        connection.keep_alive = keep_alive;
+                        self.respond_failure(key, &reason)
+                    }
+                    Err(RequestParseError::BadRequest) => {
+                        return self.respond_status(key, 400, "Bad Request", false);
+                    }
+                };
+                match outcome {
+                    Outcome::Close => return Outcome::Close,
+                    Outcome::Keep if !need_more => continue,
+                    Outcome::Keep => {}
                 }
-                Err(RequestParseError::NotFound {
-                    consumed,
-                    keep_alive,
-                }) => {
-                    drain(&mut connection.read_buf, consumed);
-                    self.respond_status(key, 404, "Not Found", keep_alive)
-                }
-                Err(RequestParseError::Invalid {
-                    reason,
-                    consumed,
-                    keep_alive,
-                }) => {
-                    drain(&mut connection.read_buf, consumed);
-                    connection.keep_alive = keep_alive;
-                    self.respond_failure(key, &reason)
-                }
-                Err(RequestParseError::BadRequest) => {
-                    return self.respond_status(key, 400, "Bad Request", false);
-                }
-            };
-            if let Outcome::Close = outcome {
-                return Outcome::Close;
             }
+            // No complete request buffered.
+            let Some(connection) = self.connections.get_mut(key) else {
+                return Outcome::Keep;
+            };
+            if connection.read_paused {
+                connection.read_paused = false;
+                let before = connection.read_buf.len();
+                match self.read_input(key, false) {
+                    ReadResult::Failed => return Outcome::Close,
+                    ReadResult::Eof => continue,
+                    ReadResult::Open | ReadResult::Full => {}
+                }
+                if self
+                    .connections
+                    .get(key)
+                    .is_some_and(|c| c.read_buf.len() > before)
+                {
+                    continue;
+                }
+                return Outcome::Keep;
+            }
+            if connection.read_closed {
+                // Nothing more will come: close once the answers are out
+                // (an unfinished request is dropped).
+                connection.read_buf.clear();
+                connection.state = State::Closing;
+                return self.flush(key);
+            }
+            return Outcome::Keep;
         }
     }
 
@@ -823,40 +935,51 @@ fn drain(buf: &mut Vec<u8>, n: usize) {
 }
 
 enum ReadResult {
+    /// Everything available was read.
     Open,
-    Closed,
-    OverLimit,
+    /// The buffer reached its bound: more may wait in the socket.
+    Full,
+    /// The client closed its side (end of stream, or TLS close_notify).
+    Eof,
+    /// A reset, a TLS error: the connection is done.
+    Failed,
 }
 
+/// Read up to `limit` bytes into `buf`. Unless `to_the_end`, a short read
+/// ends it: with edge-triggered readiness new data brings a new event, so
+/// there is no read just to see EAGAIN.
 fn read_plain(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     chunk: &mut [u8],
     limit: usize,
     received: &mut usize,
+    to_the_end: bool,
 ) -> ReadResult {
     loop {
+        let room = limit.saturating_sub(buf.len()).min(chunk.len());
+        let Some(chunk) = chunk.get_mut(..room).filter(|c| !c.is_empty()) else {
+            return ReadResult::Full;
+        };
         match stream.read(chunk) {
-            Ok(0) => return ReadResult::Closed,
+            Ok(0) => return ReadResult::Eof,
             Ok(n) => {
                 *received += n;
                 buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
-                if buf.len() > limit {
-                    return ReadResult::OverLimit;
-                }
-                if n < chunk.len() {
-                    // Drained: with edge-triggered readiness, new data
-                    // brings a new event, so no read just to see EAGAIN.
+                if n < room && !to_the_end {
                     return ReadResult::Open;
                 }
             }
             Err(err) if err.kind() == ErrorKind::WouldBlock => return ReadResult::Open,
             Err(err) if err.kind() == ErrorKind::Interrupted => continue,
-            Err(_) => return ReadResult::Closed,
+            Err(_) => return ReadResult::Failed,
         }
     }
 }
 
+/// Read through TLS up to `limit` plaintext bytes into `buf`. Plaintext
+/// rustls already decrypted is taken first; no more records are read from
+/// the socket while the buffer is full (rustls would refuse them).
 fn read_tls(
     tls: &mut rustls::ServerConnection,
     stream: &mut TcpStream,
@@ -866,30 +989,29 @@ fn read_tls(
     received: &mut usize,
 ) -> ReadResult {
     loop {
+        loop {
+            let room = limit.saturating_sub(buf.len()).min(chunk.len());
+            let Some(chunk) = chunk.get_mut(..room).filter(|c| !c.is_empty()) else {
+                return ReadResult::Full;
+            };
+            match tls.reader().read(chunk) {
+                Ok(0) => return ReadResult::Eof, // close_notify
+                Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
+                Err(err) if err.kind() == ErrorKind::WouldBlock => break,
+                Err(_) => return ReadResult::Failed,
+            }
+        }
         match tls.read_tls(stream) {
-            Ok(0) => return ReadResult::Closed,
+            Ok(0) => return ReadResult::Eof,
             Ok(n) => *received += n,
             Err(err) if err.kind() == ErrorKind::WouldBlock => return ReadResult::Open,
             Err(err) if err.kind() == ErrorKind::Interrupted => continue,
-            Err(_) => return ReadResult::Closed,
+            Err(_) => return ReadResult::Failed,
         }
         if let Err(err) = tls.process_new_packets() {
             log::debug!("TLS error: {err}");
             let _ = write_tls(tls, stream); // the alert, if any
-            return ReadResult::Closed;
-        }
-        loop {
-            match tls.reader().read(chunk) {
-                Ok(0) => return ReadResult::Closed, // close_notify
-                Ok(n) => {
-                    buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
-                    if buf.len() > limit {
-                        return ReadResult::OverLimit;
-                    }
-                }
-                Err(err) if err.kind() == ErrorKind::WouldBlock => break,
-                Err(_) => return ReadResult::Closed,
-            }
+            return ReadResult::Failed;
         }
     }
 }

@@ -100,12 +100,13 @@ impl Collector for MetricsCollector {
         write_counters(
             e,
             "connections",
-            "TCP connections, by outcome: accepted, or refused (closed at once) at network.max_connections.",
+            "TCP connections, by outcome: accepted; refused (closed at once) at network.max_connections; refused_source, their source holding its share ([source_budgets] share_percent) of network.max_connections.",
             None,
             self.sockets.samples("outcome", |c| {
                 vec![
                     ("accepted", &c.connections_accepted),
                     ("refused", &c.connections_refused),
+                    ("refused_source", &c.connections_refused_source),
                 ]
             }),
         )?;
@@ -209,8 +210,9 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
         }
-        // 2 workers x (2 + 1 + 2 + 3 + 8 + 2) + 3 gauges x 2 IP versions.
+        // 2 workers x (3 + 1 + 2 + 3 + 8 + 2) + 4 gauges x 2 IP versions
+        // + 4 reasons x 2 IP versions.
         let samples = text.lines().filter(|l| !l.starts_with('#')).count();
-        assert_eq!(samples, 2 * 18 + 6, "{text}");
+        assert_eq!(samples, 2 * 19 + 8 + 8, "{text}");
     }
 }

@@ -80,17 +80,8 @@ impl Shard<RequestMessage, ResponseMessage> for UdpShard {
 
     fn publish(&self) {
         let [v4, v6] = &self.gauges.by_ip_version;
-        let m = &self.maps;
-        v4.set(
-            m.ipv4.num_torrents(),
-            m.ipv4.num_seeders(),
-            m.ipv4.num_leechers(),
-        );
-        v6.set(
-            m.ipv6.num_torrents(),
-            m.ipv6.num_seeders(),
-            m.ipv6.num_leechers(),
-        );
+        self.maps.ipv4.publish(v4);
+        self.maps.ipv6.publish(v6);
     }
 
     fn write_state(&self, now: SecondsSinceStart, out: &mut dyn Write) -> io::Result<()> {

@@ -255,6 +255,9 @@ impl SocketWorker {
                     add(&self.stats.get(v).dropped_bad_connection_id, 1);
                 } else if !self.access_list.allows(&request.info_hash) {
                     self.send_error(request.transaction_id, "info hash not allowed", src);
+                } else if request.port == 0 {
+                    // Nobody can connect to port 0: never hand it to peers.
+                    self.send_error(request.transaction_id, "invalid port", src);
                 } else {
                     let shard = shard_of(&request.info_hash, self.batches.len());
                     let query = AnnounceQuery {

@@ -234,12 +234,14 @@ mod tests {
             "aquatic_udp_seeders{ip_version=\"4\"} 7",
             "aquatic_udp_leechers{ip_version=\"4\"} 9",
             "aquatic_udp_leechers{ip_version=\"6\"} 0",
+            "aquatic_udp_sources{ip_version=\"4\"} 0",
+            "aquatic_udp_peers_not_stored_total{ip_version=\"4\",reason=\"source_share\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
         }
         // 2 workers x 2 IP versions x (3 + 4 + 4 kinds + 2 byte counters)
-        // + 3 gauges x 2 IP versions.
+        // + 4 gauges x 2 IP versions + 4 reasons x 2 IP versions.
         let samples = text.lines().filter(|l| !l.starts_with('#')).count();
-        assert_eq!(samples, 4 * 13 + 6, "{text}");
+        assert_eq!(samples, 4 * 13 + 8 + 8, "{text}");
     }
 }

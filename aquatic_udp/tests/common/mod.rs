@@ -5,7 +5,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use aquatic_udp_protocol::*;
@@ -48,12 +48,17 @@ pub struct Client {
 
 impl Client {
     pub fn new(tracker: SocketAddr) -> Client {
-        let bind: SocketAddr = if tracker.is_ipv4() {
-            "127.0.0.1:0".parse().unwrap()
+        let from = if tracker.is_ipv4() {
+            IpAddr::from([127, 0, 0, 1])
         } else {
-            "[::1]:0".parse().unwrap()
+            IpAddr::from(Ipv6Addr::LOCALHOST)
         };
-        let socket = UdpSocket::bind(bind).unwrap();
+        Client::from(from, tracker)
+    }
+
+    /// A client on the local address `from`: another source.
+    pub fn from(from: IpAddr, tracker: SocketAddr) -> Client {
+        let socket = UdpSocket::bind(SocketAddr::new(from, 0)).unwrap();
         socket
             .set_read_timeout(Some(Duration::from_millis(1000)))
             .unwrap();

@@ -10,7 +10,10 @@
 //! they send back (replies, relayed offers and answers, for connections of
 //! this worker) is written to the right connection if it is still the
 //! same one. A closing connection tells the request workers which peers
-//! leave. Every limit closes only the connection that breaks it.
+//! leave (and which offers go). Every limit closes only the connection
+//! that breaks it; one source (`[source_budgets]`) may hold only its share
+//! of `max_connections`. A protocol error gets a WebSocket close frame
+//! with its code (1002, 1007, 1009) before the connection closes.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::IpAddr;
@@ -22,6 +25,7 @@ use aquatic_common::listen_queue::waiting_connections;
 use aquatic_common::proxy::{client_ip, forwarded_ip};
 use aquatic_common::request_loop::Shard;
 use aquatic_common::shard_parts::{ShardCommand, serve_commands};
+use aquatic_common::source::{SourceCounts, SourceKey};
 use aquatic_common::time::secs_u32;
 use aquatic_common::tls::SharedTlsConfig;
 use aquatic_common::{InfoHash, IpVersion, PeerId, SecondsSinceStart, ServerStartInstant};
@@ -33,6 +37,8 @@ use ipnet::IpNet;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
+use tungstenite::protocol::frame::CloseFrame;
+use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
 
@@ -146,6 +152,15 @@ struct Connection {
     phase: Phase,
     generation: u64,
     ip_version: IpVersion,
+    /// The client's source in the swarms (its forwarded address behind a
+    /// trusted proxy).
+    source: SourceKey,
+    /// The source this connection counts under in the connection budget
+    /// (none for a trusted reverse proxy).
+    counted_source: Option<SourceKey>,
+    /// Sent an announce with offers: on close, every shard drops the
+    /// offers it still holds for this connection.
+    sent_offers: bool,
     /// Last message, pong or (during the handshake) connection time.
     last_received: SecondsSinceStart,
     ping_sent: bool,
@@ -210,6 +225,12 @@ pub struct SocketWorker {
     shard_commands: Option<Receiver<ShardCommand>>,
     inline_answers: Vec<(usize, ResponseMessage)>,
     next_cleaning: SecondsSinceStart,
+    /// Open connections per source.
+    sources: SourceCounts,
+    max_connections_per_source: usize,
+    /// An accept failed (out of descriptors, say): try again every round
+    /// until the queue is empty, rather than only at the next connection.
+    accept_pending: bool,
 }
 
 /// What to do with a connection after handling an event.
@@ -237,6 +258,10 @@ impl SocketWorker {
             .clock
             .seconds_elapsed()
             .add_secs(secs_u32(parts.config.cleaning.interval));
+        let max_connections_per_source = parts
+            .config
+            .source_budgets
+            .share_of(parts.config.network.max_connections);
         Ok(Self {
             now: parts.clock.seconds_elapsed(),
             ws_config,
@@ -263,6 +288,9 @@ impl SocketWorker {
             shard_commands: parts.shard_commands,
             inline_answers: Vec::new(),
             next_cleaning,
+            sources: SourceCounts::default(),
+            max_connections_per_source,
+            accept_pending: false,
         })
     }
 
@@ -283,6 +311,9 @@ impl SocketWorker {
                 return Err(anyhow::Error::new(err).context("poll failed"));
             }
             self.now = self.clock.seconds_elapsed();
+            if self.accept_pending {
+                self.accept();
+            }
             for (key, generation) in std::mem::take(&mut self.backlog) {
                 let current = match self.connections.get_mut(key) {
                     Some(c) if c.generation == generation => {
@@ -331,6 +362,7 @@ impl SocketWorker {
     }
 
     fn accept(&mut self) {
+        self.accept_pending = false;
         // Exactly the connections waiting: no accept4 just to see EAGAIN.
         let mut waiting = waiting_connections(&self.listener).unwrap_or(usize::MAX);
         while waiting > 0 {
@@ -342,6 +374,29 @@ impl SocketWorker {
                         add(&counters.connections_refused, 1);
                         continue; // dropping the stream closes it
                     }
+                    let prefixes = self.config.source_budgets.prefixes();
+                    let source = prefixes.of(addr.ip());
+                    // A trusted proxy speaks for many clients: its
+                    // connections are not budgeted as one source.
+                    let counted_source = (!self
+                        .trusted_proxies
+                        .iter()
+                        .any(|net| net.contains(&addr.ip().to_canonical())))
+                    .then_some(source);
+                    if let Some(source) = counted_source {
+                        if !self
+                            .sources
+                            .try_acquire(source, self.max_connections_per_source)
+                        {
+                            add(&counters.connections_refused_source, 1);
+                            continue;
+                        }
+                    }
+                    let release = |sources: &mut SourceCounts| {
+                        if let Some(source) = &counted_source {
+                            sources.release(source);
+                        }
+                    };
                     let entry = self.connections.vacant_entry();
                     let key = entry.key();
                     let token = Token(key + FIRST_CONNECTION_TOKEN);
@@ -351,6 +406,7 @@ impl SocketWorker {
                         Interest::READABLE | Interest::WRITABLE,
                     ) {
                         log::warn!("cannot register connection: {err}");
+                        release(&mut self.sources);
                         continue;
                     }
                     let stream = match &self.tls {
@@ -358,6 +414,7 @@ impl SocketWorker {
                             Ok(tls) => Stream::Tls(Box::new(rustls::StreamOwned::new(tls, stream))),
                             Err(err) => {
                                 log::warn!("cannot start TLS connection: {err}");
+                                release(&mut self.sources);
                                 continue;
                             }
                         },
@@ -379,6 +436,9 @@ impl SocketWorker {
                         } else {
                             IpVersion::V6
                         },
+                        source,
+                        counted_source,
+                        sent_offers: false,
                         last_received: self.now,
                         ping_sent: false,
                         torrents: Vec::new(),
@@ -398,8 +458,11 @@ impl SocketWorker {
                 Err(err) if err.kind() == ErrorKind::WouldBlock => break,
                 Err(err) if err.kind() == ErrorKind::Interrupted => continue,
                 Err(err) => {
-                    // E.g. out of file descriptors: try again on the next event.
+                    // Out of file descriptors or memory: the waiting
+                    // connections stay queued; try again next round (at
+                    // most every poll timeout), never in a tight loop.
                     log::warn!("accept failed: {err}");
+                    self.accept_pending = true;
                     break;
                 }
             }
@@ -426,6 +489,9 @@ impl SocketWorker {
         let Some(connection) = self.connections.try_remove(key) else {
             return;
         };
+        if let Some(source) = &connection.counted_source {
+            self.sources.release(source);
+        }
         self.stats.0.count_close(reason);
         self.count_open();
         let from = self.connection_ref(key, connection.generation);
@@ -437,13 +503,16 @@ impl SocketWorker {
             }
         }
         for (shard, peers) in parts.into_iter().enumerate() {
-            if peers.is_empty() {
+            // A shard may hold offers of this connection in torrents it
+            // has left since: every shard hears of the close then.
+            if peers.is_empty() && !connection.sent_offers {
                 continue;
             }
             if let Some(batch) = self.batches.get_mut(shard) {
                 batch.push(RequestMessage {
                     from,
                     ip_version: connection.ip_version,
+                    source: connection.source,
                     request: SwarmRequest::ConnectionClosed { peers },
                 });
             }
@@ -557,8 +626,13 @@ impl SocketWorker {
                         &self.config,
                         &self.trusted_proxies,
                     ) {
-                        Upgrade::WebSocket(response, ip_version) => {
-                            connection.ip_version = ip_version;
+                        Upgrade::WebSocket(response, ip) => {
+                            connection.ip_version = if ip.is_ipv4() {
+                                IpVersion::V4
+                            } else {
+                                IpVersion::V6
+                            };
+                            connection.source = self.config.source_budgets.prefixes().of(ip);
                             (response, AfterResponse::Upgrade { tail })
                         }
                         Upgrade::Health => {
@@ -645,7 +719,18 @@ impl SocketWorker {
                 Err(tungstenite::Error::Io(err)) if err.kind() == ErrorKind::Interrupted => {
                     continue;
                 }
-                Err(err) => return Outcome::Close(close_reason(&err)),
+                Err(err) => {
+                    if let Some(code) = close_code(&err) {
+                        // Best effort: the close frame, then the close.
+                        let frame = CloseFrame {
+                            code,
+                            reason: close_text(code).into(),
+                        };
+                        let _ = ws.close(Some(frame));
+                        let _ = ws.flush();
+                    }
+                    return Outcome::Close(close_reason(&err));
+                }
             };
             connection.last_received = self.now;
             connection.ping_sent = false;
@@ -696,6 +781,7 @@ impl SocketWorker {
             generation: connection.generation,
         };
         let ip_version = connection.ip_version;
+        let source = connection.source;
         let shards = self.batches.len();
         let counters = &self.stats.0;
         let request = match message {
@@ -728,6 +814,9 @@ impl SocketWorker {
                         connection.torrents.push(entry);
                     }
                 }
+                if !request.offers.is_empty() {
+                    connection.sent_offers = true;
+                }
                 (shard_of(&hash, shards), SwarmRequest::Announce(request))
             }
             InMessage::Answer(request) => {
@@ -747,6 +836,7 @@ impl SocketWorker {
             batch.push(RequestMessage {
                 from,
                 ip_version,
+                source,
                 request,
             });
         }
@@ -788,6 +878,7 @@ impl SocketWorker {
             files: Vec::new(),
         });
         let ip_version = connection.ip_version;
+        let source = connection.source;
         for (shard, info_hashes) in parts.into_iter().enumerate() {
             if info_hashes.is_empty() {
                 continue;
@@ -796,6 +887,7 @@ impl SocketWorker {
                 batch.push(RequestMessage {
                     from,
                     ip_version,
+                    source,
                     request: SwarmRequest::Scrape {
                         scrape_id,
                         info_hashes,
@@ -1017,10 +1109,34 @@ fn error_message(
     })
 }
 
+/// The close code a client gets for a read error (RFC 6455, 7.4.1), if the
+/// error is the client's fault and the connection can still carry it.
+fn close_code(err: &tungstenite::Error) -> Option<CloseCode> {
+    use tungstenite::Error;
+    use tungstenite::error::ProtocolError;
+    match err {
+        Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        Error::Protocol(_) => Some(CloseCode::Protocol),
+        Error::Utf8(_) => Some(CloseCode::Invalid),
+        Error::Capacity(_) => Some(CloseCode::Size),
+        _ => None,
+    }
+}
+
+fn close_text(code: CloseCode) -> &'static str {
+    match code {
+        CloseCode::Invalid => "invalid UTF-8",
+        CloseCode::Size => "message or frame too large",
+        _ => "protocol error",
+    }
+}
+
 fn close_reason(err: &tungstenite::Error) -> CloseReason {
     use tungstenite::Error;
+    use tungstenite::error::ProtocolError;
     match err {
         Error::ConnectionClosed | Error::AlreadyClosed | Error::Io(_) => CloseReason::Client,
+        Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => CloseReason::Client,
         Error::Capacity(_) => CloseReason::OverLimit,
         Error::WriteBufferFull(_) => CloseReason::WriteBufferFull,
         _ => CloseReason::ProtocolError,
@@ -1028,8 +1144,9 @@ fn close_reason(err: &tungstenite::Error) -> CloseReason {
 }
 
 enum Upgrade {
-    /// The 101 response, and the client's address family.
-    WebSocket(Vec<u8>, IpVersion),
+    /// The 101 response, and the client's address (forwarded by a trusted
+    /// proxy, or the connection's own; canonical).
+    WebSocket(Vec<u8>, IpAddr),
     Health,
     /// An error response.
     Refused(Vec<u8>),
@@ -1076,12 +1193,7 @@ fn upgrade_response(
     if tungstenite::handshake::server::write_response(&mut bytes, &response).is_err() {
         return Upgrade::Refused(http_error(400, "Bad Request"));
     }
-    let ip_version = if ip.is_ipv4() {
-        IpVersion::V4
-    } else {
-        IpVersion::V6
-    };
-    Upgrade::WebSocket(bytes, ip_version)
+    Upgrade::WebSocket(bytes, ip.to_canonical())
 }
 
 fn http_error(status: u16, phrase: &str) -> Vec<u8> {

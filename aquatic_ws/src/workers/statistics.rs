@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aquatic_common::metrics::{
@@ -110,12 +110,13 @@ impl Collector for MetricsCollector {
         write_counters(
             e,
             "connections",
-            "TCP connections, by outcome: accepted, or refused (closed at once) at network.max_connections.",
+            "TCP connections, by outcome: accepted; refused (closed at once) at network.max_connections; refused_source, their source holding its share ([source_budgets] share_percent) of network.max_connections.",
             None,
             self.sockets.samples("outcome", |c| {
                 vec![
                     ("accepted", &c.connections_accepted),
                     ("refused", &c.connections_refused),
+                    ("refused_source", &c.connections_refused_source),
                 ]
             }),
         )?;
@@ -201,18 +202,34 @@ impl Collector for MetricsCollector {
             self.sockets
                 .one_each(|c| c.health_checks.load(Ordering::Relaxed)),
         )?;
+        let not_relayed = |pick: fn(&ShardStats) -> &AtomicU64| {
+            self.shards
+                .iter()
+                .map(|s| pick(s).load(Ordering::Relaxed))
+                .sum::<u64>()
+        };
         write_counters(
             e,
             "offers_not_relayed",
-            "Offers not relayed because protocol.max_pending_offers was reached.",
+            "Offers not relayed, by reason: full (protocol.max_pending_offers reached), source_share (the offering client's source holds its share of it).",
             None,
-            [(
-                [("worker", "all")],
-                self.shards
-                    .iter()
-                    .map(|s| s.offers_not_relayed.load(Ordering::Relaxed))
-                    .sum::<u64>(),
-            )],
+            [
+                (
+                    [("reason", "full"), ("worker", "all")],
+                    not_relayed(|s| &s.offers_not_relayed),
+                ),
+                (
+                    [("reason", "source_share"), ("worker", "all")],
+                    not_relayed(|s| &s.offers_not_relayed_source),
+                ),
+            ],
+        )?;
+        write_counters(
+            e,
+            "answers_not_relayed",
+            "Answers dropped because their offer was no longer pending: answered already, expired, or its offerer's connection closed.",
+            None,
+            [([("worker", "all")], not_relayed(|s| &s.answers_not_relayed))],
         )?;
         write_gauges(
             e,
@@ -272,7 +289,7 @@ mod tests {
             "aquatic_ws_error_responses_total{reason=\"peer_id_taken\",worker=\"0\"} 1",
             "aquatic_ws_closed_connections_total{reason=\"idle_timeout\",worker=\"0\"} 1",
             "aquatic_ws_dropped_messages_total{reason=\"connection_gone\",worker=\"1\"} 2",
-            "aquatic_ws_offers_not_relayed_total{worker=\"all\"} 5",
+            "aquatic_ws_offers_not_relayed_total{reason=\"full\",worker=\"all\"} 5",
             "aquatic_ws_torrents{ip_version=\"4\"} 4",
         ] {
             assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
