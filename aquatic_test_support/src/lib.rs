@@ -2,7 +2,7 @@
 //! binary with a generated config, learn its address from the `listening
 //! on` log line, send it signals, read its log, and stop it by PID when
 //! dropped; [`metrics`] reads its Prometheus endpoint, [`http`] speaks
-//! HTTP/1.1 to aquatic_http.
+//! HTTP/1.1 to aquatic_http, [`ws`] raw WebSocket frames to aquatic_ws.
 //!
 //! Only for tests (`publish = false`); panics freely.
 
@@ -10,6 +10,7 @@
 
 pub mod http;
 pub mod metrics;
+pub mod ws;
 
 use std::io::{self, BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -22,6 +23,8 @@ pub struct Daemon {
     child: Child,
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
+    /// What it logged up to and including `listening on`.
+    pub startup_log: String,
     log: mpsc::Receiver<String>,
 }
 
@@ -33,8 +36,27 @@ impl Daemon {
     /// Start `binary -c <dir>/config.toml` with `config`; the log so far if
     /// it never logs `listening on ADDR` within 10 s.
     pub fn start(binary: &str, dir: tempfile::TempDir, config: &str) -> Result<Daemon, String> {
+        Self::start_wrapped(&[], binary, dir, config)
+    }
+
+    /// As [`start`](Self::start), run through `wrapper` (a command and its
+    /// arguments that execs the rest, e.g. `prlimit --nofile=600:600 --`).
+    pub fn start_wrapped(
+        wrapper: &[&str],
+        binary: &str,
+        dir: tempfile::TempDir,
+        config: &str,
+    ) -> Result<Daemon, String> {
         std::fs::write(config_path(&dir), config).map_err(|e| e.to_string())?;
-        let mut child = Command::new(binary)
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
+        let mut child = command
             .arg("-c")
             .arg(config_path(&dir))
             .stdout(Stdio::null())
@@ -67,6 +89,7 @@ impl Daemon {
                             child,
                             addr,
                             dir,
+                            startup_log: seen,
                             log: rx,
                         });
                     }

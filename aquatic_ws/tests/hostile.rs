@@ -10,6 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use aquatic_test_support::Daemon;
+use aquatic_test_support::ws::{CONTINUATION, PING, PONG, TEXT, frame, raw_upgrade_from};
 use aquatic_ws_protocol::{
     AnnounceEvent, AnnounceRequest, InMessage, InfoHash, OutMessage, PeerId, ScrapeRequest,
 };
@@ -95,46 +96,7 @@ fn timed_round_trip(ws: &mut Client, peer: u8) -> Duration {
 }
 
 fn raw_upgrade(addr: SocketAddr) -> TcpStream {
-    let mut raw = TcpStream::connect(addr).unwrap();
-    raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    raw.write_all(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(raw.read(&mut byte).unwrap(), 1);
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
-    raw
-}
-
-/// Frame opcodes (RFC 6455 section 5.2).
-const CONTINUATION: u8 = 0x0;
-const TEXT: u8 = 0x1;
-const PING: u8 = 0x9;
-const PONG: u8 = 0xA;
-
-/// A masked client frame, written by hand (RFC 6455 section 5.2).
-fn frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
-    let mask = [1u8, 2, 3, 4];
-    let mut out = vec![(u8::from(fin) << 7) | opcode];
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n if n <= 0xffff => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
-    out
+    raw_upgrade_from(addr.ip(), addr).unwrap()
 }
 
 #[test]
