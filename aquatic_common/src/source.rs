@@ -280,13 +280,20 @@ mod tests {
             assert!(counts.try_acquire(SourceKey(source.wrapping_mul(0x9e37_79b9_7f4a_7c15)), 1));
         }
         let per_source = counts.memory_bytes() as f64 / n as f64;
-        assert!((17.0..=40.0).contains(&per_source), "{per_source} bytes per source");
+        assert!(
+            (17.0..=40.0).contains(&per_source),
+            "{per_source} bytes per source"
+        );
         for source in 0..n - 1000 {
             counts.release(&SourceKey(source.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
         }
         counts.shrink();
         assert_eq!(counts.sources(), 1000);
-        assert!(counts.memory_bytes() < 1000 * 40, "{}", counts.memory_bytes());
+        assert!(
+            counts.memory_bytes() < 1000 * 40,
+            "{}",
+            counts.memory_bytes()
+        );
     }
 
     #[test]
