@@ -121,10 +121,11 @@ peer_announce_interval = 120
 interval = 30
 max_peer_age = 240
 # The load tester is one source (127.0.0.1) playing many clients: it may
-# hold every share (the per-source accounting still runs).
+# hold every share (the per-source accounting still runs) and any number of
+# peers in a torrent.
 [source_budgets]
 share_percent = 100
-peers_per_torrent = 4096
+peers_per_torrent = 0
 EOF
     log "$daemon: aquatic_$daemon on 127.0.0.1:$port (cpu $TRACKER_CPU), load tester on cpu $LOAD_CPU for $MINUTES min"
     taskset -c "$TRACKER_CPU" "target/release/aquatic_$daemon" -c "$tcfg" >"$tlog" 2>&1 &

@@ -8,12 +8,15 @@
 //! index in large swarms: a fraction of two hash maps' cost. The swarm's
 //! completed-download count lives here too.
 //!
-//! The index hashes a peer's *source* (its address or prefix,
-//! [`crate::source`]), not the whole key: all peers of one source sit on
-//! one probe sequence, so counting a source's peers in the swarm (its
-//! per-torrent budget) is a walk over exactly those entries and costs no
-//! memory beyond the index itself. The budget bounds that walk (at most
-//! `source::MAX_PEERS_PER_TORRENT_PER_SOURCE` entries).
+//! With per-source budgets in torrents ([`IndexBy::Source`]) the index
+//! hashes a peer's *source* (its address or prefix, [`crate::source`]),
+//! not the whole key: all peers of one source sit on one probe sequence,
+//! so counting a source's peers in the swarm (its per-torrent budget) is a
+//! walk over exactly those entries and costs no memory beyond the index
+//! itself. The budget bounds that walk (at most
+//! `source::MAX_PEERS_PER_TORRENT_PER_SOURCE` entries; one entry for
+//! nearly every real source). Without that budget ([`IndexBy::Key`], for
+//! load tests from one address) the index hashes whole keys.
 //!
 //! Every move inside the vector goes through `swap`, which keeps the index
 //! right; the tests compare every operation against a plain map model.
@@ -72,18 +75,33 @@ const INDEX_ABOVE: usize = 32;
 /// `INDEX_ABOVE`, so a swarm at the edge does not flip back and forth).
 const INDEX_DROP_BELOW: usize = 16;
 
+/// What a swarm's index hashes: whole keys, or the keys' sources (so that
+/// a source's peers can be counted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IndexBy {
+    Key,
+    Source(SourcePrefixes),
+}
+
+fn index_hash<K: PeerKey>(hasher: &DefaultHashBuilder, by: IndexBy, key: &K) -> u64 {
+    match by {
+        IndexBy::Key => hasher.hash_one(key),
+        IndexBy::Source(prefixes) => hasher.hash_one(key.source(prefixes)),
+    }
+}
+
 struct Index {
     table: HashTable<u32>,
     hasher: DefaultHashBuilder,
-    prefixes: SourcePrefixes,
+    by: IndexBy,
 }
 
 impl Index {
-    fn build<K: PeerKey, V>(entries: &[(K, V)], prefixes: SourcePrefixes) -> Box<Self> {
+    fn build<K: PeerKey, V>(entries: &[(K, V)], by: IndexBy) -> Box<Self> {
         let mut index = Box::new(Self {
             table: HashTable::with_capacity(entries.len()),
             hasher: DefaultHashBuilder::default(),
-            prefixes,
+            by,
         });
         for i in 0..entries.len() {
             index.insert(entries, i);
@@ -91,9 +109,9 @@ impl Index {
         index
     }
 
-    /// Where a key's entries are: the hash of its source.
+    /// Where a key's entry is: the hash of the key, or of its source.
     fn hash<K: PeerKey>(&self, key: &K) -> u64 {
-        self.hasher.hash_one(key.source(self.prefixes))
+        index_hash(&self.hasher, self.by, key)
     }
 
     /// Index the entry at `pos` (`entries.len()` is kept below `u32::MAX`
@@ -103,16 +121,12 @@ impl Index {
             return;
         };
         let hash = self.hash(key);
-        let Self {
-            table,
-            hasher,
-            prefixes,
-        } = self;
+        let Self { table, hasher, by } = self;
         table.insert_unique(hash, pos as u32, |&j| {
             // Every stored position is in range; 0 would only misplace.
             entries
                 .get(j as usize)
-                .map_or(0, |(k, _)| hasher.hash_one(k.source(*prefixes)))
+                .map_or(0, |(k, _)| index_hash(hasher, *by, k))
         });
     }
 }
@@ -227,7 +241,7 @@ impl<K: PeerKey, V> PeerStore<K, V> {
         match &self.index {
             // Only the entries on the source's probe sequence (and the odd
             // other one sharing its tag).
-            Some(index) => {
+            Some(index) if index.by == IndexBy::Source(prefixes) => {
                 for &i in index.table.iter_hash(index.hasher.hash_one(source)) {
                     match self.entries.get(i as usize) {
                         Some((key, _)) if !counted(key) => break,
@@ -235,7 +249,8 @@ impl<K: PeerKey, V> PeerStore<K, V> {
                     }
                 }
             }
-            None => {
+            // Small swarms, or an index of whole keys: every entry.
+            _ => {
                 for (key, _) in &self.entries {
                     if !counted(key) {
                         break;
@@ -251,12 +266,12 @@ impl<K: PeerKey, V> PeerStore<K, V> {
     /// present before as a seeder (`Some(true)`) or leecher (`Some(false)`),
     /// or, for a new peer, `admit`'s refusal (asked only for new peers,
     /// before anything changes; a swarm of `MAX_PEERS` refuses too).
-    /// `prefixes` must be the same for every call on one swarm.
+    /// `by` must be the same for every call on one swarm.
     pub fn upsert<E: From<SwarmFull>>(
         &mut self,
         key: K,
         is_seeder: bool,
-        prefixes: SourcePrefixes,
+        by: IndexBy,
         value: impl FnOnce(Option<&V>) -> V,
         admit: impl FnOnce(&Self) -> Result<(), E>,
     ) -> Result<Option<bool>, E> {
@@ -294,7 +309,7 @@ impl<K: PeerKey, V> PeerStore<K, V> {
         if let Some(index) = index {
             index.insert(entries, pos);
         } else if entries.len() > INDEX_ABOVE {
-            *index = Some(Index::build(entries, prefixes));
+            *index = Some(Index::build(entries, by));
         }
         if !is_seeder {
             self.swap(pos, self.num_leechers());
@@ -325,7 +340,7 @@ impl<K: PeerKey, V> PeerStore<K, V> {
     }
 
     /// Keep only the peers for which `keep` holds.
-    pub fn retain(&mut self, prefixes: SourcePrefixes, mut keep: impl FnMut(&K, &V) -> bool) {
+    pub fn retain(&mut self, by: IndexBy, mut keep: impl FnMut(&K, &V) -> bool) {
         let old_leechers = self.num_leechers();
         let mut position = 0;
         let mut leechers = 0;
@@ -345,7 +360,7 @@ impl<K: PeerKey, V> PeerStore<K, V> {
         self.index = if len < INDEX_DROP_BELOW || (self.index.is_none() && len <= INDEX_ABOVE) {
             None
         } else {
-            Some(Index::build(&self.entries, prefixes))
+            Some(Index::build(&self.entries, by))
         };
     }
 
@@ -492,7 +507,7 @@ mod tests {
         v: V,
         s: bool,
     ) -> Result<Option<bool>, SwarmFull> {
-        store.upsert(k, s, P, |_| v, |_| Ok(()))
+        store.upsert(k, s, IndexBy::Source(P), |_| v, |_| Ok(()))
     }
 
     #[derive(Debug, Clone)]
@@ -542,22 +557,23 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
         #[test]
-        fn matches_map_model(ops in prop::collection::vec(op(120), 1..600), wide in any::<bool>()) {
-            let prefixes = if wide { SourcePrefixes { ipv4: 8, ipv6: 64 } } else { P };
+        fn matches_map_model(ops in prop::collection::vec(op(120), 1..600), mode in 0..3u8) {
+            let prefixes = if mode == 1 { SourcePrefixes { ipv4: 8, ipv6: 64 } } else { P };
+            let by = if mode == 2 { IndexBy::Key } else { IndexBy::Source(prefixes) };
             let mut store = PeerStore::default();
             let mut model: HashMap<u16, (u32, bool)> = HashMap::new();
             for op in ops {
                 match op {
                     Op::Upsert(k, v, s) => {
                         let before = model.insert(k, (v, s)).map(|(_, s)| s);
-                        let after = store.upsert(k, s, prefixes, |_| v, |_| Ok::<(), SwarmFull>(()));
+                        let after = store.upsert(k, s, by, |_| v, |_| Ok::<(), SwarmFull>(()));
                         prop_assert_eq!(after, Ok(before));
                     }
                     Op::Remove(k) => {
                         prop_assert_eq!(store.remove(&k), model.remove(&k));
                     }
                     Op::Retain(threshold) => {
-                        store.retain(prefixes, |_, v| *v < threshold);
+                        store.retain(by, |_, v| *v < threshold);
                         model.retain(|_, (v, _)| *v < threshold);
                     }
                 }
@@ -573,9 +589,10 @@ mod tests {
             put(&mut store, k, 0u32, false).unwrap();
         }
         let full = |s: &PeerStore<u16, u32>| if s.len() >= 3 { Err(SwarmFull) } else { Ok(()) };
-        assert_eq!(store.upsert(9, false, P, |_| 0, full), Err(SwarmFull));
+        let by = IndexBy::Source(P);
+        assert_eq!(store.upsert(9, false, by, |_| 0, full), Err(SwarmFull));
         assert_eq!(
-            store.upsert(1, true, P, |old| old.map_or(0, |v| v + 5), full),
+            store.upsert(1, true, by, |old| old.map_or(0, |v| v + 5), full),
             Ok(Some(false))
         );
         assert_eq!(store.get(&1), Some((&5, true)));
@@ -607,7 +624,13 @@ mod tests {
 
     fn put_with(store: &mut PeerStore<u16, ()>, k: u16, prefixes: SourcePrefixes) {
         store
-            .upsert(k, false, prefixes, |_| (), |_| Ok::<(), SwarmFull>(()))
+            .upsert(
+                k,
+                false,
+                IndexBy::Source(prefixes),
+                |_| (),
+                |_| Ok::<(), SwarmFull>(()),
+            )
             .unwrap();
     }
 
@@ -669,7 +692,13 @@ mod tests {
         let mut store = PeerStore::default();
         for k in 0..20u16 {
             store
-                .upsert(k, k >= 10, P, |_| (), |_| Ok::<(), SwarmFull>(()))
+                .upsert(
+                    k,
+                    k >= 10,
+                    IndexBy::Key,
+                    |_| (),
+                    |_| Ok::<(), SwarmFull>(()),
+                )
                 .unwrap();
         }
         let mut out = Vec::new();

@@ -114,8 +114,12 @@ impl SourceBudgetConfig {
     }
 
     /// Most peers one source may have in one torrent whose ceiling is
-    /// `max_peers_per_torrent`.
+    /// `max_peers_per_torrent`; `usize::MAX` when `peers_per_torrent` is 0
+    /// (no such budget).
     pub fn peers_per_torrent(&self, max_peers_per_torrent: usize) -> usize {
+        if self.peers_per_torrent == 0 {
+            return usize::MAX;
+        }
         self.peers_per_torrent
             .min(self.share_of(max_peers_per_torrent))
             .max(1.min(max_peers_per_torrent))
@@ -137,8 +141,8 @@ impl SourceBudgetConfig {
                 "source_budgets.share_percent must be from 1 to 100",
             ),
             (
-                !(1..=MAX_PEERS_PER_TORRENT_PER_SOURCE).contains(&self.peers_per_torrent),
-                "source_budgets.peers_per_torrent must be from 1 to 4096",
+                self.peers_per_torrent > MAX_PEERS_PER_TORRENT_PER_SOURCE,
+                "source_budgets.peers_per_torrent must be from 0 (off) to 4096",
             ),
         ]
     }
@@ -251,6 +255,11 @@ mod tests {
         assert_eq!(config.peers_per_torrent(250_000), 64);
         assert_eq!(config.peers_per_torrent(1000), 50);
         assert_eq!(config.peers_per_torrent(3), 1);
+        let off = SourceBudgetConfig {
+            peers_per_torrent: 0,
+            ..config.clone()
+        };
+        assert_eq!(off.peers_per_torrent(1000), usize::MAX);
         let all = SourceBudgetConfig {
             share_percent: 100,
             ..config

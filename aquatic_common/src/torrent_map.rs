@@ -24,7 +24,7 @@
 use hashbrown::HashMap;
 use rand::Rng;
 
-use crate::peer_store::{PeerKey, PeerStore, SwarmFull};
+use crate::peer_store::{IndexBy, PeerKey, PeerStore, SwarmFull};
 use crate::source::{SourceCounts, SourceKey, SourcePrefixes};
 use crate::{InfoHash, SecondsSinceStart, ValidUntil};
 
@@ -114,7 +114,8 @@ pub struct Limits {
     pub max_peers: usize,
     /// Most of `max_peers` one source may hold.
     pub max_peers_per_source: usize,
-    /// Most of one torrent's peers one source may be.
+    /// Most of one torrent's peers one source may be; `usize::MAX`: no
+    /// such budget (swarm indexes then hash whole keys).
     pub max_peers_per_torrent_per_source: usize,
     /// How addresses group into sources.
     pub prefixes: SourcePrefixes,
@@ -142,6 +143,15 @@ impl Limits {
             max_peers_per_source: budgets.share_of(max_peers),
             max_peers_per_torrent_per_source: budgets.peers_per_torrent(max_peers_per_torrent),
             prefixes: budgets.prefixes(),
+        }
+    }
+
+    /// What the swarms' indexes hash.
+    pub fn index_by(&self) -> IndexBy {
+        if self.max_peers_per_torrent_per_source == usize::MAX {
+            IndexBy::Key
+        } else {
+            IndexBy::Source(self.prefixes)
         }
     }
 }
@@ -279,7 +289,7 @@ fn admit<K: PeerKey, V>(
         return Err(Refusal::SourceShare);
     }
     let cap = limits.max_peers_per_torrent_per_source;
-    if store.source_count(source, limits.prefixes, cap) >= cap {
+    if cap != usize::MAX && store.source_count(source, limits.prefixes, cap) >= cap {
         return Err(Refusal::SourceTorrentShare);
     }
     Ok(())
@@ -348,7 +358,7 @@ impl<K: PeerKey, V> TorrentMap<K, V> {
         let previous = store.upsert(
             announce.key,
             is_seeder,
-            prefixes,
+            limits.index_by(),
             |old| {
                 // A download counts once while the peer is stored.
                 let was_counted = old.is_some_and(PeerData::download_counted);
@@ -382,9 +392,11 @@ impl<K: PeerKey, V> TorrentMap<K, V> {
         }
         out.reserve_exact(announce.max_peers.min(store.len()));
         if announce.spread_sources {
+            // Each source holds at most its share of the swarm, so this
+            // many peers hold `max_peers` sources if the swarm has them.
             let scan = announce
                 .max_peers
-                .saturating_mul(self.limits.max_peers_per_torrent_per_source)
+                .saturating_mul(self.limits.max_peers_per_torrent_per_source.min(4096))
                 .saturating_add(announce.max_peers);
             store.select_spread(
                 rng,
@@ -490,7 +502,7 @@ impl<K: PeerKey, V> TorrentMap<K, V> {
         let stored = store.upsert(
             key,
             is_seeder,
-            prefixes,
+            limits.index_by(),
             |_| data,
             |store| admit(store, limits, full, sources, source),
         );
@@ -551,10 +563,11 @@ impl<K: PeerKey, V> TorrentMap<K, V> {
     pub fn clean(&mut self, now: SecondsSinceStart) {
         let (mut torrents, mut seeders, mut leechers) = (0, 0, 0);
         let prefixes = self.limits.prefixes;
+        let by = self.limits.index_by();
         let sources = &mut self.sources;
         for submap in &mut self.submaps {
             submap.retain(|_, store| {
-                store.retain(prefixes, |key, data| {
+                store.retain(by, |key, data| {
                     let keep = data.valid_until().is_valid_at(now);
                     if !keep {
                         sources.release(&key.source(prefixes));

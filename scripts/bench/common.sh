@@ -223,10 +223,11 @@ address = "127.0.0.1:$port"
 mode = "$AQUATIC_ACCESS_LIST"
 path = "$([[ "$AQUATIC_ACCESS_LIST" == allow ]] && echo "$whitelist")"
 # The load tester is one source (127.0.0.1) playing many clients: it may
-# hold every share (the per-source accounting still runs).
+# hold every share (the per-source accounting still runs) and any number of
+# peers in a torrent.
 [source_budgets]
 share_percent = 100
-peers_per_torrent = 4096
+peers_per_torrent = 0
 EOF
         taskset -c "$TRACKER_CPU" "$AQUATIC" -c "$cfg" >"$tlog" 2>&1 &
         tracker_pid=$!

@@ -203,10 +203,11 @@ address = "127.0.0.1:$port"
 [protocol]
 max_torrents_per_connection = $AQUATIC_MAX_TORRENTS_PER_CONNECTION
 # The load tester is one source (127.0.0.1) playing many clients: it may
-# hold every share (the per-source accounting still runs).
+# hold every share (the per-source accounting still runs) and any number of
+# peers in a torrent.
 [source_budgets]
 share_percent = 100
-peers_per_torrent = 4096
+peers_per_torrent = 0
 EOF
         taskset -c "$TRACKER_CPU" "$AQUATIC" -c "$cfg" >"$tlog" 2>&1 &
         tracker_pid=$!
