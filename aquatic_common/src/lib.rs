@@ -15,8 +15,8 @@
 //! Not here: parsing of wire formats (the `*_protocol` crates) and config
 //! file loading (`aquatic_cli_helpers`).
 
-// One module needs `unsafe` (a getsockopt, in listen_queue); everything
-// else is denied it.
+// Two modules need `unsafe`: listen_queue (a getsockopt) and datagrams
+// (recvmmsg/sendmmsg with control messages); everything else is denied it.
 #![deny(unsafe_code)]
 #![cfg_attr(
     not(test),
@@ -35,6 +35,8 @@ pub mod access_list;
 pub mod addr;
 pub mod atomic_file;
 pub mod bind;
+#[allow(unsafe_code)]
+pub mod datagrams;
 pub mod fd_limit;
 #[allow(unsafe_code)]
 pub mod listen_queue;
