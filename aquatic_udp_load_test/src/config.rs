@@ -69,6 +69,9 @@ pub struct RequestConfig {
     pub peers_wanted: i32,
     pub scrape_max_torrents: usize,
     pub peer_seeder_probability: f64,
+    /// Announces come from this many peers, each always the same (port,
+    /// peer id, torrent, seeder or not); 0: every announce from a new one.
+    pub number_of_peers: u64,
     pub info_hash_seed: u64,
     /// When not empty: write the info hashes here and exit.
     pub info_hash_file: PathBuf,
@@ -85,6 +88,7 @@ impl Default for RequestConfig {
             peers_wanted: 30,
             scrape_max_torrents: 10,
             peer_seeder_probability: 0.75,
+            number_of_peers: 0,
             info_hash_seed: 0,
             info_hash_file: PathBuf::new(),
         }

@@ -82,6 +82,7 @@ struct RequestGenerator {
     peers_wanted: i32,
     scrape_max_torrents: usize,
     peer_seeder_probability: f64,
+    number_of_peers: u64,
 }
 
 impl RequestGenerator {
@@ -96,6 +97,7 @@ impl RequestGenerator {
             peers_wanted: r.peers_wanted,
             scrape_max_torrents: r.scrape_max_torrents,
             peer_seeder_probability: r.peer_seeder_probability,
+            number_of_peers: r.number_of_peers,
         })
     }
 
@@ -113,8 +115,24 @@ impl RequestGenerator {
         connection_id: ConnectionId,
         transaction_id: TransactionId,
     ) -> AnnounceRequest {
-        let peer_id = random_peer_id(rng);
-        let seeder = rng.random_bool(self.peer_seeder_probability);
+        // A peer of the population: the same one whenever it is picked.
+        let (peer_id, seeder, info_hash, port) = if self.number_of_peers > 0 {
+            let k = rng.random_range(0..self.number_of_peers);
+            let mut peer_rng = SmallRng::seed_from_u64(k ^ self.info_hash_seed.rotate_left(17));
+            (
+                random_peer_id(&mut peer_rng),
+                peer_rng.random_bool(self.peer_seeder_probability),
+                self.info_hash(&mut peer_rng),
+                1024 + (k % u64::from(u16::MAX - 1023)) as u16,
+            )
+        } else {
+            (
+                random_peer_id(rng),
+                rng.random_bool(self.peer_seeder_probability),
+                self.info_hash(rng),
+                rng.random_range(1024..=u16::MAX),
+            )
+        };
         // Mostly regular announces, sometimes started / completed.
         let event = match rng.random_range(0u8..100) {
             0..=84 => AnnounceEvent::None,
@@ -124,7 +142,7 @@ impl RequestGenerator {
         AnnounceRequest {
             connection_id,
             transaction_id,
-            info_hash: self.info_hash(rng),
+            info_hash,
             peer_id,
             bytes_downloaded: rng.random_range(0..1 << 30),
             bytes_left: if seeder {
@@ -137,7 +155,7 @@ impl RequestGenerator {
             ip_address: None,
             key: rng.random(),
             peers_wanted: self.peers_wanted,
-            port: rng.random_range(1024..=u16::MAX),
+            port,
             // Empty: no allocation.
             url_data: Vec::new(),
         }
@@ -538,6 +556,24 @@ mod tests {
             Request::parse(&[0; 4], 1),
             Err(RequestParseError::Unsendable { .. })
         ));
+    }
+
+    #[test]
+    fn a_population_of_peers_announces_again_and_again() {
+        let mut config = Config::default();
+        config.requests.number_of_peers = 3;
+        let g = generator(&config);
+        let mut rng = SmallRng::seed_from_u64(3);
+        let mut peers = std::collections::HashMap::new();
+        for _ in 0..300 {
+            let a = g.announce(&mut rng, ConnectionId(1), TransactionId(1));
+            let seen = peers
+                .entry(a.port)
+                .or_insert((a.peer_id, a.info_hash, a.bytes_left == 0));
+            // The same port is the same peer: same id, torrent and status.
+            assert_eq!(*seen, (a.peer_id, a.info_hash, a.bytes_left == 0));
+        }
+        assert_eq!(peers.len(), 3);
     }
 
     #[test]

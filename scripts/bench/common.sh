@@ -31,7 +31,8 @@ check_mem_and_access_list() {
 check_trackers() {
     local t
     for t in $TRACKERS; do
-        [[ "$t" == aquatic || "$t" == opentracker ]] || die "unknown tracker '$t' in TRACKERS (aquatic, opentracker)"
+        [[ "$t" == aquatic || "$t" == opentracker || "$t" == opentracker-debian ]] ||
+            die "unknown tracker '$t' in TRACKERS (aquatic, opentracker, opentracker-debian)"
     done
 }
 
@@ -80,6 +81,7 @@ cleanup() {
     local status=$?
     trap - EXIT INT TERM
     stop_pid "$load_pid"
+    stop_pid "${perf_pid:-}"
     stop_pid "$tracker_pid"
     if [[ $status -ne 0 ]]; then
         echo "bench/$bench: failed (exit $status); logs in $work" >&2
@@ -132,6 +134,16 @@ cpu_ticks() {
     echo $((${12} + ${13}))
 }
 
+user_ticks() {
+    # utime of PID alone, in clock ticks (field 14 of /proc/PID/stat).
+    local stat
+    stat="$(<"/proc/$1/stat")"
+    stat="${stat##*) }"
+    # shellcheck disable=SC2086
+    set -- $stat
+    echo "${12}"
+}
+
 peak_rss_kib() {
     awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"
 }
@@ -163,8 +175,17 @@ build_and_check_binaries() {
     for bin in "$LOAD_TEST" $([[ " $TRACKERS " == *" aquatic "* ]] && echo "$AQUATIC"); do
         [[ -x "$bin" ]] || die "$bin missing (build it, or unset SKIP_BUILD)"
     done
-    if [[ " $TRACKERS " == *" opentracker "* ]]; then
-        [[ -x "$OPENTRACKER" ]] || die "$OPENTRACKER missing: run scripts/install-test-deps.sh"
+    if [[ " $TRACKERS " == *" opentracker "* && ! -x "$OPENTRACKER" ]]; then
+        # Upstream opentracker, built with its own Makefile defaults: the
+        # build published tracker benchmarks use (shared/peers).
+        local build_sh="$repo_root/../shared/peers/opentracker/build.sh"
+        [[ -f "$build_sh" ]] || die "$OPENTRACKER missing and no $build_sh to build it"
+        log "building upstream opentracker into $(dirname "$OPENTRACKER")"
+        bash "$build_sh" "$(dirname "$OPENTRACKER")" >/dev/null
+        [[ -x "$OPENTRACKER" ]] || die "$build_sh did not produce $OPENTRACKER"
+    fi
+    if [[ " $TRACKERS " == *" opentracker-debian "* ]]; then
+        [[ -x "$OPENTRACKER_DEBIAN" ]] || die "$OPENTRACKER_DEBIAN missing: run scripts/install-test-deps.sh"
     fi
 }
 
@@ -233,9 +254,20 @@ EOF
         tracker_pid=$!
         ;;
     opentracker)
-        # chroots into ot_root, reads the whitelist there, runs as nobody;
-        # serves UDP and HTTP (TCP) on the same port.
-        taskset -c "$TRACKER_CPU" "$OPENTRACKER" -i 127.0.0.1 -p "$port" -P "$port" \
+        # Upstream build: no access list (every info hash served), one UDP
+        # worker thread (BENCHMARKING.md); chroots into ot_root and runs as
+        # nobody; UDP and HTTP (TCP) on the same port.
+        local ocfg="$work/opentracker-$tag.conf"
+        printf '%s\n' "listen.tcp 127.0.0.1:$port" "listen.udp 127.0.0.1:$port" \
+            "listen.udp.workers 1" "tracker.rootdir $ot_root" "tracker.user nobody" >"$ocfg"
+        taskset -c "$TRACKER_CPU" "$OPENTRACKER" -f "$ocfg" >"$tlog" 2>&1 &
+        tracker_pid=$!
+        ;;
+    opentracker-debian)
+        # Debian's package is built whitelist-only: it chroots into
+        # ot_root, reads the whitelist there, runs as nobody; serves UDP
+        # and HTTP (TCP) on the same port.
+        taskset -c "$TRACKER_CPU" "$OPENTRACKER_DEBIAN" -i 127.0.0.1 -p "$port" -P "$port" \
             -d "$ot_root" -u nobody -w whitelist >"$tlog" 2>&1 &
         tracker_pid=$!
         ;;
@@ -257,11 +289,13 @@ run_load_test() {
     # LCFG (output to LOUT) pinned to LOAD_CPU against the running tracker.
     # Sets, in the caller's locals if it has them: t0, t1 (tracker CPU
     # ticks), w0, w1 (wall clock), l0, l1 (CPU seconds of waited-for
-    # children) before and after. Calls before_load and after_load (right
-    # after l1) if the sourcing script defines them.
+    # children), u0, u1 (tracker user-mode CPU ticks) before and after.
+    # Calls before_load and after_load (right after l1) if the sourcing
+    # script defines them.
     local name="$1" tag="$2" lcfg="$3" lout="$4" duration="$5" rc
     if declare -F before_load >/dev/null; then before_load; fi
     t0="$(cpu_ticks "$tracker_pid")"
+    u0="$(user_ticks "$tracker_pid")"
     children_cpu_s
     l0="$children_cpu"
     w0="$(date +%s.%N)"
@@ -275,6 +309,7 @@ run_load_test() {
     if declare -F after_load >/dev/null; then after_load; fi
     kill -0 "$tracker_pid" 2>/dev/null || { cat "$work/$name-$tag.log" >&2; die "$name died during the load test"; }
     t1="$(cpu_ticks "$tracker_pid")"
+    u1="$(user_ticks "$tracker_pid")"
     if [[ $rc -ne 0 ]]; then
         cat "$lout" >&2
         die "load tester exited with status $rc against $name (output above)"
@@ -289,6 +324,27 @@ warn_mem_rate() {
     fi
 }
 
+# ------------------------------------------------------------ profiles
+
+profile_start() {
+    # profile_start NAME SECONDS: perf record (cpu-clock, call graphs) the
+    # running tracker for SECONDS in the background; sets perf_pid.
+    command -v perf >/dev/null || { log "no perf: no profile (apt-get install linux-perf)"; perf_pid=""; return 0; }
+    perf record -q -e cpu-clock -g -p "$tracker_pid" -o "$work/perf-$1.data" -- sleep "$2" \
+        >"$work/perf-$1.log" 2>&1 &
+    perf_pid=$!
+}
+
+profile_finish() {
+    # profile_finish NAME: wait for the recording, then write the top
+    # symbols (self time, user and kernel) to perf-NAME.txt.
+    [[ -n "${perf_pid:-}" ]] || return 0
+    wait "$perf_pid" 2>/dev/null || true
+    perf_pid=""
+    perf report -q -i "$work/perf-$1.data" --no-children --sort sym --stdio 2>/dev/null |
+        grep -E '^ +[0-9.]+%' | head -n 25 >"$work/perf-$1.txt" || true
+}
+
 # ------------------------------------------------------------ report
 
 report_info() {
@@ -301,7 +357,8 @@ report_info() {
     if [[ -n "$(git -C "$repo_root" status --porcelain -- "$@" 2>/dev/null)" ]]; then
         aquatic_rev="$aquatic_rev+uncommitted"
     fi
-    ot_version="$(dpkg-query -W -f='${Version}' opentracker 2>/dev/null || echo unknown)"
+    ot_version="upstream 110868e built by shared/peers/opentracker/build.sh (no access list)"
+    ot_debian_version="$(dpkg-query -W -f='${Version}' opentracker 2>/dev/null || echo unknown)"
     aquatic_build="release"
     [[ "$AQUATIC" == "$repo_root/target/release/$binary" ]] || aquatic_build="binary $AQUATIC"
     cpu_model="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"

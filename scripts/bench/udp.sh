@@ -1,5 +1,12 @@
 #!/usr/bin/env bash
-# Benchmark aquatic_udp against Debian's opentracker with aquatic_udp_load_test.
+# Benchmark aquatic_udp against opentracker with aquatic_udp_load_test.
+#
+# opentracker is upstream's, built by ../shared/peers/opentracker/build.sh
+# (the build published tracker benchmarks use: no access list); Debian's
+# whitelist-only package can run as a second, labelled row
+# (TRACKERS="aquatic opentracker opentracker-debian"). The default load is
+# the mix of the independent measurement quoted in issue 13: announces and
+# scrapes 100 : 1, 1 million torrents, 2 million peers re-announcing.
 #
 # usage: scripts/bench/udp.sh
 #
@@ -30,7 +37,18 @@
 #   DURATION [30]          seconds of load per run
 #   RUNS [3]               runs per tracker
 #   TORRENTS [1000000]     number_of_torrents of the load tester (and the
-#                          size of opentracker's whitelist)
+#                          size of Debian opentracker's whitelist)
+#   PEERS [2000000]        number_of_peers of the load tester: announces come
+#                          from this many peers, each re-announcing its own
+#                          torrent (0: every announce from a new peer)
+#   EXPONENT [1.0]         torrent_selection_exponent (Zipf; 0.0 uniform)
+#   WEIGHTS ["0 100 1"]    weights of connect, announce and scrape requests
+#                          (the load tester connects on its own whenever its
+#                          connection id is a minute old)
+#   PROFILE [1]            1: `perf record` (cpu-clock, call graphs) each
+#                          tracker for up to 10 s of its first run; the top
+#                          symbols go to perf-NAME.txt in the work dir and
+#                          into the report, with the user/kernel split
 #   LOAD_WORKERS [1]       load tester worker threads (all on LOAD_CPU)
 #   SOCKETS [64]           load tester sockets_per_worker: requests in flight
 #                          (closed loop). With the load tester's default of 16
@@ -51,7 +69,9 @@
 #   SKIP_BUILD [0]         1: use the release binaries already in target/
 #   WORK_DIR [mktemp -d]   configs, logs, results.tsv and memory.tsv of this
 #                          session
-#   OPENTRACKER [/usr/bin/opentracker]
+#   OPENTRACKER [target/peers/opentracker/opentracker]  upstream build, made
+#                          with shared/peers/opentracker/build.sh when missing
+#   OPENTRACKER_DEBIAN [/usr/bin/opentracker]  Debian's package
 #   AQUATIC, LOAD_TEST [target/release/...]  other binaries (e.g. to try the
 #                          script out against a debug build: not a benchmark)
 #
@@ -70,6 +90,10 @@ MEM_RUNS="${MEM_RUNS:-1}"
 MEM_DURATION="${MEM_DURATION:-$DURATION}"
 MEM_RATE="${MEM_RATE:-60000}"
 TORRENTS="${TORRENTS:-1000000}"
+PEERS="${PEERS:-2000000}"
+EXPONENT="${EXPONENT:-1.0}"
+WEIGHTS="${WEIGHTS:-0 100 1}"
+PROFILE="${PROFILE:-1}"
 LOAD_WORKERS="${LOAD_WORKERS:-1}"
 SOCKETS="${SOCKETS:-64}"
 TRACKER_CPU="${TRACKER_CPU:-0}"
@@ -78,7 +102,8 @@ TRACKERS="${TRACKERS:-aquatic opentracker}"
 AQUATIC_ACCESS_LIST="${AQUATIC_ACCESS_LIST:-off}"
 AQUATIC_REQUEST_WORKERS="${AQUATIC_REQUEST_WORKERS:-1}"
 SKIP_BUILD="${SKIP_BUILD:-0}"
-OPENTRACKER="${OPENTRACKER:-/usr/bin/opentracker}"
+OPENTRACKER="${OPENTRACKER:-$repo_root/target/peers/opentracker/opentracker}"
+OPENTRACKER_DEBIAN="${OPENTRACKER_DEBIAN:-/usr/bin/opentracker}"
 
 AQUATIC="${AQUATIC:-$repo_root/target/release/aquatic_udp}"
 LOAD_TEST="${LOAD_TEST:-$repo_root/target/release/aquatic_udp_load_test}"
@@ -87,7 +112,12 @@ bench=udp
 # shellcheck source=SCRIPTDIR/common.sh
 . "$repo_root/scripts/bench/common.sh"
 
-check_uints DURATION RUNS MEM_RUNS MEM_DURATION MEM_RATE TORRENTS LOAD_WORKERS SOCKETS TRACKER_CPU LOAD_CPU
+check_uints DURATION RUNS MEM_RUNS MEM_DURATION MEM_RATE TORRENTS PEERS LOAD_WORKERS SOCKETS TRACKER_CPU LOAD_CPU PROFILE
+read -r weight_connect weight_announce weight_scrape <<<"$WEIGHTS"
+for w in "$weight_connect" "$weight_announce" "$weight_scrape"; do
+    [[ "$w" =~ ^[0-9]+$ ]] || die "WEIGHTS must be three whole numbers (connect announce scrape), not '$WEIGHTS'"
+done
+[[ "$EXPONENT" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "EXPONENT must be a number like 1.0, not '$EXPONENT'"
 [[ "$DURATION" -ge 1 && "$RUNS" -ge 1 && "$TORRENTS" -ge 1 && "$LOAD_WORKERS" -ge 1 && "$SOCKETS" -ge 1 ]] ||
     die "DURATION, RUNS, TORRENTS, LOAD_WORKERS and SOCKETS must be at least 1"
 check_mem_and_access_list
@@ -117,6 +147,15 @@ udp_bound() {
 
 # for start_tracker (common.sh)
 tracker_ready() { udp_bound "$@"; }
+# for run_load_test (common.sh): the profile of the first run
+before_load() {
+    if [[ "$profile_now" == 1 ]]; then
+        profile_start "$profile_name" "$((DURATION > 12 ? 10 : DURATION > 2 ? DURATION - 2 : 1))"
+    fi
+}
+after_load() {
+    if [[ "$profile_now" == 1 ]]; then profile_finish "$profile_name"; fi
+}
 ready_what='bind UDP'
 
 probe() {
@@ -184,7 +223,7 @@ make_info_hashes
 results="$work/results.tsv"
 mem_results="$work/memory.tsv"
 for f in "$results" "$mem_results"; do
-    printf 'tracker\trun\tresponses_per_s\ttracker_cpu_s\twall_s\trss_kib\tdrops\ttimeouts\tinvalid\tload_tester_cpu_s\tannounces\n' >"$f"
+    printf 'tracker\trun\tresponses_per_s\ttracker_cpu_s\twall_s\trss_kib\tdrops\ttimeouts\tinvalid\tload_tester_cpu_s\tannounces\ttracker_user_s\n' >"$f"
 done
 
 run_one() {
@@ -213,8 +252,15 @@ $cap_line
 
 [requests]
 number_of_torrents = $TORRENTS
+number_of_peers = $PEERS
+torrent_selection_exponent = $EXPONENT
+weight_connect = $weight_connect
+weight_announce = $weight_announce
+weight_scrape = $weight_scrape
 EOF
-    local t0 t1 w0 w1 l0 l1
+    local t0 t1 w0 w1 l0 l1 u0 u1
+    profile_now=0 profile_name="$name"
+    [[ "$PROFILE" == 1 && "$phase" == throughput && "$run" == 1 ]] && profile_now=1
     run_load_test "$name" "$tag" "$lcfg" "$lout" "$duration"
 
     local rss drops
@@ -223,9 +269,9 @@ EOF
     stop_pid "$tracker_pid"
     tracker_pid=""
 
-    "$PY" - "$lout" "$name" "$run" "$t0" "$t1" "$CLK_TCK" "$w0" "$w1" "$rss" "$drops" "$l0" "$l1" >>"$out" <<'EOF'
+    "$PY" - "$lout" "$name" "$run" "$t0" "$t1" "$CLK_TCK" "$w0" "$w1" "$rss" "$drops" "$l0" "$l1" "$u0" "$u1" >>"$out" <<'EOF'
 import json, re, sys
-out, name, run, t0, t1, tck, w0, w1, rss, drops, l0, l1 = sys.argv[1:]
+out, name, run, t0, t1, tck, w0, w1, rss, drops, l0, l1, u0, u1 = sys.argv[1:]
 rps = timeouts = invalid = announces = None
 for line in open(out, errors="replace"):
     line = line.strip()
@@ -254,7 +300,8 @@ wall = float(w1) - float(w0)
 def opt(v):
     return "" if v is None else v
 load_cpu = float(l1) - float(l0)
-print(f"{name}\t{run}\t{rps}\t{cpu:.2f}\t{wall:.2f}\t{rss}\t{drops}\t{opt(timeouts)}\t{opt(invalid)}\t{load_cpu:.2f}\t{opt(announces)}")
+user = (int(u1) - int(u0)) / int(tck)
+print(f"{name}\t{run}\t{rps}\t{cpu:.2f}\t{wall:.2f}\t{rss}\t{drops}\t{opt(timeouts)}\t{opt(invalid)}\t{load_cpu:.2f}\t{opt(announces)}\t{user:.2f}")
 EOF
     local row rps
     row="$(tail -n 1 "$out")"
@@ -300,6 +347,8 @@ def parse_row(r):
     # responses over the whole load test / tracker CPU seconds
     r["per_cpu"] = r["rps"] * r["wall"] / r["cpu"] if r["cpu"] > 0 else float("nan")
     r["announces"] = int(r.get("announces") or 0)
+    user = float(r.get("tracker_user_s") or 0)
+    r["kernel_pct"] = 100.0 * (r["cpu"] - user) / r["cpu"] if r["cpu"] > 0 else 0.0
     return r
 
 rows = load(sys.argv[1])
@@ -312,12 +361,12 @@ for r in rows:
 med = {}
 for n in names:
     rs = [r for r in rows if r["tracker"] == n]
-    med[n] = {k: statistics.median(r[k] for r in rs) for k in ("rps", "cpu", "busy", "load_busy", "per_cpu", "rss", "drops", "timeouts", "invalid")}
+    med[n] = {k: statistics.median(r[k] for r in rs) for k in ("rps", "cpu", "busy", "load_busy", "per_cpu", "rss", "drops", "timeouts", "invalid", "kernel_pct")}
     med[n]["rss_max"] = max(r["rss"] for r in rs)
 
-cols = ["tracker", "run", "responses/s", "tracker CPU s", "tracker core busy %", "load tester busy %", "responses per CPU-s", "peak RSS MiB", "UDP drops", "timeouts", "invalid answers"]
+cols = ["tracker", "run", "responses/s", "tracker CPU s", "of it kernel %", "tracker core busy %", "load tester busy %", "responses per CPU-s", "peak RSS MiB", "UDP drops", "timeouts", "invalid answers"]
 def row_cells(r, run):
-    return [r["tracker"], run, f"{r['rps']:.0f}", f"{r['cpu']:.2f}", f"{r['busy']:.0f}", f"{r['load_busy']:.0f}",
+    return [r["tracker"], run, f"{r['rps']:.0f}", f"{r['cpu']:.2f}", f"{r['kernel_pct']:.0f}", f"{r['busy']:.0f}", f"{r['load_busy']:.0f}",
             f"{r['per_cpu']:.0f}", mib(r["rss"]), f"{r['drops']:.0f}", f"{r['timeouts']:.0f}", f"{r['invalid']:.0f}"]
 table = [row_cells(r, r["run"]) for r in rows]
 for n in names:
@@ -396,12 +445,13 @@ print("## UDP: aquatic_udp vs opentracker ($(date -u +%Y-%m-%d))")
 print()
 print("- Machine: $ncpu cores ($cpu_model), kernel $(uname -r).")
 print("- aquatic_udp $aquatic_rev ($aquatic_build, socket_workers = 1, request_workers = $AQUATIC_REQUEST_WORKERS, access list $AQUATIC_ACCESS_LIST); "
-      "Debian opentracker $ot_version (whitelist of the load tester's $TORRENTS info hashes).")
+      "opentracker $ot_version, one UDP worker thread; opentracker-debian (if run): Debian's $ot_debian_version, "
+      "whitelist of the load tester's $TORRENTS info hashes.")
 print("- Tracker pinned to CPU $TRACKER_CPU, aquatic_udp_load_test to CPU $LOAD_CPU ($LOAD_WORKERS worker(s) x $SOCKETS sockets, "
-      "$TORRENTS torrents, other settings default); ${DURATION} s per run, $RUNS runs each, alternating; "
-      "every run with a freshly started tracker.")
+      "$TORRENTS torrents (Zipf exponent $EXPONENT), $PEERS peers, connect/announce/scrape weights $WEIGHTS); "
+      "${DURATION} s per run, $RUNS runs each, alternating; every run with a freshly started tracker.")
 print("- Command: \`DURATION=$DURATION RUNS=$RUNS MEM_RUNS=$MEM_RUNS MEM_DURATION=$MEM_DURATION MEM_RATE=$MEM_RATE "
-      "TORRENTS=$TORRENTS LOAD_WORKERS=$LOAD_WORKERS SOCKETS=$SOCKETS "
+      "TORRENTS=$TORRENTS PEERS=$PEERS EXPONENT=$EXPONENT WEIGHTS='$WEIGHTS' LOAD_WORKERS=$LOAD_WORKERS SOCKETS=$SOCKETS "
       "AQUATIC_REQUEST_WORKERS=$AQUATIC_REQUEST_WORKERS AQUATIC_ACCESS_LIST=$AQUATIC_ACCESS_LIST scripts/bench/udp.sh\`")
 print()
 md_table(cols, table)
@@ -416,6 +466,22 @@ print(rss_note)
 if note_bottleneck:
     print()
     print(note_bottleneck)
+import os
+profiles = [(n, os.path.join("$work", f"perf-{n}.txt")) for n in names]
+profiles = [(n, p) for n, p in profiles if os.path.exists(p) and os.path.getsize(p) > 0]
+if profiles:
+    print()
+    print("Where the time goes (\`perf record -e cpu-clock -g\` for up to 10 s of run 1, self time by symbol; "
+          "the kernel share of each tracker's CPU time is in the table):")
+    for n, p in profiles:
+        print()
+        print(f"{n}:")
+        print()
+        print("\`\`\`")
+        with open(p) as f:
+            for line in list(f)[:15]:
+                print(line.rstrip())
+        print("\`\`\`")
 if mem_rows:
     print()
     print("### " + mem_title[0].upper() + mem_title[1:])
