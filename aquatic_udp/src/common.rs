@@ -1,7 +1,7 @@
 //! Messages between socket workers and request workers, and the shared
 //! per-worker statistics counters.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aquatic_common::{CanonicalSocketAddr, InfoHash, IpVersion};
@@ -31,6 +31,9 @@ pub enum SwarmRequest {
 pub struct RequestMessage {
     pub request: SwarmRequest,
     pub src: CanonicalSocketAddr,
+    /// The local address the request was sent to: its answer leaves from
+    /// it (none when the kernel did not say).
+    pub local: Option<IpAddr>,
     pub socket_worker: usize,
 }
 
@@ -48,6 +51,8 @@ pub enum SwarmResponse {
 pub struct ResponseMessage {
     pub response: SwarmResponse,
     pub dst: CanonicalSocketAddr,
+    /// The address to answer from: the request's local address.
+    pub local: Option<IpAddr>,
 }
 
 /// Which request worker owns an info hash.

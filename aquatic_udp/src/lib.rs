@@ -40,7 +40,9 @@ pub mod swarm;
 pub mod workers;
 
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use aquatic_common::ServerStartInstant;
 use aquatic_common::access_list::{self, AccessListCache};
@@ -226,5 +228,16 @@ fn create_socket(config: &Config, address: SocketAddr) -> anyhow::Result<std::ne
         }
     }
     socket.bind(&address.into())?;
+    // Answers leave from the address each request was sent to: ask for it.
+    if let Err(err) =
+        aquatic_common::datagrams::enable_local_addresses(socket.as_raw_fd(), address.is_ipv6())
+    {
+        static WARNED: AtomicBool = AtomicBool::new(false);
+        if !WARNED.swap(true, Ordering::Relaxed) {
+            log::warn!(
+                "cannot learn the local address of requests ({err}): on a host with several addresses, answers leave from whichever the kernel picks, and clients with connected sockets may not accept them"
+            );
+        }
+    }
     Ok(socket.into())
 }

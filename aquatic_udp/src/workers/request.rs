@@ -70,6 +70,7 @@ impl Shard<RequestMessage, ResponseMessage> for UdpShard {
             ResponseMessage {
                 response,
                 dst: message.src,
+                local: message.local,
             },
         ));
     }

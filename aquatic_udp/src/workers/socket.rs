@@ -1,23 +1,29 @@
 //! A socket worker: owns one SO_REUSEPORT UDP socket in a mio event loop.
 //!
-//! It parses every packet, answers connects and errors itself, checks
-//! connection ids and the access list, and batches announces and scrape
-//! parts to the request worker owning each info hash. Answers come back on
-//! its own channel, with a `Waker` to interrupt the poll. Nothing but a
-//! connect request is answered without a valid connection id.
+//! It reads datagrams in batches (`recvmmsg`, with each one's local
+//! address), parses every packet, answers connects and errors itself,
+//! checks connection ids and the access list, and batches announces and
+//! scrape parts to the request worker owning each info hash. Answers come
+//! back on its own channel, with a `Waker` to interrupt the poll, and leave
+//! in batches (`sendmmsg`), each from the address its request was sent to
+//! (`aquatic_common::datagrams`). Nothing but a connect request is
+//! answered without a valid connection id.
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
 use std::io::ErrorKind;
-use std::net::SocketAddr;
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aquatic_common::access_list::AccessListCache;
+use aquatic_common::datagrams::{BATCH, RecvBatch, Received, SendBatch};
 use aquatic_common::request_loop::Shard;
 use aquatic_common::shard_parts::{ShardCommand, serve_commands};
 use aquatic_common::time::secs_u32;
-use aquatic_common::{CanonicalSocketAddr, SecondsSinceStart, ServerStartInstant, ValidUntil};
+use aquatic_common::{
+    CanonicalSocketAddr, IpVersion, SecondsSinceStart, ServerStartInstant, ValidUntil,
+};
 use aquatic_udp_protocol::{
     ConnectResponse, ErrorResponse, Request, RequestParseError, Response, ScrapeRequest,
     ScrapeResponse, TorrentScrapeStatistics, TransactionId,
@@ -45,10 +51,23 @@ const PENDING_SCRAPE_LIFETIME: u32 = 30;
 const READ_BURST: usize = 256;
 /// Consecutive unexpected receive errors tolerated in one readable event.
 const MAX_RECV_ERRORS: usize = 16;
+/// Smallest receive slot: larger than any request a client sends but the
+/// largest scrapes (whose limit sets the slot when it is larger).
+const MIN_DATAGRAM: usize = 2048;
+
+/// Room for a request: a scrape of `max_scrape_torrents` hashes fits, and
+/// anything real clients send. Longer datagrams are dropped and counted.
+fn datagram_slot(max_scrape_torrents: usize) -> usize {
+    max_scrape_torrents
+        .saturating_mul(20)
+        .saturating_add(16)
+        .clamp(MIN_DATAGRAM, 65_536)
+}
 
 struct PendingScrape {
     transaction_id: TransactionId,
     dst: CanonicalSocketAddr,
+    local: Option<IpAddr>,
     stats: Vec<TorrentScrapeStatistics>,
     parts_left: usize,
     valid_until: ValidUntil,
@@ -89,9 +108,13 @@ pub struct SocketWorker {
     batches: Vec<Vec<RequestMessage>>,
     pending_scrapes: HashMap<u64, PendingScrape>,
     next_pending_id: u64,
-    pending_sends: VecDeque<(SocketAddr, Vec<u8>, ResponseKind, CanonicalSocketAddr)>,
-    recv_buf: Vec<u8>,
-    send_buf: Vec<u8>,
+    /// Taken while its datagrams are handled.
+    recv: Option<RecvBatch>,
+    /// Answers waiting to be sent: up to a batch, or, while the socket is
+    /// full, up to `max_pending_sends`.
+    sends: SendBatch<(ResponseKind, IpVersion)>,
+    /// The last send would have blocked: wait for a writable event.
+    send_blocked: bool,
     inline_shard: Option<UdpShard>,
     shard_commands: Option<Receiver<ShardCommand>>,
     /// Reused for the inline shard's answers.
@@ -142,9 +165,11 @@ impl SocketWorker {
             batches: (0..shards).map(|_| Vec::new()).collect(),
             pending_scrapes: HashMap::new(),
             next_pending_id: 0,
-            pending_sends: VecDeque::new(),
-            recv_buf: vec![0; 65536],
-            send_buf: Vec::with_capacity(1500),
+            recv: Some(RecvBatch::new(datagram_slot(
+                parts.config.protocol.max_scrape_torrents,
+            ))),
+            sends: SendBatch::new(socket_is_ipv6),
+            send_blocked: false,
             inline_shard: parts.inline_shard,
             shard_commands: parts.shard_commands,
             inline_answers: Vec::new(),
@@ -170,17 +195,19 @@ impl SocketWorker {
             self.now = self.clock.seconds_elapsed();
             let mut readable = false;
             for event in events.iter() {
-                if event.token() == SOCKET_TOKEN && event.is_readable() {
-                    readable = true;
+                if event.token() == SOCKET_TOKEN {
+                    readable |= event.is_readable();
+                    if event.is_writable() {
+                        self.send_blocked = false;
+                    }
                 }
             }
-            if !self.pending_sends.is_empty() {
-                self.flush_pending_sends();
-            }
+            self.flush_sends();
             if readable {
                 self.read_requests();
             }
             self.handle_responses();
+            self.flush_sends();
             if self.now >= self.next_cleaning {
                 if let Some(shard) = self.inline_shard.as_mut() {
                     shard.clean(self.now);
@@ -201,22 +228,37 @@ impl SocketWorker {
     }
 
     fn read_requests(&mut self) {
+        let Some(mut batch) = self.recv.take() else {
+            return;
+        };
+        let fd = self.socket.as_raw_fd();
         let mut packets = 0usize;
         let mut errors = 0usize;
         loop {
-            match self.socket.recv_from(&mut self.recv_buf) {
-                Ok((len, src)) => {
-                    self.handle_packet(len, CanonicalSocketAddr::new(src));
-                    packets += 1;
-                    if packets % READ_BURST == 0 {
+            match batch.recv(fd) {
+                Ok(n) => {
+                    for i in 0..n {
+                        match batch.get(i) {
+                            Some(datagram) => self.handle_packet(datagram),
+                            // No sender address: nobody to answer.
+                            None => add(&self.stats.get(IpVersion::V4).dropped_malformed, 1),
+                        }
+                    }
+                    packets += n;
+                    if packets >= READ_BURST {
+                        packets = 0;
                         self.flush_batches();
                         self.handle_responses();
+                        self.flush_sends();
+                    }
+                    if n < BATCH {
+                        // Drained: new datagrams bring a new event.
+                        break;
                     }
                 }
                 Err(err) if err.kind() == ErrorKind::WouldBlock => break,
-                Err(err) if err.kind() == ErrorKind::Interrupted => continue,
                 Err(err) => {
-                    log::debug!("socket worker {}: recv_from: {err}", self.index);
+                    log::debug!("socket worker {}: recvmmsg: {err}", self.index);
                     errors += 1;
                     if errors >= MAX_RECV_ERRORS {
                         break;
@@ -224,16 +266,21 @@ impl SocketWorker {
                 }
             }
         }
+        self.recv = Some(batch);
         self.flush_batches();
     }
 
-    fn handle_packet(&mut self, len: usize, src: CanonicalSocketAddr) {
+    fn handle_packet(&mut self, datagram: Received<'_>) {
+        let src = CanonicalSocketAddr::new(datagram.src);
+        let local = datagram.local;
         let v = src.ip_version();
-        add(&self.stats.get(v).bytes_received, len as u64);
-        let parsed = Request::parse(
-            self.recv_buf.get(..len).unwrap_or(&[]),
-            self.config.protocol.max_scrape_torrents,
-        );
+        add(&self.stats.get(v).bytes_received, datagram.payload.len() as u64);
+        if datagram.truncated {
+            // Longer than any request: not one.
+            add(&self.stats.get(v).dropped_malformed, 1);
+            return;
+        }
+        let parsed = Request::parse(datagram.payload, self.config.protocol.max_scrape_torrents);
         match parsed {
             Ok(Request::Connect(request)) => {
                 add(&self.stats.get(v).requests_connect, 1);
@@ -244,6 +291,7 @@ impl SocketWorker {
                         connection_id,
                     }),
                     src,
+                    local,
                 );
             }
             Ok(Request::Announce(request)) => {
@@ -254,10 +302,10 @@ impl SocketWorker {
                 {
                     add(&self.stats.get(v).dropped_bad_connection_id, 1);
                 } else if !self.access_list.allows(&request.info_hash) {
-                    self.send_error(request.transaction_id, "info hash not allowed", src);
+                    self.send_error(request.transaction_id, "info hash not allowed", src, local);
                 } else if request.port == 0 {
                     // Nobody can connect to port 0: never hand it to peers.
-                    self.send_error(request.transaction_id, "invalid port", src);
+                    self.send_error(request.transaction_id, "invalid port", src, local);
                 } else {
                     let shard = shard_of(&request.info_hash, self.batches.len());
                     let query = AnnounceQuery {
@@ -268,7 +316,7 @@ impl SocketWorker {
                         peers_wanted: request.peers_wanted,
                         port: request.port,
                     };
-                    self.queue(shard, SwarmRequest::Announce(query), src);
+                    self.queue(shard, SwarmRequest::Announce(query), src, local);
                 }
             }
             Ok(Request::Scrape(request)) => {
@@ -277,7 +325,7 @@ impl SocketWorker {
                     .validator
                     .is_valid(self.now, request.connection_id, src.ip())
                 {
-                    self.split_scrape(request, src);
+                    self.split_scrape(request, src, local);
                 } else {
                     add(&self.stats.get(v).dropped_bad_connection_id, 1);
                 }
@@ -288,7 +336,7 @@ impl SocketWorker {
                 message,
             }) => {
                 if self.validator.is_valid(self.now, connection_id, src.ip()) {
-                    self.send_error(transaction_id, message, src);
+                    self.send_error(transaction_id, message, src, local);
                 } else {
                     add(&self.stats.get(v).dropped_malformed, 1);
                 }
@@ -299,7 +347,12 @@ impl SocketWorker {
         }
     }
 
-    fn split_scrape(&mut self, request: ScrapeRequest, src: CanonicalSocketAddr) {
+    fn split_scrape(
+        &mut self,
+        request: ScrapeRequest,
+        src: CanonicalSocketAddr,
+        local: Option<IpAddr>,
+    ) {
         let pending_id = self.next_pending_id;
         self.next_pending_id = self.next_pending_id.wrapping_add(1);
         let shards = self.batches.len();
@@ -317,7 +370,7 @@ impl SocketWorker {
                     pending_id,
                     info_hashes,
                 };
-                self.queue(shard, SwarmRequest::Scrape(part), src);
+                self.queue(shard, SwarmRequest::Scrape(part), src, local);
             }
         }
         self.pending_scrapes.insert(
@@ -325,6 +378,7 @@ impl SocketWorker {
             PendingScrape {
                 transaction_id: request.transaction_id,
                 dst: src,
+                local,
                 stats: vec![TorrentScrapeStatistics::default(); request.info_hashes.len()],
                 parts_left,
                 valid_until: ValidUntil::new(self.now, PENDING_SCRAPE_LIFETIME),
@@ -332,11 +386,18 @@ impl SocketWorker {
         );
     }
 
-    fn queue(&mut self, shard: usize, request: SwarmRequest, src: CanonicalSocketAddr) {
+    fn queue(
+        &mut self,
+        shard: usize,
+        request: SwarmRequest,
+        src: CanonicalSocketAddr,
+        local: Option<IpAddr>,
+    ) {
         if let Some(batch) = self.batches.get_mut(shard) {
             batch.push(RequestMessage {
                 request,
                 src,
+                local,
                 socket_worker: self.index,
             });
         }
@@ -400,8 +461,12 @@ impl SocketWorker {
 
     fn handle_response(&mut self, message: ResponseMessage) {
         match message.response {
-            SwarmResponse::AnnounceIpv4(r) => self.send(Response::AnnounceIpv4(r), message.dst),
-            SwarmResponse::AnnounceIpv6(r) => self.send(Response::AnnounceIpv6(r), message.dst),
+            SwarmResponse::AnnounceIpv4(r) => {
+                self.send(Response::AnnounceIpv4(r), message.dst, message.local)
+            }
+            SwarmResponse::AnnounceIpv6(r) => {
+                self.send(Response::AnnounceIpv6(r), message.dst, message.local)
+            }
             SwarmResponse::Scrape { pending_id, stats } => {
                 self.complete_scrape_part(pending_id, stats)
             }
@@ -430,6 +495,7 @@ impl SocketWorker {
                         torrent_stats: done.stats,
                     }),
                     done.dst,
+                    done.local,
                 );
             }
         }
@@ -440,6 +506,7 @@ impl SocketWorker {
         transaction_id: TransactionId,
         message: &'static str,
         dst: CanonicalSocketAddr,
+        local: Option<IpAddr>,
     ) {
         self.send(
             Response::Error(ErrorResponse {
@@ -447,44 +514,44 @@ impl SocketWorker {
                 message: Cow::Borrowed(message),
             }),
             dst,
+            local,
         );
     }
 
-    fn send(&mut self, response: Response, dst: CanonicalSocketAddr) {
+    /// Queue an answer, sent with the next batch (at once when a batch is
+    /// full); beyond `max_pending_sends` waiting it is dropped and counted.
+    fn send(&mut self, response: Response, dst: CanonicalSocketAddr, local: Option<IpAddr>) {
+        let v = dst.ip_version();
+        if self.sends.len() >= self.config.network.max_pending_sends.max(BATCH) {
+            add(&self.stats.get(v).dropped_send, 1);
+            return;
+        }
         let kind = ResponseKind::of(&response);
-        self.send_buf.clear();
-        response.write(&mut self.send_buf);
         let addr = dst.for_socket(self.socket_is_ipv6);
-        let counters = self.stats.get(dst.ip_version());
-        match self.socket.send_to(&self.send_buf, addr) {
-            Ok(sent) => count_sent(counters, kind, sent),
-            Err(err) if err.kind() == ErrorKind::WouldBlock => {
-                if self.pending_sends.len() < self.config.network.max_pending_sends {
-                    self.pending_sends
-                        .push_back((addr, self.send_buf.clone(), kind, dst));
-                } else {
-                    add(&counters.dropped_send, 1);
-                }
-            }
-            Err(err) => {
-                log::debug!("socket worker {}: send_to {addr}: {err}", self.index);
-                add(&counters.dropped_send, 1);
-            }
+        self.sends
+            .push(addr, local, (kind, v), |out| response.write(out));
+        if self.sends.len() >= BATCH {
+            self.flush_sends();
         }
     }
 
-    fn flush_pending_sends(&mut self) {
-        while let Some((addr, bytes, kind, dst)) = self.pending_sends.pop_front() {
-            let counters = self.stats.get(dst.ip_version());
-            match self.socket.send_to(&bytes, addr) {
-                Ok(sent) => count_sent(counters, kind, sent),
-                Err(err) if err.kind() == ErrorKind::WouldBlock => {
-                    self.pending_sends.push_front((addr, bytes, kind, dst));
-                    return;
-                }
-                Err(_) => add(&counters.dropped_send, 1),
-            }
+    /// Send the answers waiting, unless the socket was full (a writable
+    /// event clears that).
+    fn flush_sends(&mut self) {
+        if self.send_blocked || self.sends.is_empty() {
+            return;
         }
+        let stats = &self.stats;
+        let index = self.index;
+        let outcome = self.sends.send(
+            self.socket.as_raw_fd(),
+            |(kind, v), bytes| count_sent(stats.get(v), kind, bytes),
+            |(_, v), err| {
+                log::debug!("socket worker {index}: sendmmsg: {err}");
+                add(&stats.get(v).dropped_send, 1);
+            },
+        );
+        self.send_blocked = outcome.blocked;
     }
 }
 
