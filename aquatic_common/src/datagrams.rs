@@ -101,26 +101,64 @@ struct Meta {
     truncated: bool,
 }
 
-/// Buffers for up to [`BATCH`] datagrams of up to `slot` bytes each.
+/// Buffers for up to [`BATCH`] datagrams of up to `slot` bytes each, and
+/// the headers that point into them, built once.
 pub struct RecvBatch {
     slot: usize,
     bufs: Vec<u8>,
     names: Vec<libc::sockaddr_storage>,
     controls: Vec<ControlBuffer>,
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
     metas: Vec<Meta>,
 }
+
+// SAFETY: the raw pointers in `iovs` and `hdrs` point only into the heap
+// buffers of `bufs`, `names`, `controls` and `iovs`, owned by the same
+// value and never resized after `new`; moving the value to another thread
+// moves their owner with them, and nothing else refers to them.
+unsafe impl Send for RecvBatch {}
 
 impl RecvBatch {
     pub fn new(slot: usize) -> Self {
         let slot = slot.max(1);
-        Self {
+        let mut batch = Self {
             slot,
             bufs: vec![0; slot * BATCH],
-            // SAFETY: all-zero is a valid sockaddr_storage (family 0).
+            // SAFETY: all-zero is a valid sockaddr_storage (family 0), and
+            // a valid mmsghdr (null pointers, zero lengths).
             names: vec![unsafe { mem::zeroed() }; BATCH],
             controls: vec![ControlBuffer::default(); BATCH],
+            iovs: Vec::with_capacity(BATCH),
+            hdrs: vec![unsafe { mem::zeroed() }; BATCH],
             metas: Vec::with_capacity(BATCH),
+        };
+        for buf in batch.bufs.chunks_exact_mut(slot) {
+            batch.iovs.push(libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: buf.len(),
+            });
         }
+        let Self {
+            names,
+            controls,
+            iovs,
+            hdrs,
+            ..
+        } = &mut batch;
+        for (((hdr, name), control), iov) in hdrs
+            .iter_mut()
+            .zip(names.iter_mut())
+            .zip(controls.iter_mut())
+            .zip(iovs.iter_mut())
+        {
+            let h = &mut hdr.msg_hdr;
+            h.msg_name = ptr::from_mut(name).cast();
+            h.msg_iov = ptr::from_mut(iov);
+            h.msg_iovlen = 1;
+            h.msg_control = control.0.as_mut_ptr().cast();
+        }
+        batch
     }
 
     /// Receive what is waiting, up to [`BATCH`] datagrams, without
@@ -128,43 +166,23 @@ impl RecvBatch {
     /// [`get`](Self::get).
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         self.metas.clear();
-        let mut iovs: [libc::iovec; BATCH] = [libc::iovec {
-            iov_base: ptr::null_mut(),
-            iov_len: 0,
-        }; BATCH];
-        // SAFETY: all-zero mmsghdrs are valid (null pointers, zero lengths);
-        // every pointer is set below.
-        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
-        let chunks = self.bufs.chunks_exact_mut(self.slot);
-        for ((((iov, hdr), buf), name), control) in iovs
-            .iter_mut()
-            .zip(hdrs.iter_mut())
-            .zip(chunks)
-            .zip(self.names.iter_mut())
-            .zip(self.controls.iter_mut())
-        {
-            *iov = libc::iovec {
-                iov_base: buf.as_mut_ptr().cast(),
-                iov_len: buf.len(),
-            };
-            let h = &mut hdr.msg_hdr;
-            h.msg_name = ptr::from_mut(name).cast();
-            h.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_iov = ptr::from_mut(iov);
-            h.msg_iovlen = 1;
-            h.msg_control = control.0.as_mut_ptr().cast();
-            h.msg_controllen = control.0.len() as _;
+        // The kernel shortens these to what it wrote: give the room again.
+        for hdr in &mut self.hdrs {
+            hdr.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            hdr.msg_hdr.msg_controllen = mem::size_of::<ControlBuffer>() as _;
+            hdr.msg_hdr.msg_flags = 0;
         }
+        let vlen = self.hdrs.len().min(self.iovs.len()) as libc::c_uint;
         let received = loop {
-            // SAFETY: each header points into buffers owned by `self` (or
-            // into `iovs`), all alive and not otherwise borrowed until the
-            // call returns; the lengths given are theirs. The kernel
-            // writes at most that much into each.
+            // SAFETY: each header points into buffers owned by `self`, all
+            // alive and not otherwise borrowed until the call returns (see
+            // `new`); the lengths given are theirs. The kernel writes at
+            // most that much into each.
             let n = unsafe {
                 libc::recvmmsg(
                     fd,
-                    hdrs.as_mut_ptr(),
-                    BATCH as libc::c_uint,
+                    self.hdrs.as_mut_ptr(),
+                    vlen,
                     libc::MSG_DONTWAIT,
                     ptr::null_mut(),
                 )
@@ -177,7 +195,7 @@ impl RecvBatch {
                 return Err(err);
             }
         };
-        for (hdr, name) in hdrs.iter().zip(&self.names).take(received) {
+        for (hdr, name) in self.hdrs.iter().zip(&self.names).take(received) {
             let h = &hdr.msg_hdr;
             self.metas.push(Meta {
                 len: (hdr.msg_len as usize).min(self.slot),
@@ -301,7 +319,17 @@ pub struct SendBatch<T> {
     /// The socket is IPv6: IPv4 sources go as IPv4-mapped IPv6 packet
     /// info (destinations are already mapped by the caller).
     socket_is_ipv6: bool,
+    /// Filled anew (the first datagrams' worth) for each call.
+    names: Vec<libc::sockaddr_storage>,
+    controls: Vec<ControlBuffer>,
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
 }
+
+// SAFETY: the raw pointers in `iovs` and `hdrs` are set before each call
+// from buffers of the same value (`bytes`, `names`, `controls`, `iovs`)
+// and are not used after it returns; a moved value carries its buffers.
+unsafe impl<T: Send> Send for SendBatch<T> {}
 
 /// What one [`SendBatch::send`] did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -316,6 +344,17 @@ impl<T> SendBatch<T> {
             bytes: Vec::with_capacity(BATCH * 1500),
             queue: std::collections::VecDeque::with_capacity(BATCH),
             socket_is_ipv6,
+            // SAFETY: all-zero is a valid sockaddr_storage and mmsghdr.
+            names: vec![unsafe { mem::zeroed() }; BATCH],
+            controls: vec![ControlBuffer::default(); BATCH],
+            iovs: vec![
+                libc::iovec {
+                    iov_base: ptr::null_mut(),
+                    iov_len: 0,
+                };
+                BATCH
+            ],
+            hdrs: vec![unsafe { mem::zeroed() }; BATCH],
         }
     }
 
@@ -397,26 +436,19 @@ impl<T> SendBatch<T> {
 
     /// One `sendmmsg` of the first datagrams queued: how many went.
     fn send_some(&mut self, fd: RawFd) -> io::Result<usize> {
-        let count = self.queue.len().min(BATCH);
-        let mut iovs: [libc::iovec; BATCH] = [libc::iovec {
-            iov_base: ptr::null_mut(),
-            iov_len: 0,
-        }; BATCH];
-        // SAFETY: all-zero is a valid sockaddr_storage and mmsghdr.
-        let mut names: [libc::sockaddr_storage; BATCH] = unsafe { mem::zeroed() };
-        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
-        let mut controls = [ControlBuffer::default(); BATCH];
+        let mut count = 0;
         for ((((item, iov), name), control), hdr) in self
             .queue
             .iter()
-            .take(count)
-            .zip(iovs.iter_mut())
-            .zip(names.iter_mut())
-            .zip(controls.iter_mut())
-            .zip(hdrs.iter_mut())
+            .take(BATCH)
+            .zip(self.iovs.iter_mut())
+            .zip(self.names.iter_mut())
+            .zip(self.controls.iter_mut())
+            .zip(self.hdrs.iter_mut())
         {
+            // Queued items always lie within `bytes`.
             let Some(payload) = self.bytes.get(item.start..item.start + item.len) else {
-                continue;
+                break;
             };
             *iov = libc::iovec {
                 // The kernel only reads it (sendmmsg takes no const).
@@ -428,6 +460,9 @@ impl<T> SendBatch<T> {
             h.msg_name = ptr::from_mut(name).cast();
             h.msg_iov = ptr::from_mut(iov);
             h.msg_iovlen = 1;
+            h.msg_control = ptr::null_mut();
+            h.msg_controllen = 0;
+            h.msg_flags = 0;
             if let Some(local) = item.local {
                 h.msg_control = control.0.as_mut_ptr().cast();
                 h.msg_controllen = control.0.len() as _;
@@ -438,11 +473,13 @@ impl<T> SendBatch<T> {
                     h.msg_control = ptr::null_mut();
                 }
             }
+            count += 1;
         }
-        // SAFETY: the first `count` headers point into `iovs`, `names`,
-        // `controls` and `self.bytes`, all alive and unchanged until the
-        // call returns; the kernel only reads them (and writes msg_len).
-        let n = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), count as libc::c_uint, 0) };
+        // SAFETY: the first `count` headers were just set to point into
+        // `iovs`, `names`, `controls` and `bytes`, all alive and unchanged
+        // until the call returns; the kernel only reads them (and writes
+        // msg_len).
+        let n = unsafe { libc::sendmmsg(fd, self.hdrs.as_mut_ptr(), count as libc::c_uint, 0) };
         if n < 0 {
             Err(io::Error::last_os_error())
         } else {

@@ -31,8 +31,11 @@ check_mem_and_access_list() {
 check_trackers() {
     local t
     for t in $TRACKERS; do
-        [[ "$t" == aquatic || "$t" == opentracker || "$t" == opentracker-debian ]] ||
-            die "unknown tracker '$t' in TRACKERS (aquatic, opentracker, opentracker-debian)"
+        [[ "$t" == aquatic || "$t" == aquatic-before || "$t" == opentracker || "$t" == opentracker-debian ]] ||
+            die "unknown tracker '$t' in TRACKERS (aquatic, aquatic-before, opentracker, opentracker-debian)"
+        if [[ "$t" == aquatic-before ]]; then
+            [[ -x "${AQUATIC_BEFORE:-}" ]] || die "aquatic-before needs AQUATIC_BEFORE, the binary of an earlier build"
+        fi
     done
 }
 
@@ -230,8 +233,9 @@ start_tracker() {
     local name="$1" tag="$2" port="$3" i h
     local tlog="$work/$name-$tag.log"
     case "$name" in
-    aquatic)
-        local cfg="$work/aquatic-$tag.toml"
+    aquatic | aquatic-before)
+        local cfg="$work/$name-$tag.toml" binary="$AQUATIC"
+        [[ "$name" == aquatic-before ]] && binary="$AQUATIC_BEFORE"
         cat >"$cfg" <<EOF
 log_level = "warn"
 socket_workers = 1
@@ -250,7 +254,7 @@ path = "$([[ "$AQUATIC_ACCESS_LIST" == allow ]] && echo "$whitelist")"
 share_percent = 100
 peers_per_torrent = 0
 EOF
-        taskset -c "$TRACKER_CPU" "$AQUATIC" -c "$cfg" >"$tlog" 2>&1 &
+        taskset -c "$TRACKER_CPU" "$binary" -c "$cfg" >"$tlog" 2>&1 &
         tracker_pid=$!
         ;;
     opentracker)
@@ -406,9 +410,9 @@ def md_table(cols, table):
         print("| " + " | ".join(cells) + " |")
     print()
 
-def md_ratios(ratios):
+def md_ratios(ratios, title="aquatic / opentracker"):
     if ratios:
-        print("| aquatic / opentracker | ratio |")
+        print(f"| {title} | ratio |")
         print("|---|---:|")
         for label, v in ratios:
             print(f"| {label} | {v} |")

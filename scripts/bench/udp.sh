@@ -72,6 +72,9 @@
 #   OPENTRACKER [target/peers/opentracker/opentracker]  upstream build, made
 #                          with shared/peers/opentracker/build.sh when missing
 #   OPENTRACKER_DEBIAN [/usr/bin/opentracker]  Debian's package
+#   AQUATIC_BEFORE         an earlier aquatic_udp binary, run as tracker
+#                          "aquatic-before" (TRACKERS="aquatic-before aquatic
+#                          opentracker"): before and after in one sitting
 #   AQUATIC, LOAD_TEST [target/release/...]  other binaries (e.g. to try the
 #                          script out against a debug build: not a benchmark)
 #
@@ -374,13 +377,15 @@ for n in names:
     table.append(row_cells(m, "median"))
 
 ratios = []
-if "aquatic" in med and "opentracker" in med:
-    a, o = med["aquatic"], med["opentracker"]
-    ratios = [
-        ("median responses/s", ratio(a["rps"], o["rps"])),
-        ("median responses per tracker CPU-second", ratio(a["per_cpu"], o["per_cpu"])),
-        ("median peak RSS", ratio(a["rss"], o["rss"])),
-    ]
+for x, y in (("aquatic", "opentracker"), ("aquatic-before", "opentracker"), ("aquatic", "aquatic-before"),
+             ("aquatic", "opentracker-debian")):
+    if x in med and y in med:
+        a, o = med[x], med[y]
+        ratios += [
+            (f"{x} / {y}: median responses/s", ratio(a["rps"], o["rps"])),
+            (f"{x} / {y}: median responses per tracker CPU-second", ratio(a["per_cpu"], o["per_cpu"])),
+            (f"{x} / {y}: median peak RSS", ratio(a["rss"], o["rss"])),
+        ]
 
 # plain table
 print()
@@ -389,7 +394,7 @@ print()
 for n in names:
     print(f"{n}: median peak RSS {mib(med[n]['rss'])} MiB (max {mib(med[n]['rss_max'])} MiB)")
 for label, v in ratios:
-    print(f"aquatic/opentracker, {label}: {v}")
+    print(f"{label}: {v}")
 
 bad = [n for n in names if any(r["invalid"] for r in rows if r["tracker"] == n)]
 if bad:
@@ -455,7 +460,7 @@ print("- Command: \`DURATION=$DURATION RUNS=$RUNS MEM_RUNS=$MEM_RUNS MEM_DURATIO
       "AQUATIC_REQUEST_WORKERS=$AQUATIC_REQUEST_WORKERS AQUATIC_ACCESS_LIST=$AQUATIC_ACCESS_LIST scripts/bench/udp.sh\`")
 print()
 md_table(cols, table)
-md_ratios(ratios)
+md_ratios(ratios, "trackers")
 rss_note = (f"Peak RSS is VmHWM after {int($DURATION)} s runs at this load: compare it only between runs of the same "
             "duration and load. Responses per tracker CPU-second = responses over the run / tracker CPU time "
             "(utime + stime) over the run.")

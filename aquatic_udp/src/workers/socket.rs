@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aquatic_common::access_list::AccessListCache;
-use aquatic_common::datagrams::{BATCH, RecvBatch, Received, SendBatch};
+use aquatic_common::datagrams::{BATCH, Received, RecvBatch, SendBatch};
 use aquatic_common::request_loop::Shard;
 use aquatic_common::shard_parts::{ShardCommand, serve_commands};
 use aquatic_common::time::secs_u32;
@@ -274,7 +274,10 @@ impl SocketWorker {
         let src = CanonicalSocketAddr::new(datagram.src);
         let local = datagram.local;
         let v = src.ip_version();
-        add(&self.stats.get(v).bytes_received, datagram.payload.len() as u64);
+        add(
+            &self.stats.get(v).bytes_received,
+            datagram.payload.len() as u64,
+        );
         if datagram.truncated {
             // Longer than any request: not one.
             add(&self.stats.get(v).dropped_malformed, 1);
