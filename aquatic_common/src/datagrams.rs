@@ -265,6 +265,7 @@ fn socket_addr(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option
 /// # Safety
 /// `h.msg_control` must point to `h.msg_controllen` bytes the kernel wrote
 /// (or be null with a length of 0).
+#[allow(clippy::unnecessary_cast)] // msg_controllen is usize in glibc, socklen_t in musl
 unsafe fn local_address(h: &libc::msghdr) -> Option<IpAddr> {
     if h.msg_control.is_null() || (h.msg_controllen as usize) < mem::size_of::<libc::cmsghdr>() {
         return None;
