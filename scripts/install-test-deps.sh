@@ -16,7 +16,10 @@
 #   chromium            headless browser for the WebTorrent test,
 #                       scripts/real_clients/webtorrent_ws.sh (/usr/bin/chromium,
 #                       driven by playwright-core; no browser is downloaded)
-#   iproute2            `ip netns`, for the network namespace that test runs in
+#   iproute2            `ip netns`, for the network namespaces of the WebTorrent
+#                       and multi-address tests
+#   valgrind            memcheck for the modules with `unsafe` (scripts/valgrind.sh)
+#   linux-perf          `perf`, for the benchmarks' profiles (not the tests)
 #
 # Node.js and npm come with the machine and are not installed here; the
 # WebTorrent test's npm packages are pinned in
@@ -30,7 +33,7 @@
 
 set -euo pipefail
 
-packages=(python3-libtorrent opentracker transmission-daemon systemd prometheus chromium iproute2)
+packages=(python3-libtorrent opentracker transmission-daemon systemd prometheus chromium iproute2 valgrind linux-perf)
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -13,7 +13,11 @@
 #      and aquatic_http (plain and TLS), Transmission through aquatic_http,
 #      WebTorrent in three headless Chromiums through aquatic_ws (in a
 #      network namespace of its own; needs root);
-#   7. a fuzz smoke: every cargo-fuzz target for 30 s (scripts/fuzz.sh).
+#   7. aquatic_udp on a host with several addresses (a network namespace
+#      of its own): every answer from the address asked, libtorrent
+#      included (scripts/real_clients/multiaddr_udp.py; needs root);
+#   8. the modules with `unsafe` code under valgrind (scripts/valgrind.sh);
+#   9. a fuzz smoke: every cargo-fuzz target for 30 s (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,6 +54,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 /usr/bin/python3 scripts/real_clients/libtorrent_udp.py target/debug/aquatic_udp "$work/udp"
 
+step "real clients: aquatic_udp on a host with several addresses"
+/usr/bin/python3 scripts/real_clients/multiaddr_udp.py target/debug/aquatic_udp "$work/multiaddr"
+
 step "real clients: libtorrent over HTTP and HTTPS, Transmission over HTTP and HTTPS"
 cargo build -p aquatic_http
 /usr/bin/python3 scripts/real_clients/libtorrent_http.py target/debug/aquatic_http "$work/http"
@@ -60,6 +67,9 @@ cargo build -p aquatic_http
 step "real clients: WebTorrent in Chromium over aquatic_ws"
 cargo build -p aquatic_ws
 bash scripts/real_clients/webtorrent_ws.sh aquatic target/debug/aquatic_ws
+
+step "unsafe code under valgrind (memcheck)"
+bash scripts/valgrind.sh
 
 step "fuzz smoke: every cargo-fuzz target for 30 s"
 bash scripts/fuzz.sh 30
