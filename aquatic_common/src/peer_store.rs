@@ -163,6 +163,15 @@ impl<K: std::fmt::Debug + PeerKey, V: std::fmt::Debug> std::fmt::Debug for PeerS
     }
 }
 
+/// What [`PeerStore::upsert`] did: whether the peer was there before as a
+/// seeder (`Some(true)`) or leecher (`Some(false)`) or not at all, and where
+/// it is now (for [`PeerStore::select_at`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Upserted {
+    pub previous: Option<bool>,
+    pub position: usize,
+}
+
 /// The swarm already holds `MAX_PEERS`: the peer was not stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SwarmFull;
@@ -274,25 +283,32 @@ impl<K: PeerKey, V> PeerStore<K, V> {
         by: IndexBy,
         value: impl FnOnce(Option<&V>) -> V,
         admit: impl FnOnce(&Self) -> Result<(), E>,
-    ) -> Result<Option<bool>, E> {
+    ) -> Result<Upserted, E> {
         if let Some(pos) = self.position(&key) {
             let was_seeder = pos >= self.num_leechers();
             if let Some(entry) = self.entries.get_mut(pos) {
                 entry.1 = value(Some(&entry.1));
             }
-            match (was_seeder, is_seeder) {
+            let position = match (was_seeder, is_seeder) {
                 (true, false) => {
                     // First seeder's place becomes the last leecher's.
-                    self.swap(pos, self.num_leechers());
+                    let to = self.num_leechers();
+                    self.swap(pos, to);
                     self.num_leechers += 1;
+                    to
                 }
                 (false, true) => {
-                    self.swap(pos, self.num_leechers() - 1);
+                    let to = self.num_leechers() - 1;
+                    self.swap(pos, to);
                     self.num_leechers -= 1;
+                    to
                 }
-                _ => {}
-            }
-            return Ok(Some(was_seeder));
+                _ => pos,
+            };
+            return Ok(Upserted {
+                previous: Some(was_seeder),
+                position,
+            });
         }
         if self.entries.len() >= MAX_PEERS {
             return Err(SwarmFull.into());
@@ -311,11 +327,16 @@ impl<K: PeerKey, V> PeerStore<K, V> {
         } else if entries.len() > INDEX_ABOVE {
             *index = Some(Index::build(entries, by));
         }
+        let mut position = pos;
         if !is_seeder {
-            self.swap(pos, self.num_leechers());
+            position = self.num_leechers();
+            self.swap(pos, position);
             self.num_leechers += 1;
         }
-        Ok(None)
+        Ok(Upserted {
+            previous: None,
+            position,
+        })
     }
 
     /// Remove a peer; its data and whether it was a seeder.
@@ -375,7 +396,25 @@ impl<K: PeerKey, V> PeerStore<K, V> {
         out: &mut Vec<O>,
         f: impl FnMut(&(K, V)) -> O,
     ) {
-        let excluded_in = match self.position(key) {
+        let position = self.position(key);
+        self.select_at(rng, key, position, announcer_is_seeder, max, out, f);
+    }
+
+    /// [`select`](Self::select) for an announcer known to be at
+    /// `position` (`None`: not stored), as [`upsert`](Self::upsert) said:
+    /// no second lookup.
+    #[allow(clippy::too_many_arguments)] // each argument is a distinct part of the choice
+    pub fn select_at<R: Rng, O>(
+        &self,
+        rng: &mut R,
+        key: &K,
+        position: Option<usize>,
+        announcer_is_seeder: bool,
+        max: usize,
+        out: &mut Vec<O>,
+        f: impl FnMut(&(K, V)) -> O,
+    ) {
+        let excluded_in = match position {
             Some(pos) if pos < self.num_leechers() => (1, 0),
             Some(_) => (0, 1),
             None => (0, 0),
@@ -507,7 +546,9 @@ mod tests {
         v: V,
         s: bool,
     ) -> Result<Option<bool>, SwarmFull> {
-        store.upsert(k, s, IndexBy::Source(P), |_| v, |_| Ok(()))
+        store
+            .upsert(k, s, IndexBy::Source(P), |_| v, |_| Ok(()))
+            .map(|u| u.previous)
     }
 
     #[derive(Debug, Clone)]
@@ -567,7 +608,11 @@ mod tests {
                     Op::Upsert(k, v, s) => {
                         let before = model.insert(k, (v, s)).map(|(_, s)| s);
                         let after = store.upsert(k, s, by, |_| v, |_| Ok::<(), SwarmFull>(()));
-                        prop_assert_eq!(after, Ok(before));
+                        prop_assert_eq!(after.map(|u| u.previous), Ok(before));
+                        // The position given is the peer's.
+                        if let Ok(u) = after {
+                            prop_assert_eq!(store.entries.get(u.position).map(|e| e.0), Some(k));
+                        }
                     }
                     Op::Remove(k) => {
                         prop_assert_eq!(store.remove(&k), model.remove(&k));
@@ -592,7 +637,9 @@ mod tests {
         let by = IndexBy::Source(P);
         assert_eq!(store.upsert(9, false, by, |_| 0, full), Err(SwarmFull));
         assert_eq!(
-            store.upsert(1, true, by, |old| old.map_or(0, |v| v + 5), full),
+            store
+                .upsert(1, true, by, |old| old.map_or(0, |v| v + 5), full)
+                .map(|u| u.previous),
             Ok(Some(false))
         );
         assert_eq!(store.get(&1), Some((&5, true)));

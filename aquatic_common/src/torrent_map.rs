@@ -22,6 +22,7 @@
 //! WebSocket: source and peer id) and extra per-peer data `V`.
 
 use hashbrown::HashMap;
+use hashbrown::hash_map::Entry;
 use rand::Rng;
 
 use crate::peer_store::{IndexBy, PeerKey, PeerStore, SwarmFull};
@@ -331,24 +332,25 @@ impl<K: PeerKey, V> TorrentMap<K, V> {
 
         let source = announce.key.source(prefixes);
         let full = self.num_seeders + self.num_leechers >= self.limits.max_peers;
-        if !submap.contains_key(&announce.info_hash) {
-            // No new torrent for a peer that could not be stored anyway.
-            let refusal = if full {
-                Some(Refusal::TrackerFull)
-            } else if self.sources.get(&source) >= self.limits.max_peers_per_source {
-                Some(Refusal::SourceShare)
-            } else {
-                None
-            };
-            if let Some(refusal) = refusal {
-                count_refusal(&mut self.refused, refusal);
-                return SwarmCounts::default();
+        let store = match submap.entry(announce.info_hash) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                // No new torrent for a peer that could not be stored anyway.
+                let refusal = if full {
+                    Some(Refusal::TrackerFull)
+                } else if self.sources.get(&source) >= self.limits.max_peers_per_source {
+                    Some(Refusal::SourceShare)
+                } else {
+                    None
+                };
+                if let Some(refusal) = refusal {
+                    count_refusal(&mut self.refused, refusal);
+                    return SwarmCounts::default();
+                }
+                self.num_torrents += 1;
+                entry.insert(PeerStore::default())
             }
-        }
-        let store = submap.entry(announce.info_hash).or_insert_with(|| {
-            self.num_torrents += 1;
-            PeerStore::default()
-        });
+        };
         let is_seeder = announce.left_is_zero || announce.event == SwarmEvent::Completed;
         let completed = announce.event == SwarmEvent::Completed;
         let mut count_download = false;
@@ -367,8 +369,11 @@ impl<K: PeerKey, V> TorrentMap<K, V> {
             },
             |store| admit(store, limits, full, sources, source),
         );
+        let mut position = None;
         match previous {
-            Ok(previous) => {
+            Ok(upserted) => {
+                let previous = upserted.previous;
+                position = Some(upserted.position);
                 if previous.is_none() {
                     self.sources.acquire(source);
                 }
@@ -409,7 +414,15 @@ impl<K: PeerKey, V> TorrentMap<K, V> {
                 f,
             );
         } else {
-            store.select(rng, &announce.key, is_seeder, announce.max_peers, out, f);
+            store.select_at(
+                rng,
+                &announce.key,
+                position,
+                is_seeder,
+                announce.max_peers,
+                out,
+                f,
+            );
         }
         let counts = counts_of(store);
         if store.is_empty() {
@@ -507,7 +520,8 @@ impl<K: PeerKey, V> TorrentMap<K, V> {
             |store| admit(store, limits, full, sources, source),
         );
         let stored = match stored {
-            Ok(previous) => {
+            Ok(upserted) => {
+                let previous = upserted.previous;
                 if previous.is_none() {
                     self.sources.acquire(source);
                 }
