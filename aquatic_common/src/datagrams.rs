@@ -161,10 +161,12 @@ impl RecvBatch {
         batch
     }
 
-    /// Receive what is waiting, up to [`BATCH`] datagrams, without
-    /// blocking: how many (`WouldBlock` when none). Read them with
-    /// [`get`](Self::get).
-    pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+    /// Receive what is waiting, up to [`BATCH`] datagrams: how many
+    /// (`WouldBlock` when none). Read them with [`get`](Self::get). With
+    /// `wait`, on a blocking socket, wait for the first (up to the socket's
+    /// receive timeout, then `WouldBlock`), and take the others that are
+    /// there with it (`MSG_WAITFORONE`); otherwise never wait.
+    pub fn recv(&mut self, fd: RawFd, wait: bool) -> io::Result<usize> {
         self.metas.clear();
         // The kernel shortens these to what it wrote: give the room again.
         for hdr in &mut self.hdrs {
@@ -183,7 +185,11 @@ impl RecvBatch {
                     fd,
                     self.hdrs.as_mut_ptr(),
                     vlen,
-                    libc::MSG_DONTWAIT,
+                    if wait {
+                        libc::MSG_WAITFORONE
+                    } else {
+                        libc::MSG_DONTWAIT
+                    },
                     ptr::null_mut(),
                 )
             };
@@ -480,7 +486,15 @@ impl<T> SendBatch<T> {
         // `iovs`, `names`, `controls` and `bytes`, all alive and unchanged
         // until the call returns; the kernel only reads them (and writes
         // msg_len).
-        let n = unsafe { libc::sendmmsg(fd, self.hdrs.as_mut_ptr(), count as libc::c_uint, 0) };
+        // Never waits, also on a socket left blocking for its receives.
+        let n = unsafe {
+            libc::sendmmsg(
+                fd,
+                self.hdrs.as_mut_ptr(),
+                count as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
+        };
         if n < 0 {
             Err(io::Error::last_os_error())
         } else {
@@ -584,7 +598,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut got = 0;
         while got < want && Instant::now() < deadline {
-            match batch.recv(socket.as_raw_fd()) {
+            match batch.recv(socket.as_raw_fd(), false) {
                 Ok(n) => return n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     std::thread::sleep(Duration::from_millis(5));
@@ -736,10 +750,10 @@ mod tests {
         assert_eq!(client.recv(&mut buf).unwrap(), 1);
         assert_eq!(buf[0], 3);
         // Nothing waiting: WouldBlock, not an error.
-        let err = batch.recv(server.as_raw_fd()).unwrap_err();
+        let err = batch.recv(server.as_raw_fd(), false).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
         // A bad descriptor is an error, not a crash.
-        assert!(batch.recv(-1).is_err());
+        assert!(batch.recv(-1, false).is_err());
     }
 
     /// More than a batch of datagrams queued: all sent, in calls of
@@ -772,6 +786,29 @@ mod tests {
             got += 1;
         }
         assert_eq!(got as usize, 3 * BATCH + 5);
+    }
+
+    /// On a blocking socket with a receive timeout: waits for the first
+    /// datagram and takes the ones that came with it; times out empty.
+    #[test]
+    fn a_waiting_receive_takes_what_came_and_times_out() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.connect(server.local_addr().unwrap()).unwrap();
+        let mut batch = RecvBatch::new(64);
+        let begin = Instant::now();
+        let err = batch.recv(server.as_raw_fd(), true).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert!(begin.elapsed() >= Duration::from_millis(90));
+        for i in 0..3u8 {
+            client.send(&[i]).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(batch.recv(server.as_raw_fd(), true).unwrap(), 3);
+        assert_eq!(batch.get(2).unwrap().payload, &[2]);
     }
 
     /// What stays queued after a blocked send keeps its bytes: the ones

@@ -115,6 +115,11 @@ pub struct SocketWorker {
     sends: SendBatch<(ResponseKind, IpVersion)>,
     /// The last send would have blocked: wait for a writable event.
     send_blocked: bool,
+    /// request_workers = 0: nothing but the socket wakes this thread, so
+    /// it waits in the receive itself (a blocking socket with the poll
+    /// timeout as its receive timeout) rather than in epoll: one system
+    /// call fewer per wake-up.
+    wait_in_receive: bool,
     inline_shard: Option<UdpShard>,
     shard_commands: Option<Receiver<ShardCommand>>,
     /// Reused for the inline shard's answers.
@@ -143,6 +148,15 @@ pub struct SocketWorkerParts {
 impl SocketWorker {
     pub fn new(parts: SocketWorkerParts) -> anyhow::Result<Self> {
         let socket_is_ipv6 = parts.socket.local_addr()?.is_ipv6();
+        let wait_in_receive = parts.inline_shard.is_some();
+        if wait_in_receive {
+            // Receives wait (up to the poll timeout); sends never do
+            // (aquatic_common::datagrams sends with MSG_DONTWAIT).
+            parts.socket.set_nonblocking(false)?;
+            parts.socket.set_read_timeout(Some(Duration::from_millis(
+                parts.config.network.poll_timeout_ms.max(1),
+            )))?;
+        }
         let mut socket = UdpSocket::from_std(parts.socket);
         parts.poll.registry().register(
             &mut socket,
@@ -170,6 +184,7 @@ impl SocketWorker {
             ))),
             sends: SendBatch::new(socket_is_ipv6),
             send_blocked: false,
+            wait_in_receive,
             inline_shard: parts.inline_shard,
             shard_commands: parts.shard_commands,
             inline_answers: Vec::new(),
@@ -186,25 +201,32 @@ impl SocketWorker {
         let timeout = Duration::from_millis(self.config.network.poll_timeout_ms);
         let mut last_cleaning = self.now;
         loop {
-            if let Err(err) = self.poll.poll(&mut events, Some(timeout)) {
-                if err.kind() == ErrorKind::Interrupted {
-                    continue;
+            if self.wait_in_receive && !self.send_blocked {
+                self.read_requests(true);
+                self.now = self.clock.seconds_elapsed();
+            } else {
+                // Waiting for answers from request workers, or for room
+                // to send.
+                if let Err(err) = self.poll.poll(&mut events, Some(timeout)) {
+                    if err.kind() == ErrorKind::Interrupted {
+                        continue;
+                    }
+                    return Err(anyhow::Error::new(err).context("poll failed"));
                 }
-                return Err(anyhow::Error::new(err).context("poll failed"));
-            }
-            self.now = self.clock.seconds_elapsed();
-            let mut readable = false;
-            for event in events.iter() {
-                if event.token() == SOCKET_TOKEN {
-                    readable |= event.is_readable();
-                    if event.is_writable() {
-                        self.send_blocked = false;
+                self.now = self.clock.seconds_elapsed();
+                let mut readable = false;
+                for event in events.iter() {
+                    if event.token() == SOCKET_TOKEN {
+                        readable |= event.is_readable();
+                        if event.is_writable() {
+                            self.send_blocked = false;
+                        }
                     }
                 }
-            }
-            self.flush_sends();
-            if readable {
-                self.read_requests();
+                self.flush_sends();
+                if readable {
+                    self.read_requests(false);
+                }
             }
             self.handle_responses();
             self.flush_sends();
@@ -227,16 +249,20 @@ impl SocketWorker {
         }
     }
 
-    fn read_requests(&mut self) {
+    /// Read and handle what is waiting; with `wait`, first wait for it
+    /// (up to the receive timeout).
+    fn read_requests(&mut self, wait: bool) {
         let Some(mut batch) = self.recv.take() else {
             return;
         };
         let fd = self.socket.as_raw_fd();
         let mut packets = 0usize;
         let mut errors = 0usize;
+        let mut wait = wait;
         loop {
-            match batch.recv(fd) {
+            match batch.recv(fd, wait) {
                 Ok(n) => {
+                    wait = false;
                     for i in 0..n {
                         match batch.get(i) {
                             Some(datagram) => self.handle_packet(datagram),
