@@ -19,7 +19,7 @@
 # before it is stopped) and the drops on its UDP socket (/proc/net/udp).
 #
 # Then a memory phase: the load tester is closed-loop, so in the runs above a
-# faster tracker gets more announces, each from a new peer, and stores more
+# faster tracker gets more announces, from more (or new) peers, and stores more
 # peers: its peak RSS is not comparable. So the trackers are run again
 # (alternating, MEM_RUNS each, fresh trackers) for MEM_DURATION seconds with
 # the load tester capped at MEM_RATE requests/s (max_requests_per_second),
@@ -465,8 +465,8 @@ rss_note = (f"Peak RSS is VmHWM after {int($DURATION)} s runs at this load: comp
             "duration and load. Responses per tracker CPU-second = responses over the run / tracker CPU time "
             "(utime + stime) over the run.")
 if mem_rows:
-    rss_note += (" These runs are closed-loop: a faster tracker gets more announces, each from a new peer, so its "
-                 "peak RSS above is at a higher load; see below for peak RSS at identical load.")
+    rss_note += (" These runs are closed-loop: a faster tracker gets more announces (more of the peers, or new "
+                 "ones), so its peak RSS above is at a higher load; see below for peak RSS at identical load.")
 print(rss_note)
 if note_bottleneck:
     print()
@@ -493,9 +493,9 @@ if mem_rows:
     print()
     print(f"After the runs above, each tracker again ({mem_runs} run(s) each, alternating, freshly started), with the "
           f"load tester capped at {mem_rate} requests/s (max_requests_per_second; all request kinds, same "
-          f"{int($LOAD_WORKERS)} worker(s) x {int($SOCKETS)} sockets and torrents) for {mem_duration} s: the same "
-          "offered load for both, so each tracker that sustains the rate gets about the same announces (each from "
-          "a new peer). Peak RSS is VmHWM at the end of the run.")
+          f"{int($LOAD_WORKERS)} worker(s) x {int($SOCKETS)} sockets, torrents and peers) for {mem_duration} s: the "
+          "same offered load for both, so each tracker that sustains the rate gets about the same announces from "
+          "the same peers. Peak RSS is VmHWM at the end of the run.")
     print()
     md_table(mem_cols, mem_table)
     md_ratios(mem_ratios)
