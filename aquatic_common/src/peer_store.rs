@@ -1,12 +1,14 @@
 //! Compact storage of one swarm's peers.
 //!
-//! All peers sit in one vector, leechers first, then seeders, so the peer
-//! counts are the lengths of the two runs and random response peers of
-//! either kind are a window of a slice. Small swarms (most torrents) are
-//! searched linearly; past `INDEX_ABOVE` peers a hash index of `u32`
-//! positions is added. Per IPv4 peer that is 12 bytes, plus about 8 for the
-//! index in large swarms: a fraction of two hash maps' cost. The swarm's
-//! completed-download count lives here too.
+//! A swarm of one peer (most torrents) keeps it inline, in the torrent
+//! map's own bucket: no allocation. Larger swarms keep all peers in one
+//! boxed vector, leechers first, then seeders, so the peer counts are the
+//! lengths of the two runs and random response peers of either kind are a
+//! window of a slice. Small swarms are searched linearly; past
+//! `INDEX_ABOVE` peers a hash index of `u32` positions is added. Per IPv4
+//! peer that is 12 bytes, plus about 8 for the index in large swarms: a
+//! fraction of two hash maps' cost. The swarm's completed-download count
+//! lives here too.
 //!
 //! With per-source budgets in torrents ([`IndexBy::Source`]) the index
 //! hashes a peer's *source* (its address or prefix, [`crate::source`]),
@@ -133,24 +135,34 @@ impl Index {
 
 /// The peers of one swarm, keyed by `K` (e.g. IP and port) with data `V`.
 pub struct PeerStore<K, V> {
+    repr: Repr<K, V>,
+}
+
+enum Repr<K, V> {
+    /// Only between a torrent's creation and its first peer.
+    Empty,
+    One {
+        entry: (K, V),
+        seeder: bool,
+        /// Completed downloads reported to this swarm (the scrape's
+        /// "downloaded").
+        downloaded: u32,
+    },
+    Many(Box<Many<K, V>>),
+}
+
+/// Two peers or more.
+struct Many<K, V> {
     /// Leechers at `..num_leechers`, seeders after.
     entries: Vec<(K, V)>,
     num_leechers: u32,
-    /// Completed downloads reported to this swarm (the scrape's
-    /// "downloaded"). Kept here because it fills the padding beside
-    /// `num_leechers`: one torrent map bucket fewer bytes.
     downloaded: u32,
     index: Option<Box<Index>>,
 }
 
 impl<K, V> Default for PeerStore<K, V> {
     fn default() -> Self {
-        Self {
-            entries: Vec::new(),
-            num_leechers: 0,
-            downloaded: 0,
-            index: None,
-        }
+        Self { repr: Repr::Empty }
     }
 }
 
@@ -181,52 +193,82 @@ pub const MAX_PEERS: usize = u32::MAX as usize - 1;
 
 impl<K: PeerKey, V> PeerStore<K, V> {
     pub fn len(&self) -> usize {
-        self.entries.len()
+        match &self.repr {
+            Repr::Empty => 0,
+            Repr::One { .. } => 1,
+            Repr::Many(m) => m.entries.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        matches!(self.repr, Repr::Empty)
     }
 
     pub fn downloaded(&self) -> u32 {
-        self.downloaded
+        match &self.repr {
+            Repr::Empty => 0,
+            Repr::One { downloaded, .. } => *downloaded,
+            Repr::Many(m) => m.downloaded,
+        }
     }
 
-    /// Set the download count (a swarm read back from a state file).
+    fn downloaded_mut(&mut self) -> Option<&mut u32> {
+        match &mut self.repr {
+            Repr::Empty => None,
+            Repr::One { downloaded, .. } => Some(downloaded),
+            Repr::Many(m) => Some(&mut m.downloaded),
+        }
+    }
+
+    /// Set the download count (a swarm read back from a state file; a
+    /// swarm without peers keeps none).
     pub fn set_downloaded(&mut self, downloaded: u32) {
-        self.downloaded = downloaded;
+        if let Some(d) = self.downloaded_mut() {
+            *d = downloaded;
+        }
     }
 
     /// Count one completed download (saturating).
     pub fn count_download(&mut self) {
-        self.downloaded = self.downloaded.saturating_add(1);
+        if let Some(d) = self.downloaded_mut() {
+            *d = d.saturating_add(1);
+        }
     }
 
     pub fn num_leechers(&self) -> usize {
-        self.num_leechers as usize
+        match &self.repr {
+            Repr::Empty => 0,
+            Repr::One { seeder, .. } => usize::from(!*seeder),
+            Repr::Many(m) => m.num_leechers(),
+        }
     }
 
     pub fn num_seeders(&self) -> usize {
-        self.entries.len() - self.num_leechers()
+        self.len() - self.num_leechers()
+    }
+
+    /// Every peer: leechers first, then seeders.
+    pub fn entries(&self) -> &[(K, V)] {
+        match &self.repr {
+            Repr::Empty => &[],
+            Repr::One { entry, .. } => std::slice::from_ref(entry),
+            Repr::Many(m) => &m.entries,
+        }
     }
 
     pub fn leechers(&self) -> &[(K, V)] {
-        self.entries.get(..self.num_leechers()).unwrap_or(&[])
+        self.entries().get(..self.num_leechers()).unwrap_or(&[])
     }
 
     pub fn seeders(&self) -> &[(K, V)] {
-        self.entries.get(self.num_leechers()..).unwrap_or(&[])
+        self.entries().get(self.num_leechers()..).unwrap_or(&[])
     }
 
     fn position(&self, key: &K) -> Option<usize> {
-        match &self.index {
-            Some(index) => index
-                .table
-                .find(index.hash(key), |&i| {
-                    self.entries.get(i as usize).is_some_and(|e| e.0 == *key)
-                })
-                .map(|&i| i as usize),
-            None => self.entries.iter().position(|e| e.0 == *key),
+        match &self.repr {
+            Repr::Empty => None,
+            Repr::One { entry, .. } => (entry.0 == *key).then_some(0),
+            Repr::Many(m) => m.position(key),
         }
     }
 
@@ -234,40 +276,17 @@ impl<K: PeerKey, V> PeerStore<K, V> {
     pub fn get(&self, key: &K) -> Option<(&V, bool)> {
         let pos = self.position(key)?;
         let seeder = pos >= self.num_leechers();
-        self.entries.get(pos).map(|e| (&e.1, seeder))
+        self.entries().get(pos).map(|e| (&e.1, seeder))
     }
 
     /// How many of this swarm's peers count under `source`, counted up to
     /// `up_to` at most (the budget being checked: no need to count on).
     pub fn source_count(&self, source: SourceKey, prefixes: SourcePrefixes, up_to: usize) -> usize {
-        let mut count = 0;
-        let mut counted = |key: &K| {
-            if key.source(prefixes) == source {
-                count += 1;
-            }
-            count < up_to
-        };
-        match &self.index {
-            // Only the entries on the source's probe sequence (and the odd
-            // other one sharing its tag).
-            Some(index) if index.by == IndexBy::Source(prefixes) => {
-                for &i in index.table.iter_hash(index.hasher.hash_one(source)) {
-                    match self.entries.get(i as usize) {
-                        Some((key, _)) if !counted(key) => break,
-                        _ => {}
-                    }
-                }
-            }
-            // Small swarms, or an index of whole keys: every entry.
-            _ => {
-                for (key, _) in &self.entries {
-                    if !counted(key) {
-                        break;
-                    }
-                }
-            }
+        match &self.repr {
+            Repr::Empty => 0,
+            Repr::One { entry, .. } => usize::from(entry.0.source(prefixes) == source).min(up_to),
+            Repr::Many(m) => m.source_count(source, prefixes, up_to),
         }
-        count
     }
 
     /// Insert a peer or replace its data (made by `value` from the data it
@@ -285,104 +304,114 @@ impl<K: PeerKey, V> PeerStore<K, V> {
         admit: impl FnOnce(&Self) -> Result<(), E>,
     ) -> Result<Upserted, E> {
         if let Some(pos) = self.position(&key) {
-            let was_seeder = pos >= self.num_leechers();
-            if let Some(entry) = self.entries.get_mut(pos) {
-                entry.1 = value(Some(&entry.1));
-            }
-            let position = match (was_seeder, is_seeder) {
-                (true, false) => {
-                    // First seeder's place becomes the last leecher's.
-                    let to = self.num_leechers();
-                    self.swap(pos, to);
-                    self.num_leechers += 1;
-                    to
+            return Ok(match &mut self.repr {
+                Repr::One { entry, seeder, .. } => {
+                    entry.1 = value(Some(&entry.1));
+                    let was_seeder = std::mem::replace(seeder, is_seeder);
+                    Upserted {
+                        previous: Some(was_seeder),
+                        position: 0,
+                    }
                 }
-                (false, true) => {
-                    let to = self.num_leechers() - 1;
-                    self.swap(pos, to);
-                    self.num_leechers -= 1;
-                    to
-                }
-                _ => pos,
-            };
-            return Ok(Upserted {
-                previous: Some(was_seeder),
-                position,
+                Repr::Many(m) => m.update(pos, is_seeder, value),
+                // A position means a peer.
+                Repr::Empty => Upserted {
+                    previous: None,
+                    position: 0,
+                },
             });
         }
-        if self.entries.len() >= MAX_PEERS {
+        if self.len() >= MAX_PEERS {
             return Err(SwarmFull.into());
         }
         admit(self)?;
         let value = value(None);
-        if self.entries.len() == self.entries.capacity() {
-            // Grow 1, 2, 4, ...: most swarms stay tiny.
-            self.entries.reserve_exact(self.entries.len().max(1));
-        }
-        let pos = self.entries.len();
-        self.entries.push((key, value));
-        let Self { entries, index, .. } = self;
-        if let Some(index) = index {
-            index.insert(entries, pos);
-        } else if entries.len() > INDEX_ABOVE {
-            *index = Some(Index::build(entries, by));
-        }
-        let mut position = pos;
-        if !is_seeder {
-            position = self.num_leechers();
-            self.swap(pos, position);
-            self.num_leechers += 1;
-        }
+        let position = match std::mem::replace(&mut self.repr, Repr::Empty) {
+            Repr::Empty => {
+                self.repr = Repr::One {
+                    entry: (key, value),
+                    seeder: is_seeder,
+                    downloaded: 0,
+                };
+                0
+            }
+            Repr::One {
+                entry,
+                seeder,
+                downloaded,
+            } => {
+                let mut many = Box::new(Many {
+                    entries: Vec::with_capacity(2),
+                    num_leechers: 0,
+                    downloaded,
+                    index: None,
+                });
+                many.insert(entry.0, entry.1, seeder, by);
+                let position = many.insert(key, value, is_seeder, by);
+                self.repr = Repr::Many(many);
+                position
+            }
+            Repr::Many(mut many) => {
+                let position = many.insert(key, value, is_seeder, by);
+                self.repr = Repr::Many(many);
+                position
+            }
+        };
         Ok(Upserted {
             previous: None,
             position,
         })
     }
 
-    /// Remove a peer; its data and whether it was a seeder.
-    pub fn remove(&mut self, key: &K) -> Option<(V, bool)> {
-        let mut pos = self.position(key)?;
-        let was_seeder = pos >= self.num_leechers();
-        if !was_seeder {
-            let last_leecher = self.num_leechers() - 1;
-            self.swap(pos, last_leecher);
-            pos = last_leecher;
-            self.num_leechers -= 1;
-        }
-        let last = self.entries.len() - 1;
-        self.swap(pos, last);
-        if let Some(index) = &mut self.index {
-            let hash = index.hash(key);
-            if let Ok(entry) = index.table.find_entry(hash, |&i| i as usize == last) {
-                entry.remove();
+    /// Back to one inline peer (or none) when the vector holds one.
+    fn collapse(&mut self) {
+        if let Repr::Many(m) = &mut self.repr {
+            if m.entries.len() <= 1 {
+                let downloaded = m.downloaded;
+                let seeder = m.num_leechers == 0;
+                self.repr = match m.entries.pop() {
+                    Some(entry) => Repr::One {
+                        entry,
+                        seeder,
+                        downloaded,
+                    },
+                    None => Repr::Empty,
+                };
             }
         }
-        self.entries.pop().map(|(_, v)| (v, was_seeder))
+    }
+
+    /// Remove a peer; its data and whether it was a seeder.
+    pub fn remove(&mut self, key: &K) -> Option<(V, bool)> {
+        match &mut self.repr {
+            Repr::Empty => None,
+            Repr::One { entry, .. } if entry.0 != *key => None,
+            Repr::One { .. } => match std::mem::replace(&mut self.repr, Repr::Empty) {
+                Repr::One { entry, seeder, .. } => Some((entry.1, seeder)),
+                _ => None,
+            },
+            Repr::Many(m) => {
+                let removed = m.remove(key);
+                self.collapse();
+                removed
+            }
+        }
     }
 
     /// Keep only the peers for which `keep` holds.
     pub fn retain(&mut self, by: IndexBy, mut keep: impl FnMut(&K, &V) -> bool) {
-        let old_leechers = self.num_leechers();
-        let mut position = 0;
-        let mut leechers = 0;
-        self.entries.retain(|(k, v)| {
-            let kept = keep(k, v);
-            if kept && position < old_leechers {
-                leechers += 1;
+        match &mut self.repr {
+            Repr::Empty => {}
+            Repr::One { entry, .. } => {
+                if !keep(&entry.0, &entry.1) {
+                    self.repr = Repr::Empty;
+                }
             }
-            position += 1;
-            kept
-        });
-        self.num_leechers = leechers as u32; // at most the old count
-        if self.entries.capacity() > self.entries.len() * 2 {
-            self.entries.shrink_to_fit();
+            Repr::Many(m) => {
+                m.retain(by, keep);
+                self.collapse();
+            }
         }
-        let len = self.entries.len();
-        self.index = if len < INDEX_DROP_BELOW || (self.index.is_none() && len <= INDEX_ABOVE) {
-            None
-        } else {
-            Some(Index::build(&self.entries, by))
-        };
     }
 
     /// Append up to `max` random peers for the announcer `key`: never the
@@ -452,7 +481,7 @@ impl<K: PeerKey, V> PeerStore<K, V> {
         let pool = if announcer_is_seeder {
             self.leechers()
         } else {
-            &self.entries
+            self.entries()
         };
         if pool.is_empty() || max == 0 {
             return;
@@ -482,6 +511,170 @@ impl<K: PeerKey, V> PeerStore<K, V> {
                 out.push(f(entry));
             }
         }
+    }
+
+    #[cfg(test)]
+    fn check_invariants(&self) {
+        match &self.repr {
+            Repr::Empty => {}
+            Repr::One { .. } => {}
+            Repr::Many(m) => {
+                assert!(m.entries.len() >= 2, "a swarm of one is kept inline");
+                m.check_invariants();
+            }
+        }
+    }
+}
+
+impl<K: PeerKey, V> Many<K, V> {
+    fn num_leechers(&self) -> usize {
+        self.num_leechers as usize
+    }
+
+    fn position(&self, key: &K) -> Option<usize> {
+        match &self.index {
+            Some(index) => index
+                .table
+                .find(index.hash(key), |&i| {
+                    self.entries.get(i as usize).is_some_and(|e| e.0 == *key)
+                })
+                .map(|&i| i as usize),
+            None => self.entries.iter().position(|e| e.0 == *key),
+        }
+    }
+
+    fn source_count(&self, source: SourceKey, prefixes: SourcePrefixes, up_to: usize) -> usize {
+        let mut count = 0;
+        let mut counted = |key: &K| {
+            if key.source(prefixes) == source {
+                count += 1;
+            }
+            count < up_to
+        };
+        match &self.index {
+            // Only the entries on the source's probe sequence (and the odd
+            // other one sharing its tag).
+            Some(index) if index.by == IndexBy::Source(prefixes) => {
+                for &i in index.table.iter_hash(index.hasher.hash_one(source)) {
+                    match self.entries.get(i as usize) {
+                        Some((key, _)) if !counted(key) => break,
+                        _ => {}
+                    }
+                }
+            }
+            // Small swarms, or an index of whole keys: every entry.
+            _ => {
+                for (key, _) in &self.entries {
+                    if !counted(key) {
+                        break;
+                    }
+                }
+            }
+        }
+        count
+    }
+
+    /// Replace the data of the peer at `pos` and set its status.
+    fn update(
+        &mut self,
+        pos: usize,
+        is_seeder: bool,
+        value: impl FnOnce(Option<&V>) -> V,
+    ) -> Upserted {
+        let was_seeder = pos >= self.num_leechers();
+        if let Some(entry) = self.entries.get_mut(pos) {
+            entry.1 = value(Some(&entry.1));
+        }
+        let position = match (was_seeder, is_seeder) {
+            (true, false) => {
+                // First seeder's place becomes the last leecher's.
+                let to = self.num_leechers();
+                self.swap(pos, to);
+                self.num_leechers += 1;
+                to
+            }
+            (false, true) => {
+                let to = self.num_leechers() - 1;
+                self.swap(pos, to);
+                self.num_leechers -= 1;
+                to
+            }
+            _ => pos,
+        };
+        Upserted {
+            previous: Some(was_seeder),
+            position,
+        }
+    }
+
+    /// Add a peer known to be absent: its position.
+    fn insert(&mut self, key: K, value: V, is_seeder: bool, by: IndexBy) -> usize {
+        if self.entries.len() == self.entries.capacity() {
+            // Double while small (most swarms stay tiny), then grow by
+            // half: less unused room in large swarms.
+            let len = self.entries.len();
+            self.entries
+                .reserve_exact(if len < 64 { len.max(1) } else { len / 2 });
+        }
+        let pos = self.entries.len();
+        self.entries.push((key, value));
+        let Self { entries, index, .. } = self;
+        if let Some(index) = index {
+            index.insert(entries, pos);
+        } else if entries.len() > INDEX_ABOVE {
+            *index = Some(Index::build(entries, by));
+        }
+        let mut position = pos;
+        if !is_seeder {
+            position = self.num_leechers();
+            self.swap(pos, position);
+            self.num_leechers += 1;
+        }
+        position
+    }
+
+    fn remove(&mut self, key: &K) -> Option<(V, bool)> {
+        let mut pos = self.position(key)?;
+        let was_seeder = pos >= self.num_leechers();
+        if !was_seeder {
+            let last_leecher = self.num_leechers() - 1;
+            self.swap(pos, last_leecher);
+            pos = last_leecher;
+            self.num_leechers -= 1;
+        }
+        let last = self.entries.len() - 1;
+        self.swap(pos, last);
+        if let Some(index) = &mut self.index {
+            let hash = index.hash(key);
+            if let Ok(entry) = index.table.find_entry(hash, |&i| i as usize == last) {
+                entry.remove();
+            }
+        }
+        self.entries.pop().map(|(_, v)| (v, was_seeder))
+    }
+
+    fn retain(&mut self, by: IndexBy, mut keep: impl FnMut(&K, &V) -> bool) {
+        let old_leechers = self.num_leechers();
+        let mut position = 0;
+        let mut leechers = 0;
+        self.entries.retain(|(k, v)| {
+            let kept = keep(k, v);
+            if kept && position < old_leechers {
+                leechers += 1;
+            }
+            position += 1;
+            kept
+        });
+        self.num_leechers = leechers as u32; // at most the old count
+        if self.entries.capacity() > self.entries.len() * 2 {
+            self.entries.shrink_to_fit();
+        }
+        let len = self.entries.len();
+        self.index = if len < INDEX_DROP_BELOW || (self.index.is_none() && len <= INDEX_ABOVE) {
+            None
+        } else {
+            Some(Index::build(&self.entries, by))
+        };
     }
 
     /// Swap two entries, keeping the index right. Slots are found by the
@@ -611,7 +804,7 @@ mod tests {
                         prop_assert_eq!(after.map(|u| u.previous), Ok(before));
                         // The position given is the peer's.
                         if let Ok(u) = after {
-                            prop_assert_eq!(store.entries.get(u.position).map(|e| e.0), Some(k));
+                            prop_assert_eq!(store.entries().get(u.position).map(|e| e.0), Some(k));
                         }
                     }
                     Op::Remove(k) => {

@@ -32,28 +32,61 @@ use crate::{InfoHash, SecondsSinceStart, ValidUntil};
 const SUBMAPS: usize = 16;
 
 /// Bit of [`PeerData`]'s stamp that says the peer's download was counted.
-const DOWNLOAD_COUNTED: u32 = 1 << 31;
+const DOWNLOAD_COUNTED: u16 = 1 << 15;
+/// The rest of the stamp: the peer's expiry, in ticks of this many seconds,
+/// modulo 2^15.
+pub const TICK_SECS: u32 = 4;
+const TICK_MASK: u16 = DOWNLOAD_COUNTED - 1;
+/// A peer may be valid for at most half the stamp's range (2^14 ticks,
+/// 18 hours): further ahead, and it would read as expired. Daemons refuse
+/// a longer `max_peer_age`.
+pub const MAX_PEER_LIFETIME_SECS: u32 = (1 << 14) * TICK_SECS - TICK_SECS;
 
-/// What is stored for a peer besides its key: when it expires, whether its
-/// completed download was counted (both in one `u32`, so a UDP peer stays
-/// 12 bytes), and `extra`.
+fn tick(secs: SecondsSinceStart) -> u16 {
+    ((secs.0 / TICK_SECS) & u32::from(TICK_MASK)) as u16
+}
+
+/// What is stored for a peer besides its key: when it expires and whether
+/// its completed download was counted, both in 16 bits (so a UDP peer is 8
+/// bytes), and `extra`.
+///
+/// The expiry is a tick (4 s) modulo 2^15, compared with the present one
+/// modulo 2^15: it holds for peers up to 18 hours ahead, and an expired
+/// peer reads as expired for 18 hours, far longer than any cleaning
+/// interval.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerData<V> {
-    stamp: u32,
+    stamp: u16,
     pub extra: V,
 }
 
 impl<V> PeerData<V> {
-    /// Expiry times are kept to 31 bits: 68 years after the start.
+    /// Valid until `valid_until`, and on to the end of its 4-second tick
+    /// (at most 18 hours ahead of the present).
     pub fn new(valid_until: ValidUntil, extra: V) -> Self {
         Self {
-            stamp: valid_until.secs().0.min(DOWNLOAD_COUNTED - 1),
+            stamp: tick(valid_until.secs()),
             extra,
         }
     }
 
-    pub fn valid_until(&self) -> ValidUntil {
-        ValidUntil::from_secs(SecondsSinceStart(self.stamp & !DOWNLOAD_COUNTED))
+    /// Ticks from `now` to the expiry (modulo 2^15): below 2^14 while
+    /// valid.
+    fn ticks_left(&self, now: SecondsSinceStart) -> u16 {
+        (self.stamp & TICK_MASK).wrapping_sub(tick(now)) & TICK_MASK
+    }
+
+    pub fn is_valid_at(&self, now: SecondsSinceStart) -> bool {
+        self.ticks_left(now) < 1 << 14
+    }
+
+    /// Seconds it stays valid after `now` (0 once expired), to a tick.
+    pub fn secs_left(&self, now: SecondsSinceStart) -> u32 {
+        if self.is_valid_at(now) {
+            u32::from(self.ticks_left(now)) * TICK_SECS
+        } else {
+            0
+        }
     }
 
     /// This peer's `completed` was counted in its torrent's downloads.
@@ -582,7 +615,7 @@ impl<K: PeerKey, V> TorrentMap<K, V> {
         for submap in &mut self.submaps {
             submap.retain(|_, store| {
                 store.retain(by, |key, data| {
-                    let keep = data.valid_until().is_valid_at(now);
+                    let keep = data.is_valid_at(now);
                     if !keep {
                         sources.release(&key.source(prefixes));
                     }
@@ -701,8 +734,8 @@ mod tests {
         map.announce(&mut rng, announce(2, 7, false), &mut out, |(k, _)| *k);
         assert_eq!(map.scrape(&InfoHash([2; 20])).leechers, 1);
         assert_eq!(map.refused_peers(), 3);
-        // Cleaning frees room again.
-        map.clean(SecondsSinceStart(101));
+        // Cleaning frees room again (once the peers' 4-second tick ends).
+        map.clean(SecondsSinceStart(104));
         assert_eq!(map.num_torrents(), 0);
         map.announce(&mut rng, announce(4, 0, false), &mut out, |(k, _)| *k);
         assert_eq!(map.num_torrents(), 1);
@@ -809,7 +842,7 @@ mod tests {
         assert_eq!(map.source_peers(&SourceKey(0)), 9);
         map.announce(&mut rng, announce(60, 7, false), &mut out, |(k, _)| *k);
         assert_eq!(map.source_peers(&SourceKey(0)), 10);
-        map.clean(SecondsSinceStart(101));
+        map.clean(SecondsSinceStart(104));
         assert_eq!(map.num_sources(), 0);
         assert_eq!(map.source_peers(&SourceKey(0)), 0);
         assert_eq!(map.num_torrents(), 0);
@@ -886,23 +919,44 @@ mod tests {
 
     #[test]
     fn peer_data_keeps_expiry_and_flag_apart() {
-        let data = PeerData::new(ValidUntil::new(SecondsSinceStart(7), 100), ());
-        assert_eq!(
-            data.valid_until(),
-            ValidUntil::new(SecondsSinceStart(107), 0)
-        );
+        let now = SecondsSinceStart(7);
+        let data = PeerData::new(ValidUntil::new(now, 100), ());
+        // Valid until 107, the end of its tick (104 to 107).
+        assert!(data.is_valid_at(SecondsSinceStart(107)));
+        assert!(!data.is_valid_at(SecondsSinceStart(108)));
+        assert_eq!(data.secs_left(now), 100);
+        assert_eq!(data.secs_left(SecondsSinceStart(108)), 0);
         assert!(!data.download_counted());
         let counted = data.with_download_counted(true);
         assert!(counted.download_counted());
-        assert_eq!(counted.valid_until(), data.valid_until());
+        assert!(counted.is_valid_at(SecondsSinceStart(107)));
+        assert!(!counted.is_valid_at(SecondsSinceStart(108)));
         assert_eq!(counted.with_download_counted(false), data);
-        let far = PeerData::new(ValidUntil::from_secs(SecondsSinceStart(u32::MAX)), ());
-        assert!(!far.download_counted());
-        assert_eq!(far.valid_until().secs().0, (1 << 31) - 1);
-        // A UDP peer's entry stays 12 bytes.
+        // Around the stamp's wrap, at any time since the start: valid for
+        // the whole lifetime, expired after it, for 18 hours.
+        for start in [0u32, 131_000, 131_068, u32::MAX / 2, u32::MAX - 200_000] {
+            let now = SecondsSinceStart(start);
+            for lifetime in [0, 1, 2000, MAX_PEER_LIFETIME_SECS] {
+                let data = PeerData::new(ValidUntil::new(now, lifetime), ());
+                assert!(data.is_valid_at(now), "{start} {lifetime}");
+                assert!(
+                    data.is_valid_at(now.add_secs(lifetime)),
+                    "{start} {lifetime}"
+                );
+                for late in [TICK_SECS, 60, 3600, 18 * 3600] {
+                    let after = now.add_secs(lifetime + late);
+                    assert!(!data.is_valid_at(after), "{start} {lifetime} +{late}");
+                }
+            }
+        }
+        // A UDP peer's entry is 8 bytes; its torrent's bucket 40.
         assert_eq!(
             std::mem::size_of::<((std::net::Ipv4Addr, u16), PeerData<()>)>(),
-            12
+            8
+        );
+        assert_eq!(
+            std::mem::size_of::<(InfoHash, PeerStore<(std::net::Ipv4Addr, u16), PeerData<()>>)>(),
+            40
         );
     }
 }

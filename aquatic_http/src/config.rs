@@ -12,7 +12,9 @@ use aquatic_common::scrape_export::ScrapeExportConfig;
 use aquatic_common::source::SourceBudgetConfig;
 use aquatic_common::state::StateConfig;
 use aquatic_common::statistics::StatisticsConfig;
-use aquatic_common::validation::{check_only_ipv6, first_failed, worker_checks};
+use aquatic_common::validation::{
+    check_only_ipv6, first_failed, peer_lifetime_checks, worker_checks,
+};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -158,6 +160,10 @@ impl Config {
         let n = &self.network;
         first_failed(worker_checks(self.socket_workers, self.request_workers))?;
         first_failed(self.source_budgets.checks())?;
+        first_failed(peer_lifetime_checks(
+            self.cleaning.max_peer_age,
+            self.cleaning.interval,
+        ))?;
         first_failed([
             (
                 self.protocol.max_scrape_torrents == 0,

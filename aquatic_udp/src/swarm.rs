@@ -427,12 +427,13 @@ mod tests {
             (map.num_torrents(), map.num_seeders(), map.num_leechers()),
             (2, 2, 1)
         );
-        map.clean(SecondsSinceStart(2001));
+        // Peers expire at the end of their 4-second tick.
+        map.clean(SecondsSinceStart(2004));
         assert_eq!(
             (map.num_torrents(), map.num_seeders(), map.num_leechers()),
             (1, 1, 0)
         );
-        map.clean(SecondsSinceStart(u32::MAX));
+        map.clean(SecondsSinceStart(3004));
         assert_eq!(map.num_torrents(), 0);
     }
 
@@ -445,7 +446,8 @@ mod tests {
         };
         let n = 100u16;
         for port in 0..n {
-            let now = SecondsSinceStart(u32::from(port));
+            // One 4-second tick apart: peers expire one by one.
+            let now = SecondsSinceStart(u32::from(port) * 4);
             let left = i64::from(port % 3);
             let r = map.announce(
                 &mut rng,
@@ -480,7 +482,9 @@ mod tests {
         assert!(r.peers.iter().all(|p| p.port % 3 != 0));
         // Expire all but the youngest few: back to a small swarm, counts exact.
         let keep = 5u32;
-        map.clean(SecondsSinceStart(u32::from(n) - keep + CONFIG.max_peer_age));
+        map.clean(SecondsSinceStart(
+            (u32::from(n) - keep) * 4 + CONFIG.max_peer_age,
+        ));
         let s = map.scrape(&InfoHash([1; 20]));
         assert_eq!(s.seeders + s.leechers, keep as i32);
         assert_eq!(map.num_seeders() + map.num_leechers(), keep as usize);

@@ -11,7 +11,9 @@ use aquatic_common::privileges::PrivilegeConfig;
 use aquatic_common::scrape_export::ScrapeExportConfig;
 use aquatic_common::source::SourceBudgetConfig;
 use aquatic_common::statistics::StatisticsConfig;
-use aquatic_common::validation::{check_only_ipv6, first_failed, worker_checks};
+use aquatic_common::validation::{
+    check_only_ipv6, first_failed, peer_lifetime_checks, worker_checks,
+};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -178,6 +180,10 @@ impl Config {
         let p = &self.protocol;
         first_failed(worker_checks(self.socket_workers, self.request_workers))?;
         first_failed(self.source_budgets.checks())?;
+        first_failed(peer_lifetime_checks(
+            self.cleaning.max_peer_age,
+            self.cleaning.interval,
+        ))?;
         first_failed([
             (p.max_offers == 0, "protocol.max_offers must be at least 1"),
             (
