@@ -6,8 +6,8 @@
 //! lengths of the two runs and random response peers of either kind are a
 //! window of a slice. Small swarms are searched linearly; past
 //! `INDEX_ABOVE` peers a hash index of `u32` positions is added. Per IPv4
-//! peer that is 12 bytes, plus about 8 for the index in large swarms: a
-//! fraction of two hash maps' cost. The swarm's completed-download count
+//! peer (UDP) that is 8 bytes, plus 5 to 10 for the index in large swarms:
+//! a fraction of two hash maps' cost. The swarm's completed-download count
 //! lives here too.
 //!
 //! With per-source budgets in torrents ([`IndexBy::Source`]) the index

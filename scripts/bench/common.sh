@@ -424,6 +424,7 @@ def mem_ratios_of(mem_med, mem_runs):
         median = "median " if mem_runs > 1 else ""
         return [
             (f"{median}peak RSS at identical load", ratio(a["rss"], o["rss"])),
+            (f"{median}tracker CPU seconds at identical load", ratio(a["cpu"], o["cpu"])),
             (f"{median}announce responses (1.00: the same load)", ratio(a["announces"], o["announces"])),
         ]
     return []
