@@ -53,7 +53,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # than half full, and the allocator returns the old tables' pages lazily:
 # the figures hold at any point of that cycle (measured up to 194, 211 and
 # 309 bytes in release runs with 0.3 to 2 million peers, RESULTS.md).
-BUDGET = {"udp": 220, "http": 240, "ws": 330}
+BUDGET = {"udp": 110, "http": 240, "ws": 330}
 # RSS that is not per peer: socket and channel buffers, the allocator's
 # slack, the load's in-flight requests.
 SLACK_BYTES = 16 * 1024 * 1024
