@@ -2,7 +2,7 @@
 //! `X-Forwarded-For`, believed only when the connection comes from a
 //! configured trusted proxy (otherwise anyone could announce any address).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 
@@ -24,31 +24,7 @@ pub fn parse_trusted_proxies(entries: &[String]) -> anyhow::Result<Vec<IpNet>> {
         .collect()
 }
 
-/// The address the last proxy put in header `name`: the last entry of the
-/// last such header that is an address (`1.2.3.4`, `1.2.3.4:5`, `::1`,
-/// `[::1]`, `[::1]:5`). Headers are (name, value) pairs.
-pub fn forwarded_ip<'a>(
-    headers: impl DoubleEndedIterator<Item = (&'a str, &'a [u8])>,
-    name: &str,
-) -> Option<IpAddr> {
-    headers
-        .rev()
-        .filter(|(header, _)| header.eq_ignore_ascii_case(name))
-        .flat_map(|(_, value)| value.rsplit(|&b| b == b','))
-        .find_map(parse_forwarded_entry)
-}
-
-fn parse_forwarded_entry(entry: &[u8]) -> Option<IpAddr> {
-    let entry = std::str::from_utf8(entry).ok()?.trim();
-    if let Ok(ip) = entry.parse::<IpAddr>() {
-        return Some(ip);
-    }
-    if let Ok(address) = entry.parse::<SocketAddr>() {
-        return Some(address.ip());
-    }
-    let bracketed = entry.strip_prefix('[')?.strip_suffix(']')?;
-    bracketed.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6)
-}
+pub use aquatic_wire::forwarded::forwarded_ip;
 
 /// A connection from a trusted proxy without the address header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,19 +69,5 @@ mod tests {
         );
         assert_eq!(client_ip(proxy, Some(claimed), false, &trusted), Ok(proxy));
         assert!(parse_trusted_proxies(&["nonsense".into()]).is_err());
-    }
-
-    #[test]
-    fn last_entry_of_last_header_wins() {
-        let headers = [
-            ("X-Forwarded-For", &b"1.1.1.1"[..]),
-            ("x-forwarded-for", &b"2.2.2.2, [2001:db8::1]:80"[..]),
-            ("Other", &b"3.3.3.3"[..]),
-        ];
-        assert_eq!(
-            forwarded_ip(headers.iter().copied(), "X-Forwarded-For"),
-            Some("2001:db8::1".parse().unwrap())
-        );
-        assert_eq!(forwarded_ip(headers.iter().copied(), "X-Real-IP"), None);
     }
 }

@@ -27,7 +27,7 @@ use crate::peer_store::PeerKey;
 use crate::shard_parts::{PartKind, ShardControl};
 use crate::supervision::Supervisor;
 use crate::torrent_map::{SwarmCounts, TorrentMap};
-use crate::types::hex_digits;
+use aquatic_wire::hex_digits;
 
 /// `[scrape_export]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -27,24 +27,11 @@
 //! gzip, full scrapes, or any swarm logic.
 
 #![forbid(unsafe_code)]
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing,
-        clippy::unreachable,
-        clippy::todo,
-        clippy::unimplemented
-    )
-)]
-
 mod percent;
 pub mod request;
 pub mod response;
 
-pub use aquatic_common::{InfoHash, PeerId};
+pub use aquatic_wire::{InfoHash, PeerId};
 pub use request::{
     AnnounceEvent, AnnounceRequest, MAX_HEADERS, MAX_KEY_LEN, ParseOptions, ParsedRequest, Request,
     RequestParseError, ScrapeRequest, parse_request,

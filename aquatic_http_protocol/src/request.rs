@@ -223,7 +223,7 @@ pub fn parse_request(
 }
 
 fn forwarded_ip(headers: &[httparse::Header<'_>], name: &str) -> Option<IpAddr> {
-    aquatic_common::proxy::forwarded_ip(headers.iter().map(|h| (h.name, h.value)), name)
+    aquatic_wire::forwarded::forwarded_ip(headers.iter().map(|h| (h.name, h.value)), name)
 }
 
 /// Query keys with their value, in order (`key` alone reads as `key=`).

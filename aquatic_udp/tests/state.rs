@@ -3,6 +3,15 @@
 //! served), starts empty from a corrupted state file, and writes the scrape
 //! export.
 
+// A failed unwrap in a test is a failed test: the workspace's no-panic lints
+// are for code that runs in the daemons.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 
 use std::net::{Ipv4Addr, SocketAddr};

@@ -2,6 +2,15 @@
 //! type on IPv4 and IPv6, connection id rejection and expiry, access lists
 //! with reload, malformed input, and process lifecycle.
 
+// A failed unwrap in a test is a failed test: the workspace's no-panic lints
+// are for code that runs in the daemons.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 
 use std::net::{Ipv4Addr, Ipv6Addr, UdpSocket};

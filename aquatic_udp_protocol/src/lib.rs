@@ -11,24 +11,11 @@
 //! Not here: sockets, connection id validation, or any swarm logic.
 
 #![forbid(unsafe_code)]
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing,
-        clippy::unreachable,
-        clippy::todo,
-        clippy::unimplemented
-    )
-)]
-
 mod reader;
 pub mod request;
 pub mod response;
 
-pub use aquatic_common::{InfoHash, PeerId};
+pub use aquatic_wire::{InfoHash, PeerId};
 pub use request::{
     AnnounceEvent, AnnounceRequest, ConnectRequest, Request, RequestParseError, ScrapeRequest,
 };

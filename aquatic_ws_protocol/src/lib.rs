@@ -10,26 +10,13 @@
 //! failure reason to answer with, never a panic.
 
 #![forbid(unsafe_code)]
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing,
-        clippy::unreachable,
-        clippy::todo,
-        clippy::unimplemented
-    )
-)]
-
 pub mod id;
 mod request;
 mod response;
 
 use serde::Serialize;
 
-pub use aquatic_common::{InfoHash, PeerId};
+pub use aquatic_wire::{InfoHash, PeerId};
 pub use request::{
     AnnounceEvent, AnnounceRequest, AnswerRequest, InMessage, Offer, ParseError, ScrapeRequest,
 };

@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use aquatic_common::{InfoHash, PeerId};
+use aquatic_wire::{InfoHash, PeerId};
 use std::marker::PhantomData;
 
 use serde::de::value::MapAccessDeserializer;

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use aquatic_common::{InfoHash, PeerId};
+use aquatic_wire::{InfoHash, PeerId};
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};

@@ -2,6 +2,15 @@
 //! person can act on, carrying the action and info hash when those were
 //! readable, and never a panic.
 
+// A failed unwrap in a test is a failed test: the workspace's no-panic lints
+// are for code that runs in the daemons.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 
 use aquatic_ws_protocol::*;

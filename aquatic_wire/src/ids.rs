@@ -60,7 +60,7 @@ twenty_byte_id!(
 );
 
 /// The two lower-case hexadecimal digits of `byte`, high nibble first.
-pub(crate) const fn hex_digits(byte: u8) -> [u8; 2] {
+pub const fn hex_digits(byte: u8) -> [u8; 2] {
     const fn digit(nibble: u8) -> u8 {
         // `nibble` is at most 15.
         if nibble < 10 {
