@@ -22,6 +22,7 @@ pub mod access_list;
 pub mod addr;
 pub mod atomic_file;
 pub mod bind;
+pub mod daemon;
 #[allow(unsafe_code)]
 pub mod datagrams;
 pub mod fd_limit;

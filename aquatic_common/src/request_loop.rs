@@ -147,9 +147,9 @@ pub fn polls_and_wakers(count: usize, token: Token) -> anyhow::Result<(Vec<Poll>
 }
 
 /// Start one request worker (thread `request-INDEX`) per receiver, each
-/// running a [`RequestLoop`] over its own shard `new_shard(INDEX)`; the
-/// control that asks them for their parts of the state file and scrape
-/// export.
+/// running a [`RequestLoop`] over its own shard (the receivers and shards
+/// are paired in order; there is one shard per receiver); the control that
+/// asks them for their parts of the state file and scrape export.
 pub fn spawn_request_workers<Req, Resp, S>(
     supervisor: &Supervisor,
     clock: ServerStartInstant,
@@ -157,15 +157,21 @@ pub fn spawn_request_workers<Req, Resp, S>(
     response_senders: &[Sender<Vec<Resp>>],
     wakers: &[WakeFn],
     cleaning_interval_secs: u32,
-    mut new_shard: impl FnMut(usize) -> S,
+    shards: Vec<S>,
 ) -> anyhow::Result<ShardControl>
 where
     Req: Send + 'static,
     Resp: Send + 'static,
     S: Shard<Req, Resp> + Send + 'static,
 {
+    anyhow::ensure!(
+        shards.len() == receivers.len(),
+        "{} shards for {} request workers",
+        shards.len(),
+        receivers.len()
+    );
     let mut owners = Vec::with_capacity(receivers.len());
-    for (index, receiver) in receivers.into_iter().enumerate() {
+    for (index, (receiver, mut shard)) in receivers.into_iter().zip(shards).enumerate() {
         let (owner, commands) = command_channel();
         owners.push(owner);
         let request_loop = RequestLoop {
@@ -176,7 +182,6 @@ where
             cleaning_interval_secs,
             commands,
         };
-        let mut shard = new_shard(index);
         supervisor.spawn(format!("request-{index}"), move || {
             request_loop.run(&mut shard)
         })?;

@@ -58,6 +58,20 @@ pub fn load(certificate_path: &Path, private_key_path: &Path) -> anyhow::Result<
     Ok(Arc::new(config))
 }
 
+/// The config both TCP daemons share between their socket workers: loaded
+/// when `enabled`, none (plain TCP) otherwise.
+pub fn load_shared(
+    enabled: bool,
+    certificate_path: &Path,
+    private_key_path: &Path,
+) -> anyhow::Result<Option<SharedTlsConfig>> {
+    if !enabled {
+        return Ok(None);
+    }
+    let config = load(certificate_path, private_key_path)?;
+    Ok(Some(Arc::new(ArcSwap::new(config))))
+}
+
 /// Load the files again into `shared`; on failure keep the old config and
 /// log why.
 pub fn reload_and_log(shared: &SharedTlsConfig, certificate_path: &Path, private_key_path: &Path) {

@@ -9,7 +9,8 @@
 //!          |  batches back, one channel + mio::Waker per socket worker
 //! ```
 //!
-//! The main thread binds every listener (and the metrics endpoint, when
+//! Start-up and supervision are the shared skeleton
+//! (`aquatic_common::daemon`). The main thread binds every listener (and the metrics endpoint, when
 //! `[metrics]` enables it), reads the TLS files, drops privileges, loads
 //! the swarm state file (`[state]`) into the shards, starts the workers
 //! and then only supervises: SIGTERM/SIGINT save the swarm state and exit
@@ -31,23 +32,18 @@ pub mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use aquatic_common::ServerStartInstant;
-use aquatic_common::access_list::{self, AccessListCache};
-use aquatic_common::metrics::MetricsEndpoint;
-use aquatic_common::privileges::drop_privileges;
-use aquatic_common::request_loop::{channels, polls_and_wakers, spawn_request_workers};
-use aquatic_common::scrape_export;
-use aquatic_common::shard_parts::{ShardControl, command_channel};
+use aquatic_common::SecondsSinceStart;
+use aquatic_common::daemon::{self, Daemon, Settings, SocketWiring};
+use aquatic_common::metrics::SwarmGauges;
 use aquatic_common::state::{self, DaemonKind};
-use aquatic_common::supervision::Supervisor;
-use aquatic_common::time::secs_u32;
-use aquatic_common::tls;
-use arc_swap::ArcSwap;
+use aquatic_common::tls::{self, SharedTlsConfig};
+use ipnet::IpNet;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
-use crate::common::{SocketWorkerStats, SwarmGauges, shard_of};
+use crate::common::{RequestMessage, ResponseMessage, SocketWorkerStats, shard_of};
 use crate::config::Config;
 use crate::swarm::{SwarmConfig, TorrentMaps};
 use crate::workers::request::HttpShard;
@@ -56,167 +52,153 @@ use crate::workers::statistics::MetricsCollector;
 
 /// Run the tracker until a signal or a worker failure; returns the exit code.
 pub fn run(mut config: Config) -> anyhow::Result<i32> {
-    // Signal handlers first: a SIGTERM or SIGUSR1 (e.g. `systemctl reload`)
-    // that arrives while starting is queued for the supervisor instead of
-    // killing the process with the default action.
-    let supervisor = Supervisor::new();
-    supervisor.handle_signals()?;
-    config.validate()?;
-    // Descriptors for every connection promised, or fewer connections.
-    config.network.max_connections = aquatic_common::fd_limit::fit_connections(
-        config.socket_workers,
-        config.network.max_connections,
-    );
-    let config = Arc::new(config);
-    let trusted_proxies = config.network.parse_trusted_proxies()?;
-    let shared_access_list = access_list::create_shared(&config.access_list)?;
-    let shared_tls = if config.network.tls_enabled() {
-        Some(Arc::new(ArcSwap::new(tls::load(
+    daemon::run(|| {
+        config.validate()?;
+        // Descriptors for every connection promised, or fewer connections.
+        config.network.max_connections = aquatic_common::fd_limit::fit_connections(
+            config.socket_workers,
+            config.network.max_connections,
+        );
+        let trusted_proxies = config.network.parse_trusted_proxies()?;
+        let tls = tls::load_shared(
+            config.network.tls_enabled(),
             &config.network.tls_certificate_path,
             &config.network.tls_private_key_path,
-        )?)))
-    } else {
-        None
-    };
+        )?;
+        Ok(Http {
+            config: Arc::new(config),
+            trusted_proxies,
+            tls,
+        })
+    })
+}
 
-    let listeners = aquatic_common::bind::bind_per_worker(
-        config.socket_workers,
-        config.network.address,
-        |address| create_listener(&config, address),
-        |socket| socket.local_addr(),
-    )?;
-    if let Some(first) = listeners.first() {
-        let scheme = if shared_tls.is_some() {
-            "https"
-        } else {
-            "http"
+/// What aquatic_http adds to the shared daemon skeleton.
+struct Http {
+    config: Arc<Config>,
+    trusted_proxies: Vec<IpNet>,
+    tls: Option<SharedTlsConfig>,
+}
+
+impl Daemon for Http {
+    type Socket = std::net::TcpListener;
+    type Request = RequestMessage;
+    type Response = ResponseMessage;
+    type Shard = HttpShard;
+    type SocketStats = SocketWorkerStats;
+    type ShardStats = ();
+    const WAKER_TOKEN: mio::Token = WAKER_TOKEN;
+
+    fn settings(&self) -> Settings<'_> {
+        let config = &self.config;
+        Settings {
+            name: "aquatic_http",
+            scheme: if self.tls.is_some() { "https" } else { "http" },
+            address: config.network.address,
+            socket_workers: config.socket_workers,
+            request_workers: config.request_workers,
+            channel_capacity: config.network.request_channel_capacity,
+            cleaning_interval: config.cleaning.interval,
+            access_list: &config.access_list,
+            metrics: &config.metrics,
+            privileges: &config.privileges,
+            statistics: &config.statistics,
+            scrape_export: &config.scrape_export,
+            state: Some((&config.state, DaemonKind::Http)),
+        }
+    }
+
+    fn bind(&self, address: SocketAddr) -> anyhow::Result<Self::Socket> {
+        create_listener(&self.config, address)
+    }
+
+    fn local_addr(socket: &Self::Socket) -> std::io::Result<SocketAddr> {
+        socket.local_addr()
+    }
+
+    fn shards(
+        &self,
+        now: SecondsSinceStart,
+        counters: Vec<(Arc<SwarmGauges>, Arc<()>)>,
+    ) -> Vec<HttpShard> {
+        let config = &self.config;
+        let limits = config.shard_limits();
+        let swarm_config = SwarmConfig {
+            max_response_peers: config.protocol.max_response_peers,
+            peer_announce_interval: config.protocol.peer_announce_interval,
+            min_announce_interval: config.protocol.min_announce_interval,
+            max_peer_age: config.cleaning.max_peer_age,
         };
-        log::info!("listening on {} ({scheme})", first.local_addr()?);
+        let maps = state::load_shards(
+            &config.state,
+            DaemonKind::Http,
+            counters.len(),
+            now,
+            |info_hash| shard_of(info_hash, config.request_workers),
+            || TorrentMaps::new(limits),
+            TorrentMaps::restore,
+        );
+        maps.into_iter()
+            .zip(counters)
+            .map(|(maps, (gauges, _))| HttpShard {
+                config: swarm_config,
+                maps,
+                rng: SmallRng::from_rng(&mut rand::rng()),
+                gauges,
+            })
+            .collect()
     }
-    let metrics_endpoint = MetricsEndpoint::bind(&config.metrics)?;
-    if let Some(endpoint) = &metrics_endpoint {
-        log::info!("metrics on {} (GET /metrics)", endpoint.local_addr());
-    }
-    drop_privileges(&config.privileges)?;
 
-    let clock = ServerStartInstant::new();
-    let capacity = config.network.request_channel_capacity;
-    let (request_senders, request_receivers) = channels(config.request_workers, capacity);
-    let (response_senders, response_receivers) = channels(config.socket_workers, capacity);
-    let (polls, wakers) = polls_and_wakers(config.socket_workers, WAKER_TOKEN)?;
-
-    let socket_stats: Vec<Arc<SocketWorkerStats>> =
-        (0..config.socket_workers).map(|_| Arc::default()).collect();
-    // With request_workers = 0 the socket worker owns the one shard.
-    let swarm_gauges: Vec<Arc<SwarmGauges>> = (0..config.request_workers.max(1))
-        .map(|_| Arc::default())
-        .collect();
-    let swarm_config = SwarmConfig {
-        max_response_peers: config.protocol.max_response_peers,
-        peer_announce_interval: config.protocol.peer_announce_interval,
-        min_announce_interval: config.protocol.min_announce_interval,
-        max_peer_age: config.cleaning.max_peer_age,
-    };
-    let shard_limits = config.shard_limits();
-    // Loaded before any worker starts: nothing is served from empty swarms.
-    let mut shard_maps: Vec<Option<TorrentMaps>> = state::load_shards(
-        &config.state,
-        DaemonKind::Http,
-        config.request_workers.max(1),
-        clock.seconds_elapsed(),
-        |info_hash| shard_of(info_hash, config.request_workers),
-        || TorrentMaps::new(shard_limits),
-        TorrentMaps::restore,
-    )
-    .into_iter()
-    .map(Some)
-    .collect();
-    let mut new_shard = |index: usize| HttpShard {
-        config: swarm_config,
-        maps: shard_maps
-            .get_mut(index)
-            .and_then(Option::take)
-            .unwrap_or_else(|| TorrentMaps::new(shard_limits)),
-        rng: SmallRng::from_rng(&mut rand::rng()),
-        // One per shard by construction; a fresh one would only go unreported.
-        gauges: swarm_gauges.get(index).cloned().unwrap_or_default(),
-    };
-    // With request_workers = 0 the socket worker owns the shard and takes
-    // the commands for it.
-    let (inline_owner, inline_commands) = command_channel();
-    let mut inline_commands = Some(inline_commands);
-
-    for (index, ((listener, poll), response_receiver)) in listeners
-        .into_iter()
-        .zip(polls)
-        .zip(response_receivers)
-        .enumerate()
-    {
+    fn socket_worker(
+        &self,
+        wiring: SocketWiring<Self>,
+    ) -> anyhow::Result<impl FnOnce() -> anyhow::Result<()> + Send + 'static> {
+        let (inline_shard, shard_commands) = wiring.inline_shard.unzip();
         let worker = SocketWorker::new(SocketWorkerParts {
-            config: config.clone(),
-            index,
-            listener,
-            poll,
-            tls: shared_tls.clone(),
-            trusted_proxies: trusted_proxies.clone(),
-            access_list: AccessListCache::new(config.access_list.mode, shared_access_list.clone()),
-            clock,
-            request_senders: request_senders.clone(),
-            response_receiver,
-            // One per socket worker by construction; a fresh one would only
-            // go unreported.
-            stats: socket_stats.get(index).cloned().unwrap_or_default(),
-            inline_shard: (config.request_workers == 0).then(|| new_shard(0)),
-            shard_commands: inline_commands
-                .take()
-                .filter(|_| config.request_workers == 0),
+            config: self.config.clone(),
+            index: wiring.index,
+            listener: wiring.socket,
+            poll: wiring.poll,
+            tls: self.tls.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
+            access_list: wiring.access_list,
+            clock: wiring.clock,
+            request_senders: wiring.request_senders,
+            response_receiver: wiring.response_receiver,
+            stats: wiring.stats,
+            inline_shard,
+            shard_commands,
         })?;
-        supervisor.spawn(format!("socket-{index}"), move || worker.run())?;
+        Ok(move || worker.run())
     }
-    drop(request_senders);
 
-    let mut shard_control = spawn_request_workers(
-        &supervisor,
-        clock,
-        request_receivers,
-        &response_senders,
-        &wakers,
-        secs_u32(config.cleaning.interval),
-        &mut new_shard,
-    )?;
-    if config.request_workers == 0 {
-        shard_control = ShardControl::new(vec![inline_owner]);
+    fn metrics(
+        &self,
+        sockets: Vec<Arc<SocketWorkerStats>>,
+        swarms: Vec<Arc<SwarmGauges>>,
+        _shards: Vec<Arc<()>>,
+    ) -> impl aquatic_common::metrics::Collector {
+        MetricsCollector::new(sockets, swarms)
     }
-    scrape_export::spawn(
-        &supervisor,
-        &config.scrape_export,
-        "aquatic_http",
-        shard_control.clone(),
-    )?;
 
-    if let Some(endpoint) = metrics_endpoint {
-        let collector = MetricsCollector::new(socket_stats.clone(), swarm_gauges.clone());
-        endpoint.spawn(&supervisor, "aquatic_http", collector)?;
+    fn statistics(
+        interval: Duration,
+        sockets: Vec<Arc<SocketWorkerStats>>,
+        swarms: Vec<Arc<SwarmGauges>>,
+    ) -> anyhow::Result<()> {
+        workers::statistics::run(interval, sockets, swarms)
     }
-    aquatic_common::statistics::spawn(&supervisor, &config.statistics, move |interval| {
-        workers::statistics::run(interval, socket_stats, swarm_gauges)
-    })?;
 
-    let reload_config = config.clone();
-    Ok(supervisor.run(
-        move || {
-            access_list::reload_and_log(&reload_config.access_list, &shared_access_list);
-            if let Some(shared) = &shared_tls {
-                let network = &reload_config.network;
-                tls::reload_and_log(
-                    shared,
-                    &network.tls_certificate_path,
-                    &network.tls_private_key_path,
-                );
-            }
-        },
-        || state::save_and_log(&config.state, DaemonKind::Http, &shard_control),
-    ))
+    fn reload(&self) {
+        if let Some(shared) = &self.tls {
+            let network = &self.config.network;
+            tls::reload_and_log(
+                shared,
+                &network.tls_certificate_path,
+                &network.tls_private_key_path,
+            );
+        }
+    }
 }
 
 fn create_listener(config: &Config, address: SocketAddr) -> anyhow::Result<std::net::TcpListener> {

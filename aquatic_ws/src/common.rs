@@ -254,6 +254,9 @@ pub struct ShardStats {
     pub offers_not_relayed: AtomicU64,
     /// Offers not relayed: the offerer's source held its share of it.
     pub offers_not_relayed_source: AtomicU64,
+    /// Offers not relayed: another connection's offer was pending under
+    /// the same key (info hash, offer id, answerer).
+    pub offers_not_relayed_taken: AtomicU64,
     /// Answers to offers no longer pending (answered already, expired,
     /// their offerer's connection closed): dropped.
     pub answers_not_relayed: AtomicU64,

@@ -47,6 +47,10 @@ pub enum NotRelayed {
     Full,
     /// The offerer's source holds `max_per_source`.
     SourceShare,
+    /// An offer under the same key (info hash, offer id, answerer) is
+    /// pending from another connection: it stays, so nobody can cancel or
+    /// divert another client's offer by repeating its id.
+    Taken,
 }
 
 /// Why an answer found no offer to go with.
@@ -131,6 +135,14 @@ impl PendingOffers {
         source: SourceKey,
     ) -> Result<(), NotRelayed> {
         if let Some(slot) = self.find(&key) {
+            let same_offerer = self
+                .nodes
+                .get(slot as usize)
+                .is_some_and(|node| node.offer.offerer_connection == offer.offerer_connection);
+            if !same_offerer {
+                return Err(NotRelayed::Taken);
+            }
+            // The offerer repeats its offer: the new one replaces it.
             self.remove_slot(slot);
         }
         if self.nodes.len() >= self.max_total {
@@ -357,18 +369,27 @@ mod tests {
     }
 
     #[test]
-    fn the_same_key_replaces_its_offer() {
+    fn only_its_own_offerer_replaces_a_pending_offer() {
         let mut offers = PendingOffers::new(10, 10);
         offers
             .insert(key(1, 1), offer(1, 2, 100), SourceKey(1))
             .unwrap();
+        // Another connection repeating the id neither replaces nor
+        // removes it.
+        assert_eq!(
+            offers.insert(key(1, 1), offer(3, 2, 100), SourceKey(3)),
+            Err(NotRelayed::Taken)
+        );
+        assert_eq!(offers.len(), 1);
+        assert_eq!(offers.of_source(&SourceKey(1)), 1);
+        // The offerer itself may repeat it: the new one replaces the old.
         offers
-            .insert(key(1, 1), offer(3, 2, 100), SourceKey(3))
+            .insert(key(1, 1), offer(1, 2, 200), SourceKey(1))
             .unwrap();
         assert_eq!(offers.len(), 1);
-        assert_eq!(offers.of_source(&SourceKey(1)), 0);
-        assert_eq!(offers.remove_connection(&conn(1)), 0);
-        assert_eq!(offers.remove_connection(&conn(3)), 1);
+        assert_eq!(offers.of_source(&SourceKey(1)), 1);
+        assert_eq!(offers.remove_connection(&conn(3)), 0);
+        assert_eq!(offers.remove_connection(&conn(1)), 1);
         offers.check_invariants();
     }
 

@@ -192,6 +192,7 @@ impl WsShard {
                 let counter = match reason {
                     NotRelayed::Full => &self.stats.offers_not_relayed,
                     NotRelayed::SourceShare => &self.stats.offers_not_relayed_source,
+                    NotRelayed::Taken => &self.stats.offers_not_relayed_taken,
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
                 continue;

@@ -6,15 +6,15 @@
 //! The daemon is another crate's binary, which cargo does not build for
 //! this crate's tests: the test uses `$AQUATIC_WS_BINARY`, else
 //! `target/debug/aquatic_ws` of the workspace (`cargo test --workspace`
-//! builds it, for aquatic_ws's own tests), and says so and passes when
-//! neither exists.
+//! builds it, for aquatic_ws's own tests), and fails, saying how to build
+//! it, when neither exists: a test that cannot run must not pass.
 
 use std::path::PathBuf;
 
 use aquatic_test_support::Daemon;
 use aquatic_ws_load_test::{Config, Summary, run_load_test};
 
-fn binary() -> Option<PathBuf> {
+fn binary() -> PathBuf {
     let path = match std::env::var_os("AQUATIC_WS_BINARY") {
         Some(path) => PathBuf::from(path),
         None => {
@@ -25,17 +25,20 @@ fn binary() -> Option<PathBuf> {
             target.join("debug/aquatic_ws")
         }
     };
-    path.is_file().then_some(path)
+    assert!(
+        path.is_file(),
+        "no aquatic_ws binary at {}: run `cargo build -p aquatic_ws` first, or \
+         `cargo test --workspace`, or set AQUATIC_WS_BINARY",
+        path.display()
+    );
+    path
 }
 
 /// Run the load tester briefly against a fresh aquatic_ws (two socket
-/// and two request workers) with `requests_per_connection`; `None` when
-/// there is no binary. Every check must hold and nothing go wrong.
-fn run_against_aquatic_ws(requests_per_connection: u64) -> Option<Summary> {
-    let Some(binary) = binary() else {
-        eprintln!("skipped: no aquatic_ws binary (build it with `cargo build -p aquatic_ws`)");
-        return None;
-    };
+/// and two request workers) with `requests_per_connection`. Every check
+/// must hold and nothing go wrong.
+fn run_against_aquatic_ws(requests_per_connection: u64) -> Summary {
+    let binary = binary();
     let daemon = Daemon::start(
         binary.to_str().unwrap(),
         tempfile::tempdir().unwrap(),
@@ -73,14 +76,12 @@ fn run_against_aquatic_ws(requests_per_connection: u64) -> Option<Summary> {
         + t.tracker_closes
         + t.reconnects;
     assert_eq!(problems, 0, "{report}");
-    Some(summary)
+    summary
 }
 
 #[test]
 fn load_test_against_aquatic_ws() {
-    let Some(summary) = run_against_aquatic_ws(0) else {
-        return;
-    };
+    let summary = run_against_aquatic_ws(0);
     let t = &summary.totals;
     assert_eq!(t.connections_opened, 16, "{}", summary.report());
     assert_eq!(t.retired, 0, "{}", summary.report());
@@ -88,9 +89,7 @@ fn load_test_against_aquatic_ws() {
 
 #[test]
 fn connections_are_replaced_after_requests_per_connection() {
-    let Some(summary) = run_against_aquatic_ws(5) else {
-        return;
-    };
+    let summary = run_against_aquatic_ws(5);
     let t = &summary.totals;
     let report = summary.report();
     assert!(t.retired >= 16, "{report}");

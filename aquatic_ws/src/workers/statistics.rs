@@ -211,7 +211,7 @@ impl Collector for MetricsCollector {
         write_counters(
             e,
             "offers_not_relayed",
-            "Offers not relayed, by reason: full (protocol.max_pending_offers reached), source_share (the offering client's source holds its share of it).",
+            "Offers not relayed, by reason: full (protocol.max_pending_offers reached), source_share (the offering client's source holds its share of it), taken (another connection's offer is pending under the same info hash, offer id and answerer).",
             None,
             [
                 (
@@ -221,6 +221,10 @@ impl Collector for MetricsCollector {
                 (
                     [("reason", "source_share"), ("worker", "all")],
                     not_relayed(|s| &s.offers_not_relayed_source),
+                ),
+                (
+                    [("reason", "taken"), ("worker", "all")],
+                    not_relayed(|s| &s.offers_not_relayed_taken),
                 ),
             ],
         )?;

@@ -1,0 +1,253 @@
+//! The start-up and supervision every daemon shares, once.
+//!
+//! [`run`] installs the signal handlers, binds one socket per socket
+//! worker (and the metrics endpoint), drops privileges, makes the shards
+//! (restored from the state file where the daemon keeps one), wires the
+//! channels and wakers, starts the socket workers, the request workers
+//! (or hands the one shard to the socket worker when `request_workers =
+//! 0`), the scrape exporter, the metrics endpoint and the statistics log,
+//! and then supervises until a signal or a failing worker. A daemon
+//! supplies only what differs, by implementing [`Daemon`]: how to bind,
+//! how to make its shards and its socket worker, what its counters say.
+//!
+//! Every per-worker counter block is made here and handed to its worker by
+//! construction (zipped with the sockets and shards), so no worker can end
+//! up with a block nobody reads.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use mio::{Poll, Token};
+
+use crate::ServerStartInstant;
+use crate::access_list::{self, AccessListCache, AccessListConfig, SharedAccessList};
+use crate::metrics::{Collector, MetricsConfig, MetricsEndpoint, SwarmGauges};
+use crate::privileges::{PrivilegeConfig, drop_privileges};
+use crate::request_loop::{Shard, channels, polls_and_wakers, spawn_request_workers};
+use crate::scrape_export::{self, ScrapeExportConfig};
+use crate::shard_parts::{ShardCommand, ShardControl, command_channel};
+use crate::state::{self, DaemonKind, StateConfig};
+use crate::statistics::{self, StatisticsConfig};
+use crate::supervision::Supervisor;
+use crate::time::secs_u32;
+
+/// The parts of a daemon's config that the skeleton reads.
+pub struct Settings<'a> {
+    /// Binary name, thread-log and metrics prefix: `"aquatic_udp"`.
+    pub name: &'static str,
+    /// Shown after the listening address in the log: `"https"`, `"ws"`.
+    pub scheme: &'static str,
+    pub address: SocketAddr,
+    pub socket_workers: usize,
+    /// 0: the one socket worker owns the one shard.
+    pub request_workers: usize,
+    /// Batches each request and response channel holds.
+    pub channel_capacity: usize,
+    /// Seconds between cleanings of a shard.
+    pub cleaning_interval: u64,
+    pub access_list: &'a AccessListConfig,
+    pub metrics: &'a MetricsConfig,
+    pub privileges: &'a PrivilegeConfig,
+    pub statistics: &'a StatisticsConfig,
+    pub scrape_export: &'a ScrapeExportConfig,
+    /// The swarm state file, for daemons whose swarms outlive a restart.
+    pub state: Option<(&'a StateConfig, DaemonKind)>,
+}
+
+/// What one socket worker is started with.
+pub struct SocketWiring<D: Daemon> {
+    pub index: usize,
+    pub socket: D::Socket,
+    pub poll: Poll,
+    pub clock: ServerStartInstant,
+    pub access_list: AccessListCache,
+    /// One per request worker (none with `request_workers = 0`).
+    pub request_senders: Vec<Sender<Vec<D::Request>>>,
+    pub response_receiver: Receiver<Vec<D::Response>>,
+    pub stats: Arc<D::SocketStats>,
+    /// With `request_workers = 0`: the shard this worker owns, and the
+    /// main thread's requests for its parts of the state file and export.
+    pub inline_shard: Option<(D::Shard, Receiver<ShardCommand>)>,
+}
+
+/// What differs between the daemons.
+pub trait Daemon: Sized + 'static {
+    type Socket: Send + 'static;
+    type Request: Send + 'static;
+    type Response: Send + 'static;
+    type Shard: Shard<Self::Request, Self::Response> + Send + 'static;
+    /// One socket worker's counters.
+    type SocketStats: Default + Send + Sync + 'static;
+    /// One shard's counters beyond its [`SwarmGauges`] (`()` if none).
+    type ShardStats: Default + Send + Sync + 'static;
+    /// A socket worker's poll token for its waker.
+    const WAKER_TOKEN: Token;
+
+    fn settings(&self) -> Settings<'_>;
+    fn bind(&self, address: SocketAddr) -> anyhow::Result<Self::Socket>;
+    fn local_addr(socket: &Self::Socket) -> std::io::Result<SocketAddr>;
+    /// One shard per counter pair, in order, restored from the state file
+    /// where the daemon keeps one; `now` is the time of the start.
+    fn shards(
+        &self,
+        now: crate::SecondsSinceStart,
+        counters: Vec<(Arc<SwarmGauges>, Arc<Self::ShardStats>)>,
+    ) -> Vec<Self::Shard>;
+    /// The socket worker's loop, ready to run on its own thread.
+    fn socket_worker(
+        &self,
+        wiring: SocketWiring<Self>,
+    ) -> anyhow::Result<impl FnOnce() -> anyhow::Result<()> + Send + 'static>;
+    fn metrics(
+        &self,
+        sockets: Vec<Arc<Self::SocketStats>>,
+        swarms: Vec<Arc<SwarmGauges>>,
+        shards: Vec<Arc<Self::ShardStats>>,
+    ) -> impl Collector;
+    /// The statistics worker: a log line every `interval`.
+    fn statistics(
+        interval: Duration,
+        sockets: Vec<Arc<Self::SocketStats>>,
+        swarms: Vec<Arc<SwarmGauges>>,
+    ) -> anyhow::Result<()>;
+    /// On SIGUSR1, after the access list: reload what else the daemon
+    /// reloads (TLS certificates).
+    fn reload(&self) {}
+}
+
+/// Run a daemon until a signal or a worker failure; returns the exit code.
+/// `prepare` checks the config and makes the daemon (loading TLS
+/// certificates and the like) after the signal handlers are in place, so
+/// a SIGTERM or SIGUSR1 (`systemctl reload`) that arrives while starting
+/// is queued for the supervisor instead of killing the process.
+pub fn run<D: Daemon>(prepare: impl FnOnce() -> anyhow::Result<D>) -> anyhow::Result<i32> {
+    let supervisor = Supervisor::new();
+    supervisor.handle_signals()?;
+    let daemon = prepare()?;
+    let settings = daemon.settings();
+    let shared_access_list = access_list::create_shared(settings.access_list)?;
+
+    let sockets = crate::bind::bind_per_worker(
+        settings.socket_workers,
+        settings.address,
+        |address| daemon.bind(address),
+        D::local_addr,
+    )?;
+    if let Some(first) = sockets.first() {
+        log::info!(
+            "listening on {} ({})",
+            D::local_addr(first)?,
+            settings.scheme
+        );
+    }
+    let metrics_endpoint = MetricsEndpoint::bind(settings.metrics)?;
+    if let Some(endpoint) = &metrics_endpoint {
+        log::info!("metrics on {} (GET /metrics)", endpoint.local_addr());
+    }
+    drop_privileges(settings.privileges)?;
+
+    let clock = ServerStartInstant::new();
+    let inline = settings.request_workers == 0;
+    let (request_senders, request_receivers) =
+        channels(settings.request_workers, settings.channel_capacity);
+    let (response_senders, response_receivers) =
+        channels(settings.socket_workers, settings.channel_capacity);
+    let (polls, wakers) = polls_and_wakers(settings.socket_workers, D::WAKER_TOKEN)?;
+
+    let socket_stats: Vec<Arc<D::SocketStats>> = (0..settings.socket_workers)
+        .map(|_| Arc::default())
+        .collect();
+    // With request_workers = 0 the socket worker owns the one shard.
+    let shard_count = settings.request_workers.max(1);
+    let swarm_gauges: Vec<Arc<SwarmGauges>> = (0..shard_count).map(|_| Arc::default()).collect();
+    let shard_stats: Vec<Arc<D::ShardStats>> = (0..shard_count).map(|_| Arc::default()).collect();
+    // Made (and loaded from the state file) before any worker starts:
+    // nothing is served from empty swarms.
+    let mut shards = daemon.shards(
+        clock.seconds_elapsed(),
+        swarm_gauges
+            .iter()
+            .cloned()
+            .zip(shard_stats.iter().cloned())
+            .collect(),
+    );
+    let (inline_owner, inline_commands) = command_channel();
+    let mut inline_shard = if inline {
+        let shard = shards.pop();
+        shard.map(|shard| (shard, inline_commands))
+    } else {
+        None
+    };
+
+    for (index, ((socket, poll), (response_receiver, stats))) in sockets
+        .into_iter()
+        .zip(polls)
+        .zip(
+            response_receivers
+                .into_iter()
+                .zip(socket_stats.iter().cloned()),
+        )
+        .enumerate()
+    {
+        let worker = daemon.socket_worker(SocketWiring {
+            index,
+            socket,
+            poll,
+            clock,
+            access_list: access_list_cache(settings.access_list, &shared_access_list),
+            request_senders: request_senders.clone(),
+            response_receiver,
+            stats,
+            inline_shard: inline_shard.take(),
+        })?;
+        supervisor.spawn(format!("socket-{index}"), worker)?;
+    }
+    drop(request_senders);
+
+    let shard_control = if inline {
+        ShardControl::new(vec![inline_owner])
+    } else {
+        spawn_request_workers(
+            &supervisor,
+            clock,
+            request_receivers,
+            &response_senders,
+            &wakers,
+            secs_u32(settings.cleaning_interval),
+            shards,
+        )?
+    };
+    scrape_export::spawn(
+        &supervisor,
+        settings.scrape_export,
+        settings.name,
+        shard_control.clone(),
+    )?;
+
+    if let Some(endpoint) = metrics_endpoint {
+        let collector = daemon.metrics(socket_stats.clone(), swarm_gauges.clone(), shard_stats);
+        endpoint.spawn(&supervisor, settings.name, collector)?;
+    }
+    statistics::spawn(&supervisor, settings.statistics, move |interval| {
+        D::statistics(interval, socket_stats, swarm_gauges)
+    })?;
+
+    let state_file = settings.state;
+    Ok(supervisor.run(
+        || {
+            access_list::reload_and_log(settings.access_list, &shared_access_list);
+            daemon.reload();
+        },
+        || {
+            if let Some((config, kind)) = state_file {
+                state::save_and_log(config, kind, &shard_control);
+            }
+        },
+    ))
+}
+
+fn access_list_cache(config: &AccessListConfig, shared: &SharedAccessList) -> AccessListCache {
+    AccessListCache::new(config.mode, shared.clone())
+}
