@@ -25,7 +25,7 @@ use mio::{Poll, Token, Waker};
 
 use crate::shard_parts::{ShardCommand, ShardControl, command_channel, serve_commands};
 use crate::supervision::Supervisor;
-use crate::{SecondsSinceStart, ServerStartInstant};
+use crate::{InfoHash, SecondsSinceStart, ServerStartInstant};
 
 /// Interrupts a socket worker's poll (a `mio::Waker`'s `wake`).
 pub type WakeFn = Arc<dyn Fn() -> io::Result<()> + Send + Sync>;
@@ -126,6 +126,13 @@ impl<Req, Resp> RequestLoop<Req, Resp> {
     }
 }
 
+/// Which request worker owns an info hash: its first four bytes, modulo
+/// the number of request workers (the one shard when there are none).
+pub fn shard_of(info_hash: &InfoHash, request_workers: usize) -> usize {
+    let [a, b, c, d, ..] = info_hash.0;
+    (u32::from_le_bytes([a, b, c, d]) as usize) % request_workers.max(1)
+}
+
 /// `count` bounded channels of `capacity` batches each: the senders and
 /// the receivers.
 pub fn channels<T>(count: usize, capacity: usize) -> (Vec<Sender<T>>, Vec<Receiver<T>>) {
@@ -187,4 +194,19 @@ where
         })?;
     }
     Ok(ShardControl::new(owners))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_cover_range() {
+        for n in 1..8 {
+            for b in 0..=255u8 {
+                assert!(shard_of(&InfoHash([b; 20]), n) < n);
+            }
+        }
+        assert_eq!(shard_of(&InfoHash([3; 20]), 0), 0);
+    }
 }

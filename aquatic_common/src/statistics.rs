@@ -29,6 +29,12 @@ impl Default for StatisticsConfig {
     }
 }
 
+/// Add `n` to a worker's counter (relaxed: counters are only read for
+/// the log and metrics).
+pub fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
 /// Start the statistics worker (thread `statistics`) unless
 /// `config.interval` is 0; `worker` gets the interval.
 pub fn spawn(

@@ -2,7 +2,7 @@
 //! statistics counters.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use aquatic_common::InfoHash;
 use aquatic_http_protocol::{AnnounceRequest, AnnounceResponse, PeerFormat, ScrapeStatistics};
@@ -48,23 +48,11 @@ pub struct ResponseMessage {
     pub meta: ConnectionMeta,
 }
 
-/// Which request worker owns an info hash.
-pub fn shard_of(info_hash: &InfoHash, request_workers: usize) -> usize {
-    let [a, b, c, d, ..] = info_hash.0;
-    (u32::from_le_bytes([a, b, c, d]) as usize) % request_workers.max(1)
-}
+pub use aquatic_common::request_loop::shard_of;
 
 /// Counters kept by one socket worker; read by the statistics worker.
-#[derive(Default)]
-pub struct SocketWorkerStats(pub CachePadded<Counters>);
-
-impl std::ops::Deref for SocketWorkerStats {
-    type Target = Counters;
-
-    fn deref(&self) -> &Counters {
-        &self.0
-    }
-}
+/// (On a cache line of its own: no false sharing with other workers.)
+pub type SocketWorkerStats = CachePadded<Counters>;
 
 #[derive(Default)]
 pub struct Counters {
@@ -97,9 +85,7 @@ impl Counters {
     }
 }
 
-pub fn add(counter: &AtomicU64, n: u64) {
-    counter.fetch_add(n, Ordering::Relaxed);
-}
+pub use aquatic_common::statistics::add;
 
 /// The failure reasons the socket worker sends itself, besides those of
 /// the request parser (which all count as [`ErrorReason::InvalidRequest`]).
@@ -180,6 +166,7 @@ impl ErrorReason {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
 
     #[test]
     fn error_reasons_are_indexed_by_discriminant_and_labelled_once() {

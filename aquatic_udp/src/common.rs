@@ -2,7 +2,7 @@
 //! per-worker statistics counters.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use aquatic_common::{CanonicalSocketAddr, InfoHash, IpVersion};
 use aquatic_udp_protocol::{AnnounceResponse, TorrentScrapeStatistics};
@@ -55,11 +55,7 @@ pub struct ResponseMessage {
     pub local: Option<IpAddr>,
 }
 
-/// Which request worker owns an info hash.
-pub fn shard_of(info_hash: &InfoHash, request_workers: usize) -> usize {
-    let [a, b, c, d, ..] = info_hash.0;
-    (u32::from_le_bytes([a, b, c, d]) as usize) % request_workers.max(1)
-}
+pub use aquatic_common::request_loop::shard_of;
 
 /// Counters kept by one socket worker, per IP version; read by the
 /// statistics worker. Relaxed atomics on a cache line of their own: no
@@ -76,13 +72,6 @@ impl SocketWorkerStats {
             IpVersion::V4 => v4,
             IpVersion::V6 => v6,
         }
-    }
-}
-
-pub fn ip_index(v: IpVersion) -> usize {
-    match v {
-        IpVersion::V4 => 0,
-        IpVersion::V6 => 1,
     }
 }
 
@@ -107,21 +96,4 @@ pub struct IpCounters {
     pub dropped_send: AtomicU64,
 }
 
-pub fn add(counter: &AtomicU64, n: u64) {
-    counter.fetch_add(n, Ordering::Relaxed);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shards_cover_range() {
-        for n in 1..8 {
-            for b in 0..=255u8 {
-                assert!(shard_of(&InfoHash([b; 20]), n) < n);
-            }
-        }
-        assert_eq!(shard_of(&InfoHash([3; 20]), 0), 0);
-    }
-}
+pub use aquatic_common::statistics::add;

@@ -1,7 +1,7 @@
 //! Messages between socket workers and request workers, and the shared
 //! statistics counters.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use aquatic_common::source::SourceKey;
 use aquatic_common::{InfoHash, IpVersion, PeerId};
@@ -62,11 +62,7 @@ pub struct ResponseMessage {
     pub response: SwarmResponse,
 }
 
-/// Which request worker owns an info hash.
-pub fn shard_of(info_hash: &InfoHash, request_workers: usize) -> usize {
-    let [a, b, c, d, ..] = info_hash.0;
-    (u32::from_le_bytes([a, b, c, d]) as usize) % request_workers.max(1)
-}
+pub use aquatic_common::request_loop::shard_of;
 
 /// The failure reasons sent to clients.
 pub const FAILURE_NOT_ALLOWED: &str = "info hash not allowed";
@@ -197,16 +193,8 @@ impl DropReason {
 }
 
 /// Counters kept by one socket worker; read by the statistics worker.
-#[derive(Default)]
-pub struct SocketWorkerStats(pub CachePadded<Counters>);
-
-impl std::ops::Deref for SocketWorkerStats {
-    type Target = Counters;
-
-    fn deref(&self) -> &Counters {
-        &self.0
-    }
-}
+/// (On a cache line of its own: no false sharing with other workers.)
+pub type SocketWorkerStats = CachePadded<Counters>;
 
 #[derive(Default)]
 pub struct Counters {
@@ -264,9 +252,7 @@ pub struct ShardStats {
     pub pending_offers: AtomicUsize,
 }
 
-pub fn add(counter: &AtomicU64, n: u64) {
-    counter.fetch_add(n, Ordering::Relaxed);
-}
+pub use aquatic_common::statistics::add;
 
 fn add_at(counters: &[AtomicU64], index: usize, n: u64) {
     if let Some(counter) = counters.get(index) {

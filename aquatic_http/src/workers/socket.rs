@@ -278,7 +278,7 @@ impl SocketWorker {
             waiting -= 1;
             match self.listener.accept() {
                 Ok((stream, addr)) => {
-                    let counters = &self.stats.0;
+                    let counters = &self.stats;
                     if self.connections.len() >= self.config.network.max_connections {
                         add(&counters.connections_refused, 1);
                         continue; // dropping the stream closes it
@@ -399,7 +399,6 @@ impl SocketWorker {
             }
         }
         self.stats
-            .0
             .connections_open
             .store(self.connections.len(), std::sync::atomic::Ordering::Relaxed);
     }
@@ -464,7 +463,7 @@ impl SocketWorker {
                 &mut received,
             ),
         };
-        add(&self.stats.0.bytes_received, received as u64);
+        add(&self.stats.bytes_received, received as u64);
         match result {
             ReadResult::Full => connection.read_paused = true,
             ReadResult::Eof => connection.read_closed = true,
@@ -618,7 +617,7 @@ impl SocketWorker {
         let shards = self.batches.len();
         match request {
             Request::Announce(announce) => {
-                add(&self.stats.0.requests_announce, 1);
+                add(&self.stats.requests_announce, 1);
                 if !self.access_list.allows(&announce.info_hash) {
                     return self.respond_failure(key, FAILURE_NOT_ALLOWED);
                 }
@@ -632,7 +631,7 @@ impl SocketWorker {
                 }
             }
             Request::Scrape(scrape) => {
-                add(&self.stats.0.requests_scrape, 1);
+                add(&self.stats.requests_scrape, 1);
                 let mut parts: Vec<Vec<InfoHash>> = (0..shards).map(|_| Vec::new()).collect();
                 for hash in scrape.info_hashes {
                     if let Some(part) = parts.get_mut(shard_of(&hash, shards)) {
@@ -741,7 +740,7 @@ impl SocketWorker {
         }
         let outcome = match message.response {
             SwarmResponse::Announce(response, format) => {
-                add(&self.stats.0.responses_announce, 1);
+                add(&self.stats.responses_announce, 1);
                 self.body.clear();
                 response.write(&mut self.body, format);
                 self.answer(key)
@@ -774,7 +773,7 @@ impl SocketWorker {
             .take()
             .map(|p| p.files)
             .unwrap_or_default();
-        add(&self.stats.0.responses_scrape, 1);
+        add(&self.stats.responses_scrape, 1);
         self.body.clear();
         ScrapeResponse { files }.write(&mut self.body);
         self.answer(key)
@@ -798,7 +797,7 @@ impl SocketWorker {
     }
 
     fn respond_failure(&mut self, key: usize, reason: &str) -> Outcome {
-        self.stats.0.count_error(ErrorReason::of_failure(reason));
+        self.stats.count_error(ErrorReason::of_failure(reason));
         self.body.clear();
         write_failure(&mut self.body, reason);
         self.answer(key)
@@ -811,7 +810,7 @@ impl SocketWorker {
         phrase: &str,
         keep_alive: bool,
     ) -> Outcome {
-        self.stats.0.count_error(ErrorReason::of_status(status));
+        self.stats.count_error(ErrorReason::of_status(status));
         let Some(connection) = self.connections.get_mut(key) else {
             return Outcome::Keep;
         };
@@ -872,10 +871,7 @@ impl SocketWorker {
                 let handed = connection.write_buf.len();
                 connection.write_buf.clear();
                 connection.write_pos = 0;
-                add(
-                    &self.stats.0.bytes_sent,
-                    handed.saturating_sub(before) as u64,
-                );
+                add(&self.stats.bytes_sent, handed.saturating_sub(before) as u64);
                 match taken {
                     Ok(()) => write_tls(tls, &mut connection.stream),
                     Err(_) => WriteResult::Failed,
@@ -884,7 +880,7 @@ impl SocketWorker {
         };
         if connection.tls.is_none() {
             add(
-                &self.stats.0.bytes_sent,
+                &self.stats.bytes_sent,
                 connection.write_pos.saturating_sub(before) as u64,
             );
         }

@@ -20,7 +20,7 @@ const FIELDS: usize = 9;
 fn totals(sockets: &[Arc<SocketWorkerStats>]) -> [u64; FIELDS] {
     let mut sum = [0u64; FIELDS];
     for worker in sockets {
-        let c = &worker.0;
+        let c = &worker;
         add_counters(
             &mut sum,
             [
@@ -51,7 +51,7 @@ pub fn run(
         |d, swarm| {
             let open: usize = sockets
                 .iter()
-                .map(|s| s.0.connections_open.load(Ordering::Relaxed))
+                .map(|s| s.connections_open.load(Ordering::Relaxed))
                 .sum();
             log::info!(
                 "connections: {open} open, {:.0}/s accepted, {:.0}/s refused; requests/s: announce {:.0}, scrape {:.0}; responses/s: announce {:.0}, scrape {:.0}, error {:.0}; bytes/s: in {:.0}, out {:.0}; {swarm}",
@@ -186,10 +186,10 @@ mod tests {
     fn collector_exports_every_counter_with_its_labels() {
         let sockets: Vec<Arc<SocketWorkerStats>> = (0..2).map(|_| Arc::default()).collect();
         let swarms: Vec<Arc<SwarmGauges>> = (0..2).map(|_| Arc::default()).collect();
-        add(&sockets[1].0.requests_scrape, 3);
-        sockets[0].0.count_error(ErrorReason::NotFound);
-        sockets[0].0.connections_open.store(4, Ordering::Relaxed);
-        add(&sockets[1].0.bytes_received, 100);
+        add(&sockets[1].requests_scrape, 3);
+        sockets[0].count_error(ErrorReason::NotFound);
+        sockets[0].connections_open.store(4, Ordering::Relaxed);
+        add(&sockets[1].bytes_received, 100);
         swarms[0].by_ip_version[1].set(1, 2, 3);
         swarms[1].by_ip_version[1].set(4, 5, 6);
         let mut registry = Registry::with_prefix("aquatic_http");

@@ -369,7 +369,7 @@ impl SocketWorker {
             waiting -= 1;
             match self.listener.accept() {
                 Ok((mut stream, addr)) => {
-                    let counters = &self.stats.0;
+                    let counters = &self.stats;
                     if self.connections.len() >= self.config.network.max_connections {
                         add(&counters.connections_refused, 1);
                         continue; // dropping the stream closes it
@@ -471,7 +471,6 @@ impl SocketWorker {
 
     fn count_open(&self) {
         self.stats
-            .0
             .connections_open
             .store(self.connections.len(), std::sync::atomic::Ordering::Relaxed);
     }
@@ -492,7 +491,7 @@ impl SocketWorker {
         if let Some(source) = &connection.counted_source {
             self.sources.release(source);
         }
-        self.stats.0.count_close(reason);
+        self.stats.count_close(reason);
         self.count_open();
         let from = self.connection_ref(key, connection.generation);
         let shards = self.batches.len();
@@ -591,7 +590,7 @@ impl SocketWorker {
                 match handshake.stream.read(&mut self.chunk) {
                     Ok(0) => return Outcome::Close(CloseReason::Client),
                     Ok(n) => {
-                        add(&self.stats.0.bytes_received, n as u64);
+                        add(&self.stats.bytes_received, n as u64);
                         handshake
                             .read_buf
                             .extend_from_slice(self.chunk.get(..n).unwrap_or_default());
@@ -636,7 +635,7 @@ impl SocketWorker {
                             (response, AfterResponse::Upgrade { tail })
                         }
                         Upgrade::Health => {
-                            add(&self.stats.0.health_checks, 1);
+                            add(&self.stats.health_checks, 1);
                             (
                                 b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n".to_vec(),
                                 AfterResponse::Close(CloseReason::HttpAnswered),
@@ -676,7 +675,7 @@ impl SocketWorker {
             Err(err) if err.kind() == ErrorKind::WouldBlock => return Outcome::Keep,
             Err(_) => return Outcome::Close(CloseReason::Client),
         }
-        add(&self.stats.0.bytes_sent, handshake.write_buf.len() as u64);
+        add(&self.stats.bytes_sent, handshake.write_buf.len() as u64);
 
         match std::mem::replace(&mut connection.phase, Phase::Switching) {
             Phase::Handshake(handshake) => match handshake.next {
@@ -736,7 +735,7 @@ impl SocketWorker {
             connection.ping_sent = false;
             match message {
                 Message::Text(text) => {
-                    add(&self.stats.0.bytes_received, text.len() as u64);
+                    add(&self.stats.bytes_received, text.len() as u64);
                     self.scratch.clear();
                     self.scratch.extend_from_slice(text.as_bytes());
                     if let Outcome::Close(reason) = self.on_text(key) {
@@ -744,7 +743,7 @@ impl SocketWorker {
                     }
                 }
                 Message::Binary(data) => {
-                    add(&self.stats.0.bytes_received, data.len() as u64);
+                    add(&self.stats.bytes_received, data.len() as u64);
                     let failure = error_message(FAILURE_BINARY, None, None);
                     if let Outcome::Close(reason) = self.send(key, &failure) {
                         return Outcome::Close(reason);
@@ -783,7 +782,7 @@ impl SocketWorker {
         let ip_version = connection.ip_version;
         let source = connection.source;
         let shards = self.batches.len();
-        let counters = &self.stats.0;
+        let counters = &self.stats;
         let request = match message {
             InMessage::Announce(request) => {
                 add(&counters.requests_announce, 1);
@@ -862,7 +861,7 @@ impl SocketWorker {
             return Outcome::Keep;
         };
         if parts_left == 0 {
-            add(&self.stats.0.responses_scrape, 1);
+            add(&self.stats.responses_scrape, 1);
             let empty = OutMessage::ScrapeResponse(ScrapeResponse::default());
             return self.send(key, &empty);
         }
@@ -901,7 +900,7 @@ impl SocketWorker {
     /// Write a message to a connection's WebSocket (flushed at the end of
     /// the round), counting it.
     fn send(&mut self, key: usize, message: &OutMessage) -> Outcome {
-        let counters = &self.stats.0;
+        let counters = &self.stats;
         match message {
             OutMessage::AnnounceResponse(_) => add(&counters.responses_announce, 1),
             OutMessage::Offer(_) => add(&counters.offers_relayed, 1),
@@ -1017,9 +1016,9 @@ impl SocketWorker {
             match message.request {
                 SwarmRequest::ConnectionClosed { .. } => match self.retried_closes.get_mut(shard) {
                     Some(kept) if kept.len() < MAX_RETRIED_CLOSES => kept.push(message),
-                    _ => self.stats.0.count_drop(DropReason::Overloaded, 1),
+                    _ => self.stats.count_drop(DropReason::Overloaded, 1),
                 },
-                SwarmRequest::Answer(_) => self.stats.0.count_drop(DropReason::Overloaded, 1),
+                SwarmRequest::Answer(_) => self.stats.count_drop(DropReason::Overloaded, 1),
                 SwarmRequest::Announce(request) if current => {
                     let failure = error_message(
                         FAILURE_OVERLOADED,
@@ -1066,7 +1065,7 @@ impl SocketWorker {
             .filter(|c| c.generation == message.to.generation)
         else {
             // The connection closed (or its slot was reused) meanwhile.
-            self.stats.0.count_drop(DropReason::ConnectionGone, 1);
+            self.stats.count_drop(DropReason::ConnectionGone, 1);
             return;
         };
         let outcome = match message.response {
@@ -1084,7 +1083,7 @@ impl SocketWorker {
                     return;
                 }
                 let done = connection.scrapes.swap_remove(i);
-                add(&self.stats.0.responses_scrape, 1);
+                add(&self.stats.responses_scrape, 1);
                 self.send(
                     key,
                     &OutMessage::ScrapeResponse(ScrapeResponse { files: done.files }),

@@ -22,7 +22,7 @@ const FIELDS: usize = 10;
 fn totals(sockets: &[Arc<SocketWorkerStats>]) -> [u64; FIELDS] {
     let mut sum = [0u64; FIELDS];
     for worker in sockets {
-        let c = &worker.0;
+        let c = &worker;
         add_counters(
             &mut sum,
             [
@@ -54,7 +54,7 @@ pub fn run(
         |d, swarm| {
             let open: usize = sockets
                 .iter()
-                .map(|s| s.0.connections_open.load(Ordering::Relaxed))
+                .map(|s| s.connections_open.load(Ordering::Relaxed))
                 .sum();
             log::info!(
                 "connections: {open} open, {:.0}/s accepted; messages/s in: announce {:.0}, answer {:.0}, scrape {:.0}; out: announce {:.0}, offer {:.0}, answer {:.0}, error {:.0}; bytes/s: in {:.0}, out {:.0}; {swarm}",
@@ -279,10 +279,10 @@ mod tests {
         let sockets: Vec<Arc<SocketWorkerStats>> = (0..2).map(|_| Arc::default()).collect();
         let swarms: Vec<Arc<SwarmGauges>> = (0..2).map(|_| Arc::default()).collect();
         let shards: Vec<Arc<ShardStats>> = (0..2).map(|_| Arc::default()).collect();
-        add(&sockets[1].0.offers_relayed, 3);
-        sockets[0].0.count_error(ErrorReason::PeerIdTaken);
-        sockets[0].0.count_close(CloseReason::IdleTimeout);
-        sockets[1].0.count_drop(DropReason::ConnectionGone, 2);
+        add(&sockets[1].offers_relayed, 3);
+        sockets[0].count_error(ErrorReason::PeerIdTaken);
+        sockets[0].count_close(CloseReason::IdleTimeout);
+        sockets[1].count_drop(DropReason::ConnectionGone, 2);
         shards[1].offers_not_relayed.store(5, Ordering::Relaxed);
         swarms[1].by_ip_version[0].set(4, 5, 6);
         let mut registry = Registry::with_prefix("aquatic_ws");
