@@ -1,9 +1,10 @@
 //! The statistics log line: the `[statistics]` config section and the loop
-//! of the statistics worker. Every `statistics.interval` seconds it reads a
-//! daemon's counter totals and the swarm sizes and hands the deltas since
-//! the last line to the daemon, which writes its own log line.
+//! of the statistics worker. Every `statistics.interval` seconds it sums a
+//! daemon's per-worker counters, and logs one line: the deltas since the
+//! previous line of the counters the daemon names, grouped as it says
+//! ([`Group`]), and the swarm sizes.
 //!
-//! Not here: which counters a daemon sums, and its log line's text (its
+//! Not here: which counters a daemon has and names (its
 //! `workers::statistics`).
 
 use std::fmt;
@@ -49,18 +50,23 @@ pub fn spawn(
     Ok(())
 }
 
-/// What changed since the previous log line: the counters' deltas and the
-/// seconds they cover.
-pub struct Deltas<const N: usize> {
-    pub delta: [u64; N],
-    pub secs: f64,
+/// How a log line shows a counter: per second since the previous line,
+/// or as the count since then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Show {
+    Rate,
+    Count,
 }
 
-impl<const N: usize> Deltas<N> {
-    /// Counter `i` per second (0 for an `i` out of range).
-    pub fn rate(&self, i: usize) -> f64 {
-        self.delta.get(i).map_or(0.0, |&d| d as f64 / self.secs)
-    }
+/// One counter of a worker's counter block `C`, by name.
+pub type Field<C> = (&'static str, fn(&C) -> &AtomicU64);
+
+/// One part of a log line, e.g. `requests/s: announce 10, scrape 1`: its
+/// title, how its counters are shown and which they are.
+pub struct Group<C: 'static> {
+    pub title: &'static str,
+    pub show: Show,
+    pub fields: &'static [Field<C>],
 }
 
 /// The swarm totals as the end of a log line: `ipv4: T torrents, S
@@ -78,35 +84,74 @@ impl fmt::Display for SwarmLine {
     }
 }
 
-/// Add each counter's value to its slot of `sum` (saturating).
-pub fn add_counters<const N: usize>(sum: &mut [u64; N], counters: [&AtomicU64; N]) {
-    for (s, counter) in sum.iter_mut().zip(counters) {
-        *s = s.saturating_add(counter.load(Ordering::Relaxed));
-    }
+/// Every field of `groups`, in order, summed over the counter blocks that
+/// `each_block` visits (saturating).
+fn totals<C>(groups: &[Group<C>], each_block: &impl Fn(&mut dyn FnMut(&C))) -> Vec<u64> {
+    let fields = || groups.iter().flat_map(|group| group.fields);
+    let mut sum = vec![0u64; fields().count()];
+    each_block(&mut |block| {
+        for (s, (_, counter)) in sum.iter_mut().zip(fields()) {
+            *s = s.saturating_add(counter(block).load(Ordering::Relaxed));
+        }
+    });
+    sum
 }
 
-/// The statistics worker: every `interval`, read the counter totals with
-/// `totals` and call `log_line` with their deltas since the previous call
-/// and the swarm totals. Runs until the process ends.
-pub fn run<const N: usize>(
+/// `groups` with the deltas of their fields over `secs` seconds:
+/// `title: name value, name value; title: ...`.
+fn format_groups<C>(groups: &[Group<C>], deltas: &[u64], secs: f64) -> String {
+    let mut deltas = deltas.iter();
+    let mut line = String::new();
+    for group in groups {
+        if !line.is_empty() {
+            line.push_str("; ");
+        }
+        line.push_str(group.title);
+        line.push(':');
+        for (i, (name, _)) in group.fields.iter().enumerate() {
+            let delta = deltas.next().copied().unwrap_or(0);
+            let separator = if i == 0 { " " } else { ", " };
+            let value = match group.show {
+                Show::Rate => format!("{:.0}", delta as f64 / secs),
+                Show::Count => delta.to_string(),
+            };
+            line.push_str(&format!("{separator}{name} {value}"));
+        }
+    }
+    line
+}
+
+/// The statistics worker: every `interval`, one log line: `prefix()` (if
+/// not empty), then `groups` over the counter blocks `each_block` visits
+/// (deltas since the previous line), then the swarm totals. Runs until
+/// the process ends.
+pub fn run<C>(
     interval: Duration,
     swarms: &[Arc<SwarmGauges>],
-    totals: impl Fn() -> [u64; N],
-    log_line: impl Fn(&Deltas<N>, SwarmLine),
+    groups: &[Group<C>],
+    each_block: impl Fn(&mut dyn FnMut(&C)),
+    prefix: impl Fn() -> String,
 ) -> anyhow::Result<()> {
-    let mut previous = totals();
+    let mut previous = totals(groups, &each_block);
     let mut previous_at = Instant::now();
     loop {
         thread::sleep(interval);
-        let current = totals();
+        let current = totals(groups, &each_block);
         let secs = previous_at.elapsed().as_secs_f64().max(0.001);
         previous_at = Instant::now();
-        let mut delta = current;
-        for (d, p) in delta.iter_mut().zip(previous) {
-            *d = d.saturating_sub(p);
-        }
+        let deltas: Vec<u64> = current
+            .iter()
+            .zip(&previous)
+            .map(|(c, p)| c.saturating_sub(*p))
+            .collect();
         previous = current;
-        log_line(&Deltas { delta, secs }, SwarmLine(swarm_totals(swarms)));
+        let prefix = prefix();
+        let separator = if prefix.is_empty() { "" } else { "; " };
+        log::info!(
+            "{prefix}{separator}{}; {}",
+            format_groups(groups, &deltas, secs),
+            SwarmLine(swarm_totals(swarms))
+        );
     }
 }
 
@@ -114,12 +159,46 @@ pub fn run<const N: usize>(
 mod tests {
     use super::*;
 
+    struct Block {
+        a: AtomicU64,
+        b: AtomicU64,
+    }
+
+    const GROUPS: &[Group<Block>] = &[
+        Group {
+            title: "requests/s",
+            show: Show::Rate,
+            fields: &[("a", |c| &c.a), ("b", |c| &c.b)],
+        },
+        Group {
+            title: "dropped",
+            show: Show::Count,
+            fields: &[("b", |c| &c.b)],
+        },
+    ];
+
     #[test]
-    fn add_counters_saturates() {
-        let (a, b) = (AtomicU64::new(3), AtomicU64::new(u64::MAX));
-        let mut sum = [1, 1];
-        add_counters(&mut sum, [&a, &b]);
-        assert_eq!(sum, [4, u64::MAX]);
+    fn totals_sum_every_block_and_saturate() {
+        let blocks = [
+            Block {
+                a: AtomicU64::new(3),
+                b: AtomicU64::new(u64::MAX),
+            },
+            Block {
+                a: AtomicU64::new(4),
+                b: AtomicU64::new(1),
+            },
+        ];
+        let each = |f: &mut dyn FnMut(&Block)| blocks.iter().for_each(f);
+        assert_eq!(totals(GROUPS, &each), vec![7, u64::MAX, u64::MAX]);
+    }
+
+    #[test]
+    fn groups_name_their_counters() {
+        assert_eq!(
+            format_groups(GROUPS, &[10, 4, 4], 2.0),
+            "requests/s: a 5, b 2; dropped: b 4"
+        );
     }
 
     #[test]
@@ -128,15 +207,5 @@ mod tests {
             SwarmLine([[1, 2, 3], [4, 5, 6]]).to_string(),
             "ipv4: 1 torrents, 2 seeders, 3 leechers; ipv6: 4 torrents, 5 seeders, 6 leechers"
         );
-    }
-
-    #[test]
-    fn rates_are_per_second() {
-        let deltas = Deltas {
-            delta: [10, 0],
-            secs: 2.0,
-        };
-        assert_eq!(deltas.rate(0), 5.0);
-        assert_eq!(deltas.rate(1), 0.0);
     }
 }

@@ -11,33 +11,43 @@ use std::time::Duration;
 use aquatic_common::metrics::{
     Collector, DescriptorEncoder, PerWorker, Unit, write_counters, write_gauges, write_swarm_gauges,
 };
-use aquatic_common::statistics::{self, add_counters};
+use aquatic_common::statistics::{self, Group, Show};
 
-use crate::common::{ErrorReason, SocketWorkerStats, SwarmGauges};
+use crate::common::{Counters, ErrorReason, SocketWorkerStats, SwarmGauges};
 
-const FIELDS: usize = 9;
-
-fn totals(sockets: &[Arc<SocketWorkerStats>]) -> [u64; FIELDS] {
-    let mut sum = [0u64; FIELDS];
-    for worker in sockets {
-        let c = &worker;
-        add_counters(
-            &mut sum,
-            [
-                &c.connections_accepted,
-                &c.connections_refused,
-                &c.requests_announce,
-                &c.requests_scrape,
-                &c.responses_announce,
-                &c.responses_scrape,
-                &c.responses_error,
-                &c.bytes_received,
-                &c.bytes_sent,
-            ],
-        );
-    }
-    sum
-}
+/// The statistics log line, by name (after the open connections).
+const LOG_LINE: &[Group<Counters>] = &[
+    Group {
+        title: "connections/s",
+        show: Show::Rate,
+        fields: &[
+            ("accepted", |c| &c.connections_accepted),
+            ("refused", |c| &c.connections_refused),
+        ],
+    },
+    Group {
+        title: "requests/s",
+        show: Show::Rate,
+        fields: &[
+            ("announce", |c| &c.requests_announce),
+            ("scrape", |c| &c.requests_scrape),
+        ],
+    },
+    Group {
+        title: "responses/s",
+        show: Show::Rate,
+        fields: &[
+            ("announce", |c| &c.responses_announce),
+            ("scrape", |c| &c.responses_scrape),
+            ("error", |c| &c.responses_error),
+        ],
+    },
+    Group {
+        title: "bytes/s",
+        show: Show::Rate,
+        fields: &[("in", |c| &c.bytes_received), ("out", |c| &c.bytes_sent)],
+    },
+];
 
 pub fn run(
     interval: Duration,
@@ -47,24 +57,14 @@ pub fn run(
     statistics::run(
         interval,
         &swarms,
-        || totals(&sockets),
-        |d, swarm| {
+        LOG_LINE,
+        |visit| sockets.iter().for_each(|worker| visit(worker)),
+        || {
             let open: usize = sockets
                 .iter()
                 .map(|s| s.connections_open.load(Ordering::Relaxed))
                 .sum();
-            log::info!(
-                "connections: {open} open, {:.0}/s accepted, {:.0}/s refused; requests/s: announce {:.0}, scrape {:.0}; responses/s: announce {:.0}, scrape {:.0}, error {:.0}; bytes/s: in {:.0}, out {:.0}; {swarm}",
-                d.rate(0),
-                d.rate(1),
-                d.rate(2),
-                d.rate(3),
-                d.rate(4),
-                d.rate(5),
-                d.rate(6),
-                d.rate(7),
-                d.rate(8),
-            );
+            format!("connections: {open} open")
         },
     )
 }

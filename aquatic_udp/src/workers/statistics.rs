@@ -11,40 +11,47 @@ use std::time::Duration;
 use aquatic_common::metrics::{
     Collector, DescriptorEncoder, IP_VERSION_LABELS, Unit, write_counters, write_swarm_gauges,
 };
-use aquatic_common::statistics::{self, add_counters};
+use aquatic_common::statistics::{self, Group, Show};
 
 use crate::common::{IpCounters, SocketWorkerStats, SwarmGauges};
 
-const FIELDS: usize = 13;
-
-fn counters(c: &IpCounters) -> [&AtomicU64; FIELDS] {
-    [
-        &c.requests_connect,
-        &c.requests_announce,
-        &c.requests_scrape,
-        &c.responses_connect,
-        &c.responses_announce,
-        &c.responses_scrape,
-        &c.responses_error,
-        &c.bytes_received,
-        &c.bytes_sent,
-        &c.dropped_bad_connection_id,
-        &c.dropped_malformed,
-        &c.dropped_overload,
-        &c.dropped_send,
-    ]
-}
-
-/// Sum of every socket worker's counters over both IP versions.
-pub fn totals(sockets: &[Arc<SocketWorkerStats>]) -> [u64; FIELDS] {
-    let mut sum = [0u64; FIELDS];
-    for worker in sockets {
-        for c in &worker.by_ip_version {
-            add_counters(&mut sum, counters(c));
-        }
-    }
-    sum
-}
+/// The statistics log line, by name.
+const LOG_LINE: &[Group<IpCounters>] = &[
+    Group {
+        title: "requests/s",
+        show: Show::Rate,
+        fields: &[
+            ("connect", |c| &c.requests_connect),
+            ("announce", |c| &c.requests_announce),
+            ("scrape", |c| &c.requests_scrape),
+        ],
+    },
+    Group {
+        title: "responses/s",
+        show: Show::Rate,
+        fields: &[
+            ("connect", |c| &c.responses_connect),
+            ("announce", |c| &c.responses_announce),
+            ("scrape", |c| &c.responses_scrape),
+            ("error", |c| &c.responses_error),
+        ],
+    },
+    Group {
+        title: "bytes/s",
+        show: Show::Rate,
+        fields: &[("in", |c| &c.bytes_received), ("out", |c| &c.bytes_sent)],
+    },
+    Group {
+        title: "dropped",
+        show: Show::Count,
+        fields: &[
+            ("bad connection id", |c| &c.dropped_bad_connection_id),
+            ("malformed", |c| &c.dropped_malformed),
+            ("overload", |c| &c.dropped_overload),
+            ("send", |c| &c.dropped_send),
+        ],
+    },
+];
 
 pub fn run(
     interval: Duration,
@@ -54,25 +61,15 @@ pub fn run(
     statistics::run(
         interval,
         &swarms,
-        || totals(&sockets),
-        |d, swarm| {
-            log::info!(
-                "requests/s: connect {:.0}, announce {:.0}, scrape {:.0}; responses/s: connect {:.0}, announce {:.0}, scrape {:.0}, error {:.0}; bytes/s: in {:.0}, out {:.0}; dropped: bad connection id {}, malformed {}, overload {}, send {}; {swarm}",
-                d.rate(0),
-                d.rate(1),
-                d.rate(2),
-                d.rate(3),
-                d.rate(4),
-                d.rate(5),
-                d.rate(6),
-                d.rate(7),
-                d.rate(8),
-                d.delta[9],
-                d.delta[10],
-                d.delta[11],
-                d.delta[12],
-            );
+        LOG_LINE,
+        |visit| {
+            for worker in &sockets {
+                for counters in &worker.by_ip_version {
+                    visit(counters);
+                }
+            }
         },
+        String::new,
     )
 }
 

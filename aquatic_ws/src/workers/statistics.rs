@@ -11,36 +11,44 @@ use std::time::Duration;
 use aquatic_common::metrics::{
     Collector, DescriptorEncoder, PerWorker, Unit, write_counters, write_gauges, write_swarm_gauges,
 };
-use aquatic_common::statistics::{self, add_counters};
+use aquatic_common::statistics::{self, Group, Show};
 
 use crate::common::{
-    CloseReason, DropReason, ErrorReason, ShardStats, SocketWorkerStats, SwarmGauges,
+    CloseReason, Counters, DropReason, ErrorReason, ShardStats, SocketWorkerStats, SwarmGauges,
 };
 
-const FIELDS: usize = 10;
-
-fn totals(sockets: &[Arc<SocketWorkerStats>]) -> [u64; FIELDS] {
-    let mut sum = [0u64; FIELDS];
-    for worker in sockets {
-        let c = &worker;
-        add_counters(
-            &mut sum,
-            [
-                &c.connections_accepted,
-                &c.requests_announce,
-                &c.requests_answer,
-                &c.requests_scrape,
-                &c.responses_announce,
-                &c.offers_relayed,
-                &c.answers_relayed,
-                &c.responses_error,
-                &c.bytes_received,
-                &c.bytes_sent,
-            ],
-        );
-    }
-    sum
-}
+/// The statistics log line, by name (after the open connections).
+const LOG_LINE: &[Group<Counters>] = &[
+    Group {
+        title: "connections/s",
+        show: Show::Rate,
+        fields: &[("accepted", |c| &c.connections_accepted)],
+    },
+    Group {
+        title: "messages/s in",
+        show: Show::Rate,
+        fields: &[
+            ("announce", |c| &c.requests_announce),
+            ("answer", |c| &c.requests_answer),
+            ("scrape", |c| &c.requests_scrape),
+        ],
+    },
+    Group {
+        title: "out",
+        show: Show::Rate,
+        fields: &[
+            ("announce", |c| &c.responses_announce),
+            ("offer", |c| &c.offers_relayed),
+            ("answer", |c| &c.answers_relayed),
+            ("error", |c| &c.responses_error),
+        ],
+    },
+    Group {
+        title: "bytes/s",
+        show: Show::Rate,
+        fields: &[("in", |c| &c.bytes_received), ("out", |c| &c.bytes_sent)],
+    },
+];
 
 pub fn run(
     interval: Duration,
@@ -50,25 +58,14 @@ pub fn run(
     statistics::run(
         interval,
         &swarms,
-        || totals(&sockets),
-        |d, swarm| {
+        LOG_LINE,
+        |visit| sockets.iter().for_each(|worker| visit(worker)),
+        || {
             let open: usize = sockets
                 .iter()
                 .map(|s| s.connections_open.load(Ordering::Relaxed))
                 .sum();
-            log::info!(
-                "connections: {open} open, {:.0}/s accepted; messages/s in: announce {:.0}, answer {:.0}, scrape {:.0}; out: announce {:.0}, offer {:.0}, answer {:.0}, error {:.0}; bytes/s: in {:.0}, out {:.0}; {swarm}",
-                d.rate(0),
-                d.rate(1),
-                d.rate(2),
-                d.rate(3),
-                d.rate(4),
-                d.rate(5),
-                d.rate(6),
-                d.rate(7),
-                d.rate(8),
-                d.rate(9),
-            );
+            format!("connections: {open} open")
         },
     )
 }
