@@ -11,9 +11,11 @@
 //! code path for IPv4, IPv6 and IPv4 clients of a dual-stack IPv6 socket
 //! (whose addresses the kernel reports and takes in IPv4-mapped form).
 //!
-//! Used by aquatic_udp's socket workers and its load tester. One of
-//! aquatic_common's two modules with `unsafe`: the libc calls and the raw
-//! control-message buffers they fill. Nothing it returns borrows the
+//! Used by aquatic_udp only: its socket workers, and its `create_socket`
+//! for [`enable_local_addresses`] (the UDP load tester sends and receives
+//! one datagram per call on mio sockets). One of aquatic_common's two
+//! modules with `unsafe` (the other is `listen_queue`): the libc calls and
+//! the raw control-message buffers they fill. Nothing it returns borrows the
 //! kernel's view: buffers are owned here, headers are built afresh for
 //! each call from them, and results are copied out. `scripts/valgrind.sh`
 //! runs this module's tests under valgrind's memcheck in the test suite.

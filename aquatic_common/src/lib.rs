@@ -1,16 +1,22 @@
 //! Types and mechanisms shared by the aquatic tracker daemons.
 //!
 //! Everything here is protocol-agnostic: the info hash and peer id (from
-//! `aquatic_wire`, re-exported), the coarse server clock and `ValidUntil`, canonical socket addresses
-//! (IPv4-mapped IPv6 counts as IPv4), access lists, response-peer
-//! selection, privilege dropping, worker supervision, the statistics log
-//! loop, the Prometheus metrics endpoint, TLS certificate loading, the
-//! reverse-proxy trust rule, and the files written from every shard (the
-//! state file kept across restarts, the scrape export). Each exists once
-//! so that the
-//! UDP, HTTP and WebSocket trackers behave alike. The metrics endpoint is
-//! the only socket opened here; the trackers' own sockets belong to the
-//! daemons.
+//! `aquatic_wire`, re-exported), the coarse server clock and `ValidUntil`,
+//! canonical socket addresses (IPv4-mapped IPv6 counts as IPv4), access
+//! lists, response-peer selection, privilege dropping, worker supervision,
+//! the daemon skeleton (`daemon`: start-up, wiring and supervision every
+//! daemon runs, each supplying only what differs through the `Daemon`
+//! trait), the request-worker loop, the statistics log loop, the Prometheus
+//! metrics endpoint, TLS certificate loading, the reverse-proxy trust rule,
+//! and the files written from every shard (the state file kept across
+//! restarts, the scrape export). Each exists once so that the UDP, HTTP
+//! and WebSocket trackers behave alike.
+//!
+//! Sockets are opened here too: the metrics endpoint's, and the daemons'
+//! listening sockets (`bind::tcp_listener` for the TCP daemons,
+//! `bind::bind_per_worker` calling each daemon's bind once per socket
+//! worker); `datagrams` does aquatic_udp's batched UDP I/O. What the
+//! daemons do with their sockets (accepting, reading, protocols) is theirs.
 //!
 //! Not here: parsing of wire formats (the `*_protocol` crates) and config
 //! file loading (`aquatic_cli_helpers`).

@@ -13,8 +13,9 @@
 //! worker accepts exactly that many. A connection that arrives after the
 //! query raises a new event, so none is left behind.
 //!
-//! The one `unsafe` block of the workspace is here: `getsockopt` filling a
-//! `libc::tcp_info`, a struct of plain integers.
+//! One of aquatic_common's two modules with `unsafe` (the other is
+//! `datagrams`); its two `unsafe` blocks are `getsockopt` filling a
+//! `libc::tcp_info`, a struct of plain integers, and `assume_init` on it.
 
 use std::mem::{MaybeUninit, offset_of, size_of};
 use std::os::fd::{AsFd, AsRawFd};

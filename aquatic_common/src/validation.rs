@@ -1,6 +1,6 @@
-//! Config checks both daemons make: a check is a condition under which the
-//! config is rejected and the message naming the field. The first failed
-//! check ends the daemon's start with `config: MESSAGE`.
+//! Config checks all three daemons make: a check is a condition under
+//! which the config is rejected and the message naming the field. The
+//! first failed check ends the daemon's start with `config: MESSAGE`.
 
 use std::net::SocketAddr;
 

@@ -1,7 +1,7 @@
 //! The protocol-independent parts of the aquatic load testers
-//! (`aquatic_udp_load_test`, `aquatic_http_load_test`), so that both pick
-//! the same torrents, pace and count the same way, and print the same
-//! progress lines and summary:
+//! (`aquatic_udp_load_test`, `aquatic_http_load_test`,
+//! `aquatic_ws_load_test`), so that all three pick the same torrents, pace
+//! and count the same way, and print the same progress lines and summary:
 //!
 //! - [`torrents`]: info hashes derived from a seed and an index (the same on
 //!   every run and machine, and written to a whitelist with

@@ -12,8 +12,9 @@ pub use aquatic_common::metrics::SwarmGauges;
 
 use crate::swarm::AnnounceQuery;
 
-/// Part of a scrape that falls in one request worker's shard. `indices`
-/// are the positions of the hashes in the client's request.
+/// Part of a scrape that falls in one request worker's shard. The `usize`
+/// paired with each hash in `info_hashes` is its position in the client's
+/// request.
 #[derive(Debug)]
 pub struct ScrapePart {
     pub pending_id: u64,
