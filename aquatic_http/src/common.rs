@@ -12,13 +12,15 @@ pub use aquatic_common::metrics::SwarmGauges;
 
 /// Where an answer goes: a connection of a socket worker, and which of its
 /// requests it answers. A connection closed (and its slot reused) or a
-/// request abandoned meanwhile has another generation, so a late answer is
-/// dropped instead of reaching a stranger or the wrong request.
+/// request abandoned meanwhile waits for another request id (or none), so
+/// a late answer is dropped instead of reaching a stranger or the wrong
+/// request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnectionMeta {
     pub socket_worker: usize,
     pub token: usize,
-    pub generation: u64,
+    /// Unique in its socket worker: the request this answers.
+    pub request_id: u64,
     /// The client's address as the swarm sees it (canonical; from the
     /// reverse proxy header when the connection comes from a trusted proxy).
     pub peer_ip: IpAddr,
