@@ -13,6 +13,15 @@ pub enum IpVersion {
 }
 
 impl IpVersion {
+    /// The version `ip` counts under: IPv4-mapped IPv6 is IPv4.
+    pub fn of(ip: std::net::IpAddr) -> Self {
+        if ip.to_canonical().is_ipv4() {
+            IpVersion::V4
+        } else {
+            IpVersion::V6
+        }
+    }
+
     pub fn label(&self) -> &'static str {
         match self {
             IpVersion::V4 => "ipv4",

@@ -67,7 +67,7 @@ pub struct NetworkConfig {
     pub trusted_proxies: Vec<String>,
     pub max_request_head_size: usize,
     pub max_connections: usize,
-    pub connection_idle_timeout: u64,
+    pub connection_idle_timeout: u32,
     pub tcp_backlog: u32,
     pub poll_timeout_ms: u64,
     pub request_channel_capacity: usize,

@@ -24,11 +24,9 @@
 //!
 //! Plain data and the caller's clock: tested without sockets below.
 
-use std::io::{self, Write};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use aquatic_common::request_loop::Shard;
 use aquatic_common::source::SourceKey;
 use aquatic_common::torrent_map::{Announce, Limits, SwarmEvent, TorrentMap};
 use aquatic_common::{InfoHash, IpVersion, PeerId, SecondsSinceStart, ValidUntil};
@@ -39,8 +37,8 @@ use aquatic_ws_protocol::{
 use rand::rngs::SmallRng;
 
 use crate::common::{
-    ConnectionRef, FAILURE_PEER_ID_TAKEN, FAILURE_UNKNOWN_OFFER, RequestMessage, ResponseMessage,
-    ShardStats, SwarmGauges, SwarmRequest, SwarmResponse,
+    ConnectionRef, FAILURE_PEER_ID_TAKEN, FAILURE_UNKNOWN_OFFER, ResponseMessage, ShardStats,
+    SwarmGauges, SwarmResponse,
 };
 use crate::offers::{NotRelayed, NotTaken, PendingKey, PendingOffer, PendingOffers};
 
@@ -62,11 +60,11 @@ type PeerKey = (SourceKey, PeerId);
 pub struct WsShard {
     pub config: SwarmConfig,
     /// IPv4 and IPv6 swarms: peers get offers from their own family.
-    maps: [TorrentMap<PeerKey, ConnectionRef>; 2],
-    pending: PendingOffers,
+    pub(crate) maps: [TorrentMap<PeerKey, ConnectionRef>; 2],
+    pub(crate) pending: PendingOffers,
     rng: SmallRng,
-    gauges: Arc<SwarmGauges>,
-    stats: Arc<ShardStats>,
+    pub(crate) gauges: Arc<SwarmGauges>,
+    pub(crate) stats: Arc<ShardStats>,
     /// Reused: the peers chosen for an announce's offers.
     selected: Vec<(PeerId, ConnectionRef)>,
 }
@@ -96,7 +94,7 @@ impl WsShard {
         }
     }
 
-    fn map(&mut self, ip_version: IpVersion) -> &mut TorrentMap<PeerKey, ConnectionRef> {
+    pub(crate) fn map(&mut self, ip_version: IpVersion) -> &mut TorrentMap<PeerKey, ConnectionRef> {
         let [v4, v6] = &mut self.maps;
         match ip_version {
             IpVersion::V4 => v4,
@@ -104,7 +102,7 @@ impl WsShard {
         }
     }
 
-    fn announce(
+    pub(crate) fn announce(
         &mut self,
         now: SecondsSinceStart,
         from: ConnectionRef,
@@ -211,7 +209,7 @@ impl WsShard {
         self.selected = selected;
     }
 
-    fn answer(
+    pub(crate) fn answer(
         &mut self,
         now: SecondsSinceStart,
         from: ConnectionRef,
@@ -254,7 +252,7 @@ impl WsShard {
         }
     }
 
-    fn scrape(&self, ip_version: IpVersion, info_hash: &InfoHash) -> ScrapeStatistics {
+    pub(crate) fn scrape(&self, ip_version: IpVersion, info_hash: &InfoHash) -> ScrapeStatistics {
         let [v4, v6] = &self.maps;
         let map = match ip_version {
             IpVersion::V4 => v4,
@@ -287,73 +285,11 @@ fn push(out: &mut Vec<(usize, ResponseMessage)>, to: ConnectionRef, message: Out
     ));
 }
 
-impl Shard<RequestMessage, ResponseMessage> for WsShard {
-    fn handle(
-        &mut self,
-        now: SecondsSinceStart,
-        message: RequestMessage,
-        out: &mut Vec<(usize, ResponseMessage)>,
-    ) {
-        let from = message.from;
-        match message.request {
-            SwarmRequest::Announce(request) => {
-                self.announce(now, from, message.ip_version, message.source, request, out)
-            }
-            SwarmRequest::Answer(request) => self.answer(now, from, request, out),
-            SwarmRequest::Scrape {
-                scrape_id,
-                info_hashes,
-            } => {
-                let files = info_hashes
-                    .into_iter()
-                    .map(|hash| (hash, self.scrape(message.ip_version, &hash)))
-                    .collect();
-                out.push((
-                    from.socket_worker as usize,
-                    ResponseMessage {
-                        to: from,
-                        response: SwarmResponse::ScrapePart { scrape_id, files },
-                    },
-                ));
-            }
-            SwarmRequest::ConnectionClosed { peers } => {
-                let source = message.source;
-                let map = self.map(message.ip_version);
-                for (info_hash, peer_id) in peers {
-                    map.remove_peer_if(&info_hash, &(source, peer_id), |data| data.extra == from);
-                }
-                // Its offers can no longer be answered to it: their room
-                // is its source's again at once.
-                self.pending.remove_connection(&from);
-            }
-        }
-    }
-
-    fn clean(&mut self, now: SecondsSinceStart) {
-        for map in &mut self.maps {
-            map.clean(now);
-        }
-        self.pending.clean(now);
-    }
-
-    fn write_scrape_export(&self, out: &mut dyn Write) -> io::Result<()> {
-        let [v4, v6] = &self.maps;
-        aquatic_common::scrape_export::write_torrents(out, v4, v6)
-    }
-
-    fn publish(&self) {
-        for (gauge, map) in self.gauges.by_ip_version.iter().zip(&self.maps) {
-            gauge.set_from(map);
-        }
-        self.stats
-            .pending_offers
-            .store(self.pending.len(), Ordering::Relaxed);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::common::{RequestMessage, SwarmRequest};
+    use aquatic_common::request_loop::Shard;
     use aquatic_ws_protocol::{JsonValue, Offer, OfferId};
     use rand::SeedableRng;
 

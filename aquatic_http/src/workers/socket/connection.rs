@@ -21,7 +21,6 @@
 //!   (never while its request is with the request workers).
 
 use aquatic_common::SecondsSinceStart;
-use aquatic_common::time::secs_u32;
 use aquatic_http_protocol::{
     ParseOptions, Request, RequestParseError, ScrapeResponse, ScrapeStatistics, parse_request,
     write_failure, write_http_head,
@@ -52,7 +51,7 @@ enum State {
 pub struct Limits<'a> {
     pub max_head: usize,
     /// Seconds without a complete request before the connection closes.
-    pub idle_timeout: u64,
+    pub idle_timeout: u32,
     pub parse: ParseOptions<'a>,
 }
 
@@ -111,7 +110,7 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(now: SecondsSinceStart, idle_timeout: u64) -> Self {
+    pub fn new(now: SecondsSinceStart, idle_timeout: u32) -> Self {
         Self {
             state: State::Reading,
             keep_alive: true,
@@ -120,7 +119,7 @@ impl Connection {
             read_closed: false,
             write_buf: Vec::new(),
             write_pos: 0,
-            deadline: now.add_secs(secs_u32(idle_timeout)),
+            deadline: now.add_secs(idle_timeout),
             scrape: None,
         }
     }
@@ -304,7 +303,7 @@ impl Connection {
         } else {
             State::Closing
         };
-        self.deadline = now.add_secs(secs_u32(limits.idle_timeout));
+        self.deadline = now.add_secs(limits.idle_timeout);
     }
 
     /// What waits to be written.

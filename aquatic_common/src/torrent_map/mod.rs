@@ -27,9 +27,16 @@ use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
 use rand::Rng;
 
-use crate::peer_store::{IndexBy, PeerKey, PeerStore, SwarmFull};
-use crate::source::{SourceCounts, SourceKey, SourcePrefixes};
+use crate::peer_store::{PeerKey, PeerStore};
+use crate::source::{SourceCounts, SourceKey};
 use crate::{InfoHash, SecondsSinceStart, ValidUntil};
+
+mod limits;
+mod peer_data;
+
+use limits::count_refusal;
+pub use limits::{Limits, Refusal, RefusalCounts};
+pub use peer_data::{MAX_PEER_LIFETIME_SECS, PeerData, TICK_SECS};
 
 const SUBMAPS: usize = 16;
 
@@ -64,79 +71,6 @@ const SUBMAP_OF_BYTE: [u8; 256] = {
     table
 };
 
-/// Bit of [`PeerData`]'s stamp that says the peer's download was counted.
-const DOWNLOAD_COUNTED: u16 = 1 << 15;
-/// The rest of the stamp: the peer's expiry, in ticks of this many seconds,
-/// modulo 2^15.
-pub const TICK_SECS: u32 = 4;
-const TICK_MASK: u16 = DOWNLOAD_COUNTED - 1;
-/// A peer may be valid for at most half the stamp's range (2^14 ticks,
-/// 18 hours): further ahead, and it would read as expired. Daemons refuse
-/// a longer `max_peer_age`.
-pub const MAX_PEER_LIFETIME_SECS: u32 = (1 << 14) * TICK_SECS - TICK_SECS;
-
-fn tick(secs: SecondsSinceStart) -> u16 {
-    ((secs.0 / TICK_SECS) & u32::from(TICK_MASK)) as u16
-}
-
-/// What is stored for a peer besides its key: when it expires and whether
-/// its completed download was counted, both in 16 bits (so a UDP peer is 8
-/// bytes), and `extra`.
-///
-/// The expiry is a tick (4 s) modulo 2^15, compared with the present one
-/// modulo 2^15: it holds for peers up to 18 hours ahead, and an expired
-/// peer reads as expired for 18 hours, far longer than any cleaning
-/// interval.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PeerData<V> {
-    stamp: u16,
-    pub extra: V,
-}
-
-impl<V> PeerData<V> {
-    /// Valid until `valid_until`, and on to the end of its 4-second tick
-    /// (at most 18 hours ahead of the present).
-    pub fn new(valid_until: ValidUntil, extra: V) -> Self {
-        Self {
-            stamp: tick(valid_until.secs()),
-            extra,
-        }
-    }
-
-    /// Ticks from `now` to the expiry (modulo 2^15): below 2^14 while
-    /// valid.
-    fn ticks_left(&self, now: SecondsSinceStart) -> u16 {
-        (self.stamp & TICK_MASK).wrapping_sub(tick(now)) & TICK_MASK
-    }
-
-    pub fn is_valid_at(&self, now: SecondsSinceStart) -> bool {
-        self.ticks_left(now) < 1 << 14
-    }
-
-    /// Seconds it stays valid after `now` (0 once expired), to a tick.
-    pub fn secs_left(&self, now: SecondsSinceStart) -> u32 {
-        if self.is_valid_at(now) {
-            u32::from(self.ticks_left(now)) * TICK_SECS
-        } else {
-            0
-        }
-    }
-
-    /// This peer's `completed` was counted in its torrent's downloads.
-    pub fn download_counted(&self) -> bool {
-        self.stamp & DOWNLOAD_COUNTED != 0
-    }
-
-    pub fn with_download_counted(mut self, counted: bool) -> Self {
-        if counted {
-            self.stamp |= DOWNLOAD_COUNTED;
-        } else {
-            self.stamp &= !DOWNLOAD_COUNTED;
-        }
-        self
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum SwarmEvent {
     /// A regular announce (also BEP 21 `paused` and `empty`).
@@ -168,107 +102,6 @@ pub struct SwarmCounts {
     pub seeders: usize,
     pub leechers: usize,
     pub downloaded: u32,
-}
-
-/// Memory ceilings, and each source's share of them. A peer that does not
-/// fit is not stored, but its announce is still answered (with the peers
-/// that are); a flood of new torrents or peers then costs bounded memory,
-/// and a flood from one source leaves room for everyone else.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    pub max_peers_per_torrent: usize,
-    /// Peers over all torrents of this map.
-    pub max_peers: usize,
-    /// Most of `max_peers` one source may hold.
-    pub max_peers_per_source: usize,
-    /// Most of one torrent's peers one source may be; `usize::MAX`: no
-    /// such budget (swarm indexes then hash whole keys).
-    pub max_peers_per_torrent_per_source: usize,
-    /// How addresses group into sources.
-    pub prefixes: SourcePrefixes,
-}
-
-impl Limits {
-    pub const UNLIMITED: Limits = Limits {
-        max_peers_per_torrent: usize::MAX,
-        max_peers: usize::MAX,
-        max_peers_per_source: usize::MAX,
-        max_peers_per_torrent_per_source: usize::MAX,
-        prefixes: SourcePrefixes { ipv4: 32, ipv6: 64 },
-    };
-
-    /// A shard's limits from its ceilings and the `[source_budgets]`
-    /// section: each source's shares scale with the ceilings.
-    pub fn with_shares(
-        max_peers_per_torrent: usize,
-        max_peers: usize,
-        budgets: &crate::source::SourceBudgetConfig,
-    ) -> Limits {
-        Limits {
-            max_peers_per_torrent,
-            max_peers,
-            max_peers_per_source: budgets.share_of(max_peers),
-            max_peers_per_torrent_per_source: budgets.peers_per_torrent(max_peers_per_torrent),
-            prefixes: budgets.prefixes(),
-        }
-    }
-
-    /// What the swarms' indexes hash.
-    pub fn index_by(&self) -> IndexBy {
-        if self.max_peers_per_torrent_per_source == usize::MAX {
-            IndexBy::Key
-        } else {
-            IndexBy::Source(self.prefixes)
-        }
-    }
-}
-
-/// Why a peer was not stored: the `reason` label of the daemons'
-/// `peers_not_stored_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// The map holds `max_peers`.
-    TrackerFull,
-    /// The torrent holds `max_peers_per_torrent`.
-    TorrentFull,
-    /// The source holds `max_peers_per_source` in this map.
-    SourceShare,
-    /// The source holds `max_peers_per_torrent_per_source` in the torrent.
-    SourceTorrentShare,
-}
-
-impl Refusal {
-    /// Every reason, in discriminant order.
-    pub const ALL: [Refusal; 4] = [
-        Refusal::TrackerFull,
-        Refusal::TorrentFull,
-        Refusal::SourceShare,
-        Refusal::SourceTorrentShare,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Refusal::TrackerFull => "tracker_full",
-            Refusal::TorrentFull => "torrent_full",
-            Refusal::SourceShare => "source_share",
-            Refusal::SourceTorrentShare => "source_torrent_share",
-        }
-    }
-}
-
-impl From<SwarmFull> for Refusal {
-    fn from(_: SwarmFull) -> Self {
-        Refusal::TorrentFull
-    }
-}
-
-/// Peers not stored, by [`Refusal`] (indexed by discriminant).
-pub type RefusalCounts = [u64; Refusal::ALL.len()];
-
-fn count_refusal(counts: &mut RefusalCounts, refusal: Refusal) {
-    if let Some(count) = counts.get_mut(refusal as usize) {
-        *count += 1;
-    }
 }
 
 pub struct TorrentMap<K, V> {
@@ -710,6 +543,7 @@ impl<K: PeerKey, V> TorrentMap<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::SourcePrefixes;
     use rand::SeedableRng;
     use rand::rngs::SmallRng;
 

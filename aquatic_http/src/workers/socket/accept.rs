@@ -1,0 +1,154 @@
+//! Connections coming and going: accepting within the connection bounds
+//! (and reading the request that came with the connection), registering
+//! with the poll at the end of the round, closing, and the idle sweep.
+
+use std::io::ErrorKind;
+use std::sync::atomic::Ordering;
+
+use aquatic_common::CanonicalSocketAddr;
+use aquatic_common::listen_queue::waiting_connections;
+use mio::Token;
+use mio::net::TcpStream;
+
+use super::connection::Connection;
+use super::io::interest;
+use super::{Client, FIRST_CONNECTION_TOKEN, Outcome, SocketWorker};
+use crate::common::add;
+
+impl SocketWorker {
+    pub(super) fn accept(&mut self) {
+        self.accept_pending = false;
+        // Exactly the connections waiting: no accept4 just to see EAGAIN.
+        let mut waiting = waiting_connections(&self.listener).unwrap_or(usize::MAX);
+        while waiting > 0 {
+            waiting -= 1;
+            match self.listener.accept() {
+                Ok((stream, addr)) => self.admit(stream, CanonicalSocketAddr::new(addr)),
+                Err(err) if err.kind() == ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+                Err(err) => {
+                    // Out of file descriptors or memory: the waiting
+                    // connections stay queued; try again next round (at
+                    // most every poll timeout), never in a tight loop.
+                    log::warn!("accept failed: {err}");
+                    self.accept_pending = true;
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Take an accepted connection in, unless a bound refuses it (dropping
+    /// the stream closes it), and read the request that usually came with
+    /// it.
+    fn admit(&mut self, stream: TcpStream, peer_addr: CanonicalSocketAddr) {
+        let counters = &self.stats;
+        if self.connections.len() >= self.config.network.max_connections {
+            add(&counters.connections_refused, 1);
+            return;
+        }
+        // A trusted proxy speaks for many clients: its connections are not
+        // budgeted as one source.
+        let source = (!self
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(&peer_addr.ip())))
+        .then(|| self.config.source_budgets.prefixes().of(peer_addr.ip()));
+        if let Some(source) = source {
+            if !self
+                .sources
+                .try_acquire(source, self.max_connections_per_source)
+            {
+                add(&counters.connections_refused_source, 1);
+                return;
+            }
+        }
+        let tls = match &self.tls {
+            Some(shared) => match rustls::ServerConnection::new(shared.load_full()) {
+                Ok(tls) => Some(tls),
+                Err(err) => {
+                    log::warn!("cannot start TLS connection: {err}");
+                    if let Some(source) = &source {
+                        self.sources.release(source);
+                    }
+                    return;
+                }
+            },
+            None => None,
+        };
+        let key = self.connections.insert(Client {
+            stream,
+            tls,
+            peer_addr,
+            source,
+            wants_writable: false,
+            registered: false,
+            http: Connection::new(self.now, self.config.network.connection_idle_timeout),
+        });
+        self.unregistered.push(key);
+        add(&counters.connections_accepted, 1);
+        counters
+            .connections_open
+            .store(self.connections.len(), Ordering::Relaxed);
+        // Clients send their request right after connecting: it is usually
+        // here already, so read it now instead of waking up again for it
+        // (the socket is registered at the end of this round, when
+        // edge-triggered epoll reports data, or a close, that came
+        // meanwhile at once).
+        if let Outcome::Close = self.on_readable(key, false) {
+            self.close(key);
+        }
+    }
+
+    /// Register the connections accepted in this round that are still
+    /// open, for the events they wait for.
+    pub(super) fn register_new(&mut self) {
+        for key in std::mem::take(&mut self.unregistered) {
+            let Some(client) = self.connections.get_mut(key) else {
+                continue;
+            };
+            if client.registered {
+                // Closed, and its slot reused by a later accept: listed twice.
+                continue;
+            }
+            let token = Token(key + FIRST_CONNECTION_TOKEN);
+            let interest = interest(client.wants_writable);
+            match self
+                .poll
+                .registry()
+                .register(&mut client.stream, token, interest)
+            {
+                Ok(()) => client.registered = true,
+                Err(err) => {
+                    log::warn!("cannot register connection: {err}");
+                    self.close(key);
+                }
+            }
+        }
+    }
+
+    pub(super) fn close(&mut self, key: usize) {
+        // Closing the socket removes it from epoll: no deregister call.
+        if let Some(client) = self.connections.try_remove(key) {
+            if let Some(source) = &client.source {
+                self.sources.release(source);
+            }
+        }
+        self.stats
+            .connections_open
+            .store(self.connections.len(), Ordering::Relaxed);
+    }
+
+    pub(super) fn close_expired(&mut self) {
+        let now = self.now;
+        let expired: Vec<usize> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| c.http.expired(now))
+            .map(|(key, _)| key)
+            .collect();
+        for key in expired {
+            self.close(key);
+        }
+    }
+}

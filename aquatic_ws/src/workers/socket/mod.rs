@@ -1,0 +1,278 @@
+//! A socket worker: owns one SO_REUSEPORT TCP listener and the connections
+//! it accepts, in a mio event loop.
+//!
+//! Per connection: TLS (rustls) when configured; the HTTP upgrade request
+//! read with a bounded buffer and answered with tungstenite's handshake
+//! response (or `GET /health` answered 200); then WebSocket framing by
+//! tungstenite with frame, message and write-buffer limits. Text messages
+//! are parsed with `aquatic_ws_protocol`; announces, answers and scrape
+//! parts go to the request workers owning their info hashes, and whatever
+//! they send back (replies, relayed offers and answers, for connections of
+//! this worker) is written to the right connection if it is still the
+//! same one. A closing connection tells the request workers which peers
+//! leave (and which offers go). Every limit closes only the connection
+//! that breaks it; one source (`[source_budgets]`) may hold only its share
+//! of `max_connections`. A protocol error gets a WebSocket close frame
+//! with its code (1002, 1007, 1009) before the connection closes.
+
+//!
+//! The parts: [`upgrade`] (the HTTP request before the WebSocket) and
+//! [`session`] (swarms joined, scrapes in flight, timers) hold each
+//! connection's limits without sockets; [`framing`] the WebSocket limits
+//! and close codes; [`stream`] plain or TLS bytes. The event loop is here,
+//! with accepting and closing in `accept`, reading and writing messages in
+//! `messages`, and the traffic with the request workers in `shards`.
+
+mod accept;
+mod framing;
+mod messages;
+mod session;
+mod shards;
+mod stream;
+mod upgrade;
+
+use std::io::ErrorKind;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aquatic_common::access_list::AccessListCache;
+use aquatic_common::request_loop::Shard;
+use aquatic_common::shard_parts::{ShardCommand, serve_commands};
+use aquatic_common::source::{SourceCounts, SourceKey};
+use aquatic_common::time::secs_u32;
+use aquatic_common::tls::SharedTlsConfig;
+use aquatic_common::{IpVersion, SecondsSinceStart, ServerStartInstant};
+use crossbeam_channel::{Receiver, Sender};
+use ipnet::IpNet;
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+use tungstenite::WebSocket;
+use tungstenite::protocol::WebSocketConfig;
+
+use self::session::Session;
+use self::stream::Stream;
+use self::upgrade::Handshake;
+use crate::common::{CloseReason, RequestMessage, ResponseMessage, SocketWorkerStats};
+use crate::config::Config;
+use crate::swarm::WsShard;
+
+pub const LISTENER_TOKEN: Token = Token(0);
+pub const WAKER_TOKEN: Token = Token(1);
+const FIRST_CONNECTION_TOKEN: usize = 2;
+/// Connection-close notices kept for a full request queue, per shard,
+/// before they are dropped (the peers then go at `max_peer_age`).
+const MAX_RETRIED_CLOSES: usize = 65_536;
+/// Messages read from one connection per event-loop round. A client that
+/// sends faster than the worker parses would otherwise keep it reading
+/// that one connection (edge-triggered: until the socket is drained) while
+/// every other client on the worker waits; past this it waits for the next
+/// round, after the others.
+const MESSAGES_PER_ROUND: usize = 64;
+
+enum Phase {
+    /// Reading the upgrade request, then writing the HTTP answer.
+    Handshake(Stream, Box<Handshake>),
+    Open(Box<WebSocket<Stream>>),
+    /// Only while moving from one phase to the other.
+    Switching,
+}
+
+struct Connection {
+    phase: Phase,
+    generation: u64,
+    ip_version: IpVersion,
+    /// The client's source in the swarms (its forwarded address behind a
+    /// trusted proxy).
+    source: SourceKey,
+    /// The source this connection counts under in the connection budget
+    /// (none for a trusted reverse proxy).
+    counted_source: Option<SourceKey>,
+    session: Session,
+    /// In `SocketWorker::dirty`: has output to flush.
+    dirty: bool,
+    /// In `SocketWorker::backlog`: more to read next round. Keeps a
+    /// connection there once, however many events it gets meanwhile.
+    backlogged: bool,
+}
+
+pub struct SocketWorkerParts {
+    pub config: Arc<Config>,
+    pub index: usize,
+    pub listener: std::net::TcpListener,
+    pub poll: Poll,
+    pub tls: Option<SharedTlsConfig>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub access_list: AccessListCache,
+    pub clock: ServerStartInstant,
+    pub request_senders: Vec<Sender<Vec<RequestMessage>>>,
+    pub response_receiver: Receiver<Vec<ResponseMessage>>,
+    pub stats: Arc<SocketWorkerStats>,
+    /// With `request_workers = 0`: the shard this worker answers itself,
+    /// and the commands (scrape export) for it.
+    pub inline_shard: Option<WsShard>,
+    pub shard_commands: Option<Receiver<ShardCommand>>,
+}
+
+pub struct SocketWorker {
+    config: Arc<Config>,
+    index: usize,
+    listener: TcpListener,
+    poll: Poll,
+    tls: Option<SharedTlsConfig>,
+    trusted_proxies: Vec<IpNet>,
+    access_list: AccessListCache,
+    clock: ServerStartInstant,
+    now: SecondsSinceStart,
+    connections: Slab<Connection>,
+    next_generation: u64,
+    ws_config: WebSocketConfig,
+    request_senders: Vec<Sender<Vec<RequestMessage>>>,
+    response_receiver: Receiver<Vec<ResponseMessage>>,
+    batches: Vec<Vec<RequestMessage>>,
+    /// Connection-close notices that met a full queue, per shard.
+    retried_closes: Vec<Vec<RequestMessage>>,
+    /// Connections with output to flush at the end of the round.
+    dirty: Vec<usize>,
+    /// Connections that had more to read when their round's budget was
+    /// spent (key, generation): read first in the next round, which then
+    /// does not wait for events.
+    backlog: Vec<(usize, u64)>,
+    stats: Arc<SocketWorkerStats>,
+    chunk: Vec<u8>,
+    /// A text message being parsed (simd-json parses in place).
+    scratch: Vec<u8>,
+    inline_shard: Option<WsShard>,
+    shard_commands: Option<Receiver<ShardCommand>>,
+    inline_answers: Vec<(usize, ResponseMessage)>,
+    next_cleaning: SecondsSinceStart,
+    /// Open connections per source.
+    sources: SourceCounts,
+    max_connections_per_source: usize,
+    /// An accept failed (out of descriptors, say): try again every round
+    /// until the queue is empty, rather than only at the next connection.
+    accept_pending: bool,
+}
+
+/// What to do with a connection after handling an event.
+enum Outcome {
+    Keep,
+    Close(CloseReason),
+}
+
+impl SocketWorker {
+    pub fn new(parts: SocketWorkerParts) -> anyhow::Result<Self> {
+        let mut listener = TcpListener::from_std(parts.listener);
+        parts
+            .poll
+            .registry()
+            .register(&mut listener, LISTENER_TOKEN, Interest::READABLE)?;
+        let shards = parts.request_senders.len().max(1);
+        let ws_config = framing::ws_config(&parts.config.network);
+        let next_cleaning = parts
+            .clock
+            .seconds_elapsed()
+            .add_secs(secs_u32(parts.config.cleaning.interval));
+        let max_connections_per_source = parts
+            .config
+            .source_budgets
+            .share_of(parts.config.network.max_connections);
+        Ok(Self {
+            now: parts.clock.seconds_elapsed(),
+            ws_config,
+            config: parts.config,
+            index: parts.index,
+            listener,
+            poll: parts.poll,
+            tls: parts.tls,
+            trusted_proxies: parts.trusted_proxies,
+            access_list: parts.access_list,
+            clock: parts.clock,
+            connections: Slab::new(),
+            next_generation: 0,
+            request_senders: parts.request_senders,
+            response_receiver: parts.response_receiver,
+            batches: (0..shards).map(|_| Vec::new()).collect(),
+            retried_closes: (0..shards).map(|_| Vec::new()).collect(),
+            dirty: Vec::new(),
+            backlog: Vec::new(),
+            stats: parts.stats,
+            chunk: vec![0; 16 * 1024],
+            scratch: Vec::new(),
+            inline_shard: parts.inline_shard,
+            shard_commands: parts.shard_commands,
+            inline_answers: Vec::new(),
+            next_cleaning,
+            sources: SourceCounts::default(),
+            max_connections_per_source,
+            accept_pending: false,
+        })
+    }
+
+    pub fn run(mut self) -> anyhow::Result<()> {
+        let mut events = Events::with_capacity(256);
+        let timeout = Duration::from_millis(self.config.network.poll_timeout_ms);
+        let mut last_sweep = self.now;
+        loop {
+            let wait = if self.backlog.is_empty() {
+                timeout
+            } else {
+                Duration::ZERO
+            };
+            if let Err(err) = self.poll.poll(&mut events, Some(wait)) {
+                if err.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(anyhow::Error::new(err).context("poll failed"));
+            }
+            self.now = self.clock.seconds_elapsed();
+            if self.accept_pending {
+                self.accept();
+            }
+            for (key, generation) in std::mem::take(&mut self.backlog) {
+                let current = match self.connections.get_mut(key) {
+                    Some(c) if c.generation == generation => {
+                        c.backlogged = false;
+                        true
+                    }
+                    _ => false,
+                };
+                if current {
+                    if let Outcome::Close(reason) = self.on_event(key) {
+                        self.close(key, reason);
+                    }
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER_TOKEN => self.accept(),
+                    WAKER_TOKEN => {}
+                    Token(t) => {
+                        let key = t.wrapping_sub(FIRST_CONNECTION_TOKEN);
+                        if let Outcome::Close(reason) = self.on_event(key) {
+                            self.close(key, reason);
+                        }
+                    }
+                }
+            }
+            self.flush_batches();
+            self.handle_responses();
+            self.flush_dirty();
+            if self.now >= self.next_cleaning {
+                if let Some(shard) = self.inline_shard.as_mut() {
+                    shard.clean(self.now);
+                    shard.publish();
+                }
+                self.next_cleaning = self.now.add_secs(secs_u32(self.config.cleaning.interval));
+            }
+            if let (Some(shard), Some(commands)) = (&self.inline_shard, &self.shard_commands) {
+                serve_commands(commands, shard, self.now);
+            }
+            if self.now > last_sweep {
+                self.sweep();
+                self.flush_dirty();
+                last_sweep = self.now;
+            }
+        }
+    }
+}
