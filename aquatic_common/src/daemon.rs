@@ -25,9 +25,9 @@ use crate::ServerStartInstant;
 use crate::access_list::{self, AccessListCache, AccessListConfig, SharedAccessList};
 use crate::metrics::{Collector, MetricsConfig, MetricsEndpoint, SwarmGauges};
 use crate::privileges::{PrivilegeConfig, drop_privileges};
-use crate::request_loop::{Shard, channels, polls_and_wakers, spawn_request_workers};
+use crate::request_loop::{InlineShard, Shard, channels, polls_and_wakers, spawn_request_workers};
 use crate::scrape_export::{self, ScrapeExportConfig};
-use crate::shard_parts::{ShardCommand, ShardControl, command_channel};
+use crate::shard_parts::{ShardControl, command_channel};
 use crate::state::{self, DaemonKind, StateConfig};
 use crate::statistics::{self, StatisticsConfig};
 use crate::supervision::Supervisor;
@@ -67,9 +67,8 @@ pub struct SocketWiring<D: Daemon> {
     pub request_senders: Vec<Sender<Vec<D::Request>>>,
     pub response_receiver: Receiver<Vec<D::Response>>,
     pub stats: Arc<D::SocketStats>,
-    /// With `request_workers = 0`: the shard this worker owns, and the
-    /// main thread's requests for its parts of the state file and export.
-    pub inline_shard: Option<(D::Shard, Receiver<ShardCommand>)>,
+    /// With `request_workers = 0`: the shard this worker owns.
+    pub inline_shard: Option<InlineShard<D::Shard, D::Request, D::Response>>,
 }
 
 /// What differs between the daemons.
@@ -176,7 +175,14 @@ pub fn run<D: Daemon>(prepare: impl FnOnce() -> anyhow::Result<D>) -> anyhow::Re
     let (inline_owner, inline_commands) = command_channel();
     let mut inline_shard = if inline {
         let shard = shards.pop();
-        shard.map(|shard| (shard, inline_commands))
+        shard.map(|shard| {
+            InlineShard::new(
+                shard,
+                inline_commands,
+                clock.seconds_elapsed(),
+                secs_u32(settings.cleaning_interval),
+            )
+        })
     } else {
         None
     };

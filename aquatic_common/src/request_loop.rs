@@ -126,6 +126,70 @@ impl<Req, Resp> RequestLoop<Req, Resp> {
     }
 }
 
+/// With `request_workers = 0`: the one shard, owned by the one socket
+/// worker, which answers its requests itself and does what a request
+/// worker's loop does besides: cleaning when due, publishing gauges, and
+/// serving the main thread's requests for the shard's parts of files.
+pub struct InlineShard<S, Req, Resp> {
+    shard: S,
+    commands: Receiver<ShardCommand>,
+    cleaning_interval_secs: u32,
+    next_cleaning: SecondsSinceStart,
+    /// Reused for each request's answers.
+    answers: Vec<(usize, Resp)>,
+    _requests: std::marker::PhantomData<fn(Req)>,
+}
+
+impl<S: Shard<Req, Resp>, Req, Resp> InlineShard<S, Req, Resp> {
+    pub fn new(
+        shard: S,
+        commands: Receiver<ShardCommand>,
+        now: SecondsSinceStart,
+        cleaning_interval_secs: u32,
+    ) -> Self {
+        // A shard loaded from the state file is not empty at start.
+        shard.publish();
+        Self {
+            shard,
+            commands,
+            cleaning_interval_secs,
+            next_cleaning: now.add_secs(cleaning_interval_secs),
+            answers: Vec::new(),
+            _requests: std::marker::PhantomData,
+        }
+    }
+
+    /// Answer a batch of requests, handing every answer to `respond`.
+    pub fn handle(
+        &mut self,
+        now: SecondsSinceStart,
+        batch: Vec<Req>,
+        mut respond: impl FnMut(Resp),
+    ) {
+        for request in batch {
+            self.shard.handle(now, request, &mut self.answers);
+            for (_, response) in self.answers.drain(..) {
+                respond(response);
+            }
+        }
+    }
+
+    /// After a round of batches: the gauges.
+    pub fn publish(&self) {
+        self.shard.publish();
+    }
+
+    /// Once per event-loop round: clean when due, serve commands.
+    pub fn housekeep(&mut self, now: SecondsSinceStart) {
+        if now >= self.next_cleaning {
+            self.shard.clean(now);
+            self.shard.publish();
+            self.next_cleaning = now.add_secs(self.cleaning_interval_secs);
+        }
+        serve_commands(&self.commands, &self.shard, now);
+    }
+}
+
 /// Which request worker owns an info hash: its first four bytes, modulo
 /// the number of request workers (the one shard when there are none).
 pub fn shard_of(info_hash: &InfoHash, request_workers: usize) -> usize {

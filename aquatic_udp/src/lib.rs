@@ -139,7 +139,6 @@ impl Daemon for Udp {
         &self,
         wiring: SocketWiring<Self>,
     ) -> anyhow::Result<impl FnOnce() -> anyhow::Result<()> + Send + 'static> {
-        let (inline_shard, shard_commands) = wiring.inline_shard.unzip();
         let worker = SocketWorker::new(SocketWorkerParts {
             config: self.config.clone(),
             socket: wiring.socket,
@@ -151,8 +150,7 @@ impl Daemon for Udp {
             request_senders: wiring.request_senders,
             response_receiver: wiring.response_receiver,
             stats: wiring.stats,
-            inline_shard,
-            shard_commands,
+            inline: wiring.inline_shard,
         })?;
         Ok(move || worker.run())
     }

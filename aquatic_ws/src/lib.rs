@@ -151,7 +151,6 @@ impl Daemon for Ws {
         &self,
         wiring: SocketWiring<Self>,
     ) -> anyhow::Result<impl FnOnce() -> anyhow::Result<()> + Send + 'static> {
-        let (inline_shard, shard_commands) = wiring.inline_shard.unzip();
         let worker = SocketWorker::new(SocketWorkerParts {
             config: self.config.clone(),
             index: wiring.index,
@@ -164,8 +163,7 @@ impl Daemon for Ws {
             request_senders: wiring.request_senders,
             response_receiver: wiring.response_receiver,
             stats: wiring.stats,
-            inline_shard,
-            shard_commands,
+            inline: wiring.inline_shard,
         })?;
         Ok(move || worker.run())
     }

@@ -18,9 +18,7 @@ use std::time::Duration;
 
 use aquatic_common::access_list::AccessListCache;
 use aquatic_common::datagrams::{BATCH, Received, RecvBatch, SendBatch};
-use aquatic_common::request_loop::Shard;
-use aquatic_common::shard_parts::{ShardCommand, serve_commands};
-use aquatic_common::time::secs_u32;
+use aquatic_common::request_loop::InlineShard;
 use aquatic_common::{
     CanonicalSocketAddr, IpVersion, SecondsSinceStart, ServerStartInstant, ValidUntil,
 };
@@ -120,11 +118,8 @@ pub struct SocketWorker {
     /// timeout as its receive timeout) rather than in epoll: one system
     /// call fewer per wake-up.
     wait_in_receive: bool,
-    inline_shard: Option<UdpShard>,
-    shard_commands: Option<Receiver<ShardCommand>>,
-    /// Reused for the inline shard's answers.
-    inline_answers: Vec<(usize, ResponseMessage)>,
-    next_cleaning: SecondsSinceStart,
+    /// With `request_workers = 0`: the shard this worker answers itself.
+    inline: Option<InlineShard<UdpShard, RequestMessage, ResponseMessage>>,
 }
 
 pub struct SocketWorkerParts {
@@ -139,16 +134,13 @@ pub struct SocketWorkerParts {
     pub response_receiver: Receiver<Vec<ResponseMessage>>,
     pub stats: Arc<SocketWorkerStats>,
     /// With `request_workers = 0`: the shard this worker answers itself.
-    pub inline_shard: Option<UdpShard>,
-    /// With `request_workers = 0`: requests for the inline shard's part of
-    /// the state file or scrape export.
-    pub shard_commands: Option<Receiver<ShardCommand>>,
+    pub inline: Option<InlineShard<UdpShard, RequestMessage, ResponseMessage>>,
 }
 
 impl SocketWorker {
     pub fn new(parts: SocketWorkerParts) -> anyhow::Result<Self> {
         let socket_is_ipv6 = parts.socket.local_addr()?.is_ipv6();
-        let wait_in_receive = parts.inline_shard.is_some();
+        let wait_in_receive = parts.inline.is_some();
         if wait_in_receive {
             // Receives wait (up to the poll timeout); sends never do
             // (aquatic_common::datagrams sends with MSG_DONTWAIT).
@@ -185,13 +177,7 @@ impl SocketWorker {
             sends: SendBatch::new(socket_is_ipv6),
             send_blocked: false,
             wait_in_receive,
-            inline_shard: parts.inline_shard,
-            shard_commands: parts.shard_commands,
-            inline_answers: Vec::new(),
-            next_cleaning: parts
-                .clock
-                .seconds_elapsed()
-                .add_secs(secs_u32(parts.config.cleaning.interval)),
+            inline: parts.inline,
             config: parts.config,
         })
     }
@@ -230,15 +216,8 @@ impl SocketWorker {
             }
             self.handle_responses();
             self.flush_sends();
-            if self.now >= self.next_cleaning {
-                if let Some(shard) = self.inline_shard.as_mut() {
-                    shard.clean(self.now);
-                    shard.publish();
-                }
-                self.next_cleaning = self.now.add_secs(secs_u32(self.config.cleaning.interval));
-            }
-            if let (Some(shard), Some(commands)) = (&self.inline_shard, &self.shard_commands) {
-                serve_commands(commands, shard, self.now);
+            if let Some(inline) = self.inline.as_mut() {
+                inline.housekeep(self.now);
             }
             if self.now.saturating_sub(last_cleaning) >= 10 {
                 let now = self.now;
@@ -433,23 +412,16 @@ impl SocketWorker {
     }
 
     fn flush_batches(&mut self) {
-        if let Some(mut shard) = self.inline_shard.take() {
+        if let Some(mut inline) = self.inline.take() {
             // request_workers = 0: this thread owns the only shard.
             let batch = self
                 .batches
                 .first_mut()
                 .map(std::mem::take)
                 .unwrap_or_default();
-            for message in batch {
-                let mut answers = std::mem::take(&mut self.inline_answers);
-                shard.handle(self.now, message, &mut answers);
-                for (_, response) in answers.drain(..) {
-                    self.handle_response(response);
-                }
-                self.inline_answers = answers;
-            }
-            shard.publish();
-            self.inline_shard = Some(shard);
+            inline.handle(self.now, batch, |response| self.handle_response(response));
+            inline.publish();
+            self.inline = Some(inline);
             return;
         }
         for (shard, batch) in self.batches.iter_mut().enumerate() {

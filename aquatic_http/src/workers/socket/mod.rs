@@ -29,10 +29,8 @@ use std::time::Duration;
 
 use aquatic_common::access_list::AccessListCache;
 use aquatic_common::proxy::{ProxyHeaderMissing, client_ip};
-use aquatic_common::request_loop::Shard;
-use aquatic_common::shard_parts::{ShardCommand, serve_commands};
+use aquatic_common::request_loop::InlineShard;
 use aquatic_common::source::{SourceCounts, SourceKey};
-use aquatic_common::time::secs_u32;
 use aquatic_common::tls::SharedTlsConfig;
 use aquatic_common::{CanonicalSocketAddr, InfoHash, SecondsSinceStart, ServerStartInstant};
 use aquatic_http_protocol::{ParseOptions, Request, ScrapeResponse};
@@ -103,10 +101,7 @@ pub struct SocketWorkerParts {
     pub response_receiver: Receiver<Vec<ResponseMessage>>,
     pub stats: Arc<SocketWorkerStats>,
     /// With `request_workers = 0`: the shard this worker answers itself.
-    pub inline_shard: Option<HttpShard>,
-    /// With `request_workers = 0`: requests for the inline shard's part of
-    /// the state file or scrape export.
-    pub shard_commands: Option<Receiver<ShardCommand>>,
+    pub inline: Option<InlineShard<HttpShard, RequestMessage, ResponseMessage>>,
 }
 
 pub struct SocketWorker {
@@ -127,13 +122,10 @@ pub struct SocketWorker {
     stats: Arc<SocketWorkerStats>,
     chunk: Vec<u8>,
     body: Vec<u8>,
-    inline_shard: Option<HttpShard>,
-    shard_commands: Option<Receiver<ShardCommand>>,
-    /// Reused for the inline shard's answers.
-    inline_answers: Vec<(usize, ResponseMessage)>,
+    /// With `request_workers = 0`: the shard this worker answers itself.
+    inline: Option<InlineShard<HttpShard, RequestMessage, ResponseMessage>>,
     /// Connections accepted in this round, to register at its end.
     unregistered: Vec<usize>,
-    next_cleaning: SecondsSinceStart,
     /// Open connections per source.
     sources: SourceCounts,
     max_connections_per_source: usize,
@@ -156,10 +148,6 @@ impl SocketWorker {
             .registry()
             .register(&mut listener, LISTENER_TOKEN, Interest::READABLE)?;
         let shards = parts.request_senders.len().max(1);
-        let next_cleaning = parts
-            .clock
-            .seconds_elapsed()
-            .add_secs(secs_u32(parts.config.cleaning.interval));
         let max_connections_per_source = parts
             .config
             .source_budgets
@@ -182,11 +170,8 @@ impl SocketWorker {
             stats: parts.stats,
             chunk: vec![0; READ_CHUNK],
             body: Vec::with_capacity(1024),
-            inline_shard: parts.inline_shard,
-            shard_commands: parts.shard_commands,
-            inline_answers: Vec::new(),
+            inline: parts.inline,
             unregistered: Vec::new(),
-            next_cleaning,
             sources: SourceCounts::default(),
             max_connections_per_source,
             accept_pending: false,
@@ -237,15 +222,8 @@ impl SocketWorker {
             // than after the next wake-up.
             self.flush_batches();
             self.register_new();
-            if self.now >= self.next_cleaning {
-                if let Some(shard) = self.inline_shard.as_mut() {
-                    shard.clean(self.now);
-                    shard.publish();
-                }
-                self.next_cleaning = self.now.add_secs(secs_u32(self.config.cleaning.interval));
-            }
-            if let (Some(shard), Some(commands)) = (&self.inline_shard, &self.shard_commands) {
-                serve_commands(commands, shard, self.now);
+            if let Some(inline) = self.inline.as_mut() {
+                inline.housekeep(self.now);
             }
             if self.now > last_sweep {
                 self.close_expired();
@@ -418,7 +396,7 @@ impl SocketWorker {
     }
 
     fn flush_batches(&mut self) {
-        if let Some(mut shard) = self.inline_shard.take() {
+        if let Some(mut inline) = self.inline.take() {
             // request_workers = 0: this thread owns the only shard. Answers
             // may let pipelined requests queue more, so go round until none
             // are left (each round answers at least one per connection).
@@ -426,17 +404,10 @@ impl SocketWorker {
                 if batch.is_empty() {
                     break;
                 }
-                for message in batch {
-                    let mut answers = std::mem::take(&mut self.inline_answers);
-                    shard.handle(self.now, message, &mut answers);
-                    for (_, response) in answers.drain(..) {
-                        self.handle_response(response);
-                    }
-                    self.inline_answers = answers;
-                }
+                inline.handle(self.now, batch, |response| self.handle_response(response));
             }
-            shard.publish();
-            self.inline_shard = Some(shard);
+            inline.publish();
+            self.inline = Some(inline);
             return;
         }
         for shard in 0..self.batches.len() {

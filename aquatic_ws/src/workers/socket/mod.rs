@@ -36,10 +36,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aquatic_common::access_list::AccessListCache;
-use aquatic_common::request_loop::Shard;
-use aquatic_common::shard_parts::{ShardCommand, serve_commands};
+use aquatic_common::request_loop::InlineShard;
 use aquatic_common::source::{SourceCounts, SourceKey};
-use aquatic_common::time::secs_u32;
 use aquatic_common::tls::SharedTlsConfig;
 use aquatic_common::{IpVersion, SecondsSinceStart, ServerStartInstant};
 use crossbeam_channel::{Receiver, Sender};
@@ -108,10 +106,8 @@ pub struct SocketWorkerParts {
     pub request_senders: Vec<Sender<Vec<RequestMessage>>>,
     pub response_receiver: Receiver<Vec<ResponseMessage>>,
     pub stats: Arc<SocketWorkerStats>,
-    /// With `request_workers = 0`: the shard this worker answers itself,
-    /// and the commands (scrape export) for it.
-    pub inline_shard: Option<WsShard>,
-    pub shard_commands: Option<Receiver<ShardCommand>>,
+    /// With `request_workers = 0`: the shard this worker answers itself.
+    pub inline: Option<InlineShard<WsShard, RequestMessage, ResponseMessage>>,
 }
 
 pub struct SocketWorker {
@@ -142,10 +138,8 @@ pub struct SocketWorker {
     chunk: Vec<u8>,
     /// A text message being parsed (simd-json parses in place).
     scratch: Vec<u8>,
-    inline_shard: Option<WsShard>,
-    shard_commands: Option<Receiver<ShardCommand>>,
-    inline_answers: Vec<(usize, ResponseMessage)>,
-    next_cleaning: SecondsSinceStart,
+    /// With `request_workers = 0`: the shard this worker answers itself.
+    inline: Option<InlineShard<WsShard, RequestMessage, ResponseMessage>>,
     /// Open connections per source.
     sources: SourceCounts,
     max_connections_per_source: usize,
@@ -169,10 +163,6 @@ impl SocketWorker {
             .register(&mut listener, LISTENER_TOKEN, Interest::READABLE)?;
         let shards = parts.request_senders.len().max(1);
         let ws_config = framing::ws_config(&parts.config.network);
-        let next_cleaning = parts
-            .clock
-            .seconds_elapsed()
-            .add_secs(secs_u32(parts.config.cleaning.interval));
         let max_connections_per_source = parts
             .config
             .source_budgets
@@ -199,10 +189,7 @@ impl SocketWorker {
             stats: parts.stats,
             chunk: vec![0; 16 * 1024],
             scratch: Vec::new(),
-            inline_shard: parts.inline_shard,
-            shard_commands: parts.shard_commands,
-            inline_answers: Vec::new(),
-            next_cleaning,
+            inline: parts.inline,
             sources: SourceCounts::default(),
             max_connections_per_source,
             accept_pending: false,
@@ -258,15 +245,8 @@ impl SocketWorker {
             self.flush_batches();
             self.handle_responses();
             self.flush_dirty();
-            if self.now >= self.next_cleaning {
-                if let Some(shard) = self.inline_shard.as_mut() {
-                    shard.clean(self.now);
-                    shard.publish();
-                }
-                self.next_cleaning = self.now.add_secs(secs_u32(self.config.cleaning.interval));
-            }
-            if let (Some(shard), Some(commands)) = (&self.inline_shard, &self.shard_commands) {
-                serve_commands(commands, shard, self.now);
+            if let Some(inline) = self.inline.as_mut() {
+                inline.housekeep(self.now);
             }
             if self.now > last_sweep {
                 self.sweep();

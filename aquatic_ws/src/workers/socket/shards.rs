@@ -2,7 +2,6 @@
 //! the inline shard), failures when a worker's queue is full, and what
 //! comes back, routed to the connection if it is still the same one.
 
-use aquatic_common::request_loop::Shard;
 use aquatic_ws_protocol::{Action, OutMessage, ScrapeResponse};
 use crossbeam_channel::TrySendError;
 
@@ -15,24 +14,17 @@ use crate::common::{
 
 impl SocketWorker {
     pub(super) fn flush_batches(&mut self) {
-        if let Some(mut shard) = self.inline_shard.take() {
+        if let Some(mut inline) = self.inline.take() {
             // request_workers = 0: this thread owns the only shard, and is
             // the only socket worker.
             while let Some(batch) = self.batches.first_mut().map(std::mem::take) {
                 if batch.is_empty() {
                     break;
                 }
-                for message in batch {
-                    let mut answers = std::mem::take(&mut self.inline_answers);
-                    shard.handle(self.now, message, &mut answers);
-                    for (_, response) in answers.drain(..) {
-                        self.handle_response(response);
-                    }
-                    self.inline_answers = answers;
-                }
+                inline.handle(self.now, batch, |response| self.handle_response(response));
             }
-            shard.publish();
-            self.inline_shard = Some(shard);
+            inline.publish();
+            self.inline = Some(inline);
             return;
         }
         for shard in 0..self.batches.len() {
