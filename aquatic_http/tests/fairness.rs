@@ -32,10 +32,7 @@ const LATENCY_BOUND: Duration = Duration::from_secs(1);
 const ATTACK_LIMIT: Duration = Duration::from_secs(30);
 
 fn start(extra: &str, network: &str) -> Daemon {
-    let config =
-        format!("log_level = \"info\"\n{extra}\n[network]\naddress = \"127.0.0.1:0\"\n{network}\n");
-    Daemon::start(BINARY, tempfile::tempdir().unwrap(), &config)
-        .unwrap_or_else(|log| panic!("did not start: {log}"))
+    Daemon::launch(BINARY, &format!("{extra}\n[network]\n{network}\n"))
 }
 
 fn attacker() -> IpAddr {

@@ -54,11 +54,12 @@ const HOSTILE_HASH: u8 = 100;
 /// opened wide (one source may use every slot) so that each attack meets
 /// the limit it is about; `fairness.rs` tests the budgets.
 fn start() -> Daemon {
-    let config = format!(
-        "log_level = \"info\"\nsocket_workers = 2\nrequest_workers = 1\n[network]\naddress = \"127.0.0.1:0\"\nmax_connections = 4096\nconnection_idle_timeout = {IDLE_TIMEOUT}\nmax_request_head_size = {MAX_HEAD}\n[source_budgets]\nshare_percent = 100\n"
-    );
-    Daemon::start(BINARY, tempfile::tempdir().unwrap(), &config)
-        .unwrap_or_else(|log| panic!("did not start: {log}"))
+    Daemon::launch(
+        BINARY,
+        &format!(
+            "socket_workers = 2\nrequest_workers = 1\n[network]\nmax_connections = 4096\nconnection_idle_timeout = {IDLE_TIMEOUT}\nmax_request_head_size = {MAX_HEAD}\n[source_budgets]\nshare_percent = 100\n"
+        ),
+    )
 }
 
 /// Tells the hostile threads to stop: when set, or at the deadline.

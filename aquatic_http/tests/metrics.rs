@@ -17,21 +17,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use aquatic_test_support::Daemon;
+use aquatic_test_support::http::{announce_path, pct};
 use aquatic_test_support::metrics::{Expected, metrics_address, promtool_check, wait_for_expected};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_aquatic_http");
-
-fn pct(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("%{b:02x}")).collect()
-}
-
-fn announce_path(hash: u8, peer: u8, port: u16, left: u64) -> String {
-    format!(
-        "/announce?info_hash={}&peer_id={}&port={port}&uploaded=0&downloaded=0&left={left}&compact=1",
-        pct(&[hash; 20]),
-        pct(&[peer; 20])
-    )
-}
 
 /// One request on its own connection (`Connection: close`), read to the
 /// end: (status, request bytes, response bytes).
@@ -54,9 +43,8 @@ fn request_once(addr: SocketAddr, path: &str) -> (u16, u64, u64) {
 
 #[test]
 fn metrics_count_known_traffic_exactly() {
-    let config = "log_level = \"info\"\nsocket_workers = 2\nrequest_workers = 2\n[metrics]\nenabled = true\naddress = \"127.0.0.1:0\"\n[network]\naddress = \"127.0.0.1:0\"\n";
-    let tracker = Daemon::start(BINARY, tempfile::tempdir().unwrap(), config)
-        .unwrap_or_else(|log| panic!("did not start: {log}"));
+    let config = "socket_workers = 2\nrequest_workers = 2\n[metrics]\nenabled = true\naddress = \"127.0.0.1:0\"\n";
+    let tracker = Daemon::launch(BINARY, config);
     let metrics = metrics_address(&tracker);
 
     let (mut sent, mut received) = (0u64, 0u64);
@@ -67,10 +55,10 @@ fn metrics_count_known_traffic_exactly() {
         received += response;
     };
     // 4 announces: torrent 1 gets a seeder and a leecher, torrent 2 too.
-    expect_status(&announce_path(1, 1, 1001, 0), 200);
-    expect_status(&announce_path(1, 2, 1002, 100), 200);
-    expect_status(&announce_path(2, 3, 1003, 0), 200);
-    expect_status(&announce_path(2, 4, 1004, 10), 200);
+    expect_status(&announce_path(1, 1, 1001, 0, "&compact=1"), 200);
+    expect_status(&announce_path(1, 2, 1002, 100, "&compact=1"), 200);
+    expect_status(&announce_path(2, 3, 1003, 0, "&compact=1"), 200);
+    expect_status(&announce_path(2, 4, 1004, 10, "&compact=1"), 200);
     // 2 scrapes.
     expect_status(
         &format!(

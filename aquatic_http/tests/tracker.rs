@@ -30,10 +30,8 @@ fn start(ip: &str, extra: &str, network_extra: &str) -> Daemon {
 }
 
 fn start_in(dir: tempfile::TempDir, ip: &str, extra: &str, network_extra: &str) -> Daemon {
-    let config = format!(
-        "log_level = \"info\"\n{extra}\n[network]\naddress = \"{ip}:0\"\n{network_extra}\n"
-    );
-    Daemon::start(BINARY, dir, &config).unwrap_or_else(|log| panic!("did not start: {log}"))
+    let config = format!("{extra}\n[network]\naddress = \"{ip}:0\"\n{network_extra}\n");
+    Daemon::launch_in(BINARY, dir, &config)
 }
 
 #[test]

@@ -32,7 +32,43 @@ pub fn config_path(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("config.toml")
 }
 
+/// `config` (TOML) with what every test wants unless it says otherwise:
+/// `log_level = "info"` (the harness reads the `listening on` line) and
+/// `[network] address = "127.0.0.1:0"` (a free port on loopback).
+pub fn test_config(config: &str) -> String {
+    let mut table: toml::Table = config
+        .parse()
+        .unwrap_or_else(|err| panic!("test config is not TOML: {err}\n{config}"));
+    table.entry("log_level").or_insert_with(|| "info".into());
+    let network = table
+        .entry("network")
+        .or_insert_with(|| toml::Table::new().into());
+    if let Some(network) = network.as_table_mut() {
+        network
+            .entry("address")
+            .or_insert_with(|| "127.0.0.1:0".into());
+    }
+    table.to_string()
+}
+
 impl Daemon {
+    /// Start `binary` with [`test_config`]`(config)` in a fresh directory;
+    /// panics with the daemon's log if it does not start.
+    pub fn launch(binary: &str, config: &str) -> Daemon {
+        Self::launch_in(
+            binary,
+            tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
+            config,
+        )
+    }
+
+    /// As [`launch`](Self::launch), in `dir` (e.g. one holding files the
+    /// config names).
+    pub fn launch_in(binary: &str, dir: tempfile::TempDir, config: &str) -> Daemon {
+        Self::start(binary, dir, &test_config(config))
+            .unwrap_or_else(|log| panic!("{binary} did not start: {log}"))
+    }
+
     /// Start `binary -c <dir>/config.toml` with `config`; the log so far if
     /// it never logs `listening on ADDR` within 10 s.
     pub fn start(binary: &str, dir: tempfile::TempDir, config: &str) -> Result<Daemon, String> {
@@ -215,4 +251,27 @@ pub fn tcp_from(from: IpAddr, addr: SocketAddr) -> io::Result<TcpStream> {
 /// 127.0.0.N: a loopback address of its own for client number N.
 pub fn loopback(n: u8) -> IpAddr {
     IpAddr::from([127, 0, 0, n])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_config;
+
+    #[test]
+    fn test_configs_get_loopback_and_info_unless_they_say_otherwise() {
+        let config: toml::Table =
+            test_config("socket_workers = 2\n[network]\nmax_connections = 5\n")
+                .parse()
+                .unwrap();
+        assert_eq!(config["log_level"].as_str(), Some("info"));
+        assert_eq!(config["socket_workers"].as_integer(), Some(2));
+        assert_eq!(config["network"]["address"].as_str(), Some("127.0.0.1:0"));
+        assert_eq!(config["network"]["max_connections"].as_integer(), Some(5));
+        let config: toml::Table =
+            test_config("log_level = \"debug\"\n[network]\naddress = \"[::1]:0\"\n")
+                .parse()
+                .unwrap();
+        assert_eq!(config["log_level"].as_str(), Some("debug"));
+        assert_eq!(config["network"]["address"].as_str(), Some("[::1]:0"));
+    }
 }

@@ -39,10 +39,9 @@ const TORRENT: InfoHash = InfoHash([5; 20]);
 
 fn start(config: &str) -> Daemon {
     let config = format!(
-        "log_level = \"info\"\nsocket_workers = 2\nrequest_workers = 1\n{config}\n[metrics]\nenabled = true\naddress = \"127.0.0.1:0\"\n"
+        "socket_workers = 2\nrequest_workers = 1\n{config}\n[metrics]\nenabled = true\naddress = \"127.0.0.1:0\"\n"
     );
-    Daemon::start(BINARY, tempfile::tempdir().unwrap(), &config)
-        .unwrap_or_else(|log| panic!("did not start: {log}"))
+    Daemon::launch(BINARY, &config)
 }
 
 fn attacker() -> IpAddr {

@@ -35,11 +35,8 @@ const LATENCY_BOUND: Duration = Duration::from_secs(1);
 /// wide (one source may use every slot) so that each attack meets the
 /// limit it is about; `fairness.rs` tests the budgets.
 fn start(top: &str, network: &str) -> Daemon {
-    let config = format!(
-        "log_level = \"info\"\n{top}\n[network]\naddress = \"127.0.0.1:0\"\n{network}\n[source_budgets]\nshare_percent = 100\n"
-    );
-    Daemon::start(BINARY, tempfile::tempdir().unwrap(), &config)
-        .unwrap_or_else(|log| panic!("did not start: {log}"))
+    let config = format!("{top}\n[network]\n{network}\n[source_budgets]\nshare_percent = 100\n");
+    Daemon::launch(BINARY, &config)
 }
 
 type Client = WebSocket<TcpStream>;

@@ -28,11 +28,10 @@ use tungstenite::{Message, WebSocket};
 const BINARY: &str = env!("CARGO_BIN_EXE_aquatic_ws");
 
 fn start(extra: &str) -> Daemon {
-    let config = format!(
-        "log_level = \"info\"\nsocket_workers = 2\nrequest_workers = 2\n{extra}\n[network]\naddress = \"127.0.0.1:0\"\n"
-    );
-    Daemon::start(BINARY, tempfile::tempdir().unwrap(), &config)
-        .unwrap_or_else(|log| panic!("did not start: {log}"))
+    Daemon::launch(
+        BINARY,
+        &format!("socket_workers = 2\nrequest_workers = 2\n{extra}\n"),
+    )
 }
 
 type Client = WebSocket<TcpStream>;

@@ -39,12 +39,10 @@ fn binary() -> PathBuf {
 /// must hold and nothing go wrong.
 fn run_against_aquatic_ws(requests_per_connection: u64) -> Summary {
     let binary = binary();
-    let daemon = Daemon::start(
+    let daemon = Daemon::launch(
         binary.to_str().unwrap(),
-        tempfile::tempdir().unwrap(),
-        "log_level = \"info\"\nsocket_workers = 2\nrequest_workers = 2\n[network]\naddress = \"127.0.0.1:0\"\n",
-    )
-    .unwrap_or_else(|log| panic!("aquatic_ws did not start: {log}"));
+        "socket_workers = 2\nrequest_workers = 2\n",
+    );
 
     let mut config = Config {
         server_address: daemon.addr,
