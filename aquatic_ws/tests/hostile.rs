@@ -320,9 +320,9 @@ fn access_list_and_single_thread_mode() {
     let list = dir.path().join("deny.txt");
     std::fs::write(&list, format!("{}\n", InfoHash([6; 20]).to_hex())).unwrap();
     let config = format!(
-        "socket_workers = 1\nrequest_workers = 0\n[network]\naddress = \"127.0.0.1:0\"\n[access_list]\nmode = \"deny\"\npath = {list:?}\n"
+        "socket_workers = 1\nrequest_workers = 0\n[access_list]\nmode = \"deny\"\npath = {list:?}\n"
     );
-    let t = Daemon::start(BINARY, dir, &config).unwrap_or_else(|log| panic!("{log}"));
+    let t = Daemon::launch_in(BINARY, dir, &config);
     let mut ws = connect(t.addr);
     send(&mut ws, &announce(6, 1));
     match recv(&mut ws) {

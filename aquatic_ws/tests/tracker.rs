@@ -485,11 +485,11 @@ fn wss_and_certificate_reload_keep_connections() {
     let dir = tempfile::tempdir().unwrap();
     let first = write_cert(dir.path(), "cert");
     let config = format!(
-        "log_level = \"info\"\n[network]\naddress = \"127.0.0.1:0\"\ntls_certificate_path = {:?}\ntls_private_key_path = {:?}\n",
+        "[network]\ntls_certificate_path = {:?}\ntls_private_key_path = {:?}\n",
         dir.path().join("cert.pem"),
         dir.path().join("cert.key")
     );
-    let t = Daemon::start(BINARY, dir, &config).unwrap_or_else(|log| panic!("{log}"));
+    let t = Daemon::launch_in(BINARY, dir, &config);
     let mut old = wss_connect(t.addr, &first).expect("wss with the first certificate");
     assert_eq!(
         counts(&tls_announce(&mut old, InfoHash([1; 20]), PeerId([1; 20]))),
@@ -520,9 +520,9 @@ fn scrape_export_lists_every_torrent() {
     let dir = tempfile::tempdir().unwrap();
     let export = dir.path().join("export.txt");
     let config = format!(
-        "socket_workers = 2\nrequest_workers = 2\n[network]\naddress = \"127.0.0.1:0\"\n[scrape_export]\npath = {export:?}\ninterval = 1\n"
+        "socket_workers = 2\nrequest_workers = 2\n[scrape_export]\npath = {export:?}\ninterval = 1\n"
     );
-    let t = Daemon::start(BINARY, dir, &config).unwrap_or_else(|log| panic!("{log}"));
+    let t = Daemon::launch_in(BINARY, dir, &config);
     let hash = InfoHash(awkward_id(42));
     let mut clients = Vec::new();
     for (peer, left) in [(1u8, 0u64), (2, 5), (3, 5)] {
