@@ -4,14 +4,9 @@
 //! Also pipelined bursts larger than the read buffer, and clients that
 //! send their request together with FIN.
 
-// A failed unwrap in a test is a failed test: the workspace's no-panic lints
-// are for code that runs in the daemons.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// Tests may panic: the workspace's no-panic lints are for the daemons.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::panic, clippy::indexing_slicing)]
 
 use std::collections::HashSet;
 use std::io::{ErrorKind, Read, Write};

@@ -6,14 +6,9 @@
 //! bound, new connections are answered, and afterwards the daemon is still
 //! alive and serving.
 
-// A failed unwrap in a test is a failed test: the workspace's no-panic lints
-// are for code that runs in the daemons.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// Tests may panic: the workspace's no-panic lints are for the daemons.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::panic, clippy::indexing_slicing)]
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};

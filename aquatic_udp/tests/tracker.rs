@@ -2,14 +2,9 @@
 //! type on IPv4 and IPv6, connection id rejection and expiry, access lists
 //! with reload, malformed input, and process lifecycle.
 
-// A failed unwrap in a test is a failed test: the workspace's no-panic lints
-// are for code that runs in the daemons.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// Tests may panic: the workspace's no-panic lints are for the daemons.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 

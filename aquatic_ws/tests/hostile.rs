@@ -5,14 +5,9 @@
 //! within a bound. Also the reverse-proxy rule, the access list and the
 //! single-thread (request_workers = 0) mode.
 
-// A failed unwrap in a test is a failed test: the workspace's no-panic lints
-// are for code that runs in the daemons.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// Tests may panic: the workspace's no-panic lints are for the daemons.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::panic, clippy::indexing_slicing)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -2,14 +2,9 @@
 //! person can act on, carrying the action and info hash when those were
 //! readable, and never a panic.
 
-// A failed unwrap in a test is a failed test: the workspace's no-panic lints
-// are for code that runs in the daemons.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// Tests may panic: the workspace's no-panic lints are for the daemons.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 
