@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Benchmark aquatic_http against Debian's opentracker with aquatic_http_load_test.
+# Benchmark aquatic_http against opentracker (the upstream build of
+# ../shared/peers/opentracker/build.sh; Debian's whitelist-only package as
+# opentracker-debian) with aquatic_http_load_test.
 #
 # usage: scripts/bench/http.sh
 #
@@ -66,7 +68,8 @@
 #   SKIP_BUILD [0]         1: use the release binaries already in target/
 #   WORK_DIR [mktemp -d]   configs, logs, results.tsv and memory.tsv of this
 #                          session
-#   OPENTRACKER [/usr/bin/opentracker]
+#   OPENTRACKER [target/peers/opentracker/opentracker]  the upstream build
+#   OPENTRACKER_DEBIAN [/usr/bin/opentracker]
 #   AQUATIC, LOAD_TEST [target/release/...]  other binaries (e.g. to try the
 #                          script out against a debug build: not a benchmark)
 #
@@ -487,7 +490,8 @@ print("## HTTP: aquatic_http vs opentracker ($(date -u +%Y-%m-%d))")
 print()
 print("- Machine: $ncpu cores ($cpu_model), kernel $(uname -r).")
 print("- aquatic_http $aquatic_rev ($aquatic_build, socket_workers = 1, request_workers = $AQUATIC_REQUEST_WORKERS, access list $AQUATIC_ACCESS_LIST); "
-      "Debian opentracker $ot_version (whitelist of the load tester's $TORRENTS info hashes).")
+      "opentracker $ot_version; opentracker-debian (if run): Debian's $ot_debian_version, whitelist of the load "
+      "tester's $TORRENTS info hashes.")
 print("- Tracker pinned to CPU $TRACKER_CPU, aquatic_http_load_test$load_build to CPU $LOAD_CPU ($LOAD_WORKERS worker(s) x "
       "$CONNECTIONS connections, $TORRENTS torrents, other settings default); ${DURATION} s per run, $RUNS runs each "
       "per mode, alternating; every run with a freshly started tracker. Keep-alive: keep_alive = true; connection "
@@ -507,8 +511,8 @@ rss_note = (f"Peak RSS is VmHWM after {int($DURATION)} s runs at this load: comp
             "answers, requests dropped by a closed connection and connection errors, as the load tester counts them. "
             "Connections per 100 answers: TCP connections the load tester opened (100 in connection-close mode; "
             "near 0 with keep-alive, when the tracker keeps connections open).")
-if "$AQUATIC_ACCESS_LIST" == "off" and "opentracker" in names:
-    rss_note += (" opentracker's peak RSS includes its whitelist of $TORRENTS info hashes, which aquatic (access list "
+if "$AQUATIC_ACCESS_LIST" == "off" and "opentracker-debian" in names:
+    rss_note += (" opentracker-debian's peak RSS includes its whitelist of $TORRENTS info hashes, which aquatic (access list "
                  "off) does not load; AQUATIC_ACCESS_LIST=allow gives both the same list.")
 if mem_rows:
     rss_note += (" These runs are closed-loop: a faster tracker gets more announces, each from a new peer, so its "
