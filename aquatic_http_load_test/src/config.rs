@@ -33,6 +33,10 @@ pub struct Config {
     /// Reuse connections (HTTP/1.1 keep-alive); false: one connection per
     /// request.
     pub keep_alive: bool,
+    /// With `keep_alive = false`: send `Connection: close` (true), or send
+    /// no such header and close the connection once the answer is read
+    /// (false: a one-shot client that does not say so).
+    pub connection_close_header: bool,
     /// HTTPS, without checking the tracker's certificate.
     pub tls: bool,
     /// Run time in seconds.
@@ -55,6 +59,7 @@ impl Default for Config {
             workers: 1,
             connections_per_worker: 64,
             keep_alive: true,
+            connection_close_header: true,
             tls: false,
             duration: 30,
             summarize_every: 2,

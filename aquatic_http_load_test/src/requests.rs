@@ -28,7 +28,8 @@ pub struct RequestGenerator {
     peer_seeder_probability: f64,
     /// The `Host` header: the server address.
     host: String,
-    keep_alive: bool,
+    /// Add `Connection: close` to every request.
+    close_header: bool,
     /// Reused by every scrape request.
     scrape_hashes: Vec<InfoHash>,
 }
@@ -46,7 +47,7 @@ impl RequestGenerator {
             scrape_max_torrents: r.scrape_max_torrents,
             peer_seeder_probability: r.peer_seeder_probability,
             host: config.server_address.to_string(),
-            keep_alive: config.keep_alive,
+            close_header: !config.keep_alive && config.connection_close_header,
             scrape_hashes: Vec::with_capacity(r.scrape_max_torrents),
         })
     }
@@ -105,7 +106,7 @@ impl RequestGenerator {
                 }
             }
         }
-        if !self.keep_alive && out.ends_with(b"\r\n\r\n") {
+        if self.close_header && out.ends_with(b"\r\n\r\n") {
             // Before the empty line that ends the head.
             out.truncate(out.len() - 2);
             out.extend_from_slice(CONNECTION_CLOSE);
@@ -135,8 +136,9 @@ mod tests {
         config.requests.scrape_max_torrents = 5;
         config.requests.weight_scrape = 5;
         let torrents: Vec<InfoHash> = (0..100).map(|i| info_hash(0, i)).collect();
-        for keep_alive in [true, false] {
+        for (keep_alive, close_header) in [(true, true), (false, true), (false, false)] {
             config.keep_alive = keep_alive;
+            config.connection_close_header = close_header;
             let mut g = RequestGenerator::new(&config).unwrap();
             let mut rng = SmallRng::seed_from_u64(9);
             let mut out = Vec::new();
@@ -145,7 +147,7 @@ mod tests {
                 let kind = g.write_next(&mut rng, &mut out);
                 let parsed = parse_request(&out, &options()).unwrap();
                 assert_eq!(parsed.consumed, out.len());
-                assert_eq!(parsed.keep_alive, keep_alive);
+                assert_eq!(parsed.keep_alive, keep_alive || !close_header);
                 let text = std::str::from_utf8(&out).unwrap();
                 assert!(text.contains("\r\nHost: 127.0.0.1:3000\r\n"), "{text}");
                 match (kind, parsed.request) {

@@ -311,32 +311,41 @@ fn keep_alive_counts_are_positive_and_consistent() {
 
 #[test]
 fn close_mode_opens_a_connection_per_request() {
-    let tracker = FakeTracker::start(Mode::Normal);
-    let mut config = config(tracker.address, 2);
-    config.keep_alive = false;
-    let (summary, _) = run(&config);
-    let received = tracker.finish();
+    // With the Connection: close header, and without it (the tracker keeps
+    // the connection open and the load tester closes it after the answer).
+    for close_header in [true, false] {
+        let tracker = FakeTracker::start(Mode::Normal);
+        let mut config = config(tracker.address, 2);
+        config.keep_alive = false;
+        config.connection_close_header = close_header;
+        let (summary, _) = run(&config);
+        let received = tracker.finish();
 
-    let t = &summary.totals;
-    assert!(t.announce > 0 && t.scrape > 0, "{summary:?}");
-    assert_eq!(
-        t.errors() + t.invalid + t.timeouts + t.dropped,
-        0,
-        "{summary:?}"
-    );
-    assert_eq!(
-        t.connection_errors + t.reconnects + t.tracker_closes,
-        0,
-        "{summary:?}"
-    );
-    // A connection for each request (the last ones may not be out yet).
-    assert!(t.connections_opened >= t.requests_sent, "{summary:?}");
-    assert!(t.connections_opened <= t.requests_sent + 8, "{summary:?}");
-    assert_eq!(received.bad.load(Ordering::Relaxed), 0);
-    let requests = received.requests();
-    assert_eq!(requests, t.requests_sent, "{summary:?}");
-    assert_eq!(received.close_requested.load(Ordering::Relaxed), requests);
-    assert!(received.connections.load(Ordering::Relaxed) >= requests);
+        let t = &summary.totals;
+        assert!(t.announce > 0 && t.scrape > 0, "{summary:?}");
+        assert_eq!(
+            t.errors() + t.invalid + t.timeouts + t.dropped,
+            0,
+            "{summary:?}"
+        );
+        assert_eq!(
+            t.connection_errors + t.reconnects + t.tracker_closes,
+            0,
+            "{summary:?}"
+        );
+        // A connection for each request (the last ones may not be out yet).
+        assert!(t.connections_opened >= t.requests_sent, "{summary:?}");
+        assert!(t.connections_opened <= t.requests_sent + 8, "{summary:?}");
+        assert_eq!(received.bad.load(Ordering::Relaxed), 0);
+        let requests = received.requests();
+        assert_eq!(requests, t.requests_sent, "{summary:?}");
+        let asked_to_close = if close_header { requests } else { 0 };
+        assert_eq!(
+            received.close_requested.load(Ordering::Relaxed),
+            asked_to_close
+        );
+        assert!(received.connections.load(Ordering::Relaxed) >= requests);
+    }
 }
 
 #[test]

@@ -46,7 +46,12 @@
 # Environment (defaults in brackets):
 #   DURATION [30]          seconds of load per run
 #   RUNS [3]               runs per tracker and mode
-#   MODES ["keepalive close"]  connection modes to run, in this order
+#   MODES ["keepalive close"]  connection modes to run, in this order:
+#                          keepalive, close (a new connection per request,
+#                          sent with "Connection: close"), oneshot (a new
+#                          connection per request without that header, closed
+#                          by the load tester once the answer is read: the
+#                          one-shot client that does not say so)
 #   TORRENTS [1000000]     number_of_torrents of the load tester (and the
 #                          size of opentracker's whitelist)
 #   LOAD_WORKERS [1]       load tester worker threads (all on LOAD_CPU)
@@ -117,9 +122,11 @@ check_mem_and_access_list
 check_trackers
 [[ -n "${MODES// /}" ]] || die "MODES is empty"
 for m in $MODES; do
-    [[ "$m" == keepalive || "$m" == close ]] || die "unknown mode '$m' in MODES (keepalive, close)"
+    [[ "$m" == keepalive || "$m" == close || "$m" == oneshot ]] ||
+        die "unknown mode '$m' in MODES (keepalive, close, oneshot)"
 done
-[[ "$MEM_MODE" == keepalive || "$MEM_MODE" == close ]] || die "MEM_MODE must be keepalive or close"
+[[ "$MEM_MODE" == keepalive || "$MEM_MODE" == close || "$MEM_MODE" == oneshot ]] ||
+    die "MEM_MODE must be keepalive, close or oneshot"
 check_host
 
 make_work_dir
@@ -207,7 +214,7 @@ EOF
 build_and_check_binaries aquatic_http aquatic_http_load_test
 # The config keys written below: fail now if the load tester has renamed one.
 "$LOAD_TEST" -p >"$work/load-test-defaults.toml"
-for key in server_address workers connections_per_worker keep_alive duration summarize_every \
+for key in server_address workers connections_per_worker keep_alive connection_close_header duration summarize_every \
     max_requests_per_second number_of_torrents info_hash_file; do
     grep -Eq "^$key = " "$work/load-test-defaults.toml" ||
         die "$LOAD_TEST -p has no '$key': this script needs updating (defaults in $work/load-test-defaults.toml)"
@@ -236,8 +243,9 @@ run_one() {
         tag="mem-$mode-$run" duration="$MEM_DURATION" out="$mem_results" what="$mode memory run $run"
         cap=" at $MEM_RATE requests/s" cap_line="max_requests_per_second = $MEM_RATE"
     fi
-    local keep_alive=true
-    [[ "$mode" == close ]] && keep_alive=false
+    local keep_alive=true close_header=true
+    [[ "$mode" == close || "$mode" == oneshot ]] && keep_alive=false
+    [[ "$mode" == oneshot ]] && close_header=false
     port="$(free_port)"
     log "$what: $name on 127.0.0.1:$port (cpu $TRACKER_CPU), load tester on cpu $LOAD_CPU for ${duration}s$cap"
     start_tracker "$name" "$tag" "$port"
@@ -248,6 +256,7 @@ server_address = "127.0.0.1:$port"
 workers = $LOAD_WORKERS
 connections_per_worker = $CONNECTIONS
 keep_alive = $keep_alive
+connection_close_header = $close_header
 duration = $duration
 summarize_every = 0
 $cap_line
@@ -351,7 +360,8 @@ load_build=""
 "$PY" - "$results" "$mem_results" <<EOF
 import statistics, sys
 
-MODE_TITLE = {"keepalive": "keep-alive", "close": "connection close"}
+MODE_TITLE = {"keepalive": "keep-alive", "close": "connection close",
+              "oneshot": "one request per connection, no Connection: close"}
 
 $(report_py_helpers)
 
