@@ -49,6 +49,31 @@ pub fn tcp_listener(
     Ok(socket.into())
 }
 
+/// Accept exactly the connections waiting on `listener` (as many as the
+/// listen queue holds, so no accept4 just to see EAGAIN) into `accepted`.
+/// `false` when an accept failed for want of file descriptors or memory
+/// (logged): the rest stay queued, and the caller tries again next round
+/// (at most every poll timeout), never in a tight loop.
+pub fn accept_waiting(
+    listener: &mio::net::TcpListener,
+    accepted: &mut Vec<(mio::net::TcpStream, SocketAddr)>,
+) -> bool {
+    let mut waiting = crate::listen_queue::waiting_connections(listener).unwrap_or(usize::MAX);
+    while waiting > 0 {
+        waiting -= 1;
+        match listener.accept() {
+            Ok(connection) => accepted.push(connection),
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                log::warn!("accept failed: {err}");
+                return false;
+            }
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,6 +56,32 @@ pub struct Settings<'a> {
     pub state: Option<(&'a StateConfig, DaemonKind)>,
 }
 
+/// The [`Settings`] of a daemon `Config` with the sections every daemon
+/// has (`socket_workers`, `request_workers`, `[network] address` and
+/// `request_channel_capacity`, `[cleaning] interval`, `[access_list]`,
+/// `[metrics]`, `[privileges]`, `[statistics]`, `[scrape_export]`):
+/// `daemon_settings!(config, name, scheme, state)`.
+#[macro_export]
+macro_rules! daemon_settings {
+    ($config:expr, $name:expr, $scheme:expr, $state:expr) => {
+        $crate::daemon::Settings {
+            name: $name,
+            scheme: $scheme,
+            address: $config.network.address,
+            socket_workers: $config.socket_workers,
+            request_workers: $config.request_workers,
+            channel_capacity: $config.network.request_channel_capacity,
+            cleaning_interval: $config.cleaning.interval,
+            access_list: &$config.access_list,
+            metrics: &$config.metrics,
+            privileges: &$config.privileges,
+            statistics: &$config.statistics,
+            scrape_export: &$config.scrape_export,
+            state: $state,
+        }
+    };
+}
+
 /// What one socket worker is started with.
 pub struct SocketWiring<D: Daemon> {
     pub index: usize,

@@ -91,21 +91,13 @@ impl Daemon for Http {
 
     fn settings(&self) -> Settings<'_> {
         let config = &self.config;
-        Settings {
-            name: "aquatic_http",
-            scheme: if self.tls.is_some() { "https" } else { "http" },
-            address: config.network.address,
-            socket_workers: config.socket_workers,
-            request_workers: config.request_workers,
-            channel_capacity: config.network.request_channel_capacity,
-            cleaning_interval: config.cleaning.interval,
-            access_list: &config.access_list,
-            metrics: &config.metrics,
-            privileges: &config.privileges,
-            statistics: &config.statistics,
-            scrape_export: &config.scrape_export,
-            state: Some((&config.state, DaemonKind::Http)),
-        }
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        aquatic_common::daemon_settings!(
+            config,
+            "aquatic_http",
+            scheme,
+            Some((&config.state, DaemonKind::Http))
+        )
     }
 
     fn bind(&self, address: SocketAddr) -> anyhow::Result<Self::Socket> {

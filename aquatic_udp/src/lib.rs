@@ -78,21 +78,13 @@ impl Daemon for Udp {
 
     fn settings(&self) -> Settings<'_> {
         let config = &self.config;
-        Settings {
-            name: "aquatic_udp",
-            scheme: "udp",
-            address: config.network.address,
-            socket_workers: config.socket_workers,
-            request_workers: config.request_workers,
-            channel_capacity: config.network.request_channel_capacity,
-            cleaning_interval: config.cleaning.interval,
-            access_list: &config.access_list,
-            metrics: &config.metrics,
-            privileges: &config.privileges,
-            statistics: &config.statistics,
-            scrape_export: &config.scrape_export,
-            state: Some((&config.state, DaemonKind::Udp)),
-        }
+        let scheme = "udp";
+        aquatic_common::daemon_settings!(
+            config,
+            "aquatic_udp",
+            scheme,
+            Some((&config.state, DaemonKind::Udp))
+        )
     }
 
     fn bind(&self, address: SocketAddr) -> anyhow::Result<Self::Socket> {

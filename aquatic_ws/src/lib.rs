@@ -91,21 +91,8 @@ impl Daemon for Ws {
 
     fn settings(&self) -> Settings<'_> {
         let config = &self.config;
-        Settings {
-            name: "aquatic_ws",
-            scheme: if self.tls.is_some() { "wss" } else { "ws" },
-            address: config.network.address,
-            socket_workers: config.socket_workers,
-            request_workers: config.request_workers,
-            channel_capacity: config.network.request_channel_capacity,
-            cleaning_interval: config.cleaning.interval,
-            access_list: &config.access_list,
-            metrics: &config.metrics,
-            privileges: &config.privileges,
-            statistics: &config.statistics,
-            scrape_export: &config.scrape_export,
-            state: None,
-        }
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        aquatic_common::daemon_settings!(config, "aquatic_ws", scheme, None)
     }
 
     fn bind(&self, address: SocketAddr) -> anyhow::Result<Self::Socket> {

@@ -2,11 +2,10 @@
 //! (and reading the request that came with the connection), registering
 //! with the poll at the end of the round, closing, and the idle sweep.
 
-use std::io::ErrorKind;
 use std::sync::atomic::Ordering;
 
 use aquatic_common::CanonicalSocketAddr;
-use aquatic_common::listen_queue::waiting_connections;
+use aquatic_common::bind::accept_waiting;
 use mio::Token;
 use mio::net::TcpStream;
 
@@ -17,25 +16,12 @@ use crate::common::add;
 
 impl SocketWorker {
     pub(super) fn accept(&mut self) {
-        self.accept_pending = false;
-        // Exactly the connections waiting: no accept4 just to see EAGAIN.
-        let mut waiting = waiting_connections(&self.listener).unwrap_or(usize::MAX);
-        while waiting > 0 {
-            waiting -= 1;
-            match self.listener.accept() {
-                Ok((stream, addr)) => self.admit(stream, CanonicalSocketAddr::new(addr)),
-                Err(err) if err.kind() == ErrorKind::WouldBlock => break,
-                Err(err) if err.kind() == ErrorKind::Interrupted => continue,
-                Err(err) => {
-                    // Out of file descriptors or memory: the waiting
-                    // connections stay queued; try again next round (at
-                    // most every poll timeout), never in a tight loop.
-                    log::warn!("accept failed: {err}");
-                    self.accept_pending = true;
-                    break;
-                }
-            }
+        let mut accepted = std::mem::take(&mut self.accepted);
+        self.accept_pending = !accept_waiting(&self.listener, &mut accepted);
+        for (stream, addr) in accepted.drain(..) {
+            self.admit(stream, CanonicalSocketAddr::new(addr));
         }
+        self.accepted = accepted;
     }
 
     /// Take an accepted connection in, unless a bound refuses it (dropping

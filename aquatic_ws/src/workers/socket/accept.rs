@@ -2,11 +2,10 @@
 //! the periodic sweep (pings, idle and slow-upgrade timeouts), and closing,
 //! which tells the request workers which peers leave.
 
-use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
-use aquatic_common::listen_queue::waiting_connections;
+use aquatic_common::bind::accept_waiting;
 use aquatic_common::request_loop::shard_of;
 use aquatic_common::source::SourceCounts;
 use aquatic_common::{InfoHash, IpVersion, PeerId};
@@ -22,25 +21,12 @@ use crate::common::{CloseReason, ConnectionRef, RequestMessage, SwarmRequest, ad
 
 impl SocketWorker {
     pub(super) fn accept(&mut self) {
-        self.accept_pending = false;
-        // Exactly the connections waiting: no accept4 just to see EAGAIN.
-        let mut waiting = waiting_connections(&self.listener).unwrap_or(usize::MAX);
-        while waiting > 0 {
-            waiting -= 1;
-            match self.listener.accept() {
-                Ok((stream, addr)) => self.admit(stream, addr),
-                Err(err) if err.kind() == ErrorKind::WouldBlock => break,
-                Err(err) if err.kind() == ErrorKind::Interrupted => continue,
-                Err(err) => {
-                    // Out of file descriptors or memory: the waiting
-                    // connections stay queued; try again next round (at
-                    // most every poll timeout), never in a tight loop.
-                    log::warn!("accept failed: {err}");
-                    self.accept_pending = true;
-                    break;
-                }
-            }
+        let mut accepted = std::mem::take(&mut self.accepted);
+        self.accept_pending = !accept_waiting(&self.listener, &mut accepted);
+        for (stream, addr) in accepted.drain(..) {
+            self.admit(stream, addr);
         }
+        self.accepted = accepted;
     }
 
     /// Take an accepted connection in, unless a bound refuses it (dropping

@@ -101,32 +101,8 @@ mod tests {
         }
     }
 
-    /// A client frame (masked, as clients must send them).
     fn frame(opcode: u8, payload: &[u8], masked: bool) -> Vec<u8> {
-        let mut out = vec![0x80 | opcode];
-        let mask_bit = if masked { 0x80 } else { 0 };
-        match payload.len() {
-            n if n < 126 => out.push(mask_bit | n as u8),
-            n if n <= 0xffff => {
-                out.push(mask_bit | 126);
-                out.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                out.push(mask_bit | 127);
-                out.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        let key = [1, 2, 3, 4];
-        if masked {
-            out.extend_from_slice(&key);
-        }
-        out.extend(
-            payload
-                .iter()
-                .zip(key.iter().cycle())
-                .map(|(b, k)| if masked { b ^ k } else { *b }),
-        );
-        out
+        aquatic_test_support::ws::frame_with(opcode, true, masked, payload)
     }
 
     fn network(max_frame: usize, max_message: usize) -> NetworkConfig {
@@ -159,8 +135,7 @@ mod tests {
         assert_eq!(close_code(&err), Some(CloseCode::Size));
         assert_eq!(close_reason(&err), CloseReason::OverLimit);
         // Two frames within the frame limit, over the message limit.
-        let mut input = frame(0x1, &[b'a'; 80], true);
-        input[0] &= 0x7f; // not the last frame
+        let mut input = aquatic_test_support::ws::frame_with(0x1, false, true, &[b'a'; 80]);
         input.extend(frame(0x0, &[b'a'; 80], true));
         let err = read(input, &network(100, 150)).unwrap_err();
         assert_eq!(close_code(&err), Some(CloseCode::Size));
