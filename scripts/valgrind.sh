@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The tests of the modules with `unsafe` code under valgrind's memcheck:
-# aquatic_common::datagrams (recvmmsg/sendmmsg and their control messages)
-# and aquatic_common::listen_queue (a getsockopt). Any invalid read or
+# aquatic_common::datagrams (recvmmsg/sendmmsg and their control messages),
+# aquatic_common::listen_queue (a getsockopt) and aquatic_common::allocator
+# (mimalloc's mi_collect). Any invalid read or
 # write, use of uninitialised memory in a system call, or leak of definitely
 # lost memory fails the run.
 #
@@ -23,7 +24,7 @@ for line in sys.stdin:
 [[ -x "$binary" ]] || { echo "valgrind.sh: no aquatic_common test binary" >&2; exit 1; }
 
 status=0
-for module in datagrams listen_queue; do
+for module in datagrams listen_queue allocator; do
     echo "== valgrind: aquatic_common::$module tests =="
     if ! timeout 600 valgrind --error-exitcode=99 --leak-check=full --show-possibly-lost=no --errors-for-leak-kinds=definite \
         --quiet "$binary" "$module::" --test-threads=1; then

@@ -21,11 +21,14 @@
 //! Not here: parsing of wire formats (the `*_protocol` crates) and config
 //! file loading (`aquatic_cli_helpers`).
 
-// Two modules need `unsafe`: listen_queue (a getsockopt) and datagrams
-// (recvmmsg/sendmmsg with control messages); everything else is denied it.
+// Three modules need `unsafe`: listen_queue (a getsockopt), datagrams
+// (recvmmsg/sendmmsg with control messages) and allocator (one call into
+// mimalloc); everything else is denied it.
 #![deny(unsafe_code)]
 pub mod access_list;
 pub mod addr;
+#[allow(unsafe_code)]
+pub mod allocator;
 pub mod atomic_file;
 pub mod bind;
 pub mod daemon;

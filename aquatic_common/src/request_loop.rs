@@ -102,6 +102,7 @@ impl<Req, Resp> RequestLoop<Req, Resp> {
             }
             if now >= next_cleaning {
                 shard.clean(now);
+                crate::allocator::return_freed_memory();
                 shard.publish();
                 next_cleaning = now.add_secs(self.cleaning_interval_secs);
             }
@@ -183,6 +184,7 @@ impl<S: Shard<Req, Resp>, Req, Resp> InlineShard<S, Req, Resp> {
     pub fn housekeep(&mut self, now: SecondsSinceStart) {
         if now >= self.next_cleaning {
             self.shard.clean(now);
+            crate::allocator::return_freed_memory();
             self.shard.publish();
             self.next_cleaning = now.add_secs(self.cleaning_interval_secs);
         }
