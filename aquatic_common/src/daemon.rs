@@ -283,3 +283,47 @@ pub fn run<D: Daemon>(prepare: impl FnOnce() -> anyhow::Result<D>) -> anyhow::Re
 fn access_list_cache(config: &AccessListConfig, shared: &SharedAccessList) -> AccessListCache {
     AccessListCache::new(config.mode, shared.clone())
 }
+
+/// What both TCP daemons (HTTP, WebSocket) prepare besides their config:
+/// file descriptors for every connection promised (or fewer connections,
+/// `fd_limit`), the trusted reverse proxies, and the TLS config when a
+/// certificate is configured; and, on SIGUSR1, the certificate reloaded.
+pub struct TcpFront {
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub tls: Option<crate::tls::SharedTlsConfig>,
+    tls_paths: (std::path::PathBuf, std::path::PathBuf),
+}
+
+impl TcpFront {
+    /// `max_connections` is lowered to what the descriptor limit allows.
+    pub fn prepare(
+        socket_workers: usize,
+        max_connections: &mut usize,
+        trusted_proxies: Vec<ipnet::IpNet>,
+        certificate_path: &std::path::Path,
+        private_key_path: &std::path::Path,
+    ) -> anyhow::Result<Self> {
+        *max_connections = crate::fd_limit::fit_connections(socket_workers, *max_connections);
+        let enabled = !certificate_path.as_os_str().is_empty();
+        let tls = crate::tls::load_shared(enabled, certificate_path, private_key_path)?;
+        Ok(Self {
+            trusted_proxies,
+            tls,
+            tls_paths: (certificate_path.into(), private_key_path.into()),
+        })
+    }
+
+    /// The scheme a listener speaks: `plain` or `secure` (e.g. "ws", "wss").
+    pub fn scheme(&self, plain: &'static str, secure: &'static str) -> &'static str {
+        if self.tls.is_some() { secure } else { plain }
+    }
+
+    /// Load the certificate again (new connections get it; a broken file
+    /// keeps the old one, logged).
+    pub fn reload(&self) {
+        if let Some(shared) = &self.tls {
+            let (certificate, key) = &self.tls_paths;
+            crate::tls::reload_and_log(shared, certificate, key);
+        }
+    }
+}

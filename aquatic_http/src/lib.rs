@@ -35,11 +35,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aquatic_common::SecondsSinceStart;
-use aquatic_common::daemon::{self, Daemon, Settings, SocketWiring};
+use aquatic_common::daemon::{self, Daemon, Settings, SocketWiring, TcpFront};
 use aquatic_common::metrics::SwarmGauges;
 use aquatic_common::state::{self, DaemonKind};
-use aquatic_common::tls::{self, SharedTlsConfig};
-use ipnet::IpNet;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
@@ -54,21 +52,18 @@ use crate::workers::statistics::MetricsCollector;
 pub fn run(mut config: Config) -> anyhow::Result<i32> {
     daemon::run(|| {
         config.validate()?;
-        // Descriptors for every connection promised, or fewer connections.
-        config.network.max_connections = aquatic_common::fd_limit::fit_connections(
-            config.socket_workers,
-            config.network.max_connections,
-        );
         let trusted_proxies = config.network.parse_trusted_proxies()?;
-        let tls = tls::load_shared(
-            config.network.tls_enabled(),
-            &config.network.tls_certificate_path,
-            &config.network.tls_private_key_path,
+        let network = &mut config.network;
+        let front = TcpFront::prepare(
+            config.socket_workers,
+            &mut network.max_connections,
+            trusted_proxies,
+            &network.tls_certificate_path,
+            &network.tls_private_key_path,
         )?;
         Ok(Http {
             config: Arc::new(config),
-            trusted_proxies,
-            tls,
+            front,
         })
     })
 }
@@ -76,8 +71,7 @@ pub fn run(mut config: Config) -> anyhow::Result<i32> {
 /// What aquatic_http adds to the shared daemon skeleton.
 struct Http {
     config: Arc<Config>,
-    trusted_proxies: Vec<IpNet>,
-    tls: Option<SharedTlsConfig>,
+    front: TcpFront,
 }
 
 impl Daemon for Http {
@@ -91,7 +85,7 @@ impl Daemon for Http {
 
     fn settings(&self) -> Settings<'_> {
         let config = &self.config;
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let scheme = self.front.scheme("http", "https");
         aquatic_common::daemon_settings!(
             config,
             "aquatic_http",
@@ -150,8 +144,8 @@ impl Daemon for Http {
             index: wiring.index,
             listener: wiring.socket,
             poll: wiring.poll,
-            tls: self.tls.clone(),
-            trusted_proxies: self.trusted_proxies.clone(),
+            tls: self.front.tls.clone(),
+            trusted_proxies: self.front.trusted_proxies.clone(),
             access_list: wiring.access_list,
             clock: wiring.clock,
             request_senders: wiring.request_senders,
@@ -180,14 +174,7 @@ impl Daemon for Http {
     }
 
     fn reload(&self) {
-        if let Some(shared) = &self.tls {
-            let network = &self.config.network;
-            tls::reload_and_log(
-                shared,
-                &network.tls_certificate_path,
-                &network.tls_private_key_path,
-            );
-        }
+        self.front.reload();
     }
 }
 
