@@ -49,29 +49,38 @@ pub fn tcp_listener(
     Ok(socket.into())
 }
 
-/// Accept exactly the connections waiting on `listener` (as many as the
-/// listen queue holds, so no accept4 just to see EAGAIN) into `accepted`.
-/// `false` when an accept failed for want of file descriptors or memory
-/// (logged): the rest stay queued, and the caller tries again next round
-/// (at most every poll timeout), never in a tight loop.
-pub fn accept_waiting(
+/// An accept failed for want of file descriptors or memory (logged): the
+/// rest of the queue stays; try again next round (at most every poll
+/// timeout), never in a tight loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AcceptFailed;
+
+/// How many connections wait on `listener`: accept that many, so no
+/// accept4 just to see EAGAIN (unknown: until the queue is empty).
+pub fn waiting(listener: &mio::net::TcpListener) -> usize {
+    crate::listen_queue::waiting_connections(listener).unwrap_or(usize::MAX)
+}
+
+/// The next of the `waiting` connections on `listener`, one at a time, so
+/// that each is admitted (or refused and closed) before the next takes a
+/// file descriptor: `None` once they are taken or the queue is empty.
+pub fn accept_next(
     listener: &mio::net::TcpListener,
-    accepted: &mut Vec<(mio::net::TcpStream, SocketAddr)>,
-) -> bool {
-    let mut waiting = crate::listen_queue::waiting_connections(listener).unwrap_or(usize::MAX);
-    while waiting > 0 {
-        waiting -= 1;
+    waiting: &mut usize,
+) -> Option<Result<(mio::net::TcpStream, SocketAddr), AcceptFailed>> {
+    while *waiting > 0 {
+        *waiting -= 1;
         match listener.accept() {
-            Ok(connection) => accepted.push(connection),
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
+            Ok(connection) => return Some(Ok(connection)),
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return None,
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(err) => {
                 log::warn!("accept failed: {err}");
-                return false;
+                return Some(Err(AcceptFailed));
             }
         }
     }
-    true
+    None
 }
 
 #[cfg(test)]

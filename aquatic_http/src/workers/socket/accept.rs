@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 
 use aquatic_common::CanonicalSocketAddr;
-use aquatic_common::bind::accept_waiting;
+use aquatic_common::bind::{self, AcceptFailed};
 use mio::Token;
 use mio::net::TcpStream;
 
@@ -16,12 +16,17 @@ use crate::common::add;
 
 impl SocketWorker {
     pub(super) fn accept(&mut self) {
-        let mut accepted = std::mem::take(&mut self.accepted);
-        self.accept_pending = !accept_waiting(&self.listener, &mut accepted);
-        for (stream, addr) in accepted.drain(..) {
-            self.admit(stream, CanonicalSocketAddr::new(addr));
+        self.accept_pending = false;
+        let mut waiting = bind::waiting(&self.listener);
+        while let Some(accepted) = bind::accept_next(&self.listener, &mut waiting) {
+            match accepted {
+                Ok((stream, addr)) => self.admit(stream, CanonicalSocketAddr::new(addr)),
+                Err(AcceptFailed) => {
+                    self.accept_pending = true;
+                    break;
+                }
+            }
         }
-        self.accepted = accepted;
     }
 
     /// Take an accepted connection in, unless a bound refuses it (dropping

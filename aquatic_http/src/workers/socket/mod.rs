@@ -132,8 +132,6 @@ pub struct SocketWorker {
     /// An accept failed (out of descriptors, say): try again every round
     /// until the queue is empty, rather than only at the next connection.
     accept_pending: bool,
-    /// Reused: the connections accepted in one go.
-    accepted: Vec<(mio::net::TcpStream, std::net::SocketAddr)>,
 }
 
 /// What to do with a connection after handling an event.
@@ -177,7 +175,6 @@ impl SocketWorker {
             sources: SourceCounts::default(),
             max_connections_per_source,
             accept_pending: false,
-            accepted: Vec::new(),
         })
     }
 

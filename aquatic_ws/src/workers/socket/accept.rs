@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
-use aquatic_common::bind::accept_waiting;
+use aquatic_common::bind::{self, AcceptFailed};
 use aquatic_common::request_loop::shard_of;
 use aquatic_common::source::SourceCounts;
 use aquatic_common::{InfoHash, IpVersion, PeerId};
@@ -21,12 +21,17 @@ use crate::common::{CloseReason, ConnectionRef, RequestMessage, SwarmRequest, ad
 
 impl SocketWorker {
     pub(super) fn accept(&mut self) {
-        let mut accepted = std::mem::take(&mut self.accepted);
-        self.accept_pending = !accept_waiting(&self.listener, &mut accepted);
-        for (stream, addr) in accepted.drain(..) {
-            self.admit(stream, addr);
+        self.accept_pending = false;
+        let mut waiting = bind::waiting(&self.listener);
+        while let Some(accepted) = bind::accept_next(&self.listener, &mut waiting) {
+            match accepted {
+                Ok((stream, addr)) => self.admit(stream, addr),
+                Err(AcceptFailed) => {
+                    self.accept_pending = true;
+                    break;
+                }
+            }
         }
-        self.accepted = accepted;
     }
 
     /// Take an accepted connection in, unless a bound refuses it (dropping

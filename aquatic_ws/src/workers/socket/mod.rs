@@ -146,8 +146,6 @@ pub struct SocketWorker {
     /// An accept failed (out of descriptors, say): try again every round
     /// until the queue is empty, rather than only at the next connection.
     accept_pending: bool,
-    /// Reused: the connections accepted in one go.
-    accepted: Vec<(mio::net::TcpStream, std::net::SocketAddr)>,
 }
 
 /// What to do with a connection after handling an event.
@@ -195,7 +193,6 @@ impl SocketWorker {
             sources: SourceCounts::default(),
             max_connections_per_source,
             accept_pending: false,
-            accepted: Vec::new(),
         })
     }
 
