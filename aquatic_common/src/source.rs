@@ -210,9 +210,103 @@ impl<S: Copy + Eq + Hash> SourceCounts<S> {
     }
 }
 
+/// Open TCP connections against `max_connections` and each source's share
+/// of it (both TCP daemons): a trusted reverse proxy speaks for many
+/// clients, so its connections are not budgeted as one source.
+pub struct ConnectionBudget {
+    sources: SourceCounts,
+    max_connections: usize,
+    max_per_source: usize,
+    prefixes: SourcePrefixes,
+    trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// Whether a new connection may stay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Yes, counted under this source (none: a trusted proxy); give it
+    /// back with [`ConnectionBudget::release`] when the connection closes.
+    Admitted(Option<SourceKey>),
+    /// `max_connections` are open.
+    Full,
+    /// Its source holds its share of `max_connections`.
+    SourceShare,
+}
+
+impl ConnectionBudget {
+    pub fn new(
+        max_connections: usize,
+        budgets: &SourceBudgetConfig,
+        trusted_proxies: Vec<ipnet::IpNet>,
+    ) -> Self {
+        Self {
+            sources: SourceCounts::default(),
+            max_connections,
+            max_per_source: budgets.share_of(max_connections),
+            prefixes: budgets.prefixes(),
+            trusted_proxies,
+        }
+    }
+
+    /// A connection from `ip` with `open` connections open already.
+    pub fn admit(&mut self, open: usize, ip: IpAddr) -> Admission {
+        if open >= self.max_connections {
+            return Admission::Full;
+        }
+        let ip = ip.to_canonical();
+        if self.trusted_proxies.iter().any(|net| net.contains(&ip)) {
+            return Admission::Admitted(None);
+        }
+        let source = self.prefixes.of(ip);
+        if self.sources.try_acquire(source, self.max_per_source) {
+            Admission::Admitted(Some(source))
+        } else {
+            Admission::SourceShare
+        }
+    }
+
+    /// A connection admitted as `counted` has closed.
+    pub fn release(&mut self, counted: Option<SourceKey>) {
+        if let Some(source) = counted {
+            self.sources.release(&source);
+        }
+    }
+
+    /// The trusted reverse proxies, for reading forwarded addresses.
+    pub fn trusted_proxies(&self) -> &[ipnet::IpNet] {
+        &self.trusted_proxies
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connection_budget_counts_sources_but_not_trusted_proxies() {
+        let budgets = SourceBudgetConfig {
+            share_percent: 50,
+            ..SourceBudgetConfig::default()
+        };
+        let proxy: ipnet::IpNet = "10.0.0.0/8".parse().unwrap();
+        let mut budget = ConnectionBudget::new(4, &budgets, vec![proxy]);
+        let (a, p): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "10.1.1.1".parse().unwrap());
+        let first = budget.admit(0, a);
+        assert!(matches!(first, Admission::Admitted(Some(_))));
+        assert!(matches!(budget.admit(1, a), Admission::Admitted(Some(_))));
+        // Half of 4 per source.
+        assert_eq!(budget.admit(2, a), Admission::SourceShare);
+        assert_eq!(budget.admit(2, p), Admission::Admitted(None));
+        assert_eq!(budget.admit(4, p), Admission::Full);
+        // A closed connection frees its place, IPv4-mapped counts as IPv4.
+        if let Admission::Admitted(counted) = first {
+            budget.release(counted);
+        }
+        assert!(matches!(
+            budget.admit(3, "::ffff:192.0.2.1".parse().unwrap()),
+            Admission::Admitted(Some(_))
+        ));
+    }
 
     #[test]
     fn prefixes_group_addresses() {

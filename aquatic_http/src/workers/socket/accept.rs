@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 
 use aquatic_common::CanonicalSocketAddr;
 use aquatic_common::bind::{self, AcceptFailed};
+use aquatic_common::source::Admission;
 use mio::Token;
 use mio::net::TcpStream;
 
@@ -34,34 +35,17 @@ impl SocketWorker {
     /// it.
     fn admit(&mut self, stream: TcpStream, peer_addr: CanonicalSocketAddr) {
         let counters = &self.stats;
-        if self.connections.len() >= self.config.network.max_connections {
-            add(&counters.connections_refused, 1);
-            return;
-        }
-        // A trusted proxy speaks for many clients: its connections are not
-        // budgeted as one source.
-        let source = (!self
-            .trusted_proxies
-            .iter()
-            .any(|net| net.contains(&peer_addr.ip())))
-        .then(|| self.config.source_budgets.prefixes().of(peer_addr.ip()));
-        if let Some(source) = source {
-            if !self
-                .sources
-                .try_acquire(source, self.max_connections_per_source)
-            {
-                add(&counters.connections_refused_source, 1);
-                return;
-            }
-        }
+        let source = match self.budget.admit(self.connections.len(), peer_addr.ip()) {
+            Admission::Admitted(counted) => counted,
+            Admission::Full => return add(&counters.connections_refused, 1),
+            Admission::SourceShare => return add(&counters.connections_refused_source, 1),
+        };
         let tls = match &self.tls {
             Some(shared) => match rustls::ServerConnection::new(shared.load_full()) {
                 Ok(tls) => Some(tls),
                 Err(err) => {
                     log::warn!("cannot start TLS connection: {err}");
-                    if let Some(source) = &source {
-                        self.sources.release(source);
-                    }
+                    self.budget.release(source);
                     return;
                 }
             },
@@ -121,9 +105,7 @@ impl SocketWorker {
     pub(super) fn close(&mut self, key: usize) {
         // Closing the socket removes it from epoll: no deregister call.
         if let Some(client) = self.connections.try_remove(key) {
-            if let Some(source) = &client.source {
-                self.sources.release(source);
-            }
+            self.budget.release(client.source);
         }
         self.stats
             .connections_open

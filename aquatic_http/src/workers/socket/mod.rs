@@ -30,7 +30,7 @@ use std::time::Duration;
 use aquatic_common::access_list::AccessListCache;
 use aquatic_common::proxy::{ProxyHeaderMissing, client_ip};
 use aquatic_common::request_loop::InlineShard;
-use aquatic_common::source::{SourceCounts, SourceKey};
+use aquatic_common::source::{ConnectionBudget, SourceKey};
 use aquatic_common::tls::SharedTlsConfig;
 use aquatic_common::{CanonicalSocketAddr, InfoHash, SecondsSinceStart, ServerStartInstant};
 use aquatic_http_protocol::{ParseOptions, Request, ScrapeResponse};
@@ -110,7 +110,6 @@ pub struct SocketWorker {
     listener: TcpListener,
     poll: Poll,
     tls: Option<SharedTlsConfig>,
-    trusted_proxies: Vec<IpNet>,
     access_list: AccessListCache,
     clock: ServerStartInstant,
     now: SecondsSinceStart,
@@ -126,9 +125,8 @@ pub struct SocketWorker {
     inline: Option<InlineShard<HttpShard, RequestMessage, ResponseMessage>>,
     /// Connections accepted in this round, to register at its end.
     unregistered: Vec<usize>,
-    /// Open connections per source.
-    sources: SourceCounts,
-    max_connections_per_source: usize,
+    /// Open connections against max_connections and each source's share.
+    budget: ConnectionBudget,
     /// An accept failed (out of descriptors, say): try again every round
     /// until the queue is empty, rather than only at the next connection.
     accept_pending: bool,
@@ -148,10 +146,11 @@ impl SocketWorker {
             .registry()
             .register(&mut listener, LISTENER_TOKEN, Interest::READABLE)?;
         let shards = parts.request_senders.len().max(1);
-        let max_connections_per_source = parts
-            .config
-            .source_budgets
-            .share_of(parts.config.network.max_connections);
+        let budget = ConnectionBudget::new(
+            parts.config.network.max_connections,
+            &parts.config.source_budgets,
+            parts.trusted_proxies,
+        );
         Ok(Self {
             now: parts.clock.seconds_elapsed(),
             config: parts.config,
@@ -159,7 +158,6 @@ impl SocketWorker {
             listener,
             poll: parts.poll,
             tls: parts.tls,
-            trusted_proxies: parts.trusted_proxies,
             access_list: parts.access_list,
             clock: parts.clock,
             connections: Slab::new(),
@@ -172,8 +170,7 @@ impl SocketWorker {
             body: Vec::with_capacity(1024),
             inline: parts.inline,
             unregistered: Vec::new(),
-            sources: SourceCounts::default(),
-            max_connections_per_source,
+            budget,
             accept_pending: false,
         })
     }
@@ -334,7 +331,7 @@ impl SocketWorker {
             client.peer_addr.ip(),
             forwarded_ip,
             !self.config.network.reverse_proxy_ip_header.is_empty(),
-            &self.trusted_proxies,
+            self.budget.trusted_proxies(),
         ) {
             Ok(ip) => ip,
             Err(ProxyHeaderMissing) => {

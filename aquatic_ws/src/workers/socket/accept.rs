@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use aquatic_common::bind::{self, AcceptFailed};
 use aquatic_common::request_loop::shard_of;
-use aquatic_common::source::SourceCounts;
+use aquatic_common::source::Admission;
 use aquatic_common::{InfoHash, IpVersion, PeerId};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
@@ -39,33 +39,14 @@ impl SocketWorker {
     /// came with it.
     fn admit(&mut self, mut stream: TcpStream, addr: SocketAddr) {
         let counters = &self.stats;
-        if self.connections.len() >= self.config.network.max_connections {
-            add(&counters.connections_refused, 1);
-            return;
-        }
-        let prefixes = self.config.source_budgets.prefixes();
-        let source = prefixes.of(addr.ip());
-        // A trusted proxy speaks for many clients: its connections are not
-        // budgeted as one source.
-        let counted_source = (!self
-            .trusted_proxies
-            .iter()
-            .any(|net| net.contains(&addr.ip().to_canonical())))
-        .then_some(source);
-        if let Some(source) = counted_source {
-            if !self
-                .sources
-                .try_acquire(source, self.max_connections_per_source)
-            {
-                add(&counters.connections_refused_source, 1);
-                return;
-            }
-        }
-        let release = |sources: &mut SourceCounts| {
-            if let Some(source) = &counted_source {
-                sources.release(source);
-            }
+        let counted_source = match self.budget.admit(self.connections.len(), addr.ip()) {
+            Admission::Admitted(counted) => counted,
+            Admission::Full => return add(&counters.connections_refused, 1),
+            Admission::SourceShare => return add(&counters.connections_refused_source, 1),
         };
+        // The swarms' source: the connection's own address until a trusted
+        // proxy's upgrade request names the client.
+        let source = self.config.source_budgets.prefixes().of(addr.ip());
         let entry = self.connections.vacant_entry();
         let key = entry.key();
         let token = Token(key + FIRST_CONNECTION_TOKEN);
@@ -75,7 +56,7 @@ impl SocketWorker {
             Interest::READABLE | Interest::WRITABLE,
         ) {
             log::warn!("cannot register connection: {err}");
-            release(&mut self.sources);
+            self.budget.release(counted_source);
             return;
         }
         let stream = match &self.tls {
@@ -83,7 +64,7 @@ impl SocketWorker {
                 Ok(tls) => Stream::Tls(Box::new(rustls::StreamOwned::new(tls, stream))),
                 Err(err) => {
                     log::warn!("cannot start TLS connection: {err}");
-                    release(&mut self.sources);
+                    self.budget.release(counted_source);
                     return;
                 }
             },
@@ -128,9 +109,7 @@ impl SocketWorker {
         let Some(connection) = self.connections.try_remove(key) else {
             return;
         };
-        if let Some(source) = &connection.counted_source {
-            self.sources.release(source);
-        }
+        self.budget.release(connection.counted_source);
         self.stats.count_close(reason);
         self.count_open();
         let from = self.connection_ref(key, connection.generation);

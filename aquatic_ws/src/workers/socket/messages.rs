@@ -53,7 +53,7 @@ impl SocketWorker {
         let rules = HandshakeRules {
             max_head: self.config.network.max_request_head_size,
             proxy_header: &self.config.network.reverse_proxy_ip_header,
-            trusted_proxies: &self.trusted_proxies,
+            trusted_proxies: self.budget.trusted_proxies(),
         };
         let Some(connection) = self.connections.get_mut(key) else {
             return Outcome::Keep;

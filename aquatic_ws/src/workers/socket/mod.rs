@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use aquatic_common::access_list::AccessListCache;
 use aquatic_common::request_loop::InlineShard;
-use aquatic_common::source::{SourceCounts, SourceKey};
+use aquatic_common::source::{ConnectionBudget, SourceKey};
 use aquatic_common::tls::SharedTlsConfig;
 use aquatic_common::{IpVersion, SecondsSinceStart, ServerStartInstant};
 use crossbeam_channel::{Receiver, Sender};
@@ -116,7 +116,6 @@ pub struct SocketWorker {
     listener: TcpListener,
     poll: Poll,
     tls: Option<SharedTlsConfig>,
-    trusted_proxies: Vec<IpNet>,
     access_list: AccessListCache,
     clock: ServerStartInstant,
     now: SecondsSinceStart,
@@ -140,9 +139,8 @@ pub struct SocketWorker {
     scratch: Vec<u8>,
     /// With `request_workers = 0`: the shard this worker answers itself.
     inline: Option<InlineShard<WsShard, RequestMessage, ResponseMessage>>,
-    /// Open connections per source.
-    sources: SourceCounts,
-    max_connections_per_source: usize,
+    /// Open connections against max_connections and each source's share.
+    budget: ConnectionBudget,
     /// An accept failed (out of descriptors, say): try again every round
     /// until the queue is empty, rather than only at the next connection.
     accept_pending: bool,
@@ -163,10 +161,11 @@ impl SocketWorker {
             .register(&mut listener, LISTENER_TOKEN, Interest::READABLE)?;
         let shards = parts.request_senders.len().max(1);
         let ws_config = framing::ws_config(&parts.config.network);
-        let max_connections_per_source = parts
-            .config
-            .source_budgets
-            .share_of(parts.config.network.max_connections);
+        let budget = ConnectionBudget::new(
+            parts.config.network.max_connections,
+            &parts.config.source_budgets,
+            parts.trusted_proxies,
+        );
         Ok(Self {
             now: parts.clock.seconds_elapsed(),
             ws_config,
@@ -175,7 +174,6 @@ impl SocketWorker {
             listener,
             poll: parts.poll,
             tls: parts.tls,
-            trusted_proxies: parts.trusted_proxies,
             access_list: parts.access_list,
             clock: parts.clock,
             connections: Slab::new(),
@@ -190,8 +188,7 @@ impl SocketWorker {
             chunk: vec![0; 16 * 1024],
             scratch: Vec::new(),
             inline: parts.inline,
-            sources: SourceCounts::default(),
-            max_connections_per_source,
+            budget,
             accept_pending: false,
         })
     }
