@@ -103,10 +103,6 @@ impl Default for NetworkConfig {
 }
 
 impl NetworkConfig {
-    pub fn tls_enabled(&self) -> bool {
-        !self.tls_certificate_path.as_os_str().is_empty()
-    }
-
     /// `trusted_proxies` parsed; an error names the entry.
     pub fn parse_trusted_proxies(&self) -> anyhow::Result<Vec<IpNet>> {
         aquatic_common::proxy::parse_trusted_proxies(&self.trusted_proxies)
