@@ -153,7 +153,10 @@ impl SocketWorker {
         parts.poll.registry().register(
             &mut socket,
             SOCKET_TOKEN,
-            Interest::READABLE | Interest::WRITABLE,
+            // Writability only while a send is blocked: on an idle send
+            // buffer every datagram freed would report it again, one
+            // more epoll_wait round per batch sent.
+            Interest::READABLE,
         )?;
         let shards = parts.request_senders.len().max(1);
         Ok(Self {
@@ -205,7 +208,7 @@ impl SocketWorker {
                     if event.token() == SOCKET_TOKEN {
                         readable |= event.is_readable();
                         if event.is_writable() {
-                            self.send_blocked = false;
+                            self.set_send_blocked(false);
                         }
                     }
                 }
@@ -552,7 +555,28 @@ impl SocketWorker {
                 add(&stats.get(v).dropped_send, 1);
             },
         );
-        self.send_blocked = outcome.blocked;
+        self.set_send_blocked(outcome.blocked);
+    }
+
+    /// Ask for writable events exactly while a send waits for room.
+    fn set_send_blocked(&mut self, blocked: bool) {
+        if blocked == self.send_blocked {
+            return;
+        }
+        let interest = if blocked {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        if let Err(err) = self
+            .poll
+            .registry()
+            .reregister(&mut self.socket, SOCKET_TOKEN, interest)
+        {
+            // Without the change the loop still turns on its poll timeout.
+            log::warn!("socket worker {}: epoll interest: {err}", self.index);
+        }
+        self.send_blocked = blocked;
     }
 }
 
