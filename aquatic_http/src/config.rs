@@ -68,6 +68,7 @@ pub struct NetworkConfig {
     pub max_request_head_size: usize,
     pub max_connections: usize,
     pub connection_idle_timeout: u32,
+    pub keep_alive: KeepAlive,
     pub tcp_backlog: u32,
     pub poll_timeout_ms: u64,
     pub request_channel_capacity: usize,
@@ -85,9 +86,43 @@ impl Default for NetworkConfig {
             max_request_head_size: 8192,
             max_connections: 10_000,
             connection_idle_timeout: 30,
+            keep_alive: KeepAlive::WhenAsked,
             tcp_backlog: 1024,
             poll_timeout_ms: 50,
             request_channel_capacity: 4096,
+        }
+    }
+}
+
+/// Whether a connection stays open after an answer, for more requests.
+///
+/// Most tracker traffic is one announce per connection. An HTTP/1.1 client
+/// that sends no `Connection` header (curl: Transmission, rtorrent) is
+/// persistent by the protocol's default, but usually sends nothing more
+/// for half an hour; keeping it open costs an epoll registration and a
+/// second wake-up for its close. Closing after the answer, with
+/// `Connection: close`, is what opentracker always does and every client
+/// handles. Connections from `trusted_proxies` are always kept open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeepAlive {
+    /// Keep open whatever HTTP allows (closing on `Connection: close` and
+    /// for HTTP/1.0 without `keep-alive`).
+    Always,
+    /// Keep open only when the request says `Connection: keep-alive`.
+    WhenAsked,
+    /// Close after every answer.
+    Never,
+}
+
+impl KeepAlive {
+    /// Whether to keep the connection open after answering a request
+    /// with this `keep_alive` and `keep_alive_asked`.
+    pub fn keeps(self, keep_alive: bool, asked: bool) -> bool {
+        match self {
+            Self::Always => keep_alive,
+            Self::WhenAsked => keep_alive && asked,
+            Self::Never => false,
         }
     }
 }

@@ -26,8 +26,13 @@ const LATENCY_BOUND: Duration = Duration::from_secs(1);
 /// Every attack loop ends by this, whatever happens.
 const ATTACK_LIMIT: Duration = Duration::from_secs(30);
 
+/// Connections kept open as HTTP/1.1 allows: these tests pipeline requests
+/// without `Connection: keep-alive`.
 fn start(extra: &str, network: &str) -> Daemon {
-    Daemon::launch(BINARY, &format!("{extra}\n[network]\n{network}\n"))
+    Daemon::launch(
+        BINARY,
+        &format!("{extra}\n[network]\nkeep_alive = \"always\"\n{network}\n"),
+    )
 }
 
 fn attacker() -> IpAddr {

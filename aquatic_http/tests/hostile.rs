@@ -47,12 +47,14 @@ const HOSTILE_HASH: u8 = 100;
 
 /// Every client here comes from 127.0.0.1: per-source budgets are
 /// opened wide (one source may use every slot) so that each attack meets
-/// the limit it is about; `fairness.rs` tests the budgets.
+/// the limit it is about; `fairness.rs` tests the budgets. Connections are
+/// kept open as HTTP/1.1 allows: the clients here reuse and pipeline
+/// without `Connection: keep-alive`.
 fn start() -> Daemon {
     Daemon::launch(
         BINARY,
         &format!(
-            "socket_workers = 2\nrequest_workers = 1\n[network]\nmax_connections = 4096\nconnection_idle_timeout = {IDLE_TIMEOUT}\nmax_request_head_size = {MAX_HEAD}\n[source_budgets]\nshare_percent = 100\n"
+            "socket_workers = 2\nrequest_workers = 1\n[network]\nkeep_alive = \"always\"\nmax_connections = 4096\nconnection_idle_timeout = {IDLE_TIMEOUT}\nmax_request_head_size = {MAX_HEAD}\n[source_budgets]\nshare_percent = 100\n"
         ),
     )
 }

@@ -145,7 +145,8 @@ fn keep_alive_pipelining_and_connection_close() {
 }
 
 fn keep_alive_pipelining_and_connection_close_with(extra: &str) {
-    let t = start("127.0.0.1", extra, "");
+    // HTTP/1.1 without a Connection header: persistent with "always".
+    let t = start("127.0.0.1", extra, "keep_alive = \"always\"\n");
     let mut s = connect(t.addr);
     let mut both = get(&announce_path(3, 1, 1, 0, ""), "");
     both.extend(get(&announce_path(4, 1, 1, 0, ""), ""));
@@ -165,6 +166,36 @@ fn keep_alive_pipelining_and_connection_close_with(extra: &str) {
     assert_eq!(read_response(&mut s).unwrap().0, 200);
     let mut rest = [0u8; 16];
     assert_eq!(s.read(&mut rest).unwrap_or(0), 0);
+}
+
+/// The default keep-alive policy: a connection stays open only for a
+/// client that asks (`Connection: keep-alive`); a one-shot HTTP/1.1 client
+/// that says nothing gets `Connection: close` and the close.
+#[test]
+fn keep_alive_when_asked_by_default() {
+    let t = start("127.0.0.1", "", "");
+    let mut s = connect(t.addr);
+    s.write_all(&get(&announce_path(5, 1, 1, 0, ""), ""))
+        .unwrap();
+    assert_eq!(read_response(&mut s).unwrap().0, 200);
+    let mut rest = [0u8; 16];
+    assert_eq!(s.read(&mut rest).unwrap_or(0), 0, "closed after the answer");
+
+    let asked = "Connection: keep-alive\r\n";
+    let mut s = connect(t.addr);
+    let mut both = get(&announce_path(5, 2, 2, 0, ""), asked);
+    both.extend(get(&announce_path(5, 3, 3, 0, ""), asked));
+    both.extend(get("/nope", asked));
+    s.write_all(&both).unwrap();
+    let (a, _) = read_response(&mut s).unwrap();
+    let (b, body_b) = read_response(&mut s).unwrap();
+    let (c, _) = read_response(&mut s).unwrap();
+    assert_eq!((a, b, c), (200, 200, 404));
+    assert!(contains(&body_b, b"8:completei3e"));
+    // Still open: a fourth request on the same connection is answered.
+    s.write_all(&get(&announce_path(5, 4, 4, 0, ""), asked))
+        .unwrap();
+    assert_eq!(read_response(&mut s).unwrap().0, 200);
 }
 
 #[test]
@@ -263,7 +294,11 @@ fn slow_client_does_not_block_others_and_is_cut_at_idle_timeout() {
 
 #[test]
 fn connection_limit_closes_only_the_extra_connection() {
-    let t = start("127.0.0.1", "", "max_connections = 2\n");
+    let t = start(
+        "127.0.0.1",
+        "",
+        "max_connections = 2\nkeep_alive = \"always\"\n",
+    );
     // Clients of three sources: each may hold a connection of the two.
     let from =
         |n| aquatic_test_support::tcp_from(aquatic_test_support::loopback(n), t.addr).unwrap();
@@ -378,7 +413,7 @@ fn tls_handshake_and_certificate_reload_keep_connections() {
     let cert = dir.path().join("cert.pem");
     let key = dir.path().join("cert.key");
     let network = format!(
-        "tls_certificate_path = {:?}\ntls_private_key_path = {:?}\n",
+        "keep_alive = \"always\"\ntls_certificate_path = {:?}\ntls_private_key_path = {:?}\n",
         cert.to_str().unwrap(),
         key.to_str().unwrap()
     );

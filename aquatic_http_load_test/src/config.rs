@@ -33,12 +33,15 @@ pub struct Config {
     /// Reuse connections (HTTP/1.1 keep-alive); false: one connection per
     /// request.
     pub keep_alive: bool,
-    /// With `keep_alive = false`: send `Connection: close` (true), or send
-    /// no such header and close the connection once the answer is read
-    /// (false: a one-shot client that does not say so).
-    pub connection_close_header: bool,
+    /// Send `Connection: keep-alive` (with `keep_alive`) or `Connection:
+    /// close` (without), or (false) no such header: with `keep_alive =
+    /// false`, a one-shot client that does not say so.
+    pub connection_header: bool,
     /// HTTPS, without checking the tracker's certificate.
     pub tls: bool,
+    /// With `tls`: resume sessions on new connections (false: a full
+    /// handshake every time).
+    pub tls_resumption: bool,
     /// Run time in seconds.
     pub duration: u64,
     /// Seconds between progress lines; 0: none.
@@ -59,8 +62,9 @@ impl Default for Config {
             workers: 1,
             connections_per_worker: 64,
             keep_alive: true,
-            connection_close_header: true,
+            connection_header: true,
             tls: false,
+            tls_resumption: true,
             duration: 30,
             summarize_every: 2,
             request_timeout_ms: 2000,

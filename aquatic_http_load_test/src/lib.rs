@@ -156,7 +156,7 @@ pub fn run_load_test(config: &Config, progress: &mut dyn Write) -> anyhow::Resul
     let stop = Arc::new(AtomicBool::new(false));
     let tls = config
         .tls
-        .then(aquatic_load_test_common::tls::client_config)
+        .then(|| aquatic_load_test_common::tls::client_config(config.tls_resumption))
         .transpose()?;
     let connector = Connector::new(config.server_address, tls);
 

@@ -18,6 +18,7 @@ pub enum Kind {
 const KINDS: [Kind; 2] = [Kind::Announce, Kind::Scrape];
 
 const CONNECTION_CLOSE: &[u8] = b"Connection: close\r\n\r\n";
+const CONNECTION_KEEP_ALIVE: &[u8] = b"Connection: keep-alive\r\n\r\n";
 
 pub struct RequestGenerator {
     kinds: WeightedIndex<u32>,
@@ -28,8 +29,8 @@ pub struct RequestGenerator {
     peer_seeder_probability: f64,
     /// The `Host` header: the server address.
     host: String,
-    /// Add `Connection: close` to every request.
-    close_header: bool,
+    /// The `Connection` header (and the empty line) ending every request.
+    connection_header: Option<&'static [u8]>,
     /// Reused by every scrape request.
     scrape_hashes: Vec<InfoHash>,
 }
@@ -47,7 +48,11 @@ impl RequestGenerator {
             scrape_max_torrents: r.scrape_max_torrents,
             peer_seeder_probability: r.peer_seeder_probability,
             host: config.server_address.to_string(),
-            close_header: !config.keep_alive && config.connection_close_header,
+            connection_header: config.connection_header.then_some(if config.keep_alive {
+                CONNECTION_KEEP_ALIVE
+            } else {
+                CONNECTION_CLOSE
+            }),
             scrape_hashes: Vec::with_capacity(r.scrape_max_torrents),
         })
     }
@@ -106,10 +111,12 @@ impl RequestGenerator {
                 }
             }
         }
-        if self.close_header && out.ends_with(b"\r\n\r\n") {
+        if let Some(header) = self.connection_header
+            && out.ends_with(b"\r\n\r\n")
+        {
             // Before the empty line that ends the head.
             out.truncate(out.len() - 2);
-            out.extend_from_slice(CONNECTION_CLOSE);
+            out.extend_from_slice(header);
         }
         kind
     }
@@ -136,9 +143,9 @@ mod tests {
         config.requests.scrape_max_torrents = 5;
         config.requests.weight_scrape = 5;
         let torrents: Vec<InfoHash> = (0..100).map(|i| info_hash(0, i)).collect();
-        for (keep_alive, close_header) in [(true, true), (false, true), (false, false)] {
+        for (keep_alive, header) in [(true, true), (true, false), (false, true), (false, false)] {
             config.keep_alive = keep_alive;
-            config.connection_close_header = close_header;
+            config.connection_header = header;
             let mut g = RequestGenerator::new(&config).unwrap();
             let mut rng = SmallRng::seed_from_u64(9);
             let mut out = Vec::new();
@@ -147,7 +154,8 @@ mod tests {
                 let kind = g.write_next(&mut rng, &mut out);
                 let parsed = parse_request(&out, &options()).unwrap();
                 assert_eq!(parsed.consumed, out.len());
-                assert_eq!(parsed.keep_alive, keep_alive || !close_header);
+                assert_eq!(parsed.keep_alive, keep_alive || !header);
+                assert_eq!(parsed.keep_alive_asked, keep_alive && header);
                 let text = std::str::from_utf8(&out).unwrap();
                 assert!(text.contains("\r\nHost: 127.0.0.1:3000\r\n"), "{text}");
                 match (kind, parsed.request) {

@@ -317,7 +317,7 @@ fn close_mode_opens_a_connection_per_request() {
         let tracker = FakeTracker::start(Mode::Normal);
         let mut config = config(tracker.address, 2);
         config.keep_alive = false;
-        config.connection_close_header = close_header;
+        config.connection_header = close_header;
         let (summary, _) = run(&config);
         let received = tracker.finish();
 

@@ -8,7 +8,8 @@
 //!
 //! ```text
 //!   bytes from the socket ──parse_request──▶ ParsedRequest { request, consumed,
-//!                                             keep_alive, forwarded_ip }
+//!                                             keep_alive, keep_alive_asked,
+//!                                             forwarded_ip }
 //!                         ◀─ write_http_head + AnnounceResponse / ScrapeResponse
 //!                                             / write_failure ─ response
 //! ```

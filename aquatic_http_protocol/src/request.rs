@@ -94,6 +94,11 @@ pub struct ParsedRequest {
     /// HTTP/1.1: unless `Connection: close`; HTTP/1.0: only with
     /// `Connection: keep-alive`.
     pub keep_alive: bool,
+    /// The client said `Connection: keep-alive` (and not `close`): it
+    /// means to send more on this connection. HTTP/1.1 clients that say
+    /// nothing are persistent too (`keep_alive`) but often send one
+    /// request and close; a server may close after the answer either way.
+    pub keep_alive_asked: bool,
     /// The client address from [`ParseOptions::reverse_proxy_header`]: the
     /// rightmost entry of the (comma separated, possibly repeated) header
     /// that is an address, i.e. the one our own proxy appended. Entries are
@@ -107,13 +112,18 @@ pub enum RequestParseError {
     /// The head is incomplete: read more bytes and parse again.
     NeedMoreData,
     /// The path is not `/announce` or `/scrape` (after any prefix): 404.
-    NotFound { consumed: usize, keep_alive: bool },
+    NotFound {
+        consumed: usize,
+        keep_alive: bool,
+        keep_alive_asked: bool,
+    },
     /// An announce or scrape with a bad query: answer with a bencoded
     /// `failure reason` (see [`crate::write_failure`]).
     Invalid {
         reason: Cow<'static, str>,
         consumed: usize,
         keep_alive: bool,
+        keep_alive_asked: bool,
     },
     /// Not HTTP/1.x, not `GET`, a body (`Content-Length` above 0 or any
     /// `Transfer-Encoding`) or more than [`MAX_HEADERS`] headers: answer 400
@@ -189,6 +199,7 @@ pub fn parse_request(
         }
     }
     let keep_alive = !connection_close && (http_1_1 || connection_keep_alive);
+    let keep_alive_asked = keep_alive && connection_keep_alive;
 
     let (path, query) = match target.split_once('?') {
         Some((path, query)) => (path, query.as_bytes()),
@@ -202,12 +213,14 @@ pub fn parse_request(
         return Err(RequestParseError::NotFound {
             consumed,
             keep_alive,
+            keep_alive_asked,
         });
     };
     let request = parsed.map_err(|reason| RequestParseError::Invalid {
         reason: Cow::Borrowed(reason),
         consumed,
         keep_alive,
+        keep_alive_asked,
     })?;
 
     let forwarded_ip = options
@@ -218,6 +231,7 @@ pub fn parse_request(
         request,
         consumed,
         keep_alive,
+        keep_alive_asked,
         forwarded_ip,
     })
 }

@@ -330,7 +330,13 @@ proptest! {
         bytes.extend_from_slice(&tail);
         prop_assert_eq!(
             parse_request(&bytes, &options(100)),
-            Ok(ParsedRequest { request, consumed: len, keep_alive: true, forwarded_ip: None })
+            Ok(ParsedRequest {
+                request,
+                consumed: len,
+                keep_alive: true,
+                keep_alive_asked: false,
+                forwarded_ip: None,
+            })
         );
     }
 
@@ -356,6 +362,7 @@ proptest! {
                     reason: "scrape without info_hash".into(),
                     consumed: bytes.len(),
                     keep_alive: true,
+                    keep_alive_asked: false,
                 })
             );
         } else {

@@ -120,6 +120,7 @@ fn libtorrent_started() {
             }),
             consumed: LIBTORRENT_STARTED.len(),
             keep_alive: false,
+            keep_alive_asked: false,
             forwarded_ip: None,
         }
     );
@@ -180,6 +181,7 @@ fn transmission_magnet() {
             }),
             consumed: TRANSMISSION_MAGNET.len(),
             keep_alive: true,
+            keep_alive_asked: false,
             forwarded_ip: None,
         }
     );
@@ -247,6 +249,7 @@ fn utorrent_stopped() {
             }),
             consumed: UTORRENT_STOPPED.len(),
             keep_alive: false,
+            keep_alive_asked: false,
             forwarded_ip: None,
         }
     );
@@ -275,6 +278,7 @@ Connection: close\r\n\
             }),
             consumed: bytes.len(),
             keep_alive: false,
+            keep_alive_asked: false,
             forwarded_ip: None,
         }
     );
@@ -427,7 +431,8 @@ fn other_paths_are_not_found() {
             parse(bytes.as_bytes()),
             Err(RequestParseError::NotFound {
                 consumed: bytes.len(),
-                keep_alive: true
+                keep_alive: true,
+                keep_alive_asked: false,
             }),
             "{target}"
         );
@@ -437,7 +442,8 @@ fn other_paths_are_not_found() {
         parse(bytes),
         Err(RequestParseError::NotFound {
             consumed: bytes.len(),
-            keep_alive: false
+            keep_alive: false,
+            keep_alive_asked: false,
         })
     );
 }
@@ -761,20 +767,26 @@ fn not_http_is_a_bad_request() {
 #[test]
 fn keep_alive_semantics() {
     let target = format!("GET /announce?{MINIMAL_QUERY}");
-    for (version_and_headers, keep_alive) in [
-        ("HTTP/1.1\r\n", true),
-        ("HTTP/1.1\r\nConnection: close\r\n", false),
-        ("HTTP/1.1\r\nConnection: Keep-Alive\r\n", true),
-        ("HTTP/1.1\r\nconnection: TE, close\r\n", false),
-        ("HTTP/1.0\r\n", false),
-        ("HTTP/1.0\r\nConnection: keep-alive\r\n", true),
-        ("HTTP/1.0\r\nConnection: Keep-Alive\r\n", true),
-        ("HTTP/1.0\r\nConnection: keep-alive, close\r\n", false),
-        ("HTTP/1.0\r\nConnection: close\r\n", false),
+    for (version_and_headers, keep_alive, asked) in [
+        ("HTTP/1.1\r\n", true, false),
+        ("HTTP/1.1\r\nConnection: close\r\n", false, false),
+        ("HTTP/1.1\r\nConnection: Keep-Alive\r\n", true, true),
+        ("HTTP/1.1\r\nconnection: TE, close\r\n", false, false),
+        ("HTTP/1.1\r\nConnection: TE\r\n", true, false),
+        ("HTTP/1.0\r\n", false, false),
+        ("HTTP/1.0\r\nConnection: keep-alive\r\n", true, true),
+        ("HTTP/1.0\r\nConnection: Keep-Alive\r\n", true, true),
+        (
+            "HTTP/1.0\r\nConnection: keep-alive, close\r\n",
+            false,
+            false,
+        ),
+        ("HTTP/1.0\r\nConnection: close\r\n", false, false),
     ] {
         let bytes = format!("{target} {version_and_headers}\r\n");
         let parsed = parse(bytes.as_bytes()).unwrap();
         assert_eq!(parsed.keep_alive, keep_alive, "{version_and_headers:?}");
+        assert_eq!(parsed.keep_alive_asked, asked, "{version_and_headers:?}");
     }
     // Carried by the errors the tracker answers too.
     let invalid = b"GET /announce?port=x HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";

@@ -74,20 +74,23 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 }
 
 /// The client config shared by every connection: ring, TLS 1.2 and 1.3,
-/// any server certificate accepted, rustls' default session cache (so with
-/// `keep_alive = false` later connections resume sessions, as real clients
-/// do).
-pub fn client_config() -> anyhow::Result<Arc<ClientConfig>> {
+/// any server certificate accepted; with `resumption`, rustls' default
+/// session cache (so with `keep_alive = false` later connections resume
+/// sessions, as real clients do), without it a full handshake every time.
+pub fn client_config(resumption: bool) -> anyhow::Result<Arc<ClientConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Arc::new(AcceptAnyCertificate {
         provider: provider.clone(),
     });
-    let config = ClientConfig::builder_with_provider(provider)
+    let mut config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("TLS client config")?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
+    if !resumption {
+        config.resumption = rustls::client::Resumption::disabled();
+    }
     Ok(Arc::new(config))
 }
 
@@ -114,6 +117,7 @@ mod tests {
         assert_eq!(v6.to_str(), "localhost");
         let remote = server_name("192.0.2.1:443".parse().unwrap());
         assert!(matches!(remote, ServerName::IpAddress(_)));
-        client_config().unwrap();
+        client_config(true).unwrap();
+        client_config(false).unwrap();
     }
 }

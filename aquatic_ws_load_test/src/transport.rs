@@ -133,7 +133,7 @@ mod tests {
     fn urls() {
         let plain = Connector::new("127.0.0.1:3000".parse().unwrap(), None);
         assert_eq!(plain.url, "ws://127.0.0.1:3000/");
-        let tls = aquatic_load_test_common::tls::client_config().unwrap();
+        let tls = aquatic_load_test_common::tls::client_config(true).unwrap();
         let secure = Connector::new("[::1]:443".parse().unwrap(), Some(tls));
         assert_eq!(secure.url, "wss://[::1]:443/");
         assert!(secure.url.as_str().into_client_request().is_ok());

@@ -85,6 +85,7 @@ cleanup() {
     trap - EXIT INT TERM
     stop_pid "$load_pid"
     stop_pid "${perf_pid:-}"
+    stop_pid "${hitch_pid:-}"
     stop_pid "$tracker_pid"
     if [[ $status -ne 0 ]]; then
         echo "bench/$bench: failed (exit $status); logs in $work" >&2
@@ -135,6 +136,17 @@ cpu_ticks() {
     set -- $stat
     # after "pid (comm) ": $1 = state (field 3), so field N is $((N - 2))
     echo $((${12} + ${13}))
+}
+
+tracker_ticks() {
+    # CPU ticks of the tracker and of its helper processes (helper_pids:
+    # a TLS terminator in front of it, say).
+    local pid sum
+    sum="$(cpu_ticks "$tracker_pid")"
+    for pid in ${helper_pids:-}; do
+        sum=$((sum + $(cpu_ticks "$pid")))
+    done
+    echo "$sum"
 }
 
 user_ticks() {
@@ -243,6 +255,7 @@ request_workers = $AQUATIC_REQUEST_WORKERS
 
 [network]
 address = "127.0.0.1:$port"
+${AQUATIC_NETWORK:-}
 
 [access_list]
 mode = "$AQUATIC_ACCESS_LIST"
@@ -298,7 +311,7 @@ run_load_test() {
     # script defines them.
     local name="$1" tag="$2" lcfg="$3" lout="$4" duration="$5" rc
     if declare -F before_load >/dev/null; then before_load; fi
-    t0="$(cpu_ticks "$tracker_pid")"
+    t0="$(tracker_ticks)"
     u0="$(user_ticks "$tracker_pid")"
     children_cpu_s
     l0="$children_cpu"
@@ -312,7 +325,7 @@ run_load_test() {
     l1="$children_cpu"
     if declare -F after_load >/dev/null; then after_load; fi
     kill -0 "$tracker_pid" 2>/dev/null || { cat "$work/$name-$tag.log" >&2; die "$name died during the load test"; }
-    t1="$(cpu_ticks "$tracker_pid")"
+    t1="$(tracker_ticks)"
     u1="$(user_ticks "$tracker_pid")"
     if [[ $rc -ne 0 ]]; then
         cat "$lout" >&2

@@ -51,7 +51,15 @@
 #                          sent with "Connection: close"), oneshot (a new
 #                          connection per request without that header, closed
 #                          by the load tester once the answer is read: the
-#                          one-shot client that does not say so)
+#                          one-shot client that does not say so), tls (HTTPS,
+#                          a new connection per request with Connection:
+#                          close, TLS sessions resumed), tls-full (the same,
+#                          a full handshake every time). In the TLS modes
+#                          opentracker runs behind hitch (Debian's TLS
+#                          terminator, installed with apt-get when missing;
+#                          one worker, pinned to the tracker's core), and its
+#                          CPU seconds and peak RSS are opentracker's plus
+#                          hitch's (all its processes)
 #   TORRENTS [1000000]     number_of_torrents of the load tester (and the
 #                          size of opentracker's whitelist)
 #   LOAD_WORKERS [1]       load tester worker threads (all on LOAD_CPU)
@@ -68,6 +76,10 @@
 #   AQUATIC_REQUEST_WORKERS [1]  aquatic_http request_workers: 1 = one socket
 #                         and one request thread; 0 = the socket worker
 #                         answers announces itself (one thread)
+#   AQUATIC_NETWORK [""]   more lines for aquatic's [network] section, e.g.
+#                          'keep_alive = "always"' (the default,
+#                          "when_asked", closes after the answer unless the
+#                          request says Connection: keep-alive)
 #   AQUATIC_ACCESS_LIST [off]  "allow": aquatic_http checks the same
 #                          whitelist as opentracker does (parity of work)
 #   SKIP_BUILD [0]         1: use the release binaries already in target/
@@ -81,7 +93,7 @@
 # Needs root (opentracker chroots and drops to nobody) and opentracker
 # installed (scripts/install-test-deps.sh). Traffic stays on 127.0.0.1; every
 # process started here is stopped by its PID, also on error or Ctrl-C.
-# HTTPS is not compared: opentracker has no TLS.
+# opentracker has no TLS: the TLS modes put hitch in front of it.
 
 set -euo pipefail
 
@@ -103,6 +115,7 @@ LOAD_CPU="${LOAD_CPU:-1}"
 TRACKERS="${TRACKERS:-aquatic opentracker}"
 AQUATIC_ACCESS_LIST="${AQUATIC_ACCESS_LIST:-off}"
 AQUATIC_REQUEST_WORKERS="${AQUATIC_REQUEST_WORKERS:-1}"
+export AQUATIC_NETWORK="${AQUATIC_NETWORK:-}"
 SKIP_BUILD="${SKIP_BUILD:-0}"
 OPENTRACKER="${OPENTRACKER:-$repo_root/target/peers/opentracker/opentracker}"
 OPENTRACKER_DEBIAN="${OPENTRACKER_DEBIAN:-/usr/bin/opentracker}"
@@ -121,12 +134,15 @@ check_mem_and_access_list
 [[ -n "${TRACKERS// /}" ]] || die "TRACKERS is empty"
 check_trackers
 [[ -n "${MODES// /}" ]] || die "MODES is empty"
+tls_wanted=0
 for m in $MODES; do
-    [[ "$m" == keepalive || "$m" == close || "$m" == oneshot ]] ||
-        die "unknown mode '$m' in MODES (keepalive, close, oneshot)"
+    [[ "$m" == keepalive || "$m" == close || "$m" == oneshot || "$m" == tls || "$m" == tls-full ]] ||
+        die "unknown mode '$m' in MODES (keepalive, close, oneshot, tls, tls-full)"
+    [[ "$m" == tls* ]] && tls_wanted=1
 done
-[[ "$MEM_MODE" == keepalive || "$MEM_MODE" == close || "$MEM_MODE" == oneshot ]] ||
-    die "MEM_MODE must be keepalive, close or oneshot"
+[[ " keepalive close oneshot tls tls-full " == *" $MEM_MODE "* ]] ||
+    die "MEM_MODE must be keepalive, close, oneshot, tls or tls-full"
+[[ "$MEM_MODE" == tls* ]] && tls_wanted=1
 check_host
 
 make_work_dir
@@ -151,6 +167,37 @@ tcp_listening() {
     awk -v p=":$hexport" 'NR > 1 && substr($2, length($2) - 4) == p && $4 == "0A" { found = 1 } END { exit !found }' /proc/net/tcp
 }
 
+start_hitch() {
+    # start_hitch TAG PORT BACKEND: hitch (one worker, pinned to
+    # TRACKER_CPU) terminating TLS on PORT for the plain tracker on BACKEND;
+    # sets hitch_pid and helper_pids (hitch's processes, whose CPU and
+    # memory count with the tracker's).
+    local tag="$1" port="$2" backend="$3" i
+    local hlog="$work/hitch-$tag.log"
+    taskset -c "$TRACKER_CPU" hitch --frontend="[127.0.0.1]:$port" --backend="[127.0.0.1]:$backend" \
+        --workers=1 --user=nobody --tls-protos="TLSv1.2 TLSv1.3" "$work/tls/hitch.pem" >"$hlog" 2>&1 &
+    hitch_pid=$!
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$hitch_pid" 2>/dev/null || { cat "$hlog" >&2; die "hitch exited at start (log above)"; }
+        tcp_listening "$port" && break
+        sleep 0.1
+    done
+    tcp_listening "$port" || { cat "$hlog" >&2; die "hitch did not listen on 127.0.0.1:$port within 10 s"; }
+    probe_tls=1 probe "$port" "$probe_first" || { cat "$hlog" >&2; die "no announce answer through hitch on $port"; }
+    helper_pids="$hitch_pid $(pgrep -P "$hitch_pid" | tr '\n' ' ')"
+}
+
+make_tls_files() {
+    # A self-signed certificate for localhost in $work/tls: cert.pem and
+    # key.pem for aquatic_http, both in hitch.pem for hitch.
+    mkdir -p "$work/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
+        -addext subjectAltName=DNS:localhost -keyout "$work/tls/key.pem" -out "$work/tls/cert.pem" 2>/dev/null ||
+        die "openssl could not make a certificate"
+    cat "$work/tls/key.pem" "$work/tls/cert.pem" >"$work/tls/hitch.pem"
+    chmod 644 "$work/tls/"*.pem
+}
+
 # for start_tracker (common.sh)
 tracker_ready() { tcp_listening "$@"; }
 ready_what='listen on TCP'
@@ -165,9 +212,13 @@ probe() {
     # opentracker answers announces for hashes not (yet) loaded from its
     # whitelist with a failure reason, so this also waits for the
     # whitelist. The probe's peer is then removed with a `stopped` announce.
-    timeout 40 "$PY" - "$1" "$2" <<'EOF'
-import os, socket, sys, time, urllib.parse
-port, info_hash = int(sys.argv[1]), bytes.fromhex(sys.argv[2])
+    # Over TLS (any certificate) while probe_tls is 1.
+    timeout 40 "$PY" - "$1" "$2" "${probe_tls:-0}" <<'EOF'
+import os, socket, ssl, sys, time, urllib.parse
+port, info_hash, tls = int(sys.argv[1]), bytes.fromhex(sys.argv[2]), sys.argv[3] == "1"
+context = ssl.create_default_context()
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE
 peer_id = b"-PROBE0-" + os.urandom(12)
 end = time.monotonic() + 30
 q = urllib.parse.quote_from_bytes
@@ -175,7 +226,8 @@ q = urllib.parse.quote_from_bytes
 def announce(event):
     query = (f"info_hash={q(info_hash, safe='')}&peer_id={q(peer_id, safe='')}&port=6881&uploaded=0"
              f"&downloaded=0&left=0&compact=1&numwant=0&event={event}")
-    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as plain:
+        s = context.wrap_socket(plain, server_hostname="localhost") if tls else plain
         s.sendall(f"GET /announce?{query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
         data = b""
         while True:
@@ -214,7 +266,7 @@ EOF
 build_and_check_binaries aquatic_http aquatic_http_load_test
 # The config keys written below: fail now if the load tester has renamed one.
 "$LOAD_TEST" -p >"$work/load-test-defaults.toml"
-for key in server_address workers connections_per_worker keep_alive connection_close_header duration summarize_every \
+for key in server_address workers connections_per_worker keep_alive connection_header tls tls_resumption duration summarize_every \
     max_requests_per_second number_of_torrents info_hash_file; do
     grep -Eq "^$key = " "$work/load-test-defaults.toml" ||
         die "$LOAD_TEST -p has no '$key': this script needs updating (defaults in $work/load-test-defaults.toml)"
@@ -223,6 +275,15 @@ done
 # ------------------------------------------------------------ info hashes
 
 make_info_hashes
+hitch_pid="" helper_pids=""
+if [[ "$tls_wanted" == 1 ]]; then
+    if ! command -v hitch >/dev/null; then
+        log "installing hitch (apt-get) for the TLS modes"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q hitch >"$work/apt-hitch.log" 2>&1 ||
+            die "cannot install hitch (log: $work/apt-hitch.log)"
+    fi
+    make_tls_files
+fi
 
 # ------------------------------------------------------------ one run
 
@@ -243,12 +304,27 @@ run_one() {
         tag="mem-$mode-$run" duration="$MEM_DURATION" out="$mem_results" what="$mode memory run $run"
         cap=" at $MEM_RATE requests/s" cap_line="max_requests_per_second = $MEM_RATE"
     fi
-    local keep_alive=true close_header=true
-    [[ "$mode" == close || "$mode" == oneshot ]] && keep_alive=false
+    local keep_alive=true close_header=true tls=false resumption=true
+    [[ "$mode" != keepalive ]] && keep_alive=false
     [[ "$mode" == oneshot ]] && close_header=false
+    [[ "$mode" == tls* ]] && tls=true
+    [[ "$mode" == tls-full ]] && resumption=false
     port="$(free_port)"
     log "$what: $name on 127.0.0.1:$port (cpu $TRACKER_CPU), load tester on cpu $LOAD_CPU for ${duration}s$cap"
-    start_tracker "$name" "$tag" "$port"
+    if [[ "$tls" == false ]]; then
+        start_tracker "$name" "$tag" "$port"
+    elif [[ "$name" == aquatic* ]]; then
+        local network_before="$AQUATIC_NETWORK"
+        AQUATIC_NETWORK="$network_before"$'\n'"tls_certificate_path = \"$work/tls/cert.pem\""$'\n'"tls_private_key_path = \"$work/tls/key.pem\""
+        probe_tls=1 start_tracker "$name" "$tag" "$port"
+        AQUATIC_NETWORK="$network_before"
+    else
+        # opentracker on a plain port, hitch in front of it on $port.
+        local backend
+        backend="$(free_port)"
+        start_tracker "$name" "$tag" "$backend"
+        start_hitch "$tag" "$port" "$backend"
+    fi
 
     local lcfg="$work/load-$name-$tag.toml" lout="$work/load-$name-$tag.out"
     cat >"$lcfg" <<EOF
@@ -256,7 +332,9 @@ server_address = "127.0.0.1:$port"
 workers = $LOAD_WORKERS
 connections_per_worker = $CONNECTIONS
 keep_alive = $keep_alive
-connection_close_header = $close_header
+connection_header = $close_header
+tls = $tls
+tls_resumption = $resumption
 duration = $duration
 summarize_every = 0
 $cap_line
@@ -267,8 +345,13 @@ EOF
     local t0 t1 w0 w1 l0 l1 d0 d1
     run_load_test "$name" "$tag" "$lcfg" "$lout" "$duration"
 
-    local rss
+    local rss pid
     rss="$(peak_rss_kib "$tracker_pid")"
+    for pid in $helper_pids; do
+        rss=$((rss + $(peak_rss_kib "$pid")))
+    done
+    stop_pid "$hitch_pid"
+    hitch_pid="" helper_pids=""
     stop_pid "$tracker_pid"
     tracker_pid=""
 
@@ -358,10 +441,12 @@ load_build=""
 [[ "$LOAD_TEST" == "$repo_root/target/release/aquatic_http_load_test" ]] || load_build=" (binary $LOAD_TEST)"
 
 "$PY" - "$results" "$mem_results" <<EOF
-import statistics, sys
+import os, statistics, sys
 
 MODE_TITLE = {"keepalive": "keep-alive", "close": "connection close",
-              "oneshot": "one request per connection, no Connection: close"}
+              "oneshot": "one request per connection, no Connection: close",
+              "tls": "TLS, connection close, sessions resumed (opentracker behind hitch)",
+              "tls-full": "TLS, connection close, a full handshake each (opentracker behind hitch)"}
 
 $(report_py_helpers)
 
@@ -499,7 +584,8 @@ print()
 print("## HTTP: aquatic_http vs opentracker ($(date -u +%Y-%m-%d))")
 print()
 print("- Machine: $ncpu cores ($cpu_model), kernel $(uname -r).")
-print("- aquatic_http $aquatic_rev ($aquatic_build, socket_workers = 1, request_workers = $AQUATIC_REQUEST_WORKERS, access list $AQUATIC_ACCESS_LIST); "
+print("- aquatic_http $aquatic_rev ($aquatic_build, socket_workers = 1, request_workers = $AQUATIC_REQUEST_WORKERS, access list $AQUATIC_ACCESS_LIST"
+      + (", [network] " + os.environ["AQUATIC_NETWORK"] if os.environ.get("AQUATIC_NETWORK") else "") + "); "
       "opentracker $ot_version; opentracker-debian (if run): Debian's $ot_debian_version, whitelist of the load "
       "tester's $TORRENTS info hashes.")
 print("- Tracker pinned to CPU $TRACKER_CPU, aquatic_http_load_test$load_build to CPU $LOAD_CPU ($LOAD_WORKERS worker(s) x "
@@ -508,7 +594,9 @@ print("- Tracker pinned to CPU $TRACKER_CPU, aquatic_http_load_test$load_build t
       "close: keep_alive = false (a new TCP connection per request).")
 print("- Command: \`DURATION=$DURATION RUNS=$RUNS MODES=\"$MODES\" MEM_RUNS=$MEM_RUNS MEM_MODE=$MEM_MODE MEM_DURATION=$MEM_DURATION "
       "MEM_RATE=$MEM_RATE TORRENTS=$TORRENTS LOAD_WORKERS=$LOAD_WORKERS CONNECTIONS=$CONNECTIONS "
-      "AQUATIC_REQUEST_WORKERS=$AQUATIC_REQUEST_WORKERS AQUATIC_ACCESS_LIST=$AQUATIC_ACCESS_LIST scripts/bench/http.sh\`")
+      "AQUATIC_REQUEST_WORKERS=$AQUATIC_REQUEST_WORKERS AQUATIC_ACCESS_LIST=$AQUATIC_ACCESS_LIST "
+      + ("AQUATIC_NETWORK='" + os.environ["AQUATIC_NETWORK"] + "' " if os.environ.get("AQUATIC_NETWORK") else "")
+      + "scripts/bench/http.sh\`")
 print()
 for m in modes:
     print(f"### {MODE_TITLE[m][0].upper() + MODE_TITLE[m][1:]}")

@@ -14,6 +14,7 @@ use super::connection::Connection;
 use super::io::interest;
 use super::{Client, FIRST_CONNECTION_TOKEN, Outcome, SocketWorker};
 use crate::common::add;
+use crate::config::KeepAlive;
 
 impl SocketWorker {
     pub(super) fn accept(&mut self) {
@@ -58,7 +59,16 @@ impl SocketWorker {
             source,
             wants_writable: false,
             registered: false,
-            http: Connection::new(self.now, self.config.network.connection_idle_timeout),
+            http: Connection::new(
+                self.now,
+                self.config.network.connection_idle_timeout,
+                // A trusted proxy pools its connections to us.
+                if source.is_none() {
+                    KeepAlive::Always
+                } else {
+                    self.config.network.keep_alive
+                },
+            ),
         });
         self.unregistered.push(key);
         add(&counters.connections_accepted, 1);

@@ -15,8 +15,10 @@
 //!   (reading pauses while it is full and resumes as requests make room);
 //! - a client that does not read its answers gets no new ones once
 //!   `MAX_UNWRITTEN` bytes wait to be written;
-//! - `Connection: close` (or HTTP/1.0) closes after the answer; a client
-//!   that half-closes gets its answers, then the close;
+//! - `Connection: close` (or HTTP/1.0) closes after the answer, and so does
+//!   a request without `Connection: keep-alive` unless the keep-alive
+//!   policy is `always` ([`KeepAlive`]); a client that half-closes gets its
+//!   answers, then the close;
 //! - no complete request within the idle timeout closes the connection
 //!   (never while its request is with the request workers).
 
@@ -30,6 +32,7 @@ use std::net::IpAddr;
 use aquatic_common::InfoHash;
 
 use crate::common::ErrorReason;
+use crate::config::KeepAlive;
 
 /// Answers a connection may have unwritten before its pipelined requests
 /// wait: a client that never reads cannot make the tracker buffer without
@@ -95,6 +98,10 @@ struct PendingScrape {
 
 pub struct Connection {
     state: State,
+    /// When to stay open after an answer (the config's, or `Always` for
+    /// a trusted proxy).
+    policy: KeepAlive,
+    /// Stay open after the answer being prepared.
     keep_alive: bool,
     read_buf: Vec<u8>,
     /// Reading stopped with the read buffer full: more input may wait in
@@ -110,9 +117,10 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(now: SecondsSinceStart, idle_timeout: u32) -> Self {
+    pub fn new(now: SecondsSinceStart, idle_timeout: u32, policy: KeepAlive) -> Self {
         Self {
             state: State::Reading,
+            policy,
             keep_alive: true,
             read_buf: Vec::new(),
             read_paused: false,
@@ -183,23 +191,28 @@ impl Connection {
             match parsed {
                 Ok(parsed) => {
                     drain(&mut self.read_buf, parsed.consumed);
-                    self.keep_alive = parsed.keep_alive;
+                    self.keep_alive = self
+                        .policy
+                        .keeps(parsed.keep_alive, parsed.keep_alive_asked);
                     return Step::Request(parsed.request, parsed.forwarded_ip);
                 }
                 Err(RequestParseError::NotFound {
                     consumed,
                     keep_alive,
+                    keep_alive_asked,
                 }) => {
                     drain(&mut self.read_buf, consumed);
+                    let keep_alive = self.policy.keeps(keep_alive, keep_alive_asked);
                     return self.reject_status(404, "Not Found", keep_alive, limits, now);
                 }
                 Err(RequestParseError::Invalid {
                     reason,
                     consumed,
                     keep_alive,
+                    keep_alive_asked,
                 }) => {
                     drain(&mut self.read_buf, consumed);
-                    self.keep_alive = keep_alive;
+                    self.keep_alive = self.policy.keeps(keep_alive, keep_alive_asked);
                     self.respond_failure(&reason, limits, now);
                     return Step::Rejected(ErrorReason::of_failure(&reason));
                 }
@@ -384,7 +397,7 @@ mod tests {
 
     #[test]
     fn pipelined_requests_are_answered_one_at_a_time_in_order() {
-        let mut c = Connection::new(NOW, 10);
+        let mut c = Connection::new(NOW, 10, KeepAlive::Always);
         let mut input = announce(false);
         input.extend(announce(false));
         feed(&mut c, &input);
@@ -407,7 +420,7 @@ mod tests {
 
     #[test]
     fn a_head_over_the_limit_gets_431_and_the_close() {
-        let mut c = Connection::new(NOW, 10);
+        let mut c = Connection::new(NOW, 10, KeepAlive::Always);
         feed(&mut c, &[b'a'; 201]);
         assert!(matches!(
             c.next(&LIMITS, NOW),
@@ -419,7 +432,7 @@ mod tests {
         assert!(!c.last_write());
         assert!(matches!(c.next(&LIMITS, NOW), Step::Wait));
         // A complete head read in one go, but longer than the limit.
-        let mut c = Connection::new(NOW, 10);
+        let mut c = Connection::new(NOW, 10, KeepAlive::Always);
         let mut long = announce(false);
         long.splice(
             long.len() - 2..long.len() - 2,
@@ -435,7 +448,7 @@ mod tests {
 
     #[test]
     fn unread_answers_hold_back_pipelined_requests() {
-        let mut c = Connection::new(NOW, 10);
+        let mut c = Connection::new(NOW, 10, KeepAlive::Always);
         let request = announce(false);
         for _ in 0..4 {
             feed(&mut c, &request);
@@ -456,7 +469,7 @@ mod tests {
 
     #[test]
     fn connection_close_closes_after_the_answer() {
-        let mut c = Connection::new(NOW, 10);
+        let mut c = Connection::new(NOW, 10, KeepAlive::Always);
         feed(&mut c, &announce(true));
         assert!(matches!(c.next(&LIMITS, NOW), Step::Request(..)));
         c.wait_for(7);
@@ -466,8 +479,41 @@ mod tests {
     }
 
     #[test]
+    fn the_keep_alive_policy_decides_after_the_answer() {
+        let asked = String::from_utf8(announce(false))
+            .unwrap()
+            .replace("Host: t\r\n", "Host: t\r\nConnection: keep-alive\r\n")
+            .into_bytes();
+        let not_found = b"GET /favicon.ico HTTP/1.1\r\n\r\n".to_vec();
+        for (policy, input, kept) in [
+            (KeepAlive::Always, announce(false), true),
+            (KeepAlive::Always, asked.clone(), true),
+            (KeepAlive::Always, announce(true), false),
+            (KeepAlive::WhenAsked, announce(false), false),
+            (KeepAlive::WhenAsked, asked.clone(), true),
+            (KeepAlive::WhenAsked, not_found.clone(), false),
+            (KeepAlive::Always, not_found, true),
+            (KeepAlive::Never, asked, false),
+        ] {
+            let mut c = Connection::new(NOW, 10, policy);
+            feed(&mut c, &input);
+            if let Step::Request(..) = c.next(&LIMITS, NOW) {
+                c.wait_for(1);
+                c.answer(b"done", &LIMITS, NOW);
+            }
+            let head = output(&mut c);
+            assert_eq!(c.closing(), !kept, "{policy:?} {head}");
+            assert_eq!(
+                head.contains("Connection: close"),
+                !kept,
+                "{policy:?} {head}"
+            );
+        }
+    }
+
+    #[test]
     fn a_half_close_gets_its_answers_then_the_close() {
-        let mut c = Connection::new(NOW, 10);
+        let mut c = Connection::new(NOW, 10, KeepAlive::Always);
         let mut input = announce(false);
         input.extend_from_slice(b"GET /annou"); // unfinished
         feed(&mut c, &input);
@@ -484,7 +530,7 @@ mod tests {
 
     #[test]
     fn reading_resumes_when_a_full_buffer_holds_no_complete_request() {
-        let mut c = Connection::new(NOW, 10);
+        let mut c = Connection::new(NOW, 10, KeepAlive::Always);
         feed(&mut c, b"GET /announce?info_hash=");
         c.on_read(ReadResult::Full);
         assert!(matches!(c.next(&LIMITS, NOW), Step::ReadMore));
@@ -493,7 +539,7 @@ mod tests {
 
     #[test]
     fn errors_are_answered_and_the_connection_goes_on() {
-        let mut c = Connection::new(NOW, 10);
+        let mut c = Connection::new(NOW, 10, KeepAlive::Always);
         feed(&mut c, b"GET /nothing HTTP/1.1\r\n\r\n");
         feed(&mut c, b"GET /announce?info_hash=short HTTP/1.1\r\n\r\n");
         assert!(matches!(
@@ -514,7 +560,7 @@ mod tests {
 
     #[test]
     fn idle_connections_expire_but_not_while_waiting() {
-        let mut c = Connection::new(NOW, 10);
+        let mut c = Connection::new(NOW, 10, KeepAlive::Always);
         assert!(!c.expired(SecondsSinceStart(110)));
         assert!(c.expired(SecondsSinceStart(111)));
         feed(&mut c, &announce(false));
@@ -529,7 +575,7 @@ mod tests {
 
     #[test]
     fn a_scrape_is_answered_when_its_last_part_is_in() {
-        let mut c = Connection::new(NOW, 10);
+        let mut c = Connection::new(NOW, 10, KeepAlive::Always);
         c.wait_for_scrape(3, 2);
         let mut body = Vec::new();
         assert!(!c.add_scrape_part(Vec::new(), &mut body));
