@@ -23,6 +23,7 @@ use mio::{Poll, Token};
 
 use crate::ServerStartInstant;
 use crate::access_list::{self, AccessListCache, AccessListConfig, SharedAccessList};
+use crate::health::{Heartbeat, Heartbeats};
 use crate::metrics::{Collector, MetricsConfig, MetricsEndpoint, SwarmGauges};
 use crate::privileges::{PrivilegeConfig, drop_privileges};
 use crate::request_loop::{InlineShard, Shard, channels, polls_and_wakers, spawn_request_workers};
@@ -30,6 +31,7 @@ use crate::scrape_export::{self, ScrapeExportConfig};
 use crate::shard_parts::{ShardControl, command_channel};
 use crate::state::{self, DaemonKind, StateConfig};
 use crate::statistics::{self, StatisticsConfig};
+use crate::status::Status;
 use crate::supervision::Supervisor;
 use crate::time::secs_u32;
 
@@ -37,6 +39,8 @@ use crate::time::secs_u32;
 pub struct Settings<'a> {
     /// Binary name, thread-log and metrics prefix: `"aquatic_udp"`.
     pub name: &'static str,
+    /// The daemon crate's version, for `/stats.json`.
+    pub version: &'static str,
     /// Shown after the listening address in the log: `"https"`, `"ws"`.
     pub scheme: &'static str,
     pub address: SocketAddr,
@@ -66,6 +70,7 @@ macro_rules! daemon_settings {
     ($config:expr, $name:expr, $scheme:expr, $state:expr) => {
         $crate::daemon::Settings {
             name: $name,
+            version: env!("CARGO_PKG_VERSION"),
             scheme: $scheme,
             address: $config.network.address,
             socket_workers: $config.socket_workers,
@@ -93,6 +98,8 @@ pub struct SocketWiring<D: Daemon> {
     pub request_senders: Vec<Sender<Vec<D::Request>>>,
     pub response_receiver: Receiver<Vec<D::Response>>,
     pub stats: Arc<D::SocketStats>,
+    /// Beaten once per turn of the worker's loop ([`crate::health`]).
+    pub heartbeat: Arc<Heartbeat>,
     /// With `request_workers = 0`: the shard this worker owns.
     pub inline_shard: Option<InlineShard<D::Shard, D::Request, D::Response>>,
 }
@@ -160,13 +167,11 @@ pub fn run<D: Daemon>(prepare: impl FnOnce() -> anyhow::Result<D>) -> anyhow::Re
         |address| daemon.bind(address),
         D::local_addr,
     )?;
-    if let Some(first) = sockets.first() {
-        log::info!(
-            "listening on {} ({})",
-            D::local_addr(first)?,
-            settings.scheme
-        );
-    }
+    let listening = match sockets.first() {
+        Some(first) => D::local_addr(first)?,
+        None => settings.address,
+    };
+    log::info!("listening on {listening} ({})", settings.scheme);
     let metrics_endpoint = MetricsEndpoint::bind(settings.metrics)?;
     if let Some(endpoint) = &metrics_endpoint {
         log::info!("metrics on {} (GET /metrics)", endpoint.local_addr());
@@ -174,6 +179,7 @@ pub fn run<D: Daemon>(prepare: impl FnOnce() -> anyhow::Result<D>) -> anyhow::Re
     drop_privileges(settings.privileges)?;
 
     let clock = ServerStartInstant::new();
+    let heartbeats = Heartbeats::new(clock);
     let inline = settings.request_workers == 0;
     let (request_senders, request_receivers) =
         channels(settings.request_workers, settings.channel_capacity);
@@ -232,6 +238,7 @@ pub fn run<D: Daemon>(prepare: impl FnOnce() -> anyhow::Result<D>) -> anyhow::Re
             request_senders: request_senders.clone(),
             response_receiver,
             stats,
+            heartbeat: heartbeats.register(format!("socket-{index}")),
             inline_shard: inline_shard.take(),
         })?;
         supervisor.spawn(format!("socket-{index}"), worker)?;
@@ -243,7 +250,7 @@ pub fn run<D: Daemon>(prepare: impl FnOnce() -> anyhow::Result<D>) -> anyhow::Re
     } else {
         spawn_request_workers(
             &supervisor,
-            clock,
+            &heartbeats,
             request_receivers,
             &response_senders,
             &wakers,
@@ -260,7 +267,15 @@ pub fn run<D: Daemon>(prepare: impl FnOnce() -> anyhow::Result<D>) -> anyhow::Re
 
     if let Some(endpoint) = metrics_endpoint {
         let collector = daemon.metrics(socket_stats.clone(), swarm_gauges.clone(), shard_stats);
-        endpoint.spawn(&supervisor, settings.name, collector)?;
+        let status = Status {
+            daemon: settings.name,
+            version: settings.version,
+            listen: format!("{}://{}", settings.scheme, listening),
+            socket_workers: settings.socket_workers,
+            request_workers: settings.request_workers,
+            heartbeats,
+        };
+        endpoint.spawn(&supervisor, settings.name, collector, status)?;
     }
     statistics::spawn(&supervisor, settings.statistics, move |interval| {
         D::statistics(interval, socket_stats, swarm_gauges)

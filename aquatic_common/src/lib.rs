@@ -7,7 +7,8 @@
 //! the daemon skeleton (`daemon`: start-up, wiring and supervision every
 //! daemon runs, each supplying only what differs through the `Daemon`
 //! trait), the request-worker loop, the statistics log loop, the Prometheus
-//! metrics endpoint, TLS certificate loading, the reverse-proxy trust rule,
+//! metrics endpoint with `/health` (worker heartbeats) and `/stats.json`,
+//! TLS certificate loading, the reverse-proxy trust rule,
 //! and the files written from every shard (the state file kept across
 //! restarts, the scrape export). Each exists once so that the UDP, HTTP
 //! and WebSocket trackers behave alike.
@@ -35,6 +36,7 @@ pub mod daemon;
 #[allow(unsafe_code)]
 pub mod datagrams;
 pub mod fd_limit;
+pub mod health;
 #[allow(unsafe_code)]
 pub mod listen_queue;
 pub mod metrics;
@@ -48,6 +50,7 @@ pub mod shard_parts;
 pub mod source;
 pub mod state;
 pub mod statistics;
+pub mod status;
 pub mod supervision;
 pub mod time;
 pub mod tls;

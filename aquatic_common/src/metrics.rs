@@ -1,6 +1,7 @@
 //! Prometheus metrics: the `[metrics]` config section, the endpoint that
-//! answers `GET /metrics` in the Prometheus text format (version 0.0.4), and
-//! the helpers a daemon's collector writes its numbers with.
+//! answers `GET /metrics` in the Prometheus text format (version 0.0.4) and
+//! `/health` and `/stats.json` ([`crate::status`]), and the helpers a
+//! daemon's collector writes its numbers with.
 //!
 //! The workers keep counting in their own relaxed atomics, as they do for
 //! the statistics log line; a daemon's collector (a prometheus-client
@@ -31,6 +32,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use serde::{Deserialize, Serialize};
 
 use crate::peer_store::PeerKey;
+use crate::status::Status;
 use crate::supervision::Supervisor;
 use crate::torrent_map::{Refusal, TorrentMap};
 
@@ -85,18 +87,27 @@ impl MetricsEndpoint {
         supervisor: &Supervisor,
         prefix: &'static str,
         collector: impl Collector,
+        status: Status,
     ) -> anyhow::Result<()> {
-        supervisor.spawn("metrics".into(), move || self.serve(prefix, collector))
+        supervisor.spawn("metrics".into(), move || {
+            self.serve(prefix, collector, status)
+        })
     }
 
     /// Answer requests for the life of the process: `GET /metrics` (or
     /// `HEAD`) with what `collector` writes, every name prefixed with
-    /// `prefix`; 404 for other paths, 405 for other methods.
+    /// `prefix`; `/health` and `/stats.json` from `status` and the same
+    /// collector; 404 for other paths, 405 for other methods.
     ///
     /// Never returns: should the listener die (tiny_http stops accepting
     /// after an accept error, e.g. out of file descriptors), it is bound
     /// again after a pause instead of ending the tracker over its metrics.
-    pub fn serve(self, prefix: &str, collector: impl Collector) -> anyhow::Result<()> {
+    pub fn serve(
+        self,
+        prefix: &str,
+        collector: impl Collector,
+        status: Status,
+    ) -> anyhow::Result<()> {
         let mut registry = Registry::with_prefix(prefix);
         registry.register_collector(Box::new(collector));
         let mut server = self.server;
@@ -105,7 +116,7 @@ impl MetricsEndpoint {
             match server.recv() {
                 Ok(request) => {
                     backoff = Duration::from_secs(1);
-                    let response = answer(&registry, request.method(), request.url());
+                    let response = answer(&registry, &status, request.method(), request.url());
                     if let Err(err) = request.respond(response) {
                         log::debug!("metrics: cannot send response: {err}");
                     }
@@ -147,23 +158,35 @@ fn listen(address: SocketAddr) -> Result<(tiny_http::Server, SocketAddr), String
 
 type Answer = tiny_http::Response<Cursor<Vec<u8>>>;
 
-fn answer(registry: &Registry, method: &tiny_http::Method, url: &str) -> Answer {
+fn answer(registry: &Registry, status: &Status, method: &tiny_http::Method, url: &str) -> Answer {
     let path = url.split('?').next().unwrap_or(url);
-    if path != "/metrics" {
-        return plain("404 Not Found: metrics are at /metrics\n".into(), 404);
+    if !matches!(path, "/metrics" | "/health" | "/stats.json") {
+        return plain(
+            "404 Not Found: try /metrics, /stats.json or /health\n".into(),
+            404,
+        );
     }
     if !matches!(method, tiny_http::Method::Get | tiny_http::Method::Head) {
         return plain("405 Method Not Allowed\n".into(), 405);
     }
-    match render(registry) {
-        Ok(body) => with_content_type(
-            tiny_http::Response::from_string(body),
+    if path == "/health" {
+        let (ok, body) = status.health();
+        return plain(body, if ok { 200 } else { 503 });
+    }
+    let Ok(text) = render(registry) else {
+        log::error!("metrics: encoding failed");
+        return plain("500 Internal Server Error\n".into(), 500);
+    };
+    if path == "/stats.json" {
+        with_content_type(
+            tiny_http::Response::from_string(status.json(&text)),
+            "application/json",
+        )
+    } else {
+        with_content_type(
+            tiny_http::Response::from_string(text),
             prometheus_text::CONTENT_TYPE,
-        ),
-        Err(fmt::Error) => {
-            log::error!("metrics: encoding failed");
-            plain("500 Internal Server Error\n".into(), 500)
-        }
+        )
     }
 }
 
@@ -486,7 +509,17 @@ mod tests {
             "{err}"
         );
 
-        thread::spawn(move || endpoint.serve("aquatic_test", Fixed));
+        let heartbeats = crate::health::Heartbeats::new(crate::ServerStartInstant::new());
+        heartbeats.register("socket-0".into());
+        let status = Status {
+            daemon: "aquatic_test",
+            version: "0",
+            listen: "udp://127.0.0.1:1".into(),
+            socket_workers: 1,
+            request_workers: 0,
+            heartbeats,
+        };
+        thread::spawn(move || endpoint.serve("aquatic_test", Fixed, status));
         let ok = get(
             address,
             "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -514,6 +547,28 @@ mod tests {
             "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         );
         assert!(other.starts_with("HTTP/1.1 404"), "{other}");
+        let health = get(
+            address,
+            "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+        assert!(health.ends_with("\r\n\r\nok\n"), "{health}");
+        let json = get(
+            address,
+            "GET /stats.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(json.starts_with("HTTP/1.1 200"), "{json}");
+        assert!(
+            json.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{json}"
+        );
+        let body = json.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        let parsed: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(
+            parsed["metrics"]["aquatic_test_requests_total"]["samples"][0]["value"],
+            5
+        );
         let post = get(
             address,
             "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",

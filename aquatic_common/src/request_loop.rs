@@ -23,6 +23,7 @@ use anyhow::Context;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use mio::{Poll, Token, Waker};
 
+use crate::health::{Heartbeat, Heartbeats};
 use crate::shard_parts::{ShardCommand, ShardControl, command_channel, serve_commands};
 use crate::supervision::Supervisor;
 use crate::{InfoHash, SecondsSinceStart, ServerStartInstant};
@@ -39,6 +40,8 @@ pub struct RequestLoop<Req, Resp> {
     pub cleaning_interval_secs: u32,
     /// Requests for this shard's part of a file ([`crate::shard_parts`]).
     pub commands: Receiver<ShardCommand>,
+    /// Beaten once per turn of the loop ([`crate::health`]).
+    pub heartbeat: Arc<Heartbeat>,
 }
 
 /// Longest wait for a batch: bounds how late cleaning and commands run on
@@ -84,6 +87,7 @@ impl<Req, Resp> RequestLoop<Req, Resp> {
             .add_secs(self.cleaning_interval_secs);
         loop {
             let now = self.clock.seconds_elapsed();
+            self.heartbeat.beat(now);
             match self.receiver.recv_timeout(IDLE_WAKE) {
                 Ok(batch) => {
                     for request in batch {
@@ -225,7 +229,7 @@ pub fn polls_and_wakers(count: usize, token: Token) -> anyhow::Result<(Vec<Poll>
 /// asks them for their parts of the state file and scrape export.
 pub fn spawn_request_workers<Req, Resp, S>(
     supervisor: &Supervisor,
-    clock: ServerStartInstant,
+    heartbeats: &Heartbeats,
     receivers: Vec<Receiver<Vec<Req>>>,
     response_senders: &[Sender<Vec<Resp>>],
     wakers: &[WakeFn],
@@ -248,12 +252,13 @@ where
         let (owner, commands) = command_channel();
         owners.push(owner);
         let request_loop = RequestLoop {
-            clock,
+            clock: heartbeats.clock(),
             receiver,
             response_senders: response_senders.to_vec(),
             wakers: wakers.to_vec(),
             cleaning_interval_secs,
             commands,
+            heartbeat: heartbeats.register(format!("request-{index}")),
         };
         supervisor.spawn(format!("request-{index}"), move || {
             request_loop.run(&mut shard)

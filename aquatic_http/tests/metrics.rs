@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use aquatic_test_support::Daemon;
 use aquatic_test_support::http::{announce_path, pct};
-use aquatic_test_support::metrics::{Expected, metrics_address, promtool_check, wait_for_expected};
+use aquatic_test_support::metrics::{
+    Expected, check_health_and_stats_json, metrics_address, promtool_check, wait_for_expected,
+};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_aquatic_http");
 
@@ -114,6 +116,13 @@ fn metrics_count_known_traffic_exactly() {
     // Counters are bumped around the writes and the close, gauges after a
     // batch: wait until the numbers settle.
     let (text, samples) = wait_for_expected(metrics, &expected, &[]);
+    check_health_and_stats_json(
+        metrics,
+        "aquatic_http",
+        &["socket-0", "socket-1", "request-0", "request-1"],
+        &expected,
+        &[],
+    );
 
     for worker in ["0", "1"] {
         assert!(

@@ -31,25 +31,74 @@ pub fn metrics_address(daemon: &Daemon) -> SocketAddr {
         .unwrap_or_else(|| panic!("bad address in {line}"))
 }
 
-/// `GET /metrics`: the body of a 200 answer.
-pub fn scrape(address: SocketAddr) -> String {
+/// `GET path` on the metrics endpoint: the head and body of the answer.
+pub fn get(address: SocketAddr, path: &str) -> (String, String) {
     let mut stream = TcpStream::connect(address).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: tracker\r\nConnection: close\r\n\r\n")
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: tracker\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
         .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
+    (head.to_string(), body.to_string())
+}
+
+/// `GET /metrics`: the body of a 200 answer.
+pub fn scrape(address: SocketAddr) -> String {
+    let (head, body) = get(address, "/metrics");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(
         head.to_ascii_lowercase()
             .contains("content-type: text/plain; version=0.0.4"),
         "{head}"
     );
-    body.to_string()
+    body
+}
+
+/// `/health` answers 200 `ok`, and `/stats.json` names `daemon` and
+/// `workers` and holds every `expected` sum (with `extra` added to each
+/// filter), as `/metrics` does.
+pub fn check_health_and_stats_json(
+    address: SocketAddr,
+    daemon: &str,
+    workers: &[&str],
+    expected: &[Expected],
+    extra: &[(&str, &str)],
+) {
+    let (head, body) = get(address, "/health");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "ok\n");
+    let (head, body) = get(address, "/stats.json");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["daemon"], daemon, "{body}");
+    assert_eq!(json["health"], "ok", "{body}");
+    assert!(json["uptime_seconds"].is_u64(), "{body}");
+    let names: Vec<&str> = json["workers"]
+        .as_array()
+        .map(|w| w.iter().filter_map(|w| w["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, workers, "{body}");
+    for (name, filter, value) in expected {
+        let samples = json["metrics"][*name]["samples"].as_array();
+        let sum: u64 = samples
+            .into_iter()
+            .flatten()
+            .filter(|s| {
+                filter
+                    .iter()
+                    .chain(extra)
+                    .all(|(k, v)| s["labels"][*k].as_str() == Some(*v))
+            })
+            .filter_map(|s| s["value"].as_u64())
+            .sum();
+        assert_eq!(sum, *value, "{name} {filter:?} in /stats.json:\n{body}");
+    }
 }
 
 /// Scrape `address` until every `expected` sum matches, with `extra`

@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use aquatic_test_support::metrics::{
-    Expected, metrics_address, promtool_check, sum, wait_for_expected,
+    Expected, check_health_and_stats_json, metrics_address, promtool_check, sum, wait_for_expected,
 };
 use aquatic_udp_protocol::*;
 use common::*;
@@ -120,6 +120,13 @@ fn metrics_count_known_traffic_exactly() {
     // Counters are bumped just after a send, gauges after a batch: wait
     // until the numbers settle.
     let (text, samples) = wait_for_expected(metrics, &expected, &[("ip_version", "4")]);
+    check_health_and_stats_json(
+        metrics,
+        "aquatic_udp",
+        &["socket-0", "socket-1", "request-0", "request-1"],
+        &expected,
+        &[("ip_version", "4")],
+    );
 
     // Nothing came over IPv6.
     for (name, _, _) in &expected {

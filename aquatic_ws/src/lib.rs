@@ -144,6 +144,7 @@ impl Daemon for Ws {
             request_senders: wiring.request_senders,
             response_receiver: wiring.response_receiver,
             stats: wiring.stats,
+            heartbeat: wiring.heartbeat,
             inline: wiring.inline_shard,
         })?;
         Ok(move || worker.run())

@@ -11,7 +11,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use aquatic_test_support::Daemon;
-use aquatic_test_support::metrics::{Expected, metrics_address, promtool_check, wait_for_expected};
+use aquatic_test_support::metrics::{
+    Expected, check_health_and_stats_json, metrics_address, promtool_check, wait_for_expected,
+};
 use aquatic_ws_protocol::{
     AnnounceEvent, AnnounceRequest, AnswerRequest, InMessage, InfoHash, JsonValue, Offer, OfferId,
     OutMessage, PeerId, ScrapeRequest,
@@ -163,6 +165,13 @@ fn metrics_count_known_traffic_exactly() {
         ("aquatic_ws_leechers", vec![("ip_version", "4")], 0),
     ];
     let (text, samples) = wait_for_expected(metrics, &expected, &[]);
+    check_health_and_stats_json(
+        metrics,
+        "aquatic_ws",
+        &["socket-0", "socket-1", "request-0", "request-1"],
+        &expected,
+        &[],
+    );
     // Message payload bytes, plus the upgrade requests and responses.
     let bytes = |name: &str| {
         samples

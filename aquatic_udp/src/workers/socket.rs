@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use aquatic_common::access_list::AccessListCache;
 use aquatic_common::datagrams::{BATCH, Received, RecvBatch, SendBatch};
+use aquatic_common::health::Heartbeat;
 use aquatic_common::request_loop::InlineShard;
 use aquatic_common::{
     CanonicalSocketAddr, IpVersion, SecondsSinceStart, ServerStartInstant, ValidUntil,
@@ -103,6 +104,7 @@ pub struct SocketWorker {
     request_senders: Vec<Sender<Vec<RequestMessage>>>,
     response_receiver: Receiver<Vec<ResponseMessage>>,
     stats: Arc<SocketWorkerStats>,
+    heartbeat: Arc<Heartbeat>,
     batches: Vec<Vec<RequestMessage>>,
     pending_scrapes: HashMap<u64, PendingScrape>,
     next_pending_id: u64,
@@ -133,6 +135,7 @@ pub struct SocketWorkerParts {
     pub request_senders: Vec<Sender<Vec<RequestMessage>>>,
     pub response_receiver: Receiver<Vec<ResponseMessage>>,
     pub stats: Arc<SocketWorkerStats>,
+    pub heartbeat: Arc<Heartbeat>,
     /// With `request_workers = 0`: the shard this worker answers itself.
     pub inline: Option<InlineShard<UdpShard, RequestMessage, ResponseMessage>>,
 }
@@ -171,6 +174,7 @@ impl SocketWorker {
             request_senders: parts.request_senders,
             response_receiver: parts.response_receiver,
             stats: parts.stats,
+            heartbeat: parts.heartbeat,
             batches: (0..shards).map(|_| Vec::new()).collect(),
             pending_scrapes: HashMap::new(),
             next_pending_id: 0,
@@ -193,6 +197,7 @@ impl SocketWorker {
             if self.wait_in_receive && !self.send_blocked {
                 self.read_requests(true);
                 self.now = self.clock.seconds_elapsed();
+                self.heartbeat.beat(self.now);
             } else {
                 // Waiting for answers from request workers, or for room
                 // to send.
@@ -203,6 +208,7 @@ impl SocketWorker {
                     return Err(anyhow::Error::new(err).context("poll failed"));
                 }
                 self.now = self.clock.seconds_elapsed();
+                self.heartbeat.beat(self.now);
                 let mut readable = false;
                 for event in events.iter() {
                     if event.token() == SOCKET_TOKEN {

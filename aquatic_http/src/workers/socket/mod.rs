@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aquatic_common::access_list::AccessListCache;
+use aquatic_common::health::Heartbeat;
 use aquatic_common::proxy::{ProxyHeaderMissing, client_ip};
 use aquatic_common::request_loop::InlineShard;
 use aquatic_common::source::{ConnectionBudget, SourceKey};
@@ -100,6 +101,7 @@ pub struct SocketWorkerParts {
     pub request_senders: Vec<Sender<Vec<RequestMessage>>>,
     pub response_receiver: Receiver<Vec<ResponseMessage>>,
     pub stats: Arc<SocketWorkerStats>,
+    pub heartbeat: Arc<Heartbeat>,
     /// With `request_workers = 0`: the shard this worker answers itself.
     pub inline: Option<InlineShard<HttpShard, RequestMessage, ResponseMessage>>,
 }
@@ -119,6 +121,7 @@ pub struct SocketWorker {
     response_receiver: Receiver<Vec<ResponseMessage>>,
     batches: Vec<Vec<RequestMessage>>,
     stats: Arc<SocketWorkerStats>,
+    heartbeat: Arc<Heartbeat>,
     chunk: Vec<u8>,
     body: Vec<u8>,
     /// With `request_workers = 0`: the shard this worker answers itself.
@@ -166,6 +169,7 @@ impl SocketWorker {
             response_receiver: parts.response_receiver,
             batches: (0..shards).map(|_| Vec::new()).collect(),
             stats: parts.stats,
+            heartbeat: parts.heartbeat,
             chunk: vec![0; READ_CHUNK],
             body: Vec::with_capacity(1024),
             inline: parts.inline,
@@ -187,6 +191,7 @@ impl SocketWorker {
                 return Err(anyhow::Error::new(err).context("poll failed"));
             }
             self.now = self.clock.seconds_elapsed();
+            self.heartbeat.beat(self.now);
             if self.accept_pending {
                 self.accept();
             }

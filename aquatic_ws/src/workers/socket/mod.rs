@@ -36,6 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aquatic_common::access_list::AccessListCache;
+use aquatic_common::health::Heartbeat;
 use aquatic_common::request_loop::InlineShard;
 use aquatic_common::source::{ConnectionBudget, SourceKey};
 use aquatic_common::tls::SharedTlsConfig;
@@ -106,6 +107,7 @@ pub struct SocketWorkerParts {
     pub request_senders: Vec<Sender<Vec<RequestMessage>>>,
     pub response_receiver: Receiver<Vec<ResponseMessage>>,
     pub stats: Arc<SocketWorkerStats>,
+    pub heartbeat: Arc<Heartbeat>,
     /// With `request_workers = 0`: the shard this worker answers itself.
     pub inline: Option<InlineShard<WsShard, RequestMessage, ResponseMessage>>,
 }
@@ -134,6 +136,7 @@ pub struct SocketWorker {
     /// does not wait for events.
     backlog: Vec<(usize, u64)>,
     stats: Arc<SocketWorkerStats>,
+    heartbeat: Arc<Heartbeat>,
     chunk: Vec<u8>,
     /// A text message being parsed (simd-json parses in place).
     scratch: Vec<u8>,
@@ -185,6 +188,7 @@ impl SocketWorker {
             dirty: Vec::new(),
             backlog: Vec::new(),
             stats: parts.stats,
+            heartbeat: parts.heartbeat,
             chunk: vec![0; 16 * 1024],
             scratch: Vec::new(),
             inline: parts.inline,
@@ -210,6 +214,7 @@ impl SocketWorker {
                 return Err(anyhow::Error::new(err).context("poll failed"));
             }
             self.now = self.clock.seconds_elapsed();
+            self.heartbeat.beat(self.now);
             if self.accept_pending {
                 self.accept();
             }

@@ -1,0 +1,252 @@
+//! What the metrics listener says to people and load balancers besides
+//! `/metrics`: `GET /health` (200 `ok` while every worker turns its loop,
+//! 503 and which worker otherwise: [`crate::health`]) and `GET /stats.json`
+//! (the daemon, its workers and every metric of `/metrics`, as JSON).
+//!
+//! `/stats.json` is made from the same registry as `/metrics`, so the two
+//! always agree and no figure is counted twice:
+//!
+//! ```json
+//! {"daemon": "aquatic_udp", "version": "0.1.0", "uptime_seconds": 42,
+//!  "listen": "udp://0.0.0.0:3000", "socket_workers": 1, "request_workers": 1,
+//!  "health": "ok",
+//!  "workers": [{"name": "socket-0", "idle_seconds": 0}, ...],
+//!  "metrics": {"aquatic_udp_requests_total": {"type": "counter",
+//!      "help": "...", "samples": [{"labels": {"type": "announce",
+//!      "ip_version": "4", "worker": "0"}, "value": 1234}, ...]}, ...}}
+//! ```
+
+use serde_json::{Map, Number, Value, json};
+
+use crate::health::Heartbeats;
+
+/// The daemon as `/stats.json` describes it.
+#[derive(Clone, Debug)]
+pub struct Status {
+    pub daemon: &'static str,
+    pub version: &'static str,
+    /// `scheme://address` of the tracker's listener.
+    pub listen: String,
+    pub socket_workers: usize,
+    pub request_workers: usize,
+    pub heartbeats: Heartbeats,
+}
+
+impl Status {
+    /// `/health`: the body and whether every worker is turning.
+    pub fn health(&self) -> (bool, String) {
+        match self.heartbeats.check() {
+            Ok(()) => (true, "ok\n".into()),
+            Err(stalled) => (false, format!("stalled: {stalled}\n")),
+        }
+    }
+
+    /// `/stats.json` with `metrics`, the registry in the Prometheus text
+    /// format.
+    pub fn json(&self, metrics: &str) -> String {
+        let workers: Vec<Value> = self
+            .heartbeats
+            .turns()
+            .into_iter()
+            .map(|t| json!({"name": t.name, "idle_seconds": t.idle_secs}))
+            .collect();
+        let health = match self.heartbeats.check() {
+            Ok(()) => "ok".to_string(),
+            Err(stalled) => format!("stalled: {stalled}"),
+        };
+        json!({
+            "daemon": self.daemon,
+            "version": self.version,
+            "uptime_seconds": self.heartbeats.uptime_secs(),
+            "listen": self.listen,
+            "socket_workers": self.socket_workers,
+            "request_workers": self.request_workers,
+            "health": health,
+            "workers": workers,
+            "metrics": metrics_json(metrics),
+        })
+        .to_string()
+    }
+}
+
+/// The Prometheus text format (as prometheus-client writes it) as a JSON
+/// object: each family by name with its type, help, unit and samples. A
+/// line it cannot read is skipped.
+pub fn metrics_json(text: &str) -> Value {
+    let mut families = Map::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut parts = rest.splitn(3, ' ');
+            let (Some(kind), Some(name)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let value = parts.next().unwrap_or("");
+            let key = match kind {
+                "HELP" => "help",
+                "TYPE" => "type",
+                "UNIT" => "unit",
+                _ => continue,
+            };
+            let family = families
+                .entry(name.to_string())
+                .or_insert_with(|| json!({"samples": []}));
+            if let Some(object) = family.as_object_mut() {
+                object.insert(key.into(), Value::String(unescape(value, false)));
+            }
+            current = Some(name.to_string());
+            continue;
+        }
+        let Some((name, labels, value)) = sample(line) else {
+            continue;
+        };
+        // A sample belongs to the family announced before it; its name
+        // may carry a suffix (`_total`, `_bucket`).
+        let family_name = match &current {
+            Some(family) if name.starts_with(family.as_str()) => family.clone(),
+            _ => name.to_string(),
+        };
+        let family = families
+            .entry(family_name)
+            .or_insert_with(|| json!({"samples": []}));
+        if let Some(Value::Array(samples)) = family.get_mut("samples") {
+            samples.push(json!({"labels": labels, "value": value}));
+        }
+    }
+    Value::Object(families)
+}
+
+/// One sample line: its name, labels and value.
+fn sample(line: &str) -> Option<(&str, Map<String, Value>, Value)> {
+    let line = line.trim();
+    if line.is_empty() {
+        return None;
+    }
+    let name_end = line.find(['{', ' '])?;
+    let name = &line[..name_end];
+    let mut labels = Map::new();
+    let mut rest = &line[name_end..];
+    if let Some(inner) = rest.strip_prefix('{') {
+        rest = inner;
+        loop {
+            rest = rest.trim_start_matches(',');
+            if let Some(after) = rest.strip_prefix('}') {
+                rest = after;
+                break;
+            }
+            let (key, after_key) = rest.split_once("=\"")?;
+            let (raw, after_value) = quoted(after_key)?;
+            labels.insert(key.to_string(), Value::String(unescape(raw, true)));
+            rest = after_value;
+        }
+    }
+    let number = rest.split_whitespace().next()?;
+    Some((name, labels, number_value(number)))
+}
+
+/// The text up to the closing unescaped quote, and what follows it.
+fn quoted(s: &str) -> Option<(&str, &str)> {
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            '"' if !escaped => return Some((&s[..i], &s[i + 1..])),
+            _ => escaped = false,
+        }
+    }
+    None
+}
+
+/// `\\`, `\n` (and in label values `\"`) as the characters they stand for.
+fn unescape(s: &str, quotes: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('\\') => out.push('\\'),
+            Some('"') if quotes => out.push('"'),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// An integer where the value is one (counters and most gauges), else a
+/// float; `null` for NaN and the infinities, which JSON cannot hold.
+fn number_value(text: &str) -> Value {
+    if let Ok(n) = text.parse::<u64>() {
+        return Value::Number(n.into());
+    }
+    if let Ok(n) = text.parse::<i64>() {
+        return Value::Number(n.into());
+    }
+    text.parse::<f64>()
+        .ok()
+        .and_then(Number::from_f64)
+        .map_or(Value::Null, Value::Number)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ServerStartInstant;
+
+    #[test]
+    fn prometheus_text_becomes_families_of_samples() {
+        let text = "# HELP x_requests_total Requests, by \\\"type\\\".\n\
+                    # TYPE x_requests_total counter\n\
+                    x_requests_total{type=\"announce\",worker=\"0\"} 5\n\
+                    x_requests_total{type=\"a \\\"quoted\\\" one, with } and =\",worker=\"1\"} 2\n\
+                    # HELP x_received_bytes_total Bytes.\n\
+                    # TYPE x_received_bytes_total counter\n\
+                    # UNIT x_received_bytes_total bytes\n\
+                    x_received_bytes_total 1234\n\
+                    # TYPE x_ratio gauge\n\
+                    x_ratio 0.5\n\
+                    x_ratio{broken 7\n\
+                    # EOF\n";
+        let json = metrics_json(text);
+        assert_eq!(
+            json["x_requests_total"],
+            json!({"help": "Requests, by \\\"type\\\".", "type": "counter", "samples": [
+                {"labels": {"type": "announce", "worker": "0"}, "value": 5},
+                {"labels": {"type": "a \"quoted\" one, with } and =", "worker": "1"}, "value": 2},
+            ]})
+        );
+        assert_eq!(json["x_received_bytes_total"]["unit"], "bytes");
+        assert_eq!(json["x_received_bytes_total"]["samples"][0]["value"], 1234);
+        assert_eq!(
+            json["x_ratio"]["samples"],
+            json!([{"labels": {}, "value": 0.5}])
+        );
+    }
+
+    #[test]
+    fn stats_json_names_the_daemon_and_its_workers() {
+        let heartbeats = Heartbeats::new(ServerStartInstant::new());
+        heartbeats.register("socket-0".into());
+        let status = Status {
+            daemon: "aquatic_test",
+            version: "1.2.3",
+            listen: "udp://127.0.0.1:3000".into(),
+            socket_workers: 1,
+            request_workers: 0,
+            heartbeats,
+        };
+        assert_eq!(status.health(), (true, "ok\n".to_string()));
+        let json: Value = serde_json::from_str(&status.json("# TYPE a gauge\na 1\n")).unwrap();
+        assert_eq!(json["daemon"], "aquatic_test");
+        assert_eq!(json["health"], "ok");
+        assert_eq!(json["workers"][0]["name"], "socket-0");
+        assert_eq!(json["metrics"]["a"]["samples"][0]["value"], 1);
+    }
+}
