@@ -7,17 +7,20 @@
 #   4. random info-hash floods (scripts/flood.py): each daemon's peer
 #      ceiling holds, its memory stays within the documented bytes per peer
 #      and falls back after cleaning;
-#   5. deployment files: systemd units (systemd-analyze, offline) and sample
+#   5. status pages (scripts/status_page.py): each daemon's page on the
+#      metrics listener in headless Chromium under load, its figures
+#      checked against /stats.json, screenshots taken;
+#   6. deployment files: systemd units (systemd-analyze, offline) and sample
 #      configs (each loads with its daemon's -P); builds the daemons it needs;
-#   6. real clients: libtorrent seeding and downloading through aquatic_udp
+#   7. real clients: libtorrent seeding and downloading through aquatic_udp
 #      and aquatic_http (plain and TLS), Transmission through aquatic_http,
 #      WebTorrent in three headless Chromiums through aquatic_ws (in a
 #      network namespace of its own; needs root);
-#   7. aquatic_udp on a host with several addresses (a network namespace
+#   8. aquatic_udp on a host with several addresses (a network namespace
 #      of its own): every answer from the address asked, libtorrent
 #      included (scripts/real_clients/multiaddr_udp.py; needs root);
-#   8. the modules with `unsafe` code under valgrind (scripts/valgrind.sh);
-#   9. a fuzz smoke: every cargo-fuzz target for 30 s (scripts/fuzz.sh).
+#   9. the modules with `unsafe` code under valgrind (scripts/valgrind.sh);
+#  10. a fuzz smoke: every cargo-fuzz target for 30 s (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +47,9 @@ cargo build --workspace --bins
 # Peers live 90 s: the slowest flood (aquatic_ws, debug) must store all
 # 300,000 before the first expire.
 /usr/bin/python3 scripts/flood.py --build debug --peers 300000 --max-peer-age 90
+
+step "status pages: each daemon's page in headless Chromium against /stats.json"
+/usr/bin/python3 scripts/status_page.py --build debug
 
 step "deployment: systemd units and sample configs"
 bash scripts/test_deployment.sh

@@ -32,7 +32,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use serde::{Deserialize, Serialize};
 
 use crate::peer_store::PeerKey;
-use crate::status::Status;
+use crate::status::{HISTORY_INTERVAL_SECS, History, Status, metrics_json};
 use crate::supervision::Supervisor;
 use crate::torrent_map::{Refusal, TorrentMap};
 
@@ -112,11 +112,27 @@ impl MetricsEndpoint {
         registry.register_collector(Box::new(collector));
         let mut server = self.server;
         let mut backoff = Duration::from_secs(1);
+        let mut history = History::default();
+        let mut next_sample = 0;
         loop {
-            match server.recv() {
-                Ok(request) => {
+            let uptime = status.heartbeats.uptime_secs();
+            if uptime >= next_sample {
+                if let Ok(text) = render(&registry) {
+                    history.record(uptime, &metrics_json(&text));
+                }
+                next_sample = uptime + HISTORY_INTERVAL_SECS;
+            }
+            match server.recv_timeout(Duration::from_secs(1)) {
+                Ok(None) => {}
+                Ok(Some(request)) => {
                     backoff = Duration::from_secs(1);
-                    let response = answer(&registry, &status, request.method(), request.url());
+                    let response = answer(
+                        &registry,
+                        &status,
+                        &history,
+                        request.method(),
+                        request.url(),
+                    );
                     if let Err(err) = request.respond(response) {
                         log::debug!("metrics: cannot send response: {err}");
                     }
@@ -158,20 +174,48 @@ fn listen(address: SocketAddr) -> Result<(tiny_http::Server, SocketAddr), String
 
 type Answer = tiny_http::Response<Cursor<Vec<u8>>>;
 
-fn answer(registry: &Registry, status: &Status, method: &tiny_http::Method, url: &str) -> Answer {
+/// The status page (`GET /`): static, it draws `/stats.json` and
+/// `/history.json`.
+const STATUS_PAGE: &str = include_str!("status.html");
+
+fn answer(
+    registry: &Registry,
+    status: &Status,
+    history: &History,
+    method: &tiny_http::Method,
+    url: &str,
+) -> Answer {
     let path = url.split('?').next().unwrap_or(url);
-    if !matches!(path, "/metrics" | "/health" | "/stats.json") {
+    if !matches!(
+        path,
+        "/" | "/metrics" | "/health" | "/stats.json" | "/history.json"
+    ) {
         return plain(
-            "404 Not Found: try /metrics, /stats.json or /health\n".into(),
+            "404 Not Found: try /, /metrics, /stats.json, /history.json or /health\n".into(),
             404,
         );
     }
     if !matches!(method, tiny_http::Method::Get | tiny_http::Method::Head) {
         return plain("405 Method Not Allowed\n".into(), 405);
     }
-    if path == "/health" {
-        let (ok, body) = status.health();
-        return plain(body, if ok { 200 } else { 503 });
+    match path {
+        "/health" => {
+            let (ok, body) = status.health();
+            return plain(body, if ok { 200 } else { 503 });
+        }
+        "/" => {
+            return with_content_type(
+                tiny_http::Response::from_string(STATUS_PAGE),
+                "text/html; charset=utf-8",
+            );
+        }
+        "/history.json" => {
+            return with_content_type(
+                tiny_http::Response::from_string(history.json()),
+                "application/json",
+            );
+        }
+        _ => {}
     }
     let Ok(text) = render(registry) else {
         log::error!("metrics: encoding failed");
@@ -544,9 +588,22 @@ mod tests {
 
         let other = get(
             address,
-            "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "GET /other HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         );
         assert!(other.starts_with("HTTP/1.1 404"), "{other}");
+        let page = get(
+            address,
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+        assert!(page.contains("text/html") && page.contains("stats.json"));
+        let history = get(
+            address,
+            "GET /history.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        let body = history.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        let parsed: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(parsed["interval_seconds"], 5, "{body}");
         let health = get(
             address,
             "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",

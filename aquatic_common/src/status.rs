@@ -1,7 +1,10 @@
 //! What the metrics listener says to people and load balancers besides
 //! `/metrics`: `GET /health` (200 `ok` while every worker turns its loop,
-//! 503 and which worker otherwise: [`crate::health`]) and `GET /stats.json`
-//! (the daemon, its workers and every metric of `/metrics`, as JSON).
+//! 503 and which worker otherwise: [`crate::health`]), `GET /stats.json`
+//! (the daemon, its workers and every metric of `/metrics`, as JSON),
+//! `GET /history.json` (the last hour of each metric, [`History`]) and
+//! `GET /` (the status page: one self-contained HTML file, `status.html`,
+//! that draws those two).
 //!
 //! `/stats.json` is made from the same registry as `/metrics`, so the two
 //! always agree and no figure is counted twice:
@@ -16,9 +19,103 @@
 //!      "ip_version": "4", "worker": "0"}, "value": 1234}, ...]}, ...}}
 //! ```
 
+use std::collections::{HashMap, VecDeque};
+
 use serde_json::{Map, Number, Value, json};
 
 use crate::health::Heartbeats;
+
+/// Seconds between two samples of [`History`].
+pub const HISTORY_INTERVAL_SECS: u32 = 5;
+/// Samples kept: one hour.
+pub const HISTORY_SAMPLES: usize = 720;
+
+/// The last hour of every metric summed over the workers (one series per
+/// family and label set without `worker`), sampled every
+/// [`HISTORY_INTERVAL_SECS`] by the metrics thread, for the status page's
+/// charts (`/history.json`). Bounded: [`HISTORY_SAMPLES`] samples of at
+/// most [`MAX_SERIES`] numbers.
+#[derive(Debug, Default)]
+pub struct History {
+    /// Series keys (`family` and its labels), in the order first seen.
+    series: Vec<(String, Map<String, Value>)>,
+    index: HashMap<String, usize>,
+    /// (uptime seconds, one value per series known then).
+    samples: VecDeque<(u32, Vec<f64>)>,
+}
+
+/// Most series kept (new label sets beyond it are not charted).
+pub const MAX_SERIES: usize = 256;
+
+impl History {
+    /// Add a sample of `metrics` (as [`metrics_json`] makes it) taken at
+    /// `uptime` seconds.
+    pub fn record(&mut self, uptime: u32, metrics: &Value) {
+        let mut values: Vec<f64> = vec![f64::NAN; self.series.len()];
+        let Some(families) = metrics.as_object() else {
+            return;
+        };
+        for (name, family) in families {
+            let Some(samples) = family["samples"].as_array() else {
+                continue;
+            };
+            for sample in samples {
+                let mut labels = sample["labels"].as_object().cloned().unwrap_or_default();
+                labels.remove("worker");
+                let key = format!("{name}{}", Value::Object(labels.clone()));
+                let slot = match self.index.get(&key) {
+                    Some(&slot) => slot,
+                    None if self.series.len() < MAX_SERIES => {
+                        self.series.push((name.clone(), labels));
+                        self.index.insert(key, self.series.len() - 1);
+                        values.push(f64::NAN);
+                        self.series.len() - 1
+                    }
+                    None => continue,
+                };
+                let value = sample["value"].as_f64().unwrap_or(0.0);
+                if let Some(v) = values.get_mut(slot) {
+                    *v = if v.is_nan() { value } else { *v + value };
+                }
+            }
+        }
+        if self.samples.len() >= HISTORY_SAMPLES {
+            self.samples.pop_front();
+        }
+        self.samples.push_back((uptime, values));
+    }
+
+    /// `/history.json`: `{"interval_seconds": 5, "uptime_seconds": [...],
+    /// "series": [{"name": ..., "labels": {...}, "values": [...]}]}`, a
+    /// value `null` where a series had no sample.
+    pub fn json(&self) -> String {
+        let times: Vec<u32> = self.samples.iter().map(|(t, _)| *t).collect();
+        let series: Vec<Value> = self
+            .series
+            .iter()
+            .enumerate()
+            .map(|(i, (name, labels))| {
+                let values: Vec<Value> = self
+                    .samples
+                    .iter()
+                    .map(|(_, v)| {
+                        v.get(i)
+                            .copied()
+                            .and_then(Number::from_f64)
+                            .map_or(Value::Null, Value::Number)
+                    })
+                    .collect();
+                json!({"name": name, "labels": labels, "values": values})
+            })
+            .collect();
+        json!({
+            "interval_seconds": HISTORY_INTERVAL_SECS,
+            "uptime_seconds": times,
+            "series": series,
+        })
+        .to_string()
+    }
+}
 
 /// The daemon as `/stats.json` describes it.
 #[derive(Clone, Debug)]
@@ -228,6 +325,29 @@ mod tests {
             json["x_ratio"]["samples"],
             json!([{"labels": {}, "value": 0.5}])
         );
+    }
+
+    #[test]
+    fn history_sums_over_workers_and_keeps_an_hour() {
+        let mut history = History::default();
+        let text = "# TYPE r_total counter\n\
+                    r_total{type=\"a\",worker=\"0\"} 1\n\
+                    r_total{type=\"a\",worker=\"1\"} 2\n\
+                    r_total{type=\"b\",worker=\"0\"} 5\n";
+        for t in 0..(HISTORY_SAMPLES as u32 + 10) {
+            history.record(t * HISTORY_INTERVAL_SECS, &metrics_json(text));
+        }
+        let json: Value = serde_json::from_str(&history.json()).unwrap();
+        let times = json["uptime_seconds"].as_array().unwrap();
+        assert_eq!(times.len(), HISTORY_SAMPLES);
+        assert_eq!(times[0], 10 * HISTORY_INTERVAL_SECS);
+        assert_eq!(
+            json["series"][0],
+            json!({"name": "r_total", "labels": {"type": "a"},
+                   "values": vec![3.0; HISTORY_SAMPLES]})
+        );
+        assert_eq!(json["series"][1]["labels"], json!({"type": "b"}));
+        assert_eq!(json["series"].as_array().unwrap().len(), 2);
     }
 
     #[test]

@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""Each daemon's status page (`GET /` on the metrics listener) in headless
+Chromium, against `/stats.json`.
+
+usage: scripts/status_page.py [--build debug|release] [--screenshots DIR]
+
+For aquatic_udp, aquatic_http and aquatic_ws in turn: start the daemon
+with metrics on a 127.0.0.1 port, run its load tester against it (capped
+rate, a few seconds), and
+
+  - while the load runs, render the page (chromium --headless --dump-dom,
+    after its scripts have fetched /stats.json) and check that every
+    counter it shows (requests, responses, and each by-reason total) lies
+    between /stats.json fetched just before and just after: the page shows
+    the daemon's own figures, not stale or invented ones;
+  - once the load has stopped (the figures are still), render it again
+    and check that every figure it shows, counters and swarm gauges,
+    equals /stats.json exactly, that it says "healthy", and that it names
+    the daemon's workers;
+  - take a screenshot at 1280x800 (and at phone width, 390x844) into
+    --screenshots (default: a temporary directory, printed).
+
+Every process started is stopped by its PID; loops are bounded in time.
+"""
+
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHROMIUM = "/usr/bin/chromium"
+LOAD_SECONDS = 8
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.status, r.read().decode()
+
+
+def stats(base):
+    return json.loads(get(base + "/stats.json")[1])
+
+
+def chromium(args, timeout=60):
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         "--virtual-time-budget=4000", *args],
+        capture_output=True, text=True, timeout=timeout)
+
+
+def dump_dom(base):
+    out = chromium(["--dump-dom", base + "/"])
+    if "id=\"cards\"" not in out.stdout:
+        raise SystemExit(f"no page from {base}/: {out.stderr[-500:]}")
+    # What the page shows, without its script's source.
+    return re.sub(r"<script>.*?</script>", "", out.stdout, flags=re.S)
+
+
+def shown(dom):
+    """The figures the page shows: {id or metric|label: exact value}."""
+    figures = {}
+    for m in re.finditer(r'id="(total-[a-z-]+)" data-value="([^"]*)"', dom):
+        figures[m.group(1)] = m.group(2)
+    for m in re.finditer(r'data-metric="([^"]+)" data-label="([^"]+)" data-value="([^"]*)"', dom):
+        figures[f"{m.group(1)}|{m.group(2)}"] = m.group(3)
+    return figures
+
+
+def expected(s, key):
+    """What /stats.json says for a figure the page shows."""
+    prefix = s["daemon"] + "_"
+    metrics = s["metrics"]
+
+    def total(name, label=None):
+        samples = metrics.get(name, {}).get("samples", [])
+        if label:
+            k, v = label.split("=", 1)
+            samples = [x for x in samples if x["labels"].get(k) == v]
+        return sum(x["value"] for x in samples)
+
+    if "|" in key:
+        name, label = key.split("|", 1)
+        return total(name, label)
+    name = {
+        "total-requests": "requests_total",
+        "total-responses": "responses_total",
+        "total-torrents": "torrents",
+        "total-seeders": "seeders",
+        "total-leechers": "leechers",
+        "total-open-connections": "open_connections",
+    }[key]
+    return total(prefix + name)
+
+
+def is_counter(key):
+    return key in ("total-requests", "total-responses") or "|" in key
+
+
+def check_daemon(name, build, screenshots):
+    binary = os.path.join(REPO, "target", build, f"aquatic_{name}")
+    load_binary = os.path.join(REPO, "target", build, f"aquatic_{name}_load_test")
+    work = tempfile.mkdtemp(prefix=f"aquatic-status-{name}.")
+    port, metrics_port = free_port(), free_port()
+    config = os.path.join(work, "config.toml")
+    with open(config, "w") as f:
+        f.write(f"""log_level = "warn"
+socket_workers = 1
+request_workers = 1
+[network]
+address = "127.0.0.1:{port}"
+[metrics]
+enabled = true
+address = "127.0.0.1:{metrics_port}"
+[source_budgets]
+share_percent = 100
+peers_per_torrent = 0
+""")
+    load_config = os.path.join(work, "load.toml")
+    with open(load_config, "w") as f:
+        f.write(f"""server_address = "127.0.0.1:{port}"
+workers = 1
+duration = {LOAD_SECONDS}
+summarize_every = 0
+max_requests_per_second = 2000
+""")
+    base = f"http://127.0.0.1:{metrics_port}"
+    daemon = subprocess.Popen([binary, "-c", config], stdout=subprocess.DEVNULL,
+                              stderr=open(os.path.join(work, "daemon.log"), "w"))
+    load = None
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if get(base + "/health", timeout=1)[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or daemon.poll() is not None:
+                raise SystemExit(f"aquatic_{name} did not serve /health (log in {work})")
+            time.sleep(0.2)
+
+        load = subprocess.Popen([load_binary, "-c", load_config], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(3)
+        # While the load runs: every counter shown lies between two
+        # /stats.json taken around the render.
+        before = stats(base)
+        dom = dump_dom(base)
+        after = stats(base)
+        figures = shown(dom)
+        if not figures.get("total-requests") or float(figures["total-requests"]) <= 0:
+            raise SystemExit(f"{name}: the page shows no requests under load: {figures}")
+        for key, value in figures.items():
+            if not is_counter(key):
+                continue
+            low, high, got = expected(before, key), expected(after, key), float(value)
+            if not low <= got <= high:
+                raise SystemExit(f"{name}: page shows {key} = {got}, /stats.json around it {low}..{high}")
+        chromium(["--window-size=1280,800", f"--screenshot={screenshots}/status-{name}-load.png", base + "/"])
+        under_load = len(figures)
+
+        try:
+            load.wait(timeout=LOAD_SECONDS + 30)
+        except subprocess.TimeoutExpired:
+            load.kill()
+            load.wait()
+        load = None
+        time.sleep(1)
+        # Still: every figure shown equals /stats.json.
+        dom = dump_dom(base)
+        now = stats(base)
+        figures = shown(dom)
+        for key, value in figures.items():
+            if float(value) != float(expected(now, key)):
+                raise SystemExit(f"{name}: page shows {key} = {value}, /stats.json {expected(now, key)}")
+        for needle in ("healthy", f">aquatic_{name}<", "socket-0", "request-0"):
+            if needle not in dom:
+                raise SystemExit(f"{name}: the page does not show {needle!r}")
+        chromium(["--window-size=1280,800", f"--screenshot={screenshots}/status-{name}.png", base + "/"])
+        chromium(["--window-size=390,844", f"--screenshot={screenshots}/status-{name}-phone.png", base + "/"])
+        size = len(get(base + "/")[1].encode())
+        if size > 150 * 1024:
+            raise SystemExit(f"{name}: the page is {size} bytes, over 150 KiB")
+        print(f"ok   aquatic_{name}: {under_load} figures within /stats.json under load, "
+              f"{len(figures)} equal to it at rest; page {size} bytes; screenshots in {screenshots}")
+    finally:
+        for p in (load, daemon):
+            if p is not None and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--build", default="debug", choices=["debug", "release"])
+    parser.add_argument("--screenshots", default=None)
+    args = parser.parse_args()
+    screenshots = args.screenshots or tempfile.mkdtemp(prefix="aquatic-status-shots.")
+    os.makedirs(screenshots, exist_ok=True)
+    for name in ("udp", "http", "ws"):
+        check_daemon(name, args.build, screenshots)
+    print("status page: 3 passed, 0 failed")
+
+
+if __name__ == "__main__":
+    main()
