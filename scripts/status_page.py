@@ -77,7 +77,13 @@ def shown(dom):
         figures[m.group(1)] = m.group(2)
     for m in re.finditer(r'data-metric="([^"]+)" data-label="([^"]+)" data-value="([^"]*)"', dom):
         figures[f"{m.group(1)}|{m.group(2)}"] = m.group(3)
+    for m in re.finditer(r'data-size="([^"]+)" data-value="([^"]*)"', dom):
+        figures[f"size|{m.group(1)}"] = m.group(2)
     return figures
+
+
+def largest_shown(dom):
+    return set(re.findall(r'data-largest="([0-9a-f]{40})"', dom))
 
 
 def expected(s, key):
@@ -92,6 +98,8 @@ def expected(s, key):
             samples = [x for x in samples if x["labels"].get(k) == v]
         return sum(x["value"] for x in samples)
 
+    if key.startswith("size|"):
+        return total(prefix + "torrents_by_size", "peers=" + key.split("|", 1)[1])
     if "|" in key:
         name, label = key.split("|", 1)
         return total(name, label)
@@ -106,8 +114,13 @@ def expected(s, key):
     return total(prefix + name)
 
 
+def sum_sizes(s):
+    family = s["metrics"].get(s["daemon"] + "_torrents_by_size", {})
+    return sum(x["value"] for x in family.get("samples", []))
+
+
 def is_counter(key):
-    return key in ("total-requests", "total-responses") or "|" in key
+    return key in ("total-requests", "total-responses") or ("|" in key and not key.startswith("size|"))
 
 
 def check_daemon(name, build, screenshots):
@@ -128,6 +141,8 @@ address = "127.0.0.1:{metrics_port}"
 [source_budgets]
 share_percent = 100
 peers_per_torrent = 0
+[cleaning]
+interval = 1
 """)
     load_config = os.path.join(work, "load.toml")
     with open(load_config, "w") as f:
@@ -170,6 +185,10 @@ max_requests_per_second = 2000
             low, high, got = expected(before, key), expected(after, key), float(value)
             if not low <= got <= high:
                 raise SystemExit(f"{name}: page shows {key} = {got}, /stats.json around it {low}..{high}")
+        if sum_sizes(before) > 0 and not any(k.startswith("size|") for k in figures):
+            raise SystemExit(f"{name}: the page shows no swarm sizes under load")
+        if not largest_shown(dom):
+            raise SystemExit(f"{name}: the page shows no largest swarms under load")
         chromium(["--window-size=1280,800", f"--screenshot={screenshots}/status-{name}-load.png", base + "/"])
         under_load = len(figures)
 
@@ -190,6 +209,14 @@ max_requests_per_second = 2000
         for needle in ("healthy", f">aquatic_{name}<", "socket-0", "request-0"):
             if needle not in dom:
                 raise SystemExit(f"{name}: the page does not show {needle!r}")
+        # (aquatic_ws's peers leave with their connections: at rest it has
+        # no swarms, and the page must say so too.)
+        sizes_shown = any(k.startswith("size|") for k in figures)
+        if sizes_shown != (sum_sizes(now) > 0):
+            raise SystemExit(f"{name}: swarm sizes shown: {sizes_shown}, /stats.json: {sum_sizes(now)} torrents")
+        top = {s["info_hash"] for v in now["largest_swarms"].values() for s in v}
+        if largest_shown(dom) != top:
+            raise SystemExit(f"{name}: largest swarms shown {sorted(largest_shown(dom))}, /stats.json {sorted(top)}")
         chromium(["--window-size=1280,800", f"--screenshot={screenshots}/status-{name}.png", base + "/"])
         chromium(["--window-size=390,844", f"--screenshot={screenshots}/status-{name}-phone.png", base + "/"])
         size = len(get(base + "/")[1].encode())

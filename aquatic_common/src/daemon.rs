@@ -274,6 +274,8 @@ pub fn run<D: Daemon>(prepare: impl FnOnce() -> anyhow::Result<D>) -> anyhow::Re
             socket_workers: settings.socket_workers,
             request_workers: settings.request_workers,
             heartbeats,
+            swarms: swarm_gauges.clone(),
+            show_largest_swarms: settings.metrics.show_largest_swarms,
         };
         endpoint.spawn(&supervisor, settings.name, collector, status)?;
     }

@@ -19,8 +19,8 @@
 use std::fmt;
 use std::io::Cursor;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use crate::peer_store::PeerKey;
 use crate::status::{HISTORY_INTERVAL_SECS, History, Status, metrics_json};
 use crate::supervision::Supervisor;
-use crate::torrent_map::{Refusal, TorrentMap};
+use crate::torrent_map::{Refusal, SIZE_BUCKET_LABELS, SwarmSummary, TorrentMap};
 
 pub use prometheus_client::collector::Collector;
 pub use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
@@ -45,6 +45,9 @@ pub use prometheus_client::registry::{Registry, Unit};
 pub struct MetricsConfig {
     pub enabled: bool,
     pub address: SocketAddr,
+    /// The largest swarms (info hashes) on the status page and in
+    /// `/stats.json`.
+    pub show_largest_swarms: bool,
 }
 
 impl Default for MetricsConfig {
@@ -52,6 +55,7 @@ impl Default for MetricsConfig {
         Self {
             enabled: false,
             address: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            show_largest_swarms: true,
         }
     }
 }
@@ -286,6 +290,17 @@ pub fn write_gauges<L: EncodeLabelSet>(
     Ok(())
 }
 
+/// Every request worker's [`SwarmSummary`] merged, per IP version.
+pub fn merged_summaries(swarms: &[Arc<SwarmGauges>]) -> [SwarmSummary; 2] {
+    let mut merged = [SwarmSummary::default(), SwarmSummary::default()];
+    for worker in swarms {
+        for (sum, sizes) in merged.iter_mut().zip(&worker.by_ip_version) {
+            sum.merge(&sizes.summary());
+        }
+    }
+    merged
+}
+
 /// Values of the `ip_version` label, in `by_ip_version` order (IPv4, IPv6).
 pub const IP_VERSION_LABELS: [&str; 2] = ["4", "6"];
 
@@ -307,6 +322,10 @@ pub struct SwarmSizes {
     /// Announces whose peer was not stored, by [`Refusal`] (absolute,
     /// as the map counts them).
     pub refused: [AtomicU64; Refusal::ALL.len()],
+    /// Swarm sizes and the largest swarms as of the map's last cleaning,
+    /// copied once per cleaning (`cleanings` says which).
+    summary: Mutex<SwarmSummary>,
+    cleanings: AtomicU64,
 }
 
 impl SwarmSizes {
@@ -323,6 +342,19 @@ impl SwarmSizes {
         for (counter, value) in self.refused.iter().zip(map.refused()) {
             counter.store(value, Ordering::Relaxed);
         }
+        let (summary, cleanings) = map.summary();
+        if self.cleanings.load(Ordering::Relaxed) != cleanings {
+            *self.summary.lock().unwrap_or_else(|p| p.into_inner()) = summary.clone();
+            self.cleanings.store(cleanings, Ordering::Relaxed);
+        }
+    }
+
+    /// The summary as of the last cleaning published.
+    pub fn summary(&self) -> SwarmSummary {
+        self.summary
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -417,6 +449,22 @@ pub fn write_swarm_gauges(
                 .map(|(ip_version, total)| ([("ip_version", *ip_version)], total as u64)),
         )?;
     }
+    let summaries = merged_summaries(swarms);
+    let samples = IP_VERSION_LABELS
+        .iter()
+        .zip(&summaries)
+        .flat_map(|(ip_version, summary)| {
+            SIZE_BUCKET_LABELS
+                .iter()
+                .zip(summary.by_size)
+                .map(move |(peers, n)| ([("ip_version", *ip_version), ("peers", *peers)], n))
+        });
+    write_gauges(
+        encoder,
+        "torrents_by_size",
+        "Torrents by their number of peers (seeders and leechers; buckets 1, 2-3, 4-7, ...), by IP version, as of each request worker's last cleaning.",
+        samples,
+    )?;
     let mut sources = [0u64; 2];
     let mut refused = [[0u64; Refusal::ALL.len()]; 2];
     for worker in swarms {
@@ -537,6 +585,7 @@ mod tests {
         let config = MetricsConfig {
             enabled: true,
             address: "127.0.0.1:0".parse().unwrap(),
+            ..MetricsConfig::default()
         };
         let endpoint = MetricsEndpoint::bind(&config).unwrap().unwrap();
         let address = endpoint.local_addr();
@@ -546,6 +595,7 @@ mod tests {
         let taken = MetricsConfig {
             enabled: true,
             address,
+            ..MetricsConfig::default()
         };
         let err = MetricsEndpoint::bind(&taken).err().unwrap().to_string();
         assert!(
@@ -562,6 +612,8 @@ mod tests {
             socket_workers: 1,
             request_workers: 0,
             heartbeats,
+            swarms: Vec::new(),
+            show_largest_swarms: true,
         };
         thread::spawn(move || endpoint.serve("aquatic_test", Fixed, status));
         let ok = get(

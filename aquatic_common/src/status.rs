@@ -24,6 +24,8 @@ use std::collections::{HashMap, VecDeque};
 use serde_json::{Map, Number, Value, json};
 
 use crate::health::Heartbeats;
+use crate::metrics::{IP_VERSION_LABELS, SwarmGauges, merged_summaries};
+use std::sync::Arc;
 
 /// Seconds between two samples of [`History`].
 pub const HISTORY_INTERVAL_SECS: u32 = 5;
@@ -118,7 +120,7 @@ impl History {
 }
 
 /// The daemon as `/stats.json` describes it.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Status {
     pub daemon: &'static str,
     pub version: &'static str,
@@ -127,6 +129,10 @@ pub struct Status {
     pub socket_workers: usize,
     pub request_workers: usize,
     pub heartbeats: Heartbeats,
+    /// The request workers' swarm gauges, for the largest swarms.
+    pub swarms: Vec<Arc<SwarmGauges>>,
+    /// `[metrics] show_largest_swarms`.
+    pub show_largest_swarms: bool,
 }
 
 impl Status {
@@ -151,6 +157,25 @@ impl Status {
             Ok(()) => "ok".to_string(),
             Err(stalled) => format!("stalled: {stalled}"),
         };
+        let largest = if self.show_largest_swarms {
+            let mut by_ip_version = Map::new();
+            for (ip_version, summary) in
+                IP_VERSION_LABELS.iter().zip(merged_summaries(&self.swarms))
+            {
+                let swarms: Vec<Value> = summary
+                    .largest
+                    .iter()
+                    .map(|(info_hash, c)| {
+                        json!({"info_hash": info_hash.to_hex(), "seeders": c.seeders,
+                               "leechers": c.leechers, "downloaded": c.downloaded})
+                    })
+                    .collect();
+                by_ip_version.insert((*ip_version).to_string(), Value::Array(swarms));
+            }
+            Value::Object(by_ip_version)
+        } else {
+            Value::String("hidden".into())
+        };
         json!({
             "daemon": self.daemon,
             "version": self.version,
@@ -160,6 +185,7 @@ impl Status {
             "request_workers": self.request_workers,
             "health": health,
             "workers": workers,
+            "largest_swarms": largest,
             "metrics": metrics_json(metrics),
         })
         .to_string()
@@ -361,6 +387,8 @@ mod tests {
             socket_workers: 1,
             request_workers: 0,
             heartbeats,
+            swarms: vec![Arc::default()],
+            show_largest_swarms: false,
         };
         assert_eq!(status.health(), (true, "ok\n".to_string()));
         let json: Value = serde_json::from_str(&status.json("# TYPE a gauge\na 1\n")).unwrap();
@@ -368,5 +396,6 @@ mod tests {
         assert_eq!(json["health"], "ok");
         assert_eq!(json["workers"][0]["name"], "socket-0");
         assert_eq!(json["metrics"]["a"]["samples"][0]["value"], 1);
+        assert_eq!(json["largest_swarms"], "hidden");
     }
 }

@@ -33,10 +33,12 @@ use crate::{InfoHash, SecondsSinceStart, ValidUntil};
 
 mod limits;
 mod peer_data;
+mod summary;
 
 use limits::count_refusal;
 pub use limits::{Limits, Refusal, RefusalCounts};
 pub use peer_data::{MAX_PEER_LIFETIME_SECS, PeerData, TICK_SECS};
+pub use summary::{LARGEST_SWARMS, SIZE_BUCKET_LABELS, SIZE_BUCKETS, SwarmSummary};
 
 const SUBMAPS: usize = 16;
 
@@ -113,6 +115,9 @@ pub struct TorrentMap<K, V> {
     num_seeders: usize,
     num_leechers: usize,
     refused: RefusalCounts,
+    /// As of the last cleaning, and how many cleanings there were.
+    summary: SwarmSummary,
+    cleanings: u64,
 }
 
 impl<K, V> Default for TorrentMap<K, V> {
@@ -131,6 +136,8 @@ impl<K, V> TorrentMap<K, V> {
             num_seeders: 0,
             num_leechers: 0,
             refused: [0; Refusal::ALL.len()],
+            summary: SwarmSummary::default(),
+            cleanings: 0,
         }
     }
 }
@@ -481,8 +488,9 @@ impl<K: PeerKey, V> TorrentMap<K, V> {
         let prefixes = self.limits.prefixes;
         let by = self.limits.index_by();
         let sources = &mut self.sources;
+        let mut summary = SwarmSummary::default();
         for submap in &mut self.submaps {
-            submap.retain(|_, store| {
+            submap.retain(|info_hash, store| {
                 store.retain(by, |key, data| {
                     let keep = data.is_valid_at(now);
                     if !keep {
@@ -492,6 +500,7 @@ impl<K: PeerKey, V> TorrentMap<K, V> {
                 });
                 seeders += store.num_seeders();
                 leechers += store.num_leechers();
+                summary.add(info_hash, counts_of(store));
                 !store.is_empty()
             });
             submap.shrink_to_fit();
@@ -501,6 +510,14 @@ impl<K: PeerKey, V> TorrentMap<K, V> {
         self.num_torrents = torrents;
         self.num_seeders = seeders;
         self.num_leechers = leechers;
+        self.summary = summary;
+        self.cleanings += 1;
+    }
+
+    /// The swarm sizes and largest swarms as of the last cleaning, and
+    /// how many cleanings there have been (to publish only what is new).
+    pub fn summary(&self) -> (&SwarmSummary, u64) {
+        (&self.summary, self.cleanings)
     }
 
     pub fn num_torrents(&self) -> usize {

@@ -211,8 +211,8 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
         }
         // 2 workers x (3 + 1 + 2 + 3 + 8 + 2) + 4 gauges x 2 IP versions
-        // + 4 reasons x 2 IP versions.
+        // + 4 reasons x 2 IP versions + 20 swarm sizes x 2 IP versions.
         let samples = text.lines().filter(|l| !l.starts_with('#')).count();
-        assert_eq!(samples, 2 * 19 + 8 + 8, "{text}");
+        assert_eq!(samples, 2 * 19 + 8 + 8 + 40, "{text}");
     }
 }

@@ -237,8 +237,9 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
         }
         // 2 workers x 2 IP versions x (3 + 4 + 4 kinds + 2 byte counters)
-        // + 4 gauges x 2 IP versions + 4 reasons x 2 IP versions.
+        // + 4 gauges x 2 IP versions + 4 reasons x 2 IP versions
+        // + 20 swarm sizes x 2 IP versions.
         let samples = text.lines().filter(|l| !l.starts_with('#')).count();
-        assert_eq!(samples, 4 * 13 + 8 + 8, "{text}");
+        assert_eq!(samples, 4 * 13 + 8 + 8 + 40, "{text}");
     }
 }
