@@ -267,6 +267,10 @@ path = "$([[ "$AQUATIC_ACCESS_LIST" == allow ]] && echo "$whitelist")"
 share_percent = 100
 peers_per_torrent = 0
 EOF
+        if [[ "$name" == aquatic && "${STATUS_POLL:-0}" == 1 ]]; then
+            status_port="$(free_port)"
+            printf '[metrics]\nenabled = true\naddress = "127.0.0.1:%s"\n' "$status_port" >>"$cfg"
+        fi
         taskset -c "$TRACKER_CPU" "$binary" -c "$cfg" >"$tlog" 2>&1 &
         tracker_pid=$!
         ;;
@@ -316,10 +320,21 @@ run_load_test() {
     children_cpu_s
     l0="$children_cpu"
     w0="$(date +%s.%N)"
+    local poll_pid=""
+    if [[ "$name" == aquatic && "${STATUS_POLL:-0}" == 1 ]]; then
+        # /stats.json every second, as an operator's dashboard might.
+        timeout $((duration + 60)) taskset -c "$LOAD_CPU" bash -c \
+            "while :; do curl -s -o /dev/null http://127.0.0.1:$status_port/stats.json; sleep 1; done" &
+        poll_pid=$!
+    fi
     timeout --kill-after=10 $((duration + 60)) taskset -c "$LOAD_CPU" "$LOAD_TEST" -c "$lcfg" --json >"$lout" 2>&1 &
     load_pid=$!
     if wait "$load_pid"; then rc=0; else rc=$?; fi
     load_pid=""
+    if [[ -n "$poll_pid" ]]; then
+        kill "$poll_pid" 2>/dev/null || true
+        wait "$poll_pid" 2>/dev/null || true
+    fi
     w1="$(date +%s.%N)"
     children_cpu_s
     l1="$children_cpu"

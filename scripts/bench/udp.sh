@@ -64,6 +64,11 @@
 #   AQUATIC_REQUEST_WORKERS [1]  aquatic_udp request_workers: 1 = one socket
 #                         and one request thread; 0 = the socket worker
 #                         answers announces itself (one thread)
+#   STATUS_POLL [0]        1: the tracker named "aquatic" serves its status
+#                          page and /stats.json (a [metrics] section on a
+#                          free port), fetched every second during each run
+#                          (curl on LOAD_CPU): with AQUATIC_BEFORE a copy of
+#                          the same binary, the cost of a polled page
 #   AQUATIC_ACCESS_LIST [off]  "allow": aquatic_udp checks the same whitelist
 #                          as opentracker does (parity of work per announce)
 #   SKIP_BUILD [0]         1: use the release binaries already in target/
