@@ -9,7 +9,9 @@
 #      and falls back after cleaning;
 #   5. status pages (scripts/status_page.py): each daemon's page on the
 #      metrics listener in headless Chromium under load, its figures
-#      checked against /stats.json, screenshots taken;
+#      checked against /stats.json, screenshots taken; the Grafana
+#      dashboards (scripts/grafana/dashboards.py): every panel's query
+#      answered by Prometheus scraping each daemon under load;
 #   6. deployment files: systemd units (systemd-analyze, offline) and sample
 #      configs (each loads with its daemon's -P); builds the daemons it needs;
 #   7. real clients: libtorrent seeding and downloading through aquatic_udp
@@ -50,6 +52,9 @@ cargo build --workspace --bins
 
 step "status pages: each daemon's page in headless Chromium against /stats.json"
 /usr/bin/python3 scripts/status_page.py --build debug
+
+step "Grafana dashboards: every panel's query answered by Prometheus scraping each daemon"
+/usr/bin/python3 scripts/grafana/dashboards.py check --build debug
 
 step "deployment: systemd units and sample configs"
 bash scripts/test_deployment.sh

@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""Grafana dashboards for the three daemons, and their check.
+
+usage: scripts/grafana/dashboards.py write
+       scripts/grafana/dashboards.py check [--build debug|release]
+
+`write` makes scripts/grafana/aquatic_{udp,http,ws}.json from the panel
+lists below (one source for the three files; commit what it writes).
+
+`check` (a step of scripts/test.sh):
+  1. the committed files are what `write` makes;
+  2. for each daemon: start it with metrics on a 127.0.0.1 port and its
+     load tester against it, start Debian's Prometheus (/usr/bin/prometheus)
+     scraping it every second, and once it holds some scrapes, evaluate
+     every panel's every query through Prometheus's HTTP API
+     (/api/v1/query, with $instance as .* and $__rate_interval as 30s):
+     each must return data.
+Every process started is stopped by its PID; every wait is bounded.
+"""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+PROMETHEUS = "/usr/bin/prometheus"
+
+# (title, unit, [(expr with {P} for the prefix and {S} for the instance
+# selector, legend)]): the panels every daemon has, then each one's own.
+COMMON = [
+    ("Requests per second, by type", "reqps",
+     [("sum by (type) (rate({P}_requests_total{S}[$__rate_interval]))", "{{type}}")]),
+    ("Responses per second, by type", "reqps",
+     [("sum by (type) (rate({P}_responses_total{S}[$__rate_interval]))", "{{type}}")]),
+    ("Torrents, seeders, leechers", "short",
+     [("sum by (ip_version) ({P}_torrents{S})", "torrents IPv{{ip_version}}"),
+      ("sum by (ip_version) ({P}_seeders{S})", "seeders IPv{{ip_version}}"),
+      ("sum by (ip_version) ({P}_leechers{S})", "leechers IPv{{ip_version}}")]),
+    ("Torrents by number of peers (last cleaning)", "short",
+     [("sum by (peers) ({P}_torrents_by_size{S})", "{{peers}} peers")]),
+    ("Bytes per second", "Bps",
+     [("sum(rate({P}_received_bytes_total{S}[$__rate_interval]))", "in"),
+      ("sum(rate({P}_sent_bytes_total{S}[$__rate_interval]))", "out")]),
+    ("Peers not stored per second, by reason", "short",
+     [("sum by (reason) (rate({P}_peers_not_stored_total{S}[$__rate_interval]))", "{{reason}}")]),
+    ("Sources holding peers", "short",
+     [("sum by (ip_version) ({P}_sources{S})", "IPv{{ip_version}}")]),
+    ("Requests per second, by socket worker", "reqps",
+     [("sum by (instance, worker) (rate({P}_requests_total{S}[$__rate_interval]))",
+       "{{instance}} worker {{worker}}")]),
+]
+TCP = [
+    ("Connections per second, by outcome", "short",
+     [("sum by (outcome) (rate({P}_connections_total{S}[$__rate_interval]))", "{{outcome}}")]),
+    ("Open connections", "short",
+     [("sum({P}_open_connections{S})", "open")]),
+    ("Error responses per second, by reason", "short",
+     [("sum by (reason) (rate({P}_error_responses_total{S}[$__rate_interval]))", "{{reason}}")]),
+]
+OWN = {
+    "udp": [
+        ("Packets dropped per second, by reason", "short",
+         [("sum by (reason) (rate({P}_dropped_total{S}[$__rate_interval]))", "{{reason}}")]),
+    ],
+    "http": TCP,
+    "ws": TCP + [
+        ("Connections closed per second, by reason", "short",
+         [("sum by (reason) (rate({P}_closed_connections_total{S}[$__rate_interval]))", "{{reason}}")]),
+        ("Messages dropped per second, by reason", "short",
+         [("sum by (reason) (rate({P}_dropped_messages_total{S}[$__rate_interval]))", "{{reason}}")]),
+        ("Offers and answers not relayed per second", "short",
+         [("sum by (reason) (rate({P}_offers_not_relayed_total{S}[$__rate_interval]))", "offers: {{reason}}"),
+          ("sum(rate({P}_answers_not_relayed_total{S}[$__rate_interval]))", "answers")]),
+        ("Pending offers", "short",
+         [("sum({P}_pending_offers{S})", "pending")]),
+    ],
+}
+
+
+def dashboard(daemon):
+    prefix = f"aquatic_{daemon}"
+    selector = '{instance=~"$instance"}'
+    panels = []
+    for i, (title, unit, targets) in enumerate(COMMON + OWN[daemon]):
+        panels.append({
+            "id": i + 1,
+            "type": "timeseries",
+            "title": title,
+            "datasource": {"type": "prometheus", "uid": "${datasource}"},
+            "gridPos": {"h": 8, "w": 12, "x": 12 * (i % 2), "y": 8 * (i // 2)},
+            "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+            "options": {"legend": {"displayMode": "list", "placement": "bottom"}},
+            "targets": [
+                {"refId": chr(ord("A") + j),
+                 "expr": expr.replace("{P}", prefix).replace("{S}", selector),
+                 "legendFormat": legend}
+                for j, (expr, legend) in enumerate(targets)
+            ],
+        })
+    return {
+        "title": prefix,
+        "uid": f"aquatic-{daemon}",
+        "description": f"{prefix}: requests, responses, swarms and drops, from its [metrics] endpoint.",
+        "tags": ["aquatic", "bittorrent"],
+        "schemaVersion": 39,
+        "version": 1,
+        "editable": True,
+        "refresh": "30s",
+        "time": {"from": "now-6h", "to": "now"},
+        "templating": {"list": [
+            {"name": "datasource", "label": "Prometheus", "type": "datasource", "query": "prometheus"},
+            {"name": "instance", "label": "Instance", "type": "query",
+             "datasource": {"type": "prometheus", "uid": "${datasource}"},
+             "query": f"label_values({prefix}_requests_total, instance)",
+             "definition": f"label_values({prefix}_requests_total, instance)",
+             "includeAll": True, "multi": True, "allValue": ".*", "refresh": 2, "sort": 1,
+             "current": {"text": "All", "value": "$__all"}},
+        ]},
+        "panels": panels,
+    }
+
+
+def path(daemon):
+    return os.path.join(HERE, f"aquatic_{daemon}.json")
+
+
+def text(daemon):
+    return json.dumps(dashboard(daemon), indent=2) + "\n"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read().decode()
+
+
+def wait_for(what, check, seconds):
+    deadline = time.monotonic() + seconds
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except OSError as e:
+            last = e
+        time.sleep(0.5)
+    raise SystemExit(f"{what} within {seconds} s (last error: {last})")
+
+
+def stop(process):
+    if process is not None and process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def check_daemon(daemon, build):
+    work = tempfile.mkdtemp(prefix=f"aquatic-grafana-{daemon}.")
+    port, metrics_port, prometheus_port = free_port(), free_port(), free_port()
+    with open(os.path.join(work, "config.toml"), "w") as f:
+        f.write(f"""log_level = "warn"
+socket_workers = 2
+request_workers = 1
+[network]
+address = "127.0.0.1:{port}"
+[metrics]
+enabled = true
+address = "127.0.0.1:{metrics_port}"
+[source_budgets]
+share_percent = 100
+[cleaning]
+interval = 1
+""")
+    with open(os.path.join(work, "load.toml"), "w") as f:
+        f.write(f"""server_address = "127.0.0.1:{port}"
+workers = 1
+duration = 60
+summarize_every = 0
+max_requests_per_second = 2000
+""")
+    with open(os.path.join(work, "prometheus.yml"), "w") as f:
+        f.write(f"""global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: aquatic_{daemon}
+    static_configs:
+      - targets: ["127.0.0.1:{metrics_port}"]
+""")
+    binary = os.path.join(REPO, "target", build, f"aquatic_{daemon}")
+    load_binary = os.path.join(REPO, "target", build, f"aquatic_{daemon}_load_test")
+    tracker = load = prometheus = None
+    try:
+        tracker = subprocess.Popen([binary, "-c", os.path.join(work, "config.toml")],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(f"aquatic_{daemon} serving /health",
+                 lambda: get(f"http://127.0.0.1:{metrics_port}/health") == "ok\n", 20)
+        load = subprocess.Popen([load_binary, "-c", os.path.join(work, "load.toml")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        prometheus = subprocess.Popen(
+            [PROMETHEUS, f"--config.file={work}/prometheus.yml", f"--storage.tsdb.path={work}/data",
+             f"--web.listen-address=127.0.0.1:{prometheus_port}"],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "prometheus.log"), "w"))
+        api = f"http://127.0.0.1:{prometheus_port}/api/v1/query?query="
+
+        def scrapes():
+            result = json.loads(get(api + urllib.parse.quote(
+                f"count_over_time(up{{job=\"aquatic_{daemon}\"}}[1m])")))["data"]["result"]
+            return bool(result) and float(result[0]["value"][1]) >= 12
+        wait_for(f"Prometheus holding 12 scrapes of aquatic_{daemon} (log in {work})", scrapes, 60)
+
+        queries = 0
+        for panel in dashboard(daemon)["panels"]:
+            for target in panel["targets"]:
+                expr = target["expr"].replace("$instance", ".*").replace("$__rate_interval", "30s")
+                answer = json.loads(get(api + urllib.parse.quote(expr)))
+                if answer.get("status") != "success" or not answer["data"]["result"]:
+                    raise SystemExit(f"aquatic_{daemon}: panel {panel['title']!r}: no data for {expr}: {answer}")
+                queries += 1
+        print(f"ok   aquatic_{daemon}: {len(dashboard(daemon)['panels'])} panels, {queries} queries, all with data")
+    finally:
+        for p in (prometheus, load, tracker):
+            stop(p)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command", choices=["write", "check"])
+    parser.add_argument("--build", default="debug", choices=["debug", "release"])
+    args = parser.parse_args()
+    daemons = ["udp", "http", "ws"]
+    if args.command == "write":
+        for d in daemons:
+            with open(path(d), "w") as f:
+                f.write(text(d))
+            print(f"wrote {path(d)}")
+        return
+    for d in daemons:
+        with open(path(d)) as f:
+            if f.read() != text(d):
+                raise SystemExit(f"{path(d)} is not what `dashboards.py write` makes: run it and commit")
+    if not os.access(PROMETHEUS, os.X_OK):
+        raise SystemExit(f"no {PROMETHEUS} (Debian package prometheus; scripts/install-test-deps.sh)")
+    for d in daemons:
+        check_daemon(d, args.build)
+    print("grafana dashboards: 3 passed, 0 failed")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
