@@ -14,6 +14,8 @@
 #      answered by Prometheus scraping each daemon under load;
 #   6. deployment files: systemd units (systemd-analyze, offline) and sample
 #      configs (each loads with its daemon's -P); builds the daemons it needs;
+#      the Debian packages (scripts/deb/test.sh: cargo-deb, dpkg -i, the
+#      installed unit and config checked, conffile kept, dpkg -r and --purge);
 #   7. real clients: libtorrent seeding and downloading through aquatic_udp
 #      and aquatic_http (plain and TLS), Transmission through aquatic_http,
 #      WebTorrent in three headless Chromiums through aquatic_ws (in a
@@ -58,6 +60,9 @@ step "Grafana dashboards: every panel's query answered by Prometheus scraping ea
 
 step "deployment: systemd units and sample configs"
 bash scripts/test_deployment.sh
+
+step "deployment: Debian packages built, installed, checked and removed"
+bash scripts/deb/test.sh
 
 step "real clients: libtorrent over UDP"
 cargo build -p aquatic_udp
