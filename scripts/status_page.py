@@ -129,6 +129,9 @@ def check_daemon(name, build, screenshots):
     work = tempfile.mkdtemp(prefix=f"aquatic-status-{name}.")
     port, metrics_port = free_port(), free_port()
     config = os.path.join(work, "config.toml")
+    deny_list = os.path.join(work, "deny.txt")
+    with open(deny_list, "w") as f:
+        f.write("# one info hash nobody announces\n" + "ab" * 20 + "\n")
     with open(config, "w") as f:
         f.write(f"""log_level = "warn"
 socket_workers = 1
@@ -143,6 +146,9 @@ share_percent = 100
 peers_per_torrent = 0
 [cleaning]
 interval = 1
+[access_list]
+mode = "deny"
+path = "{deny_list}"
 """)
     load_config = os.path.join(work, "load.toml")
     with open(load_config, "w") as f:
@@ -206,7 +212,8 @@ max_requests_per_second = 2000
         for key, value in figures.items():
             if float(value) != float(expected(now, key)):
                 raise SystemExit(f"{name}: page shows {key} = {value}, /stats.json {expected(now, key)}")
-        for needle in ("healthy", f">aquatic_{name}<", "socket-0", "request-0"):
+        for needle in ("healthy", f">aquatic_{name}<", "socket-0", "request-0",
+                       'data-file="access_list">Deny list of 1 info hashes'):
             if needle not in dom:
                 raise SystemExit(f"{name}: the page does not show {needle!r}")
         # (aquatic_ws's peers leave with their connections: at rest it has

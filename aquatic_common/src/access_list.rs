@@ -110,6 +110,17 @@ pub fn create_shared(config: &AccessListConfig) -> anyhow::Result<SharedAccessLi
             AccessList::load(&config.path)?
         }
     };
+    crate::status::record_file_event(
+        "access_list",
+        Ok(match config.mode {
+            AccessListMode::Off => "off".to_string(),
+            mode => format!(
+                "{mode:?} list of {} info hashes loaded at start from {}",
+                list.len(),
+                config.path.display()
+            ),
+        }),
+    );
     Ok(Arc::new(ArcSwap::from_pointee(list)))
 }
 
@@ -128,10 +139,17 @@ pub fn reload(config: &AccessListConfig, shared: &SharedAccessList) -> anyhow::R
 /// [`reload`] on SIGUSR1, with the outcome logged: the number of info
 /// hashes, or the error (the old list staying in use).
 pub fn reload_and_log(config: &AccessListConfig, shared: &SharedAccessList) {
-    match reload(config, shared) {
-        Ok(n) => log::info!("access list reloaded: {n} info hashes"),
-        Err(err) => log::error!("access list reload failed, keeping the old list: {err:#}"),
-    }
+    let result = match reload(config, shared) {
+        Ok(n) => {
+            log::info!("access list reloaded: {n} info hashes");
+            Ok(format!("reloaded: {n} info hashes"))
+        }
+        Err(err) => {
+            log::error!("access list reload failed, keeping the old list: {err:#}");
+            Err(format!("reload failed, the old list stays: {err:#}"))
+        }
+    };
+    crate::status::record_file_event("access_list", result);
 }
 
 /// A per-worker view of the shared list: checking it costs no atomic

@@ -132,14 +132,22 @@ pub fn spawn(
     supervisor.spawn("scrape-export".into(), move || {
         loop {
             let started = Instant::now();
-            match export(&path, daemon, &control) {
-                Ok(()) => log::debug!(
-                    "scrape export written to {} in {:.2} s",
-                    path.display(),
-                    started.elapsed().as_secs_f64()
-                ),
-                Err(err) => log::warn!("scrape export to {} failed: {err:#}", path.display()),
-            }
+            let result = match export(&path, daemon, &control) {
+                Ok(()) => {
+                    let written = format!(
+                        "written to {} in {:.2} s",
+                        path.display(),
+                        started.elapsed().as_secs_f64()
+                    );
+                    log::debug!("scrape export {written}");
+                    Ok(written)
+                }
+                Err(err) => {
+                    log::warn!("scrape export to {} failed: {err:#}", path.display());
+                    Err(format!("to {} failed: {err:#}", path.display()))
+                }
+            };
+            crate::status::record_file_event("scrape_export", result);
             std::thread::sleep(interval.saturating_sub(started.elapsed()));
         }
     })

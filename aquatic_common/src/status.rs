@@ -19,13 +19,63 @@
 //!      "ip_version": "4", "worker": "0"}, "value": 1234}, ...]}, ...}}
 //! ```
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Number, Value, json};
 
 use crate::health::Heartbeats;
 use crate::metrics::{IP_VERSION_LABELS, SwarmGauges, merged_summaries};
 use std::sync::Arc;
+
+/// What the daemon's files last did, by file (`access_list`, `state`,
+/// `scrape_export`): one entry each, replaced by the next event. Kept for
+/// the whole process (the daemon has one of each file).
+static FILE_EVENTS: Mutex<BTreeMap<&'static str, FileEvent>> = Mutex::new(BTreeMap::new());
+
+#[derive(Clone, Debug, PartialEq)]
+struct FileEvent {
+    unix_time: u64,
+    ok: bool,
+    detail: String,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Record what `file` just did (`Ok`: what was read or written; `Err`:
+/// why it failed), for the status page and `/stats.json` (`files`).
+pub fn record_file_event(file: &'static str, result: Result<String, String>) {
+    let (ok, detail) = match result {
+        Ok(detail) => (true, detail),
+        Err(detail) => (false, detail),
+    };
+    let event = FileEvent {
+        unix_time: unix_now(),
+        ok,
+        detail,
+    };
+    FILE_EVENTS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(file, event);
+}
+
+fn file_events_json() -> Value {
+    let events = FILE_EVENTS.lock().unwrap_or_else(|p| p.into_inner());
+    let mut out = Map::new();
+    for (file, e) in events.iter() {
+        out.insert(
+            (*file).to_string(),
+            json!({"unix_time": e.unix_time, "ok": e.ok, "detail": e.detail}),
+        );
+    }
+    Value::Object(out)
+}
 
 /// Seconds between two samples of [`History`].
 pub const HISTORY_INTERVAL_SECS: u32 = 5;
@@ -185,6 +235,8 @@ impl Status {
             "request_workers": self.request_workers,
             "health": health,
             "workers": workers,
+            "unix_time": unix_now(),
+            "files": file_events_json(),
             "largest_swarms": largest,
             "metrics": metrics_json(metrics),
         })
@@ -397,5 +449,11 @@ mod tests {
         assert_eq!(json["workers"][0]["name"], "socket-0");
         assert_eq!(json["metrics"]["a"]["samples"][0]["value"], 1);
         assert_eq!(json["largest_swarms"], "hidden");
+        record_file_event("state", Err("no such file".into()));
+        record_file_event("state", Ok("12 torrents, 30 peers".into()));
+        let json: Value = serde_json::from_str(&status.json("")).unwrap();
+        assert_eq!(json["files"]["state"]["ok"], true);
+        assert_eq!(json["files"]["state"]["detail"], "12 torrents, 30 peers");
+        assert!(json["files"]["state"]["unix_time"].as_u64() > Some(1_700_000_000));
     }
 }

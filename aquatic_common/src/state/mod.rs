@@ -510,19 +510,27 @@ pub fn load_shards<M>(
         }
     });
     match result {
-        Ok(report) => log::info!(
-            "swarm state loaded from {}: {} torrents, {} peers ({} expired while down, {} over the limits) in {:.2} s",
-            path.display(),
-            report.torrents,
-            report.peers,
-            report.expired,
-            report.refused,
-            started.elapsed().as_secs_f64()
-        ),
+        Ok(report) => {
+            let loaded = format!(
+                "loaded from {}: {} torrents, {} peers ({} expired while down, {} over the limits) in {:.2} s",
+                path.display(),
+                report.torrents,
+                report.peers,
+                report.expired,
+                report.refused,
+                started.elapsed().as_secs_f64()
+            );
+            log::info!("swarm state {loaded}");
+            crate::status::record_file_event("state", Ok(loaded));
+        }
         Err(err) => {
             log::warn!(
                 "swarm state not loaded from {}: {err}; starting with empty swarms",
                 path.display()
+            );
+            crate::status::record_file_event(
+                "state",
+                Err(format!("not loaded from {}: {err}", path.display())),
             );
             shards = (0..num_shards.max(1)).map(|_| new_maps()).collect();
         }
