@@ -79,6 +79,8 @@ def shown(dom):
         figures[f"{m.group(1)}|{m.group(2)}"] = m.group(3)
     for m in re.finditer(r'data-size="([^"]+)" data-value="([^"]*)"', dom):
         figures[f"size|{m.group(1)}"] = m.group(2)
+    for m in re.finditer(r'data-client="([^"]+)" data-value="([^"]*)"', dom):
+        figures[f"client|{m.group(1)}"] = m.group(2)
     return figures
 
 
@@ -98,6 +100,8 @@ def expected(s, key):
             samples = [x for x in samples if x["labels"].get(k) == v]
         return sum(x["value"] for x in samples)
 
+    if key.startswith("client|"):
+        return total(prefix + "announces_by_client_total", "client=" + key.split("|", 1)[1])
     if key.startswith("size|"):
         return total(prefix + "torrents_by_size", "peers=" + key.split("|", 1)[1])
     if "|" in key:
@@ -195,6 +199,8 @@ max_requests_per_second = 2000
             raise SystemExit(f"{name}: the page shows no swarm sizes under load")
         if not largest_shown(dom):
             raise SystemExit(f"{name}: the page shows no largest swarms under load")
+        if not any(k.startswith("client|") for k in figures):
+            raise SystemExit(f"{name}: the page shows no clients under load")
         chromium(["--window-size=1280,800", f"--screenshot={screenshots}/status-{name}-load.png", base + "/"])
         under_load = len(figures)
 

@@ -32,6 +32,7 @@ pub mod addr;
 pub mod allocator;
 pub mod atomic_file;
 pub mod bind;
+pub mod clients;
 pub mod daemon;
 #[allow(unsafe_code)]
 pub mod datagrams;

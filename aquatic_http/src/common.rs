@@ -74,6 +74,8 @@ pub struct Counters {
     pub responses_error_by_reason: [AtomicU64; ErrorReason::ALL.len()],
     pub bytes_received: AtomicU64,
     pub bytes_sent: AtomicU64,
+    /// Announces parsed, by client.
+    pub clients: aquatic_common::clients::ClientCounts,
 }
 
 impl Counters {

@@ -95,6 +95,8 @@ pub struct IpCounters {
     pub dropped_overload: AtomicU64,
     /// Responses dropped because the socket's send buffer stayed full.
     pub dropped_send: AtomicU64,
+    /// Announces with a valid connection id, by client.
+    pub clients: aquatic_common::clients::ClientCounts,
 }
 
 pub use aquatic_common::statistics::add;

@@ -218,6 +218,8 @@ pub struct Counters {
     pub health_checks: AtomicU64,
     pub bytes_received: AtomicU64,
     pub bytes_sent: AtomicU64,
+    /// Announces parsed, by client.
+    pub clients: aquatic_common::clients::ClientCounts,
 }
 
 impl Counters {

@@ -54,6 +54,8 @@ COMMON = [
      [("sum by (reason) (rate({P}_peers_not_stored_total{S}[$__rate_interval]))", "{{reason}}")]),
     ("Sources holding peers", "short",
      [("sum by (ip_version) ({P}_sources{S})", "IPv{{ip_version}}")]),
+    ("Announces per second, by client", "reqps",
+     [("sum by (client) (rate({P}_announces_by_client_total{S}[$__rate_interval]))", "{{client}}")]),
     ("Requests per second, by socket worker", "reqps",
      [("sum by (instance, worker) (rate({P}_requests_total{S}[$__rate_interval]))",
        "{{instance}} worker {{worker}}")]),

@@ -157,6 +157,14 @@ impl Collector for MetricsCollector {
         )?;
         write_counters(
             e,
+            "announces_by_client",
+            "Announces by the client their peer id names (qbittorrent, transmission, libtorrent, rtorrent, deluge, utorrent, bittorrent, vuze, biglybt, bitcomet, ktorrent, webtorrent, aria2, other).",
+            None,
+            self.sockets
+                .samples("client", |c| c.clients.samples().collect()),
+        )?;
+        write_counters(
+            e,
             "received",
             "Bytes received from clients (TLS: decrypted).",
             Some(&Unit::Bytes),
@@ -213,6 +221,7 @@ mod tests {
         // 2 workers x (3 + 1 + 2 + 3 + 8 + 2) + 4 gauges x 2 IP versions
         // + 4 reasons x 2 IP versions + 20 swarm sizes x 2 IP versions.
         let samples = text.lines().filter(|l| !l.starts_with('#')).count();
-        assert_eq!(samples, 2 * 19 + 8 + 8 + 40, "{text}");
+        // + 14 clients x 2 workers.
+        assert_eq!(samples, 2 * 19 + 8 + 8 + 40 + 28, "{text}");
     }
 }

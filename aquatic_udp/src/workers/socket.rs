@@ -318,7 +318,10 @@ impl SocketWorker {
                     .is_valid(self.now, request.connection_id, src.ip())
                 {
                     add(&self.stats.get(v).dropped_bad_connection_id, 1);
-                } else if !self.access_list.allows(&request.info_hash) {
+                    return;
+                }
+                self.stats.get(v).clients.count(&request.peer_id);
+                if !self.access_list.allows(&request.info_hash) {
                     self.send_error(request.transaction_id, "info hash not allowed", src, local);
                 } else if request.port == 0 {
                     // Nobody can connect to port 0: never hand it to peers.

@@ -185,6 +185,13 @@ impl Collector for MetricsCollector {
         )?;
         write_counters(
             e,
+            "announces_by_client",
+            "Announces by the client their peer id names (qbittorrent, transmission, libtorrent, rtorrent, deluge, utorrent, bittorrent, vuze, biglybt, bitcomet, ktorrent, webtorrent, aria2, other). Only announces with a valid connection id.",
+            None,
+            self.per_worker("client", |c| c.clients.samples().collect()),
+        )?;
+        write_counters(
+            e,
             "received",
             "UDP payload bytes received.",
             Some(&Unit::Bytes),
@@ -240,6 +247,7 @@ mod tests {
         // + 4 gauges x 2 IP versions + 4 reasons x 2 IP versions
         // + 20 swarm sizes x 2 IP versions.
         let samples = text.lines().filter(|l| !l.starts_with('#')).count();
-        assert_eq!(samples, 4 * 13 + 8 + 8 + 40, "{text}");
+        // + 14 clients x 2 workers x 2 IP versions.
+        assert_eq!(samples, 4 * 13 + 8 + 8 + 40 + 56, "{text}");
     }
 }

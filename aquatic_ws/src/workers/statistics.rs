@@ -246,6 +246,14 @@ impl Collector for MetricsCollector {
         )?;
         write_counters(
             e,
+            "announces_by_client",
+            "Announces by the client their peer id names (qbittorrent, transmission, libtorrent, rtorrent, deluge, utorrent, bittorrent, vuze, biglybt, bitcomet, ktorrent, webtorrent, aria2, other).",
+            None,
+            self.sockets
+                .samples("client", |c| c.clients.samples().collect()),
+        )?;
+        write_counters(
+            e,
             "received",
             "Bytes received from clients: upgrade requests and message payloads (TLS: decrypted).",
             Some(&Unit::Bytes),

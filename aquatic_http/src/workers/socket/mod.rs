@@ -355,6 +355,7 @@ impl SocketWorker {
         match request {
             Request::Announce(announce) => {
                 add(&self.stats.requests_announce, 1);
+                self.stats.clients.count(&announce.peer_id);
                 if !self.access_list.allows(&announce.info_hash) {
                     return self.respond_failure(key, FAILURE_NOT_ALLOWED);
                 }

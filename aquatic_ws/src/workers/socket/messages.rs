@@ -208,6 +208,7 @@ impl SocketWorker {
         let (shard, request) = match message {
             InMessage::Announce(request) => {
                 add(&self.stats.requests_announce, 1);
+                self.stats.clients.count(&request.peer_id);
                 let hash = request.info_hash;
                 if !self.access_list.allows(&hash) {
                     let failure =
