@@ -30,10 +30,16 @@ impl Default for StatisticsConfig {
     }
 }
 
-/// Add `n` to a worker's counter (relaxed: counters are only read for
-/// the log and metrics).
+/// Add `n` to a worker's counter. Every counter has one writer, the
+/// worker that owns it (a socket worker its `SocketWorkerStats`, a shard's
+/// owner its shard's), so a relaxed load and store do: no locked
+/// read-modify-write on the hot path. Readers (the log, metrics) see a
+/// recent value. Two writers would lose increments (never more).
 pub fn add(counter: &AtomicU64, n: u64) {
-    counter.fetch_add(n, Ordering::Relaxed);
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
 }
 
 /// Start the statistics worker (thread `statistics`) unless
