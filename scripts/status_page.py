@@ -27,32 +27,19 @@ import argparse
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from monitored import Monitored, get  # noqa: E402
 CHROMIUM = "/usr/bin/chromium"
 LOAD_SECONDS = 8
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.status, r.read().decode()
-
-
 def stats(base):
-    return json.loads(get(base + "/stats.json")[1])
+    return json.loads(get(base + "/stats.json"))
 
 
 def chromium(args, timeout=60):
@@ -128,58 +115,13 @@ def is_counter(key):
 
 
 def check_daemon(name, build, screenshots):
-    binary = os.path.join(REPO, "target", build, f"aquatic_{name}")
-    load_binary = os.path.join(REPO, "target", build, f"aquatic_{name}_load_test")
     work = tempfile.mkdtemp(prefix=f"aquatic-status-{name}.")
-    port, metrics_port = free_port(), free_port()
-    config = os.path.join(work, "config.toml")
     deny_list = os.path.join(work, "deny.txt")
     with open(deny_list, "w") as f:
         f.write("# one info hash nobody announces\n" + "ab" * 20 + "\n")
-    with open(config, "w") as f:
-        f.write(f"""log_level = "warn"
-socket_workers = 1
-request_workers = 1
-[network]
-address = "127.0.0.1:{port}"
-[metrics]
-enabled = true
-address = "127.0.0.1:{metrics_port}"
-[source_budgets]
-share_percent = 100
-peers_per_torrent = 0
-[cleaning]
-interval = 1
-[access_list]
-mode = "deny"
-path = "{deny_list}"
-""")
-    load_config = os.path.join(work, "load.toml")
-    with open(load_config, "w") as f:
-        f.write(f"""server_address = "127.0.0.1:{port}"
-workers = 1
-duration = {LOAD_SECONDS}
-summarize_every = 0
-max_requests_per_second = 2000
-""")
-    base = f"http://127.0.0.1:{metrics_port}"
-    daemon = subprocess.Popen([binary, "-c", config], stdout=subprocess.DEVNULL,
-                              stderr=open(os.path.join(work, "daemon.log"), "w"))
-    load = None
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if get(base + "/health", timeout=1)[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or daemon.poll() is not None:
-                raise SystemExit(f"aquatic_{name} did not serve /health (log in {work})")
-            time.sleep(0.2)
-
-        load = subprocess.Popen([load_binary, "-c", load_config], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+    with Monitored(name, build, f'[access_list]\nmode = "deny"\npath = "{deny_list}"\n') as daemon:
+        base = daemon.base
+        daemon.start_load(LOAD_SECONDS)
         time.sleep(3)
         # While the load runs: every counter shown lies between two
         # /stats.json taken around the render.
@@ -204,12 +146,7 @@ max_requests_per_second = 2000
         chromium(["--window-size=1280,800", f"--screenshot={screenshots}/status-{name}-load.png", base + "/"])
         under_load = len(figures)
 
-        try:
-            load.wait(timeout=LOAD_SECONDS + 30)
-        except subprocess.TimeoutExpired:
-            load.kill()
-            load.wait()
-        load = None
+        daemon.wait_load(LOAD_SECONDS + 30)
         time.sleep(1)
         # Still: every figure shown equals /stats.json.
         dom = dump_dom(base)
@@ -232,20 +169,12 @@ max_requests_per_second = 2000
             raise SystemExit(f"{name}: largest swarms shown {sorted(largest_shown(dom))}, /stats.json {sorted(top)}")
         chromium(["--window-size=1280,800", f"--screenshot={screenshots}/status-{name}.png", base + "/"])
         chromium(["--window-size=390,844", f"--screenshot={screenshots}/status-{name}-phone.png", base + "/"])
-        size = len(get(base + "/")[1].encode())
+        size = len(get(base + "/").encode())
         if size > 150 * 1024:
             raise SystemExit(f"{name}: the page is {size} bytes, over 150 KiB")
         print(f"ok   aquatic_{name}: {under_load} figures within /stats.json under load, "
               f"{len(figures)} equal to it at rest; page {size} bytes; screenshots in {screenshots}")
-    finally:
-        for p in (load, daemon):
-            if p is not None and p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+
 
 
 def main():

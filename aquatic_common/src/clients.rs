@@ -9,9 +9,11 @@
 //! peer id. A client announces about once per interval, so the shares of
 //! announces over an hour are close to the shares of peers.
 
+use std::fmt;
 use std::sync::atomic::AtomicU64;
 
 use crate::PeerId;
+use crate::metrics::{DescriptorEncoder, EncodeLabelSet, write_counters};
 use crate::statistics::add;
 
 /// The client families told apart; anything else is `Other`.
@@ -114,6 +116,18 @@ impl ClientCounts {
     pub fn samples(&self) -> impl Iterator<Item = (&'static str, &AtomicU64)> {
         Client::ALL.iter().map(|c| c.label()).zip(self.0.iter())
     }
+}
+
+/// Write the `announces_by_client` counter family (`note` ends its help).
+pub fn write_metric<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    note: &str,
+    samples: impl IntoIterator<Item = (L, u64)>,
+) -> fmt::Result {
+    let help = format!(
+        "Announces by the client their peer id names (qbittorrent, transmission, libtorrent, rtorrent, deluge, utorrent, bittorrent, vuze, biglybt, bitcomet, ktorrent, webtorrent, aria2, other).{note}"
+    );
+    write_counters(encoder, "announces_by_client", &help, None, samples)
 }
 
 #[cfg(test)]

@@ -44,8 +44,12 @@ fn flood(mut client: Client, count: u64, stop: Arc<AtomicBool>, sent: Arc<Atomic
             client.send(&Request::Announce(request));
             n += 1;
         }
+        // Every answer, however slow a loaded machine makes the tracker:
+        // moving on after a short wait would put more than 256 in flight
+        // and overflow the socket's queue, dropping honest datagrams too
+        // (the kernel's doing, not the tracker's ceilings).
         for _ in 0..256 {
-            if client.recv_raw(Duration::from_millis(500)).is_none() {
+            if client.recv_raw(Duration::from_secs(5)).is_none() {
                 break;
             }
         }

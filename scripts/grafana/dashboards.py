@@ -21,17 +21,13 @@ Every process started is stopped by its PID; every wait is bounded.
 import argparse
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 import urllib.parse
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.dirname(HERE))
+from monitored import Monitored, free_port, get, stop, wait_for  # noqa: E402
 PROMETHEUS = "/usr/bin/prometheus"
 
 # (title, unit, [(expr with {P} for the prefix and {S} for the instance
@@ -139,107 +135,46 @@ def text(daemon):
     return json.dumps(dashboard(daemon), indent=2) + "\n"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.read().decode()
-
-
-def wait_for(what, check, seconds):
-    deadline = time.monotonic() + seconds
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except OSError as e:
-            last = e
-        time.sleep(0.5)
-    raise SystemExit(f"{what} within {seconds} s (last error: {last})")
-
-
-def stop(process):
-    if process is not None and process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def check_daemon(daemon, build):
-    work = tempfile.mkdtemp(prefix=f"aquatic-grafana-{daemon}.")
-    port, metrics_port, prometheus_port = free_port(), free_port(), free_port()
-    with open(os.path.join(work, "config.toml"), "w") as f:
-        f.write(f"""log_level = "warn"
-socket_workers = 2
-request_workers = 1
-[network]
-address = "127.0.0.1:{port}"
-[metrics]
-enabled = true
-address = "127.0.0.1:{metrics_port}"
-[source_budgets]
-share_percent = 100
-[cleaning]
-interval = 1
-""")
-    with open(os.path.join(work, "load.toml"), "w") as f:
-        f.write(f"""server_address = "127.0.0.1:{port}"
-workers = 1
-duration = 60
-summarize_every = 0
-max_requests_per_second = 2000
-""")
-    with open(os.path.join(work, "prometheus.yml"), "w") as f:
-        f.write(f"""global:
+    with Monitored(daemon, build, socket_workers=2) as tracker:
+        tracker.start_load(60)
+        prometheus_port = free_port()
+        config = os.path.join(tracker.work, "prometheus.yml")
+        with open(config, "w") as f:
+            f.write(f"""global:
   scrape_interval: 1s
   evaluation_interval: 1s
 scrape_configs:
   - job_name: aquatic_{daemon}
     static_configs:
-      - targets: ["127.0.0.1:{metrics_port}"]
+      - targets: ["127.0.0.1:{tracker.metrics_port}"]
 """)
-    binary = os.path.join(REPO, "target", build, f"aquatic_{daemon}")
-    load_binary = os.path.join(REPO, "target", build, f"aquatic_{daemon}_load_test")
-    tracker = load = prometheus = None
-    try:
-        tracker = subprocess.Popen([binary, "-c", os.path.join(work, "config.toml")],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(f"aquatic_{daemon} serving /health",
-                 lambda: get(f"http://127.0.0.1:{metrics_port}/health") == "ok\n", 20)
-        load = subprocess.Popen([load_binary, "-c", os.path.join(work, "load.toml")],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         prometheus = subprocess.Popen(
-            [PROMETHEUS, f"--config.file={work}/prometheus.yml", f"--storage.tsdb.path={work}/data",
+            [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tracker.work}/data",
              f"--web.listen-address=127.0.0.1:{prometheus_port}"],
-            stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "prometheus.log"), "w"))
-        api = f"http://127.0.0.1:{prometheus_port}/api/v1/query?query="
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(tracker.work, "prometheus.log"), "w"))
+        try:
+            api = f"http://127.0.0.1:{prometheus_port}/api/v1/query?query="
 
-        def scrapes():
-            result = json.loads(get(api + urllib.parse.quote(
-                f"count_over_time(up{{job=\"aquatic_{daemon}\"}}[1m])")))["data"]["result"]
-            return bool(result) and float(result[0]["value"][1]) >= 12
-        wait_for(f"Prometheus holding 12 scrapes of aquatic_{daemon} (log in {work})", scrapes, 60)
+            def scrapes():
+                result = json.loads(get(api + urllib.parse.quote(
+                    f"count_over_time(up{{job=\"aquatic_{daemon}\"}}[1m])")))["data"]["result"]
+                return bool(result) and float(result[0]["value"][1]) >= 12
+            wait_for(f"Prometheus holding 12 scrapes of aquatic_{daemon} (log in {tracker.work})", scrapes, 60)
 
-        queries = 0
-        for panel in dashboard(daemon)["panels"]:
-            for target in panel["targets"]:
-                expr = target["expr"].replace("$instance", ".*").replace("$__rate_interval", "30s")
-                answer = json.loads(get(api + urllib.parse.quote(expr)))
-                if answer.get("status") != "success" or not answer["data"]["result"]:
-                    raise SystemExit(f"aquatic_{daemon}: panel {panel['title']!r}: no data for {expr}: {answer}")
-                queries += 1
-        print(f"ok   aquatic_{daemon}: {len(dashboard(daemon)['panels'])} panels, {queries} queries, all with data")
-    finally:
-        for p in (prometheus, load, tracker):
-            stop(p)
+            queries = 0
+            for panel in dashboard(daemon)["panels"]:
+                for target in panel["targets"]:
+                    expr = target["expr"].replace("$instance", ".*").replace("$__rate_interval", "30s")
+                    answer = json.loads(get(api + urllib.parse.quote(expr)))
+                    if answer.get("status") != "success" or not answer["data"]["result"]:
+                        raise SystemExit(
+                            f"aquatic_{daemon}: panel {panel['title']!r}: no data for {expr}: {answer}")
+                    queries += 1
+            print(f"ok   aquatic_{daemon}: {len(dashboard(daemon)['panels'])} panels, {queries} queries, "
+                  "all with data")
+        finally:
+            stop(prometheus)
 
 
 def main():

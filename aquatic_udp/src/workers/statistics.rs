@@ -183,11 +183,9 @@ impl Collector for MetricsCollector {
                 ]
             }),
         )?;
-        write_counters(
+        aquatic_common::clients::write_metric(
             e,
-            "announces_by_client",
-            "Announces by the client their peer id names (qbittorrent, transmission, libtorrent, rtorrent, deluge, utorrent, bittorrent, vuze, biglybt, bitcomet, ktorrent, webtorrent, aria2, other). Only announces with a valid connection id.",
-            None,
+            " Only announces with a valid connection id.",
             self.per_worker("client", |c| c.clients.samples().collect()),
         )?;
         write_counters(

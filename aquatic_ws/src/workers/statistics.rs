@@ -244,11 +244,9 @@ impl Collector for MetricsCollector {
                     .sum::<u64>(),
             )],
         )?;
-        write_counters(
+        aquatic_common::clients::write_metric(
             e,
-            "announces_by_client",
-            "Announces by the client their peer id names (qbittorrent, transmission, libtorrent, rtorrent, deluge, utorrent, bittorrent, vuze, biglybt, bitcomet, ktorrent, webtorrent, aria2, other).",
-            None,
+            "",
             self.sockets
                 .samples("client", |c| c.clients.samples().collect()),
         )?;
