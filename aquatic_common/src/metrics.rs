@@ -603,18 +603,7 @@ mod tests {
             "{err}"
         );
 
-        let heartbeats = crate::health::Heartbeats::new(crate::ServerStartInstant::new());
-        heartbeats.register("socket-0".into());
-        let status = Status {
-            daemon: "aquatic_test",
-            version: "0",
-            listen: "udp://127.0.0.1:1".into(),
-            socket_workers: 1,
-            request_workers: 0,
-            heartbeats,
-            swarms: Vec::new(),
-            show_largest_swarms: true,
-        };
+        let status = Status::for_tests(true);
         thread::spawn(move || endpoint.serve("aquatic_test", Fixed, status));
         let ok = get(
             address,

@@ -371,9 +371,27 @@ fn number_value(text: &str) -> Value {
 }
 
 #[cfg(test)]
+impl Status {
+    /// `aquatic_test` with one socket worker, turning, and one shard.
+    pub(crate) fn for_tests(show_largest_swarms: bool) -> Self {
+        let heartbeats = Heartbeats::new(crate::ServerStartInstant::new());
+        heartbeats.register("socket-0".into());
+        Status {
+            daemon: "aquatic_test",
+            version: "1.2.3",
+            listen: "udp://127.0.0.1:3000".into(),
+            socket_workers: 1,
+            request_workers: 0,
+            heartbeats,
+            swarms: vec![Arc::default()],
+            show_largest_swarms,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ServerStartInstant;
 
     #[test]
     fn prometheus_text_becomes_families_of_samples() {
@@ -430,18 +448,7 @@ mod tests {
 
     #[test]
     fn stats_json_names_the_daemon_and_its_workers() {
-        let heartbeats = Heartbeats::new(ServerStartInstant::new());
-        heartbeats.register("socket-0".into());
-        let status = Status {
-            daemon: "aquatic_test",
-            version: "1.2.3",
-            listen: "udp://127.0.0.1:3000".into(),
-            socket_workers: 1,
-            request_workers: 0,
-            heartbeats,
-            swarms: vec![Arc::default()],
-            show_largest_swarms: false,
-        };
+        let status = Status::for_tests(false);
         assert_eq!(status.health(), (true, "ok\n".to_string()));
         let json: Value = serde_json::from_str(&status.json("# TYPE a gauge\na 1\n")).unwrap();
         assert_eq!(json["daemon"], "aquatic_test");
