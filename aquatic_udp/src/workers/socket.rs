@@ -156,9 +156,7 @@ impl SocketWorker {
         parts.poll.registry().register(
             &mut socket,
             SOCKET_TOKEN,
-            // Writability only while a send is blocked: on an idle send
-            // buffer every datagram freed would report it again, one
-            // more epoll_wait round per batch sent.
+            // Writable only while a send is blocked (set_send_blocked).
             Interest::READABLE,
         )?;
         let shards = parts.request_senders.len().max(1);
@@ -567,7 +565,8 @@ impl SocketWorker {
         self.set_send_blocked(outcome.blocked);
     }
 
-    /// Ask for writable events exactly while a send waits for room.
+    /// Ask for writable events exactly while a send waits for room (else each
+    /// datagram freed reports writability: one more epoll_wait per batch).
     fn set_send_blocked(&mut self, blocked: bool) {
         if blocked == self.send_blocked {
             return;
@@ -582,7 +581,7 @@ impl SocketWorker {
             .registry()
             .reregister(&mut self.socket, SOCKET_TOKEN, interest)
         {
-            // Without the change the loop still turns on its poll timeout.
+            // The loop still turns on its poll timeout.
             log::warn!("socket worker {}: epoll interest: {err}", self.index);
         }
         self.send_blocked = blocked;
