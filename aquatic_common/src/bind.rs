@@ -64,13 +64,17 @@ pub fn waiting(listener: &mio::net::TcpListener) -> usize {
 /// The next of the `waiting` connections on `listener`, one at a time, so
 /// that each is admitted (or refused and closed) before the next takes a
 /// file descriptor: `None` once they are taken or the queue is empty.
+/// Connections from addresses the IP filter refuses are closed at once
+/// (and counted by `defences`).
 pub fn accept_next(
     listener: &mio::net::TcpListener,
     waiting: &mut usize,
+    defences: &mut crate::defences::Defences,
 ) -> Option<Result<(mio::net::TcpStream, SocketAddr), AcceptFailed>> {
     while *waiting > 0 {
         *waiting -= 1;
         match listener.accept() {
+            Ok((_stream, addr)) if !defences.admits(addr.ip()) => continue,
             Ok(connection) => return Some(Ok(connection)),
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return None,
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,

@@ -22,10 +22,13 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::{Poll, Token};
 
 use crate::ServerStartInstant;
-use crate::access_list::{self, AccessListCache, AccessListConfig, SharedAccessList};
+use crate::access_list::{AccessListCache, AccessListConfig, AccessLists};
+use crate::defences::{DefenceCollector, DefenceCounters, Defences};
 use crate::health::{Heartbeat, Heartbeats};
+use crate::ip_filter::{IpFilterConfig, IpFilters};
 use crate::metrics::{Collector, MetricsConfig, MetricsEndpoint, SwarmGauges};
 use crate::privileges::{PrivilegeConfig, drop_privileges};
+use crate::rate_limit::RateLimitConfig;
 use crate::request_loop::{InlineShard, Shard, channels, polls_and_wakers, spawn_request_workers};
 use crate::scrape_export::{self, ScrapeExportConfig};
 use crate::shard_parts::{ShardControl, command_channel};
@@ -52,6 +55,8 @@ pub struct Settings<'a> {
     /// Seconds between cleanings of a shard.
     pub cleaning_interval: u64,
     pub access_list: &'a AccessListConfig,
+    pub ip_filter: &'a IpFilterConfig,
+    pub rate_limit: &'a RateLimitConfig,
     pub metrics: &'a MetricsConfig,
     pub privileges: &'a PrivilegeConfig,
     pub statistics: &'a StatisticsConfig,
@@ -63,7 +68,7 @@ pub struct Settings<'a> {
 /// The [`Settings`] of a daemon `Config` with the sections every daemon
 /// has (`socket_workers`, `request_workers`, `[network] address` and
 /// `request_channel_capacity`, `[cleaning] interval`, `[access_list]`,
-/// `[metrics]`, `[privileges]`, `[statistics]`, `[scrape_export]`):
+/// `[ip_filter]`, `[rate_limit]`, `[metrics]`, `[privileges]`, `[statistics]`, `[scrape_export]`):
 /// `daemon_settings!(config, name, scheme, state)`.
 #[macro_export]
 macro_rules! daemon_settings {
@@ -78,6 +83,8 @@ macro_rules! daemon_settings {
             channel_capacity: $config.network.request_channel_capacity,
             cleaning_interval: $config.cleaning.interval,
             access_list: &$config.access_list,
+            ip_filter: &$config.ip_filter,
+            rate_limit: &$config.rate_limit,
             metrics: &$config.metrics,
             privileges: &$config.privileges,
             statistics: &$config.statistics,
@@ -94,6 +101,8 @@ pub struct SocketWiring<D: Daemon> {
     pub poll: Poll,
     pub clock: ServerStartInstant,
     pub access_list: AccessListCache,
+    /// The IP filter and rate limit, with their counters.
+    pub defences: Defences,
     /// One per request worker (none with `request_workers = 0`).
     pub request_senders: Vec<Sender<Vec<D::Request>>>,
     pub response_receiver: Receiver<Vec<D::Response>>,
@@ -159,7 +168,8 @@ pub fn run<D: Daemon>(prepare: impl FnOnce() -> anyhow::Result<D>) -> anyhow::Re
     supervisor.handle_signals()?;
     let daemon = prepare()?;
     let settings = daemon.settings();
-    let shared_access_list = access_list::create_shared(settings.access_list)?;
+    let access_lists = AccessLists::load(settings.access_list)?;
+    let ip_filters = IpFilters::load(settings.ip_filter)?;
 
     let sockets = crate::bind::bind_per_worker(
         settings.socket_workers,
@@ -188,6 +198,9 @@ pub fn run<D: Daemon>(prepare: impl FnOnce() -> anyhow::Result<D>) -> anyhow::Re
     let (polls, wakers) = polls_and_wakers(settings.socket_workers, D::WAKER_TOKEN)?;
 
     let socket_stats: Vec<Arc<D::SocketStats>> = (0..settings.socket_workers)
+        .map(|_| Arc::default())
+        .collect();
+    let defence_counters: Vec<Arc<DefenceCounters>> = (0..settings.socket_workers)
         .map(|_| Arc::default())
         .collect();
     // With request_workers = 0 the socket worker owns the one shard.
@@ -219,7 +232,7 @@ pub fn run<D: Daemon>(prepare: impl FnOnce() -> anyhow::Result<D>) -> anyhow::Re
         None
     };
 
-    for (index, ((socket, poll), (response_receiver, stats))) in sockets
+    for (index, (((socket, poll), (response_receiver, stats)), defence_counters)) in sockets
         .into_iter()
         .zip(polls)
         .zip(
@@ -227,6 +240,7 @@ pub fn run<D: Daemon>(prepare: impl FnOnce() -> anyhow::Result<D>) -> anyhow::Re
                 .into_iter()
                 .zip(socket_stats.iter().cloned()),
         )
+        .zip(defence_counters.iter().cloned())
         .enumerate()
     {
         let worker = daemon.socket_worker(SocketWiring {
@@ -234,7 +248,12 @@ pub fn run<D: Daemon>(prepare: impl FnOnce() -> anyhow::Result<D>) -> anyhow::Re
             socket,
             poll,
             clock,
-            access_list: access_list_cache(settings.access_list, &shared_access_list),
+            access_list: access_lists.cache(),
+            defences: Defences::new(
+                ip_filters.cache(),
+                settings.rate_limit.limiter(),
+                defence_counters,
+            ),
             request_senders: request_senders.clone(),
             response_receiver,
             stats,
@@ -277,7 +296,13 @@ pub fn run<D: Daemon>(prepare: impl FnOnce() -> anyhow::Result<D>) -> anyhow::Re
             swarms: swarm_gauges.clone(),
             show_largest_swarms: settings.metrics.show_largest_swarms,
         };
-        endpoint.spawn(&supervisor, settings.name, collector, status)?;
+        let defences = DefenceCollector::new(defence_counters);
+        endpoint.spawn(
+            &supervisor,
+            settings.name,
+            vec![Box::new(collector), Box::new(defences)],
+            status,
+        )?;
     }
     statistics::spawn(&supervisor, settings.statistics, move |interval| {
         D::statistics(interval, socket_stats, swarm_gauges)
@@ -286,7 +311,8 @@ pub fn run<D: Daemon>(prepare: impl FnOnce() -> anyhow::Result<D>) -> anyhow::Re
     let state_file = settings.state;
     Ok(supervisor.run(
         || {
-            access_list::reload_and_log(settings.access_list, &shared_access_list);
+            access_lists.reload_and_log();
+            ip_filters.reload_and_log();
             daemon.reload();
         },
         || {
@@ -295,10 +321,6 @@ pub fn run<D: Daemon>(prepare: impl FnOnce() -> anyhow::Result<D>) -> anyhow::Re
             }
         },
     ))
-}
-
-fn access_list_cache(config: &AccessListConfig, shared: &SharedAccessList) -> AccessListCache {
-    AccessListCache::new(config.mode, shared.clone())
 }
 
 /// What both TCP daemons (HTTP, WebSocket) prepare besides their config:

@@ -3,7 +3,8 @@
 //! Everything here is protocol-agnostic: the info hash and peer id (from
 //! `aquatic_wire`, re-exported), the coarse server clock and `ValidUntil`,
 //! canonical socket addresses (IPv4-mapped IPv6 counts as IPv4), access
-//! lists, response-peer selection, privilege dropping, worker supervision,
+//! lists, the defences an operator switches on (IP filter, per-source
+//! rate limits), response-peer selection, privilege dropping, worker supervision,
 //! the daemon skeleton (`daemon`: start-up, wiring and supervision every
 //! daemon runs, each supplying only what differs through the `Daemon`
 //! trait), the request-worker loop, the statistics log loop, the Prometheus
@@ -36,8 +37,12 @@ pub mod clients;
 pub mod daemon;
 #[allow(unsafe_code)]
 pub mod datagrams;
+pub mod defences;
 pub mod fd_limit;
 pub mod health;
+pub mod interval;
+pub mod ip_filter;
+pub mod list_file;
 #[allow(unsafe_code)]
 pub mod listen_queue;
 pub mod metrics;
@@ -45,6 +50,7 @@ pub mod peer_selection;
 pub mod peer_store;
 pub mod privileges;
 pub mod proxy;
+pub mod rate_limit;
 pub mod request_loop;
 pub mod scrape_export;
 pub mod shard_parts;
@@ -59,5 +65,6 @@ pub mod torrent_map;
 pub mod validation;
 
 pub use addr::{CanonicalSocketAddr, IpVersion};
+pub use aquatic_wire::host;
 pub use aquatic_wire::{InfoHash, PeerId};
 pub use time::{SecondsSinceStart, ServerStartInstant, ValidUntil};

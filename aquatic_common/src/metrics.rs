@@ -90,18 +90,18 @@ impl MetricsEndpoint {
         self,
         supervisor: &Supervisor,
         prefix: &'static str,
-        collector: impl Collector,
+        collectors: Vec<Box<dyn Collector>>,
         status: Status,
     ) -> anyhow::Result<()> {
         supervisor.spawn("metrics".into(), move || {
-            self.serve(prefix, collector, status)
+            self.serve(prefix, collectors, status)
         })
     }
 
     /// Answer requests for the life of the process: `GET /metrics` (or
-    /// `HEAD`) with what `collector` writes, every name prefixed with
+    /// `HEAD`) with what the `collectors` write, every name prefixed with
     /// `prefix`; `/health` and `/stats.json` from `status` and the same
-    /// collector; 404 for other paths, 405 for other methods.
+    /// collectors; 404 for other paths, 405 for other methods.
     ///
     /// Never returns: should the listener die (tiny_http stops accepting
     /// after an accept error, e.g. out of file descriptors), it is bound
@@ -109,11 +109,13 @@ impl MetricsEndpoint {
     pub fn serve(
         self,
         prefix: &str,
-        collector: impl Collector,
+        collectors: Vec<Box<dyn Collector>>,
         status: Status,
     ) -> anyhow::Result<()> {
         let mut registry = Registry::with_prefix(prefix);
-        registry.register_collector(Box::new(collector));
+        for collector in collectors {
+            registry.register_collector(collector);
+        }
         let mut server = self.server;
         let mut backoff = Duration::from_secs(1);
         let mut history = History::default();
@@ -604,7 +606,7 @@ mod tests {
         );
 
         let status = Status::for_tests(true);
-        thread::spawn(move || endpoint.serve("aquatic_test", Fixed, status));
+        thread::spawn(move || endpoint.serve("aquatic_test", vec![Box::new(Fixed)], status));
         let ok = get(
             address,
             "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",

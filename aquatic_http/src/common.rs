@@ -96,9 +96,13 @@ pub use aquatic_common::statistics::add;
 pub const FAILURE_NOT_ALLOWED: &str = "info hash not allowed";
 pub const FAILURE_OVERLOADED: &str = "tracker overloaded, try again later";
 pub const FAILURE_PROXY_HEADER_MISSING: &str = "reverse proxy header missing";
+/// A trusted proxy forwarded a request for an address the IP filter
+/// refuses.
+pub const FAILURE_ADDRESS_REFUSED: &str = "address refused";
+pub use aquatic_common::defences::FAILURE_RATE_LIMITED;
 
 /// Why an error response was sent: the `reason` label of
-/// `aquatic_http_error_responses_total`. The first four are bencoded
+/// `aquatic_http_error_responses_total`. The first six are bencoded
 /// failure reasons (status 200), the rest HTTP error statuses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorReason {
@@ -110,26 +114,35 @@ pub enum ErrorReason {
     Overloaded,
     /// From a trusted proxy, but without the client address header.
     ProxyHeaderMissing,
+    /// Over its source's `[rate_limit]`.
+    RateLimited,
+    /// Forwarded by a trusted proxy for an address `[ip_filter]` refuses.
+    AddressRefused,
     /// 400: not an HTTP/1.x request.
     BadRequest,
     /// 404: neither /announce nor /scrape.
     NotFound,
     /// 431: request head over `network.max_request_head_size`.
     HeadTooLarge,
+    /// 421: a `Host` not in `network.allowed_hosts`.
+    WrongHost,
     /// Any other status.
     OtherStatus,
 }
 
 impl ErrorReason {
     /// Every reason, in discriminant order.
-    pub const ALL: [ErrorReason; 8] = [
+    pub const ALL: [ErrorReason; 11] = [
         ErrorReason::InvalidRequest,
         ErrorReason::InfoHashNotAllowed,
         ErrorReason::Overloaded,
         ErrorReason::ProxyHeaderMissing,
+        ErrorReason::RateLimited,
+        ErrorReason::AddressRefused,
         ErrorReason::BadRequest,
         ErrorReason::NotFound,
         ErrorReason::HeadTooLarge,
+        ErrorReason::WrongHost,
         ErrorReason::OtherStatus,
     ];
 
@@ -139,9 +152,12 @@ impl ErrorReason {
             ErrorReason::InfoHashNotAllowed => "info_hash_not_allowed",
             ErrorReason::Overloaded => "overloaded",
             ErrorReason::ProxyHeaderMissing => "proxy_header_missing",
+            ErrorReason::RateLimited => "rate_limited",
+            ErrorReason::AddressRefused => "address_refused",
             ErrorReason::BadRequest => "bad_request",
             ErrorReason::NotFound => "not_found",
             ErrorReason::HeadTooLarge => "head_too_large",
+            ErrorReason::WrongHost => "wrong_host",
             ErrorReason::OtherStatus => "other_status",
         }
     }
@@ -152,6 +168,8 @@ impl ErrorReason {
             FAILURE_NOT_ALLOWED => ErrorReason::InfoHashNotAllowed,
             FAILURE_OVERLOADED => ErrorReason::Overloaded,
             FAILURE_PROXY_HEADER_MISSING => ErrorReason::ProxyHeaderMissing,
+            FAILURE_RATE_LIMITED => ErrorReason::RateLimited,
+            FAILURE_ADDRESS_REFUSED => ErrorReason::AddressRefused,
             _ => ErrorReason::InvalidRequest,
         }
     }
@@ -161,6 +179,7 @@ impl ErrorReason {
         match status {
             400 => ErrorReason::BadRequest,
             404 => ErrorReason::NotFound,
+            421 => ErrorReason::WrongHost,
             431 => ErrorReason::HeadTooLarge,
             _ => ErrorReason::OtherStatus,
         }

@@ -6,8 +6,11 @@ use std::path::PathBuf;
 
 use aquatic_cli_helpers::LogLevel;
 use aquatic_common::access_list::AccessListConfig;
+use aquatic_common::interval::jitter_check;
+use aquatic_common::ip_filter::IpFilterConfig;
 use aquatic_common::metrics::MetricsConfig;
 use aquatic_common::privileges::PrivilegeConfig;
+use aquatic_common::rate_limit::RateLimitConfig;
 use aquatic_common::scrape_export::ScrapeExportConfig;
 use aquatic_common::source::SourceBudgetConfig;
 use aquatic_common::state::StateConfig;
@@ -32,6 +35,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub privileges: PrivilegeConfig,
     pub access_list: AccessListConfig,
+    pub ip_filter: IpFilterConfig,
+    pub rate_limit: RateLimitConfig,
     pub state: StateConfig,
     pub scrape_export: ScrapeExportConfig,
 }
@@ -50,6 +55,8 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             privileges: PrivilegeConfig::default(),
             access_list: AccessListConfig::default(),
+            ip_filter: IpFilterConfig::default(),
+            rate_limit: RateLimitConfig::default(),
             state: StateConfig::default(),
             scrape_export: ScrapeExportConfig::default(),
         }
@@ -65,6 +72,7 @@ pub struct NetworkConfig {
     pub tls_private_key_path: PathBuf,
     pub reverse_proxy_ip_header: String,
     pub trusted_proxies: Vec<String>,
+    pub allowed_hosts: Vec<String>,
     pub max_request_head_size: usize,
     pub max_connections: usize,
     pub connection_idle_timeout: u32,
@@ -83,6 +91,7 @@ impl Default for NetworkConfig {
             tls_private_key_path: PathBuf::new(),
             reverse_proxy_ip_header: String::new(),
             trusted_proxies: Vec::new(),
+            allowed_hosts: Vec::new(),
             max_request_head_size: 8192,
             max_connections: 10_000,
             connection_idle_timeout: 30,
@@ -142,6 +151,7 @@ pub struct ProtocolConfig {
     pub max_peers_per_torrent: usize,
     pub max_peers: usize,
     pub peer_announce_interval: u32,
+    pub peer_announce_interval_jitter: u32,
     pub min_announce_interval: u32,
 }
 
@@ -153,6 +163,7 @@ impl Default for ProtocolConfig {
             max_peers_per_torrent: 250_000,
             max_peers: 20_000_000,
             peer_announce_interval: 1800,
+            peer_announce_interval_jitter: 120,
             min_announce_interval: 60,
         }
     }
@@ -191,11 +202,22 @@ impl Config {
         let n = &self.network;
         first_failed(worker_checks(self.socket_workers, self.request_workers))?;
         first_failed(self.source_budgets.checks())?;
+        first_failed(self.rate_limit.checks())?;
         first_failed(peer_lifetime_checks(
             self.cleaning.max_peer_age,
             self.cleaning.interval,
         ))?;
         first_failed([
+            jitter_check(
+                self.protocol.peer_announce_interval,
+                self.protocol.peer_announce_interval_jitter,
+            ),
+            (
+                n.allowed_hosts
+                    .iter()
+                    .any(|h| h.trim().is_empty() || h.contains(char::is_whitespace)),
+                "network.allowed_hosts entries must be host names without spaces",
+            ),
             (
                 self.protocol.max_scrape_torrents == 0,
                 "protocol.max_scrape_torrents must be at least 1",

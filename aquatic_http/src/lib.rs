@@ -36,6 +36,7 @@ use std::time::Duration;
 
 use aquatic_common::SecondsSinceStart;
 use aquatic_common::daemon::{self, Daemon, Settings, SocketWiring, TcpFront};
+use aquatic_common::interval::AnnounceInterval;
 use aquatic_common::metrics::SwarmGauges;
 use aquatic_common::state::{self, DaemonKind};
 use rand::SeedableRng;
@@ -111,7 +112,11 @@ impl Daemon for Http {
         let limits = config.shard_limits();
         let swarm_config = SwarmConfig {
             max_response_peers: config.protocol.max_response_peers,
-            peer_announce_interval: config.protocol.peer_announce_interval,
+            announce_interval: AnnounceInterval {
+                base: config.protocol.peer_announce_interval,
+                jitter: config.protocol.peer_announce_interval_jitter,
+                floor: config.protocol.min_announce_interval,
+            },
             min_announce_interval: config.protocol.min_announce_interval,
             max_peer_age: config.cleaning.max_peer_age,
         };
@@ -147,6 +152,7 @@ impl Daemon for Http {
             tls: self.front.tls.clone(),
             trusted_proxies: self.front.trusted_proxies.clone(),
             access_list: wiring.access_list,
+            defences: wiring.defences,
             clock: wiring.clock,
             request_senders: wiring.request_senders,
             response_receiver: wiring.response_receiver,

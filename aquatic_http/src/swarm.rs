@@ -10,6 +10,7 @@
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use aquatic_common::interval::AnnounceInterval;
 use aquatic_common::metrics::SwarmGauges;
 use aquatic_common::state::{self, PeerRecords, StateError, TorrentRecord};
 use aquatic_common::torrent_map::{Announce, Limits, SwarmEvent, TorrentMap};
@@ -22,7 +23,8 @@ use rand::Rng;
 #[derive(Clone, Copy, Debug)]
 pub struct SwarmConfig {
     pub max_response_peers: usize,
-    pub peer_announce_interval: u32,
+    /// With `min_announce_interval` as its floor.
+    pub announce_interval: AnnounceInterval,
     pub min_announce_interval: u32,
     pub max_peer_age: u32,
 }
@@ -64,7 +66,7 @@ impl TorrentMaps {
             .min(config.max_response_peers);
         let valid_until = ValidUntil::new(now, config.max_peer_age);
         let mut response = AnnounceResponse {
-            interval: config.peer_announce_interval,
+            interval: config.announce_interval.pick(rng),
             min_interval: config.min_announce_interval,
             complete: 0,
             incomplete: 0,
@@ -191,7 +193,11 @@ mod tests {
 
     const CONFIG: SwarmConfig = SwarmConfig {
         max_response_peers: 50,
-        peer_announce_interval: 1800,
+        announce_interval: AnnounceInterval {
+            base: 1800,
+            jitter: 0,
+            floor: 60,
+        },
         min_announce_interval: 60,
         max_peer_age: 2000,
     };

@@ -133,6 +133,7 @@ mod tests {
         ParseOptions {
             max_scrape_torrents: 1000,
             reverse_proxy_header: None,
+            allowed_hosts: &[],
         }
     }
 

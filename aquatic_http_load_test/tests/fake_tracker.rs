@@ -140,6 +140,7 @@ fn serve(mut stream: impl Read + Write, mode: Mode, stop: &AtomicBool, counts: &
     let options = ParseOptions {
         max_scrape_torrents: 100,
         reverse_proxy_header: None,
+        allowed_hosts: &[],
     };
     let mut input = Vec::new();
     let mut chunk = [0u8; 4096];

@@ -83,6 +83,10 @@ pub struct ParseOptions<'a> {
     /// Name (any case) of the header a reverse proxy puts the client address
     /// in, e.g. `X-Forwarded-For` or `X-Real-IP`; `None` to ignore headers.
     pub reverse_proxy_header: Option<&'a str>,
+    /// Host names served (lowercase, without port): a request whose `Host`
+    /// header names another is [`RequestParseError::WrongHost`]. Empty:
+    /// any (see `aquatic_wire::host::host_allowed`).
+    pub allowed_hosts: &'a [String],
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,6 +121,13 @@ pub enum RequestParseError {
         keep_alive: bool,
         keep_alive_asked: bool,
     },
+    /// The `Host` header is not one of [`ParseOptions::allowed_hosts`]
+    /// (someone else's domain pointed at the tracker): 421.
+    WrongHost {
+        consumed: usize,
+        keep_alive: bool,
+        keep_alive_asked: bool,
+    },
     /// An announce or scrape with a bad query: answer with a bencoded
     /// `failure reason` (see [`crate::write_failure`]).
     Invalid {
@@ -136,6 +147,7 @@ impl fmt::Display for RequestParseError {
         match self {
             Self::NeedMoreData => f.write_str("incomplete request head"),
             Self::NotFound { .. } => f.write_str("path is neither announce nor scrape"),
+            Self::WrongHost { .. } => f.write_str("host name not served here"),
             Self::Invalid { reason, .. } => f.write_str(reason),
             Self::BadRequest => f.write_str("bad HTTP request"),
         }
@@ -179,8 +191,11 @@ pub fn parse_request(
 
     let mut connection_close = false;
     let mut connection_keep_alive = false;
+    let mut host = None;
     for header in head.headers.iter() {
-        if header.name.eq_ignore_ascii_case("connection") {
+        if header.name.eq_ignore_ascii_case("host") {
+            host = Some(header.value);
+        } else if header.name.eq_ignore_ascii_case("connection") {
             for token in header.value.split(|&b| b == b',') {
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
@@ -200,6 +215,14 @@ pub fn parse_request(
     }
     let keep_alive = !connection_close && (http_1_1 || connection_keep_alive);
     let keep_alive_asked = keep_alive && connection_keep_alive;
+
+    if !aquatic_wire::host::host_allowed(host, options.allowed_hosts) {
+        return Err(RequestParseError::WrongHost {
+            consumed,
+            keep_alive,
+            keep_alive_asked,
+        });
+    }
 
     let (path, query) = match target.split_once('?') {
         Some((path, query)) => (path, query.as_bytes()),

@@ -90,6 +90,7 @@ fn options(max_scrape_torrents: usize) -> ParseOptions<'static> {
     ParseOptions {
         max_scrape_torrents,
         reverse_proxy_header: Some("X-Forwarded-For"),
+        allowed_hosts: &[],
     }
 }
 
@@ -496,7 +497,7 @@ proptest! {
     #[test]
     fn parse_never_panics(bytes in vec(any::<u8>(), 0..2000), max in 0usize..200) {
         let _ = parse_request(&bytes, &options(max));
-        let _ = parse_request(&bytes, &ParseOptions { max_scrape_torrents: usize::MAX, reverse_proxy_header: None });
+        let _ = parse_request(&bytes, &ParseOptions { max_scrape_torrents: usize::MAX, reverse_proxy_header: None, allowed_hosts: &[] });
     }
 
     /// What the fuzz target checks: a parsed request, re-written, parses to
@@ -512,6 +513,7 @@ proptest! {
             }
             Err(
                 RequestParseError::NotFound { consumed, .. }
+                | RequestParseError::WrongHost { consumed, .. }
                 | RequestParseError::Invalid { consumed, .. },
             ) => prop_assert!(consumed <= bytes.len()),
             Err(RequestParseError::NeedMoreData | RequestParseError::BadRequest) => {}

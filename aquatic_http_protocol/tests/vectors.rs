@@ -19,6 +19,7 @@ use aquatic_http_protocol::{
 const OPTIONS: ParseOptions<'static> = ParseOptions {
     max_scrape_torrents: 100,
     reverse_proxy_header: None,
+    allowed_hosts: &[],
 };
 
 fn parse(bytes: &[u8]) -> Result<ParsedRequest, RequestParseError> {
@@ -629,6 +630,7 @@ fn scrape_limits() {
         let options = ParseOptions {
             max_scrape_torrents,
             reverse_proxy_header: None,
+            allowed_hosts: &[],
         };
         parse_request(bytes.as_bytes(), &options).map(|parsed| parsed.request)
     };
@@ -839,6 +841,7 @@ fn reverse_proxy_header_rightmost_address() {
         let options = ParseOptions {
             max_scrape_torrents: 100,
             reverse_proxy_header: header,
+            allowed_hosts: &[],
         };
         parse_request(&with_headers(headers), &options)
             .unwrap()

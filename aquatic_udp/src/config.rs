@@ -5,8 +5,11 @@ use std::net::SocketAddr;
 
 use aquatic_cli_helpers::LogLevel;
 use aquatic_common::access_list::AccessListConfig;
+use aquatic_common::interval::jitter_check;
+use aquatic_common::ip_filter::IpFilterConfig;
 use aquatic_common::metrics::MetricsConfig;
 use aquatic_common::privileges::PrivilegeConfig;
+use aquatic_common::rate_limit::RateLimitConfig;
 use aquatic_common::scrape_export::ScrapeExportConfig;
 use aquatic_common::source::SourceBudgetConfig;
 use aquatic_common::state::StateConfig;
@@ -30,6 +33,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub privileges: PrivilegeConfig,
     pub access_list: AccessListConfig,
+    pub ip_filter: IpFilterConfig,
+    pub rate_limit: RateLimitConfig,
     pub state: StateConfig,
     pub scrape_export: ScrapeExportConfig,
 }
@@ -48,6 +53,8 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             privileges: PrivilegeConfig::default(),
             access_list: AccessListConfig::default(),
+            ip_filter: IpFilterConfig::default(),
+            rate_limit: RateLimitConfig::default(),
             state: StateConfig::default(),
             scrape_export: ScrapeExportConfig::default(),
         }
@@ -86,6 +93,7 @@ pub struct ProtocolConfig {
     pub max_peers_per_torrent: usize,
     pub max_peers: usize,
     pub peer_announce_interval: u32,
+    pub peer_announce_interval_jitter: u32,
 }
 
 impl Default for ProtocolConfig {
@@ -96,6 +104,7 @@ impl Default for ProtocolConfig {
             max_peers_per_torrent: 250_000,
             max_peers: 20_000_000,
             peer_announce_interval: 1800,
+            peer_announce_interval_jitter: 120,
         }
     }
 }
@@ -135,11 +144,16 @@ impl Config {
         let n = &self.network;
         first_failed(worker_checks(self.socket_workers, self.request_workers))?;
         first_failed(self.source_budgets.checks())?;
+        first_failed(self.rate_limit.checks())?;
         first_failed(peer_lifetime_checks(
             self.cleaning.max_peer_age,
             self.cleaning.interval,
         ))?;
         first_failed([
+            jitter_check(
+                self.protocol.peer_announce_interval,
+                self.protocol.peer_announce_interval_jitter,
+            ),
             (
                 self.protocol.max_scrape_torrents == 0,
                 "protocol.max_scrape_torrents must be at least 1",

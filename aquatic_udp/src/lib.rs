@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use aquatic_common::SecondsSinceStart;
 use aquatic_common::daemon::{self, Daemon, Settings, SocketWiring};
+use aquatic_common::interval::AnnounceInterval;
 use aquatic_common::metrics::SwarmGauges;
 use aquatic_common::state::{self, DaemonKind};
 use rand::SeedableRng;
@@ -104,7 +105,10 @@ impl Daemon for Udp {
         let limits = config.shard_limits();
         let swarm_config = SwarmConfig {
             max_response_peers: config.protocol.max_response_peers,
-            peer_announce_interval: config.protocol.peer_announce_interval,
+            announce_interval: AnnounceInterval::new(
+                config.protocol.peer_announce_interval,
+                config.protocol.peer_announce_interval_jitter,
+            ),
             max_peer_age: config.cleaning.max_peer_age,
         };
         let maps = state::load_shards(
@@ -138,6 +142,7 @@ impl Daemon for Udp {
             clock: wiring.clock,
             validator: self.validator.clone(),
             access_list: wiring.access_list,
+            defences: wiring.defences,
             index: wiring.index,
             request_senders: wiring.request_senders,
             response_receiver: wiring.response_receiver,

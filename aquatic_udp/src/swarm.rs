@@ -14,6 +14,7 @@ use std::fmt::Debug;
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use aquatic_common::interval::AnnounceInterval;
 use aquatic_common::metrics::SwarmSizes;
 use aquatic_common::peer_store::PeerAddr;
 use aquatic_common::state::{self, PeerRecords, StateCodec, StateError, TorrentRecord};
@@ -41,7 +42,7 @@ impl PeerIp for Ipv6Addr {
 #[derive(Clone, Copy, Debug)]
 pub struct SwarmConfig {
     pub max_response_peers: usize,
-    pub peer_announce_interval: u32,
+    pub announce_interval: AnnounceInterval,
     pub max_peer_age: u32,
 }
 
@@ -111,7 +112,7 @@ impl<I: PeerIp> TorrentMap<I> {
             });
         AnnounceResponse {
             transaction_id: query.transaction_id,
-            announce_interval: saturating_i32(config.peer_announce_interval),
+            announce_interval: saturating_i32(config.announce_interval.pick(rng)),
             leechers: saturating_i32(counts.leechers),
             seeders: saturating_i32(counts.seeders),
             peers,
@@ -218,7 +219,7 @@ mod tests {
 
     const CONFIG: SwarmConfig = SwarmConfig {
         max_response_peers: 50,
-        peer_announce_interval: 1800,
+        announce_interval: AnnounceInterval::new(1800, 0),
         max_peer_age: 2000,
     };
 

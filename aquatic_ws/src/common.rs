@@ -73,6 +73,7 @@ pub const FAILURE_TOO_MANY_SCRAPES: &str = "too many scrapes in flight on this c
 pub const FAILURE_PEER_ID_TAKEN: &str = "peer id in use by another connection";
 pub const FAILURE_UNKNOWN_OFFER: &str = "answer to an offer this peer was not sent";
 pub const FAILURE_BINARY: &str = "binary messages are not supported";
+pub use aquatic_common::defences::FAILURE_RATE_LIMITED;
 
 /// Why a failure reason was sent: the `reason` label of
 /// `aquatic_ws_error_responses_total`.
@@ -89,11 +90,13 @@ pub enum ErrorReason {
     PeerIdTaken,
     UnknownOffer,
     BinaryMessage,
+    /// Over its source's `[rate_limit]`.
+    RateLimited,
 }
 
 impl ErrorReason {
     /// Every reason, in discriminant order.
-    pub const ALL: [ErrorReason; 7] = [
+    pub const ALL: [ErrorReason; 8] = [
         ErrorReason::InvalidMessage,
         ErrorReason::InfoHashNotAllowed,
         ErrorReason::Overloaded,
@@ -101,6 +104,7 @@ impl ErrorReason {
         ErrorReason::PeerIdTaken,
         ErrorReason::UnknownOffer,
         ErrorReason::BinaryMessage,
+        ErrorReason::RateLimited,
     ];
 
     pub fn label(self) -> &'static str {
@@ -112,6 +116,7 @@ impl ErrorReason {
             ErrorReason::PeerIdTaken => "peer_id_taken",
             ErrorReason::UnknownOffer => "unknown_offer",
             ErrorReason::BinaryMessage => "binary_message",
+            ErrorReason::RateLimited => "rate_limited",
         }
     }
 
@@ -126,6 +131,7 @@ impl ErrorReason {
             FAILURE_PEER_ID_TAKEN => ErrorReason::PeerIdTaken,
             FAILURE_UNKNOWN_OFFER => ErrorReason::UnknownOffer,
             FAILURE_BINARY => ErrorReason::BinaryMessage,
+            FAILURE_RATE_LIMITED => ErrorReason::RateLimited,
             _ => ErrorReason::InvalidMessage,
         }
     }

@@ -6,8 +6,11 @@ use std::path::PathBuf;
 
 use aquatic_cli_helpers::LogLevel;
 use aquatic_common::access_list::AccessListConfig;
+use aquatic_common::interval::jitter_check;
+use aquatic_common::ip_filter::IpFilterConfig;
 use aquatic_common::metrics::MetricsConfig;
 use aquatic_common::privileges::PrivilegeConfig;
+use aquatic_common::rate_limit::RateLimitConfig;
 use aquatic_common::scrape_export::ScrapeExportConfig;
 use aquatic_common::source::SourceBudgetConfig;
 use aquatic_common::statistics::StatisticsConfig;
@@ -36,6 +39,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub privileges: PrivilegeConfig,
     pub access_list: AccessListConfig,
+    pub ip_filter: IpFilterConfig,
+    pub rate_limit: RateLimitConfig,
     pub scrape_export: ScrapeExportConfig,
 }
 
@@ -53,6 +58,8 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             privileges: PrivilegeConfig::default(),
             access_list: AccessListConfig::default(),
+            ip_filter: IpFilterConfig::default(),
+            rate_limit: RateLimitConfig::default(),
             scrape_export: ScrapeExportConfig::default(),
         }
     }
@@ -67,6 +74,7 @@ pub struct NetworkConfig {
     pub tls_private_key_path: PathBuf,
     pub reverse_proxy_ip_header: String,
     pub trusted_proxies: Vec<String>,
+    pub allowed_hosts: Vec<String>,
     pub max_request_head_size: usize,
     pub max_frame_size: usize,
     pub max_message_size: usize,
@@ -88,6 +96,7 @@ impl Default for NetworkConfig {
             tls_private_key_path: PathBuf::new(),
             reverse_proxy_ip_header: String::new(),
             trusted_proxies: Vec::new(),
+            allowed_hosts: Vec::new(),
             max_request_head_size: 8192,
             max_frame_size: 128 * 1024,
             max_message_size: 256 * 1024,
@@ -120,6 +129,7 @@ pub struct ProtocolConfig {
     pub max_pending_offers: usize,
     pub offer_timeout: u32,
     pub peer_announce_interval: u32,
+    pub peer_announce_interval_jitter: u32,
 }
 
 impl Default for ProtocolConfig {
@@ -133,6 +143,7 @@ impl Default for ProtocolConfig {
             max_pending_offers: 2_000_000,
             offer_timeout: 60,
             peer_announce_interval: 120,
+            peer_announce_interval_jitter: 15,
         }
     }
 }
@@ -176,11 +187,19 @@ impl Config {
         let p = &self.protocol;
         first_failed(worker_checks(self.socket_workers, self.request_workers))?;
         first_failed(self.source_budgets.checks())?;
+        first_failed(self.rate_limit.checks())?;
         first_failed(peer_lifetime_checks(
             self.cleaning.max_peer_age,
             self.cleaning.interval,
         ))?;
         first_failed([
+            jitter_check(p.peer_announce_interval, p.peer_announce_interval_jitter),
+            (
+                n.allowed_hosts
+                    .iter()
+                    .any(|h| h.trim().is_empty() || h.contains(char::is_whitespace)),
+                "network.allowed_hosts entries must be host names without spaces",
+            ),
             (p.max_offers == 0, "protocol.max_offers must be at least 1"),
             (
                 p.max_scrape_torrents == 0,

@@ -37,6 +37,7 @@ use std::time::Duration;
 
 use aquatic_common::SecondsSinceStart;
 use aquatic_common::daemon::{self, Daemon, Settings, SocketWiring, TcpFront};
+use aquatic_common::interval::AnnounceInterval;
 use aquatic_common::metrics::SwarmGauges;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -107,7 +108,10 @@ impl Daemon for Ws {
         let max_pending_offers = config.per_shard(config.protocol.max_pending_offers);
         let swarm_config = SwarmConfig {
             max_offers: config.protocol.max_offers,
-            peer_announce_interval: config.protocol.peer_announce_interval,
+            announce_interval: AnnounceInterval::new(
+                config.protocol.peer_announce_interval,
+                config.protocol.peer_announce_interval_jitter,
+            ),
             max_peer_age: config.cleaning.max_peer_age,
             offer_timeout: config.protocol.offer_timeout,
             max_pending_offers,
@@ -140,6 +144,7 @@ impl Daemon for Ws {
             tls: self.front.tls.clone(),
             trusted_proxies: self.front.trusted_proxies.clone(),
             access_list: wiring.access_list,
+            defences: wiring.defences,
             clock: wiring.clock,
             request_senders: wiring.request_senders,
             response_receiver: wiring.response_receiver,

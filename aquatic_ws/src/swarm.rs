@@ -27,6 +27,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use aquatic_common::interval::AnnounceInterval;
 use aquatic_common::source::SourceKey;
 use aquatic_common::torrent_map::{Announce, Limits, SwarmEvent, TorrentMap};
 use aquatic_common::{InfoHash, IpVersion, PeerId, SecondsSinceStart, ValidUntil};
@@ -45,7 +46,7 @@ use crate::offers::{NotRelayed, NotTaken, PendingKey, PendingOffer, PendingOffer
 #[derive(Clone, Copy, Debug)]
 pub struct SwarmConfig {
     pub max_offers: usize,
-    pub peer_announce_interval: u32,
+    pub announce_interval: AnnounceInterval,
     pub max_peer_age: u32,
     pub offer_timeout: u32,
     /// This shard's share of `protocol.max_pending_offers`.
@@ -168,7 +169,7 @@ impl WsShard {
                 info_hash,
                 complete: counts.seeders,
                 incomplete: counts.leechers,
-                interval: self.config.peer_announce_interval,
+                interval: self.config.announce_interval.pick(&mut self.rng),
             }),
         );
         let valid_until = ValidUntil::new(now, self.config.offer_timeout);
@@ -301,7 +302,7 @@ mod tests {
         WsShard::new(
             SwarmConfig {
                 max_offers: 10,
-                peer_announce_interval: 120,
+                announce_interval: AnnounceInterval::new(120, 0),
                 max_peer_age: 300,
                 offer_timeout: 60,
                 max_pending_offers: max_pending,

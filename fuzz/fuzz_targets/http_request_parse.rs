@@ -14,6 +14,7 @@ use libfuzzer_sys::fuzz_target;
 const OPTIONS: ParseOptions<'static> = ParseOptions {
     max_scrape_torrents: 16,
     reverse_proxy_header: Some("X-Forwarded-For"),
+    allowed_hosts: &[],
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -21,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(parsed) => parsed,
         Err(
             RequestParseError::NotFound { consumed, .. }
+                | RequestParseError::WrongHost { consumed, .. }
             | RequestParseError::Invalid { consumed, .. },
         ) => {
             assert!(consumed <= data.len());

@@ -216,10 +216,10 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
         }
-        // 2 workers x (3 + 1 + 2 + 3 + 8 + 2) + 4 gauges x 2 IP versions
+        // 2 workers x (3 + 1 + 2 + 3 + 11 + 2) + 4 gauges x 2 IP versions
         // + 4 reasons x 2 IP versions + 20 swarm sizes x 2 IP versions.
         let samples = text.lines().filter(|l| !l.starts_with('#')).count();
         // + 14 clients x 2 workers.
-        assert_eq!(samples, 2 * 19 + 8 + 8 + 40 + 28, "{text}");
+        assert_eq!(samples, 2 * 22 + 8 + 8 + 40 + 28, "{text}");
     }
 }

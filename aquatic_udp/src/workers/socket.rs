@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use aquatic_common::access_list::AccessListCache;
 use aquatic_common::datagrams::{BATCH, Received, RecvBatch, SendBatch};
+use aquatic_common::defences::Defences;
 use aquatic_common::health::Heartbeat;
 use aquatic_common::request_loop::InlineShard;
 use aquatic_common::{
@@ -100,6 +101,7 @@ pub struct SocketWorker {
     now: SecondsSinceStart,
     validator: ConnectionValidator,
     access_list: AccessListCache,
+    defences: Defences,
     index: usize,
     request_senders: Vec<Sender<Vec<RequestMessage>>>,
     response_receiver: Receiver<Vec<ResponseMessage>>,
@@ -131,6 +133,7 @@ pub struct SocketWorkerParts {
     pub clock: ServerStartInstant,
     pub validator: ConnectionValidator,
     pub access_list: AccessListCache,
+    pub defences: Defences,
     pub index: usize,
     pub request_senders: Vec<Sender<Vec<RequestMessage>>>,
     pub response_receiver: Receiver<Vec<ResponseMessage>>,
@@ -168,6 +171,7 @@ impl SocketWorker {
             clock: parts.clock,
             validator: parts.validator,
             access_list: parts.access_list,
+            defences: parts.defences,
             index: parts.index,
             request_senders: parts.request_senders,
             response_receiver: parts.response_receiver,
@@ -290,6 +294,9 @@ impl SocketWorker {
             &self.stats.get(v).bytes_received,
             datagram.payload.len() as u64,
         );
+        if !self.defences.admits(src.ip()) {
+            return; // refused by the IP filter (counted)
+        }
         if datagram.truncated {
             // Longer than any request: not one.
             add(&self.stats.get(v).dropped_malformed, 1);
@@ -318,6 +325,9 @@ impl SocketWorker {
                     add(&self.stats.get(v).dropped_bad_connection_id, 1);
                     return;
                 }
+                if !self.defences.within_rate(src.ip()) {
+                    return; // over its source's rate (counted)
+                }
                 self.stats.get(v).clients.count(&request.peer_id);
                 if !self.access_list.allows(&request.info_hash) {
                     self.send_error(request.transaction_id, "info hash not allowed", src, local);
@@ -339,13 +349,13 @@ impl SocketWorker {
             }
             Ok(Request::Scrape(request)) => {
                 add(&self.stats.get(v).requests_scrape, 1);
-                if self
+                if !self
                     .validator
                     .is_valid(self.now, request.connection_id, src.ip())
                 {
-                    self.split_scrape(request, src, local);
-                } else {
                     add(&self.stats.get(v).dropped_bad_connection_id, 1);
+                } else if self.defences.within_rate(src.ip()) {
+                    self.split_scrape(request, src, local);
                 }
             }
             Err(RequestParseError::Sendable {

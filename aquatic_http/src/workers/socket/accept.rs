@@ -20,7 +20,9 @@ impl SocketWorker {
     pub(super) fn accept(&mut self) {
         self.accept_pending = false;
         let mut waiting = bind::waiting(&self.listener);
-        while let Some(accepted) = bind::accept_next(&self.listener, &mut waiting) {
+        while let Some(accepted) =
+            bind::accept_next(&self.listener, &mut waiting, &mut self.defences)
+        {
             match accepted {
                 Ok((stream, addr)) => self.admit(stream, CanonicalSocketAddr::new(addr)),
                 Err(AcceptFailed) => {

@@ -170,6 +170,7 @@ impl Connection {
                 Ok(parsed) => parsed.consumed,
                 Err(
                     RequestParseError::NotFound { consumed, .. }
+                    | RequestParseError::WrongHost { consumed, .. }
                     | RequestParseError::Invalid { consumed, .. },
                 ) => *consumed,
                 Err(RequestParseError::NeedMoreData | RequestParseError::BadRequest) => 0,
@@ -204,6 +205,15 @@ impl Connection {
                     drain(&mut self.read_buf, consumed);
                     let keep_alive = self.policy.keeps(keep_alive, keep_alive_asked);
                     return self.reject_status(404, "Not Found", keep_alive, limits, now);
+                }
+                Err(RequestParseError::WrongHost {
+                    consumed,
+                    keep_alive,
+                    keep_alive_asked,
+                }) => {
+                    drain(&mut self.read_buf, consumed);
+                    let keep_alive = self.policy.keeps(keep_alive, keep_alive_asked);
+                    return self.reject_status(421, "Misdirected Request", keep_alive, limits, now);
                 }
                 Err(RequestParseError::Invalid {
                     reason,
@@ -369,6 +379,7 @@ mod tests {
         parse: ParseOptions {
             max_scrape_torrents: 10,
             reverse_proxy_header: None,
+            allowed_hosts: &[],
         },
     };
     const NOW: SecondsSinceStart = SecondsSinceStart(100);

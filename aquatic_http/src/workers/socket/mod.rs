@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aquatic_common::access_list::AccessListCache;
+use aquatic_common::defences::Defences;
 use aquatic_common::health::Heartbeat;
 use aquatic_common::proxy::{ProxyHeaderMissing, client_ip};
 use aquatic_common::request_loop::InlineShard;
@@ -44,9 +45,9 @@ use slab::Slab;
 use self::connection::{Connection, Limits, ReadResult, Step};
 use self::io::{WriteResult, interest, read_plain, read_tls, write_plain, write_tls};
 use crate::common::{
-    ConnectionMeta, ErrorReason, FAILURE_NOT_ALLOWED, FAILURE_OVERLOADED,
-    FAILURE_PROXY_HEADER_MISSING, RequestMessage, ResponseMessage, SocketWorkerStats, SwarmRequest,
-    SwarmResponse, add, shard_of,
+    ConnectionMeta, ErrorReason, FAILURE_ADDRESS_REFUSED, FAILURE_NOT_ALLOWED, FAILURE_OVERLOADED,
+    FAILURE_PROXY_HEADER_MISSING, FAILURE_RATE_LIMITED, RequestMessage, ResponseMessage,
+    SocketWorkerStats, SwarmRequest, SwarmResponse, add, shard_of,
 };
 use crate::config::Config;
 use crate::workers::request::HttpShard;
@@ -85,6 +86,7 @@ fn limits(config: &Config) -> Limits<'_> {
             max_scrape_torrents: config.protocol.max_scrape_torrents,
             reverse_proxy_header: Some(config.network.reverse_proxy_ip_header.as_str())
                 .filter(|h| !h.is_empty()),
+            allowed_hosts: &config.network.allowed_hosts,
         },
     }
 }
@@ -97,6 +99,7 @@ pub struct SocketWorkerParts {
     pub tls: Option<SharedTlsConfig>,
     pub trusted_proxies: Vec<IpNet>,
     pub access_list: AccessListCache,
+    pub defences: Defences,
     pub clock: ServerStartInstant,
     pub request_senders: Vec<Sender<Vec<RequestMessage>>>,
     pub response_receiver: Receiver<Vec<ResponseMessage>>,
@@ -113,6 +116,7 @@ pub struct SocketWorker {
     poll: Poll,
     tls: Option<SharedTlsConfig>,
     access_list: AccessListCache,
+    defences: Defences,
     clock: ServerStartInstant,
     now: SecondsSinceStart,
     connections: Slab<Client>,
@@ -162,6 +166,7 @@ impl SocketWorker {
             poll: parts.poll,
             tls: parts.tls,
             access_list: parts.access_list,
+            defences: parts.defences,
             clock: parts.clock,
             connections: Slab::new(),
             next_request_id: 0,
@@ -303,6 +308,9 @@ impl SocketWorker {
                 }
                 Step::Rejected(reason) => {
                     self.stats.count_error(reason);
+                    if reason == ErrorReason::WrongHost {
+                        self.defences.count_wrong_host();
+                    }
                     if let Outcome::Close = self.flush(key) {
                         return Outcome::Close;
                     }
@@ -343,6 +351,14 @@ impl SocketWorker {
                 return self.respond_failure(key, FAILURE_PROXY_HEADER_MISSING);
             }
         };
+        // The connection's own address passed the IP filter at accept; a
+        // proxy's client is checked here.
+        if peer_ip != client.peer_addr.ip() && !self.defences.admits(peer_ip) {
+            return self.respond_failure(key, FAILURE_ADDRESS_REFUSED);
+        }
+        if !self.defences.within_rate(peer_ip) {
+            return self.respond_failure(key, FAILURE_RATE_LIMITED);
+        }
         self.next_request_id = self.next_request_id.wrapping_add(1);
         let request_id = self.next_request_id;
         let meta = ConnectionMeta {

@@ -23,7 +23,9 @@ impl SocketWorker {
     pub(super) fn accept(&mut self) {
         self.accept_pending = false;
         let mut waiting = bind::waiting(&self.listener);
-        while let Some(accepted) = bind::accept_next(&self.listener, &mut waiting) {
+        while let Some(accepted) =
+            bind::accept_next(&self.listener, &mut waiting, &mut self.defences)
+        {
             match accepted {
                 Ok((stream, addr)) => self.admit(stream, addr),
                 Err(AcceptFailed) => {
@@ -75,6 +77,7 @@ impl SocketWorker {
             phase: Phase::Handshake(stream, Box::new(Handshake::new(addr.ip()))),
             generation: self.next_generation,
             ip_version: IpVersion::of(addr.ip()),
+            client_ip: addr.ip().to_canonical(),
             source,
             counted_source,
             session: Session::new(self.now),

@@ -16,8 +16,8 @@ use super::upgrade::{AfterResponse, Handshake, HandshakeRules};
 use super::{MESSAGES_PER_ROUND, Outcome, Phase, SocketWorker};
 use crate::common::{
     CloseReason, ConnectionRef, ErrorReason, FAILURE_BINARY, FAILURE_NOT_ALLOWED,
-    FAILURE_TOO_MANY_SCRAPE_HASHES, FAILURE_TOO_MANY_SCRAPES, FAILURE_TOO_MANY_TORRENTS,
-    RequestMessage, SwarmRequest, add,
+    FAILURE_RATE_LIMITED, FAILURE_TOO_MANY_SCRAPE_HASHES, FAILURE_TOO_MANY_SCRAPES,
+    FAILURE_TOO_MANY_TORRENTS, RequestMessage, SwarmRequest, add,
 };
 
 impl SocketWorker {
@@ -54,6 +54,7 @@ impl SocketWorker {
             max_head: self.config.network.max_request_head_size,
             proxy_header: &self.config.network.reverse_proxy_ip_header,
             trusted_proxies: self.budget.trusted_proxies(),
+            allowed_hosts: &self.config.network.allowed_hosts,
         };
         let Some(connection) = self.connections.get_mut(key) else {
             return Outcome::Keep;
@@ -83,6 +84,14 @@ impl SocketWorker {
             }
             if handshake.is_health_check() {
                 add(&self.stats.health_checks, 1);
+            }
+            if handshake.is_wrong_host() {
+                self.defences.count_wrong_host();
+            }
+            if let Some(ip) = handshake.forwarded_client()
+                && !self.defences.admits(ip)
+            {
+                handshake.refuse_forwarded();
             }
         }
 
@@ -115,6 +124,7 @@ impl SocketWorker {
         match handshake.finish() {
             AfterResponse::Upgrade { client_ip, tail } => {
                 connection.ip_version = IpVersion::of(client_ip);
+                connection.client_ip = client_ip;
                 connection.source = self.config.source_budgets.prefixes().of(client_ip);
                 connection.phase = Phase::Open(Box::new(WebSocket::from_partially_read(
                     stream,
@@ -210,6 +220,11 @@ impl SocketWorker {
                 add(&self.stats.requests_announce, 1);
                 self.stats.clients.count(&request.peer_id);
                 let hash = request.info_hash;
+                if !self.defences.within_rate(connection.client_ip) {
+                    let failure =
+                        error_message(FAILURE_RATE_LIMITED, Some(Action::Announce), Some(hash));
+                    return self.send(key, &failure);
+                }
                 if !self.access_list.allows(&hash) {
                     let failure =
                         error_message(FAILURE_NOT_ALLOWED, Some(Action::Announce), Some(hash));
@@ -245,6 +260,10 @@ impl SocketWorker {
             }
             InMessage::Scrape(mut request) => {
                 add(&self.stats.requests_scrape, 1);
+                if !self.defences.within_rate(connection.client_ip) {
+                    let failure = error_message(FAILURE_RATE_LIMITED, Some(Action::Scrape), None);
+                    return self.send(key, &failure);
+                }
                 return self.scrape(key, from, &mut request.info_hashes);
             }
         };

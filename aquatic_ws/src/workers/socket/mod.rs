@@ -36,6 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aquatic_common::access_list::AccessListCache;
+use aquatic_common::defences::Defences;
 use aquatic_common::health::Heartbeat;
 use aquatic_common::request_loop::InlineShard;
 use aquatic_common::source::{ConnectionBudget, SourceKey};
@@ -46,6 +47,7 @@ use ipnet::IpNet;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
+use std::net::IpAddr;
 use tungstenite::WebSocket;
 use tungstenite::protocol::WebSocketConfig;
 
@@ -81,6 +83,9 @@ struct Connection {
     phase: Phase,
     generation: u64,
     ip_version: IpVersion,
+    /// The client's address (forwarded behind a trusted proxy; the
+    /// connection's own until the upgrade): what rate limits count.
+    client_ip: IpAddr,
     /// The client's source in the swarms (its forwarded address behind a
     /// trusted proxy).
     source: SourceKey,
@@ -103,6 +108,7 @@ pub struct SocketWorkerParts {
     pub tls: Option<SharedTlsConfig>,
     pub trusted_proxies: Vec<IpNet>,
     pub access_list: AccessListCache,
+    pub defences: Defences,
     pub clock: ServerStartInstant,
     pub request_senders: Vec<Sender<Vec<RequestMessage>>>,
     pub response_receiver: Receiver<Vec<ResponseMessage>>,
@@ -119,6 +125,7 @@ pub struct SocketWorker {
     poll: Poll,
     tls: Option<SharedTlsConfig>,
     access_list: AccessListCache,
+    defences: Defences,
     clock: ServerStartInstant,
     now: SecondsSinceStart,
     connections: Slab<Connection>,
@@ -178,6 +185,7 @@ impl SocketWorker {
             poll: parts.poll,
             tls: parts.tls,
             access_list: parts.access_list,
+            defences: parts.defences,
             clock: parts.clock,
             connections: Slab::new(),
             next_generation: 0,

@@ -28,6 +28,8 @@ pub struct HandshakeRules<'a> {
     /// The reverse proxy's client-address header ("" for none).
     pub proxy_header: &'a str,
     pub trusted_proxies: &'a [IpNet],
+    /// `network.allowed_hosts`: another `Host` gets 421 (empty: any).
+    pub allowed_hosts: &'a [String],
 }
 
 /// The request head read so far, and the answer once decided.
@@ -38,6 +40,8 @@ pub struct Handshake {
     write_buf: Vec<u8>,
     written: usize,
     next: Option<AfterResponse>,
+    /// The answer decided is a 421 for a `Host` not allowed.
+    wrong_host: bool,
 }
 
 impl Handshake {
@@ -48,6 +52,7 @@ impl Handshake {
             write_buf: Vec::new(),
             written: 0,
             next: None,
+            wrong_host: false,
         }
     }
 
@@ -97,6 +102,13 @@ impl Handshake {
                     Upgrade::Refused(response) => {
                         (response, AfterResponse::Close(CloseReason::ProtocolError))
                     }
+                    Upgrade::WrongHost => {
+                        self.wrong_host = true;
+                        (
+                            http_error(421, "Misdirected Request"),
+                            AfterResponse::Close(CloseReason::ProtocolError),
+                        )
+                    }
                 }
             }
             Err(_) => (
@@ -108,6 +120,33 @@ impl Handshake {
         self.write_buf = response;
         self.next = Some(next);
         true
+    }
+
+    /// The answer decided is a 421: the `Host` is not served here.
+    pub fn is_wrong_host(&self) -> bool {
+        self.wrong_host
+    }
+
+    /// The address a trusted proxy forwarded this upgrade for, when it is
+    /// not the connection's own (which the IP filter saw at accept).
+    pub fn forwarded_client(&self) -> Option<IpAddr> {
+        match &self.next {
+            Some(AfterResponse::Upgrade { client_ip, .. })
+                if *client_ip != self.direct_ip.to_canonical() =>
+            {
+                Some(*client_ip)
+            }
+            _ => None,
+        }
+    }
+
+    /// Answer 403 instead of upgrading (the IP filter refuses the
+    /// forwarded client): only before any of the answer is written.
+    pub fn refuse_forwarded(&mut self) {
+        if self.written == 0 {
+            self.write_buf = http_error(403, "Forbidden");
+            self.next = Some(AfterResponse::Close(CloseReason::ProtocolError));
+        }
     }
 
     /// The answer decided is a health check's.
@@ -142,6 +181,8 @@ enum Upgrade {
     Health,
     /// An error response.
     Refused(Vec<u8>),
+    /// 421: the `Host` is not one of `allowed_hosts`.
+    WrongHost,
 }
 
 /// Decide what to do with a complete request head from `direct`.
@@ -157,6 +198,14 @@ fn upgrade_response(
     }
     if path == "/health" {
         return Upgrade::Health;
+    }
+    let host = request
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("host"))
+        .map(|h| h.value);
+    if !aquatic_common::host::host_allowed(host, rules.allowed_hosts) {
+        return Upgrade::WrongHost;
     }
     let header = rules.proxy_header;
     let forwarded = if header.is_empty() {
@@ -207,6 +256,7 @@ mod tests {
             max_head: 400,
             proxy_header: header,
             trusted_proxies: trusted,
+            allowed_hosts: &[],
         }
     }
 

@@ -1,0 +1,234 @@
+//! The defences an operator switches on, against the real aquatic_udp
+//! binary: the IP filter (refused addresses get nothing; reload on SIGUSR1
+//! with a good and a broken file), the per-source rate limit (a flood from
+//! one address is cut to its rate while a client on another address keeps
+//! its answers and latency), and the announce-interval jitter.
+
+// Tests may panic: the workspace's no-panic lints are for the daemons.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use aquatic_test_support::loopback;
+use aquatic_test_support::metrics::{metrics_address, parse, scrape, sum};
+use aquatic_udp_protocol::*;
+use common::*;
+
+const METRICS: &str = "[metrics]\nenabled = true\naddress = \"127.0.0.1:0\"\n";
+
+/// A connect from `client` gets no answer within `wait`.
+fn unanswered(client: &mut Client, wait: Duration) -> bool {
+    let transaction_id = client.transaction();
+    client.send(&Request::Connect(ConnectRequest { transaction_id }));
+    client.recv_raw(wait).is_none()
+}
+
+fn refused(tracker: &Tracker, reason: &str) -> u64 {
+    let samples = parse(&scrape(metrics_address(tracker)));
+    sum(&samples, "aquatic_udp_refused_total", &[("reason", reason)])
+}
+
+#[test]
+fn ip_filter_refuses_listed_addresses_and_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let filter = dir.path().join("ip-filter.txt");
+    std::fs::write(&filter, "# banned\n127.0.0.2\n10.0.0.0/8\n").unwrap();
+    let tracker = start_in(
+        dir,
+        "127.0.0.1",
+        &format!(
+            "{METRICS}[ip_filter]\nmode = \"deny\"\npath = \"{}\"\n",
+            filter.display()
+        ),
+        "",
+    )
+    .unwrap();
+    let mut banned = Client::from(loopback(2), tracker.addr);
+    let mut other = Client::from(loopback(3), tracker.addr);
+    assert!(unanswered(&mut banned, Duration::from_millis(500)));
+    other.connect();
+    v4(other.announce(hash(1), 6881, 0, AnnounceEvent::Started));
+    assert!(refused(&tracker, "ip_filter") >= 1);
+
+    // A broken file at reload keeps the old filter, and the log names the
+    // line.
+    std::fs::write(&filter, "127.0.0.3\n127.0.0.300\n").unwrap();
+    tracker.signal("USR1");
+    let line = tracker
+        .wait_for_log("IP filter reload failed", Duration::from_secs(5))
+        .expect("reload failure logged");
+    assert!(line.contains("line 2"), "{line}");
+    assert!(unanswered(&mut banned, Duration::from_millis(500)));
+    other.connect();
+
+    // A good file replaces it.
+    std::fs::write(&filter, "127.0.0.3/32\n").unwrap();
+    tracker.signal("USR1");
+    let line = tracker
+        .wait_for_log("IP filter reloaded", Duration::from_secs(5))
+        .expect("reload logged");
+    assert!(line.contains("1 addresses and ranges"), "{line}");
+    banned.connect();
+    v4(banned.announce(hash(1), 6882, 0, AnnounceEvent::Started));
+    assert!(unanswered(&mut other, Duration::from_millis(500)));
+}
+
+#[test]
+fn ip_filter_allow_mode_answers_only_listed_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let filter = dir.path().join("allowed.txt");
+    std::fs::write(&filter, "127.0.0.4\n").unwrap();
+    let tracker = start_in(
+        dir,
+        "127.0.0.1",
+        &format!(
+            "[ip_filter]\nmode = \"allow\"\npath = \"{}\"\n",
+            filter.display()
+        ),
+        "",
+    )
+    .unwrap();
+    Client::from(loopback(4), tracker.addr).connect();
+    assert!(unanswered(
+        &mut Client::from(loopback(5), tracker.addr),
+        Duration::from_millis(500)
+    ));
+}
+
+/// What a well-behaved client's round trip may take while another address
+/// floods (generous: debug builds on a loaded 2-core machine).
+const LATENCY_BOUND: Duration = Duration::from_millis(500);
+
+#[test]
+fn a_rate_limited_flood_leaves_other_clients_their_answers_and_latency() {
+    let tracker = start(
+        "127.0.0.1",
+        &format!("{METRICS}[rate_limit]\nenabled = true\nper_second = 20.0\nburst = 100\n"),
+    );
+    let flood = thread::spawn({
+        let addr = tracker.addr;
+        move || {
+            let mut attacker = Client::from(loopback(2), addr);
+            attacker.connect();
+            let begin = Instant::now();
+            let (mut sent, mut answered) = (0u64, 0u64);
+            // 4 s of announces, 64 at a time with the answers that come
+            // within 20 ms collected.
+            while begin.elapsed() < Duration::from_secs(4) {
+                for n in 0..64u8 {
+                    let request = attacker.announce_request(hash(n), 7000, 1, AnnounceEvent::None);
+                    attacker.send(&Request::Announce(request));
+                    sent += 1;
+                }
+                while attacker.recv_raw(Duration::from_millis(20)).is_some() {
+                    answered += 1;
+                }
+            }
+            while attacker.recv_raw(Duration::from_millis(200)).is_some() {
+                answered += 1;
+            }
+            (sent, answered, begin.elapsed())
+        }
+    });
+
+    let mut honest = Client::from(loopback(3), tracker.addr);
+    let mut worst = Duration::ZERO;
+    let begin = Instant::now();
+    let mut rounds = 0;
+    while begin.elapsed() < Duration::from_secs(3) {
+        let start = Instant::now();
+        honest.connect();
+        v4(honest.announce(hash(200), 8000, 0, AnnounceEvent::None));
+        let stats = scrape_stats(honest.scrape(vec![hash(200)]));
+        assert_eq!(stats.len(), 1);
+        worst = worst.max(start.elapsed());
+        rounds += 1;
+        thread::sleep(Duration::from_millis(50));
+    }
+    let (sent, answered, took) = flood.join().unwrap();
+    assert!(rounds >= 10, "{rounds} rounds");
+    // 3 honest round trips of the 3 s were each within the bound: 2
+    // limited requests a round, far below 20 a second.
+    assert!(worst < LATENCY_BOUND, "worst honest round trip {worst:?}");
+    // The attacker got its burst and its rate, no more.
+    let allowed = 100 + (20.0 * took.as_secs_f64()).ceil() as u64 + 1;
+    assert!(sent > 10 * allowed, "the flood sent only {sent}");
+    assert!(
+        answered <= allowed,
+        "{answered} of {sent} answered, {allowed} allowed"
+    );
+    assert!(answered >= 100, "{answered} answered: not even the burst");
+    let dropped = refused(&tracker, "rate_limit");
+    assert!(
+        dropped >= sent - allowed - 1,
+        "{dropped} counted of {sent} sent"
+    );
+}
+
+#[test]
+fn announce_intervals_are_spread_around_the_configured_one() {
+    let tracker = start(
+        "127.0.0.1",
+        "[protocol]\npeer_announce_interval = 1800\npeer_announce_interval_jitter = 120\n",
+    );
+    let mut client = Client::connected(tracker.addr);
+    let mut intervals = Vec::new();
+    for n in 0..300u16 {
+        match client.announce(hash(9), 1000 + n, 0, AnnounceEvent::None) {
+            Response::AnnounceIpv4(r) => intervals.push(r.announce_interval),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        intervals.iter().all(|i| (1680..=1920).contains(i)),
+        "{intervals:?}"
+    );
+    let distinct: BTreeSet<_> = intervals.iter().collect();
+    assert!(
+        distinct.len() > 100,
+        "only {} distinct intervals",
+        distinct.len()
+    );
+    let mean = intervals.iter().map(|&i| f64::from(i)).sum::<f64>() / intervals.len() as f64;
+    // The mean of 300 uniform draws over +-120 s: standard error 4 s.
+    assert!((mean - 1800.0).abs() < 20.0, "mean {mean}");
+    let below = intervals.iter().filter(|&&i| i < 1800).count();
+    assert!((90..=210).contains(&below), "{below} of 300 below 1800");
+
+    // Jitter 0: every answer says the interval.
+    let fixed = start(
+        "127.0.0.1",
+        "[protocol]\npeer_announce_interval = 900\npeer_announce_interval_jitter = 0\n",
+    );
+    let mut client = Client::connected(fixed.addr);
+    for n in 0..20u16 {
+        match client.announce(hash(9), 1000 + n, 0, AnnounceEvent::None) {
+            Response::AnnounceIpv4(r) => assert_eq!(r.announce_interval, 900),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn invalid_defence_settings_stop_the_start_naming_the_field() {
+    for (config, field) in [
+        (
+            "[protocol]\npeer_announce_interval = 100\npeer_announce_interval_jitter = 100\n",
+            "peer_announce_interval_jitter",
+        ),
+        (
+            "[rate_limit]\nenabled = true\nburst = 0\n",
+            "rate_limit.burst",
+        ),
+        ("[ip_filter]\nmode = \"deny\"\n", "ip_filter.path"),
+    ] {
+        let (code, log) = run_to_exit(&format!("{config}[network]\naddress = \"127.0.0.1:0\"\n"));
+        assert_ne!(code, 0, "{config}");
+        assert!(log.contains(field), "{config}: {log}");
+    }
+}
