@@ -28,6 +28,8 @@ fn unanswered(client: &mut Client, wait: Duration) -> bool {
     client.recv_raw(wait).is_none()
 }
 
+/// `refused_total{reason}` (the metrics address is learnt from the log:
+/// once per tracker).
 fn refused(tracker: &Tracker, reason: &str) -> u64 {
     let samples = parse(&scrape(metrics_address(tracker)));
     sum(&samples, "aquatic_udp_refused_total", &[("reason", reason)])

@@ -1,0 +1,264 @@
+//! The defences an operator switches on, against the real aquatic_http
+//! binary: the IP filter (connections from refused addresses closed at
+//! accept, requests a trusted proxy forwards for them refused, reload on
+//! SIGUSR1 with a good and a broken file), allowed host names (421), the
+//! per-source rate limit (a flood from one address gets failure reasons
+//! while another address keeps its answers and latency) and the
+//! announce-interval jitter.
+
+// Tests may panic: the workspace's no-panic lints are for the daemons.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::panic, clippy::indexing_slicing)]
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use aquatic_test_support::http::{announce_path, contains, read_response};
+use aquatic_test_support::metrics::{metrics_address, parse, scrape, sum};
+use aquatic_test_support::{Daemon, loopback, tcp_from};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_aquatic_http");
+const METRICS: &str = "[metrics]\nenabled = true\naddress = \"127.0.0.1:0\"\n";
+
+fn start_in(dir: tempfile::TempDir, extra: &str, network_extra: &str) -> Daemon {
+    let config =
+        format!("{METRICS}{extra}\n[network]\naddress = \"127.0.0.1:0\"\n{network_extra}\n");
+    Daemon::launch_in(BINARY, dir, &config)
+}
+
+/// `GET path` with `Host: host` from `from` on a new connection: the
+/// response, or `None` when the connection is closed without one.
+fn get_from(from: IpAddr, addr: SocketAddr, path: &str, headers: &str) -> Option<(u16, Vec<u8>)> {
+    let mut stream = tcp_from(from, addr).ok()?;
+    let head = format!("GET {path} HTTP/1.1\r\n{headers}Connection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).ok()?;
+    read_response(&mut stream)
+}
+
+fn announce_from(n: u8, addr: SocketAddr) -> Option<(u16, Vec<u8>)> {
+    get_from(
+        loopback(n),
+        addr,
+        &announce_path(1, n, 6881, 0, ""),
+        "Host: tracker\r\n",
+    )
+}
+
+/// `refused_total{reason}` (the metrics address is learnt from the log:
+/// once per daemon).
+fn refused(daemon: &Daemon, reason: &str) -> u64 {
+    let samples = parse(&scrape(metrics_address(daemon)));
+    sum(
+        &samples,
+        "aquatic_http_refused_total",
+        &[("reason", reason)],
+    )
+}
+
+#[test]
+fn ip_filter_closes_refused_connections_and_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let filter = dir.path().join("ip-filter.txt");
+    std::fs::write(&filter, "127.0.0.2\n").unwrap();
+    let extra = format!(
+        "[ip_filter]\nmode = \"deny\"\npath = \"{}\"\n",
+        filter.display()
+    );
+    let t = start_in(dir, &extra, "");
+    assert_eq!(announce_from(2, t.addr), None);
+    let (status, body) = announce_from(3, t.addr).unwrap();
+    assert_eq!(status, 200);
+    assert!(contains(&body, b"8:interval"), "{body:?}");
+    assert!(refused(&t, "ip_filter") >= 1);
+
+    std::fs::write(&filter, "127.0.0.3\n127.0.0.0/40\n").unwrap();
+    t.signal("USR1");
+    let line = t
+        .wait_for_log("IP filter reload failed", Duration::from_secs(5))
+        .unwrap();
+    assert!(line.contains("line 2"), "{line}");
+    assert_eq!(announce_from(2, t.addr), None, "the old filter stays");
+
+    std::fs::write(&filter, "127.0.0.3\n").unwrap();
+    t.signal("USR1");
+    t.wait_for_log("IP filter reloaded", Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(announce_from(2, t.addr).unwrap().0, 200);
+    assert_eq!(announce_from(3, t.addr), None);
+}
+
+#[test]
+fn requests_a_trusted_proxy_forwards_for_refused_addresses_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let filter = dir.path().join("ip-filter.txt");
+    std::fs::write(&filter, "192.0.2.0/24\n").unwrap();
+    let extra = format!(
+        "[ip_filter]\nmode = \"deny\"\npath = \"{}\"\n",
+        filter.display()
+    );
+    let t = start_in(
+        dir,
+        &extra,
+        "reverse_proxy_ip_header = \"X-Forwarded-For\"\ntrusted_proxies = [\"127.0.0.1\"]\n",
+    );
+    let path = announce_path(1, 1, 6881, 0, "");
+    let (status, body) = get_from(
+        loopback(1),
+        t.addr,
+        &path,
+        "Host: tracker\r\nX-Forwarded-For: 192.0.2.9\r\n",
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    assert!(contains(&body, b"address refused"), "{body:?}");
+    let (_, body) = get_from(
+        loopback(1),
+        t.addr,
+        &path,
+        "Host: tracker\r\nX-Forwarded-For: 198.51.100.9\r\n",
+    )
+    .unwrap();
+    assert!(contains(&body, b"8:interval"), "{body:?}");
+}
+
+#[test]
+fn hosts_not_allowed_get_421() {
+    let t = start_in(
+        tempfile::tempdir().unwrap(),
+        "",
+        "allowed_hosts = [\"tracker.example.org\", \"[::1]\"]\n",
+    );
+    let path = announce_path(1, 1, 6881, 0, "");
+    for host in [
+        "tracker.example.org",
+        "Tracker.Example.ORG:6969",
+        "[::1]:80",
+    ] {
+        let (status, body) =
+            get_from(loopback(1), t.addr, &path, &format!("Host: {host}\r\n")).unwrap();
+        assert_eq!(status, 200, "{host}");
+        assert!(contains(&body, b"8:interval"), "{host}: {body:?}");
+    }
+    for headers in ["Host: other.example.com\r\n", "Host: example.org\r\n", ""] {
+        let (status, body) = get_from(loopback(1), t.addr, &path, headers).unwrap();
+        assert_eq!(status, 421, "{headers:?}");
+        assert!(contains(&body, b"Misdirected Request"), "{body:?}");
+    }
+    let samples = parse(&scrape(metrics_address(&t)));
+    let wrong_host = sum(
+        &samples,
+        "aquatic_http_refused_total",
+        &[("reason", "wrong_host")],
+    );
+    assert_eq!(wrong_host, 3);
+    let counted = sum(
+        &samples,
+        "aquatic_http_error_responses_total",
+        &[("reason", "wrong_host")],
+    );
+    assert_eq!(counted, 3);
+}
+
+/// What a well-behaved client's round trip may take while another address
+/// floods (generous: debug builds on a loaded 2-core machine).
+const LATENCY_BOUND: Duration = Duration::from_millis(500);
+
+#[test]
+fn a_rate_limited_flood_leaves_other_clients_their_answers_and_latency() {
+    let t = start_in(
+        tempfile::tempdir().unwrap(),
+        "[rate_limit]\nenabled = true\nper_second = 10.0\nburst = 50\n",
+        "",
+    );
+    let addr = t.addr;
+    let flood = thread::spawn(move || {
+        // Keep-alive announces as fast as they are answered, for 3 s.
+        let mut stream = tcp_from(loopback(2), addr).unwrap();
+        let request = format!(
+            "GET {} HTTP/1.1\r\nHost: t\r\nConnection: keep-alive\r\n\r\n",
+            announce_path(1, 2, 6881, 0, "")
+        );
+        let (mut answered, mut limited) = (0u64, 0u64);
+        let begin = Instant::now();
+        while begin.elapsed() < Duration::from_secs(3) {
+            stream.write_all(request.as_bytes()).unwrap();
+            let (_, body) = read_response(&mut stream).unwrap();
+            if contains(&body, b"rate limit exceeded") {
+                limited += 1;
+            } else {
+                assert!(contains(&body, b"8:interval"), "{body:?}");
+                answered += 1;
+            }
+        }
+        (answered, limited, begin.elapsed())
+    });
+    let mut worst = Duration::ZERO;
+    let mut rounds = 0;
+    let begin = Instant::now();
+    while begin.elapsed() < Duration::from_secs(2) {
+        let start = Instant::now();
+        let (status, body) = announce_from(3, addr).unwrap();
+        assert_eq!(status, 200);
+        assert!(contains(&body, b"8:interval"), "{body:?}");
+        worst = worst.max(start.elapsed());
+        rounds += 1;
+        thread::sleep(Duration::from_millis(100));
+    }
+    let (answered, limited, took) = flood.join().unwrap();
+    assert!(rounds >= 5, "{rounds}");
+    assert!(worst < LATENCY_BOUND, "worst honest round trip {worst:?}");
+    let allowed = 50 + (10.0 * took.as_secs_f64()).ceil() as u64 + 1;
+    assert!(
+        answered <= allowed,
+        "{answered} answered, {allowed} allowed"
+    );
+    assert!(answered >= 50, "{answered}: not even the burst");
+    assert!(
+        limited > 5 * allowed,
+        "the flood sent only {limited} beyond"
+    );
+    assert_eq!(refused(&t, "rate_limit"), limited);
+}
+
+#[test]
+fn announce_intervals_are_spread_and_never_below_min_interval() {
+    let t = start_in(
+        tempfile::tempdir().unwrap(),
+        "[protocol]\npeer_announce_interval = 1800\npeer_announce_interval_jitter = 120\nmin_announce_interval = 1750\n",
+        "",
+    );
+    let mut intervals = Vec::new();
+    for n in 0..150u8 {
+        let (_, body) = get_from(
+            loopback(1),
+            t.addr,
+            &announce_path(1, n, 6881, 0, ""),
+            "Host: t\r\n",
+        )
+        .unwrap();
+        let text = String::from_utf8_lossy(&body);
+        let value = text
+            .split("8:intervali")
+            .nth(1)
+            .and_then(|rest| rest.split('e').next())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or_else(|| panic!("no interval in {text}"));
+        intervals.push(value);
+        assert!(text.contains("12:min intervali1750e"), "{text}");
+    }
+    assert!(
+        intervals.iter().all(|i| (1750..=1920).contains(i)),
+        "{intervals:?}"
+    );
+    let distinct: BTreeSet<_> = intervals.iter().collect();
+    assert!(distinct.len() > 50, "{} distinct", distinct.len());
+    // Draws below 1750 (about 29 %) are raised to it.
+    let floored = intervals.iter().filter(|&&i| i == 1750).count();
+    assert!(
+        (20..=75).contains(&floored),
+        "{floored} of 150 at the floor"
+    );
+}

@@ -1,0 +1,260 @@
+//! The defences an operator switches on, against the real aquatic_ws
+//! binary: the IP filter (connections from refused addresses closed at
+//! accept, upgrades a trusted proxy forwards for them answered 403, reload
+//! on SIGUSR1), allowed host names (421), the per-source rate limit (a
+//! flood from one address gets failure reasons while another address keeps
+//! its answers and latency) and the announce-interval jitter.
+
+// Tests may panic: the workspace's no-panic lints are for the daemons.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::panic, clippy::indexing_slicing)]
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use aquatic_test_support::metrics::{metrics_address, parse, scrape, sum};
+use aquatic_test_support::ws::raw_upgrade_from;
+use aquatic_test_support::{Daemon, loopback, tcp_from};
+use aquatic_ws_protocol::{
+    AnnounceEvent, AnnounceRequest, InMessage, InfoHash, OutMessage, PeerId, ScrapeRequest,
+};
+use tungstenite::{Message, WebSocket};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_aquatic_ws");
+const METRICS: &str = "[metrics]\nenabled = true\naddress = \"127.0.0.1:0\"\n";
+
+fn start_in(dir: tempfile::TempDir, extra: &str, network_extra: &str) -> Daemon {
+    let config =
+        format!("{METRICS}{extra}\n[network]\naddress = \"127.0.0.1:0\"\n{network_extra}\n");
+    Daemon::launch_in(BINARY, dir, &config)
+}
+
+type Client = WebSocket<TcpStream>;
+
+/// A WebSocket from 127.0.0.`n`, its upgrade naming `host`.
+fn connect(n: u8, addr: SocketAddr, host: &str) -> Result<Client, String> {
+    let stream = tcp_from(loopback(n), addr).map_err(|e| e.to_string())?;
+    tungstenite::client::client(format!("ws://{host}/announce"), stream)
+        .map(|(ws, _)| ws)
+        .map_err(|e| match e {
+            tungstenite::handshake::HandshakeError::Failure(tungstenite::Error::Http(r)) => {
+                format!("status {}", r.status().as_u16())
+            }
+            other => other.to_string(),
+        })
+}
+
+fn announce(ws: &mut Client, peer: u8) -> OutMessage {
+    let message = InMessage::Announce(AnnounceRequest {
+        info_hash: InfoHash([1; 20]),
+        peer_id: PeerId([peer; 20]),
+        event: AnnounceEvent::Started,
+        left: Some(0),
+        numwant: Some(0),
+        offers: Vec::new(),
+    });
+    ws.send(Message::text(String::from_utf8(message.to_json()).unwrap()))
+        .unwrap();
+    recv(ws)
+}
+
+fn recv(ws: &mut Client) -> OutMessage {
+    loop {
+        match ws.read().expect("a message within 5 s") {
+            Message::Text(text) => {
+                let mut bytes = text.as_bytes().to_vec();
+                return OutMessage::from_json(&mut bytes).unwrap();
+            }
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+fn failure(message: &OutMessage) -> Option<String> {
+    match message {
+        OutMessage::Error(e) => Some(e.failure_reason.to_string()),
+        _ => None,
+    }
+}
+
+#[test]
+fn ip_filter_closes_refused_connections_and_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let filter = dir.path().join("ip-filter.txt");
+    std::fs::write(&filter, "127.0.0.2\n").unwrap();
+    let extra = format!(
+        "[ip_filter]\nmode = \"deny\"\npath = \"{}\"\n",
+        filter.display()
+    );
+    let t = start_in(dir, &extra, "");
+    assert!(raw_upgrade_from(loopback(2), t.addr).is_err());
+    assert!(raw_upgrade_from(loopback(3), t.addr).is_ok());
+    let samples = parse(&scrape(metrics_address(&t)));
+    assert!(
+        sum(
+            &samples,
+            "aquatic_ws_refused_total",
+            &[("reason", "ip_filter")]
+        ) >= 1
+    );
+
+    std::fs::write(&filter, "127.0.0.3\nbad\n").unwrap();
+    t.signal("USR1");
+    let line = t
+        .wait_for_log("IP filter reload failed", Duration::from_secs(5))
+        .unwrap();
+    assert!(line.contains("line 2"), "{line}");
+    assert!(raw_upgrade_from(loopback(2), t.addr).is_err());
+
+    std::fs::write(&filter, "127.0.0.3\n").unwrap();
+    t.signal("USR1");
+    t.wait_for_log("IP filter reloaded", Duration::from_secs(5))
+        .unwrap();
+    assert!(raw_upgrade_from(loopback(2), t.addr).is_ok());
+    assert!(raw_upgrade_from(loopback(3), t.addr).is_err());
+}
+
+#[test]
+fn upgrades_a_trusted_proxy_forwards_for_refused_addresses_get_403() {
+    let dir = tempfile::tempdir().unwrap();
+    let filter = dir.path().join("ip-filter.txt");
+    std::fs::write(&filter, "192.0.2.0/24\n").unwrap();
+    let extra = format!(
+        "[ip_filter]\nmode = \"deny\"\npath = \"{}\"\n",
+        filter.display()
+    );
+    let t = start_in(
+        dir,
+        &extra,
+        "reverse_proxy_ip_header = \"X-Forwarded-For\"\ntrusted_proxies = [\"127.0.0.1\"]\n",
+    );
+    let status = |forwarded: &str| {
+        let mut raw = tcp_from(loopback(1), t.addr).unwrap();
+        raw.write_all(format!("GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: {forwarded}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").as_bytes()).unwrap();
+        let mut head = [0u8; 12];
+        raw.read_exact(&mut head).unwrap();
+        String::from_utf8_lossy(&head).to_string()
+    };
+    assert_eq!(status("192.0.2.9"), "HTTP/1.1 403");
+    assert_eq!(status("198.51.100.9"), "HTTP/1.1 101");
+}
+
+#[test]
+fn hosts_not_allowed_get_421() {
+    let t = start_in(
+        tempfile::tempdir().unwrap(),
+        "",
+        "allowed_hosts = [\"tracker.example.org\"]\n",
+    );
+    let mut ws = connect(1, t.addr, "Tracker.Example.org:8000").unwrap();
+    assert!(failure(&announce(&mut ws, 1)).is_none());
+    assert_eq!(
+        connect(1, t.addr, "other.example.com").err().as_deref(),
+        Some("status 421")
+    );
+    let samples = parse(&scrape(metrics_address(&t)));
+    assert_eq!(
+        sum(
+            &samples,
+            "aquatic_ws_refused_total",
+            &[("reason", "wrong_host")]
+        ),
+        1
+    );
+}
+
+/// What a well-behaved client's round trip may take while another address
+/// floods (generous: debug builds on a loaded 2-core machine).
+const LATENCY_BOUND: Duration = Duration::from_millis(500);
+
+#[test]
+fn a_rate_limited_flood_leaves_other_clients_their_answers_and_latency() {
+    let t = start_in(
+        tempfile::tempdir().unwrap(),
+        "[rate_limit]\nenabled = true\nper_second = 10.0\nburst = 50\n",
+        "",
+    );
+    let addr = t.addr;
+    let flood = thread::spawn(move || {
+        let mut ws = connect(2, addr, "t").unwrap();
+        let (mut answered, mut limited) = (0u64, 0u64);
+        let begin = Instant::now();
+        while begin.elapsed() < Duration::from_secs(3) {
+            // Scrapes and announces alike count.
+            let scrape = InMessage::Scrape(ScrapeRequest {
+                info_hashes: vec![InfoHash([1; 20])],
+            });
+            ws.send(Message::text(String::from_utf8(scrape.to_json()).unwrap()))
+                .unwrap();
+            match failure(&recv(&mut ws)) {
+                Some(reason) if reason.contains("rate limit exceeded") => limited += 1,
+                Some(other) => panic!("{other}"),
+                None => answered += 1,
+            }
+        }
+        (answered, limited, begin.elapsed())
+    });
+    let mut honest = connect(3, addr, "t").unwrap();
+    let mut worst = Duration::ZERO;
+    let mut rounds = 0;
+    let begin = Instant::now();
+    while begin.elapsed() < Duration::from_secs(2) {
+        let start = Instant::now();
+        let reply = announce(&mut honest, 3);
+        assert!(failure(&reply).is_none(), "{reply:?}");
+        worst = worst.max(start.elapsed());
+        rounds += 1;
+        thread::sleep(Duration::from_millis(100));
+    }
+    let (answered, limited, took) = flood.join().unwrap();
+    assert!(rounds >= 5, "{rounds}");
+    assert!(worst < LATENCY_BOUND, "worst honest round trip {worst:?}");
+    let allowed = 50 + (10.0 * took.as_secs_f64()).ceil() as u64 + 1;
+    assert!(
+        answered <= allowed,
+        "{answered} answered, {allowed} allowed"
+    );
+    assert!(answered >= 50, "{answered}: not even the burst");
+    assert!(
+        limited > 5 * allowed,
+        "the flood sent only {limited} beyond"
+    );
+    let samples = parse(&scrape(metrics_address(&t)));
+    assert_eq!(
+        sum(
+            &samples,
+            "aquatic_ws_refused_total",
+            &[("reason", "rate_limit")]
+        ),
+        limited
+    );
+}
+
+#[test]
+fn announce_intervals_are_spread_around_the_configured_one() {
+    let t = start_in(
+        tempfile::tempdir().unwrap(),
+        "[protocol]\npeer_announce_interval = 120\npeer_announce_interval_jitter = 15\n",
+        "",
+    );
+    let mut ws = connect(1, t.addr, "t").unwrap();
+    let mut intervals = Vec::new();
+    for _ in 0..200 {
+        match announce(&mut ws, 1) {
+            OutMessage::AnnounceResponse(r) => intervals.push(r.interval),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        intervals.iter().all(|i| (105..=135).contains(i)),
+        "{intervals:?}"
+    );
+    let distinct: BTreeSet<_> = intervals.iter().collect();
+    assert!(distinct.len() >= 25, "{} distinct", distinct.len());
+    let mean = intervals.iter().map(|&i| f64::from(i)).sum::<f64>() / 200.0;
+    assert!((mean - 120.0).abs() < 3.0, "mean {mean}");
+}
