@@ -300,7 +300,11 @@ pub fn run<D: Daemon>(prepare: impl FnOnce() -> anyhow::Result<D>) -> anyhow::Re
         endpoint.spawn(
             &supervisor,
             settings.name,
-            vec![Box::new(collector), Box::new(defences)],
+            vec![
+                Box::new(collector),
+                Box::new(defences),
+                Box::new(crate::status::FileCollector),
+            ],
             status,
         )?;
     }

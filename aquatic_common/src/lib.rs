@@ -46,6 +46,7 @@ pub mod list_file;
 #[allow(unsafe_code)]
 pub mod listen_queue;
 pub mod metrics;
+pub mod metrics_listener;
 pub mod peer_selection;
 pub mod peer_store;
 pub mod privileges;

@@ -105,6 +105,9 @@ pub fn create_shared<T: ListFile>(config: &ListConfig) -> anyhow::Result<Shared<
             T::load(&config.path)?
         }
     };
+    if config.mode != ListMode::Off {
+        crate::status::record_list_size(T::SECTION, list.len());
+    }
     crate::status::record_file_event(
         T::SECTION,
         Ok(match config.mode {
@@ -129,6 +132,7 @@ pub fn reload<T: ListFile>(config: &ListConfig, shared: &Shared<T>) -> anyhow::R
     let list = T::load(&config.path)?;
     let len = list.len();
     shared.store(Arc::new(list));
+    crate::status::record_list_size(T::SECTION, len);
     Ok(len)
 }
 

@@ -9,15 +9,14 @@
 //! them as absolute counters and gauges. So metrics cost the hot path
 //! nothing, and no number is kept twice.
 //!
-//! The endpoint is a tiny_http server answered from one thread: a scrape
-//! every few seconds needs no more, and no async runtime comes with it. It
-//! has no authentication and no connection limit: bind it to loopback or a
-//! private network (the default is 127.0.0.1:9000).
+//! The endpoint is answered by a few threads of its own
+//! ([`crate::metrics_listener`]: bounded connections, head size and time),
+//! so no async runtime comes with it. It has no authentication: bind it to
+//! loopback or a private network (the default is 127.0.0.1:9000).
 //!
 //! Not here: which numbers a daemon exports (its `workers::statistics`).
 
 use std::fmt;
-use std::io::Cursor;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,6 +30,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use serde::{Deserialize, Serialize};
 
+use crate::metrics_listener::{self, Response};
 use crate::peer_store::PeerKey;
 use crate::status::{HISTORY_INTERVAL_SECS, History, Status, metrics_json};
 use crate::supervision::Supervisor;
@@ -62,7 +62,7 @@ impl Default for MetricsConfig {
 
 /// The bound metrics endpoint, not yet answering.
 pub struct MetricsEndpoint {
-    server: tiny_http::Server,
+    listener: std::net::TcpListener,
     address: SocketAddr,
 }
 
@@ -74,10 +74,12 @@ impl MetricsEndpoint {
         if !config.enabled {
             return Ok(None);
         }
-        let (server, address) = listen(config.address).map_err(|err| {
+        let cannot_bind = |err: std::io::Error| {
             anyhow::anyhow!("metrics.address {}: cannot bind: {err}", config.address)
-        })?;
-        Ok(Some(Self { server, address }))
+        };
+        let listener = metrics_listener::bind(config.address).map_err(cannot_bind)?;
+        let address = listener.local_addr().map_err(cannot_bind)?;
+        Ok(Some(Self { listener, address }))
     }
 
     /// The address bound (with the actual port when the config said 0).
@@ -98,14 +100,13 @@ impl MetricsEndpoint {
         })
     }
 
-    /// Answer requests for the life of the process: `GET /metrics` (or
-    /// `HEAD`) with what the `collectors` write, every name prefixed with
-    /// `prefix`; `/health` and `/stats.json` from `status` and the same
-    /// collectors; 404 for other paths, 405 for other methods.
-    ///
-    /// Never returns: should the listener die (tiny_http stops accepting
-    /// after an accept error, e.g. out of file descriptors), it is bound
-    /// again after a pause instead of ending the tracker over its metrics.
+    /// Answer requests for the life of the process ([`metrics_listener`]:
+    /// a few threads, bounded requests): `GET /metrics` (or `HEAD`) with
+    /// what the `collectors` write, every name prefixed with `prefix`;
+    /// `/health` and `/stats.json` from `status` and the same collectors;
+    /// the status page and its history; 404 for other paths, 405 for other
+    /// methods. This thread samples the history every
+    /// `HISTORY_INTERVAL_SECS` seconds.
     pub fn serve(
         self,
         prefix: &str,
@@ -116,69 +117,30 @@ impl MetricsEndpoint {
         for collector in collectors {
             registry.register_collector(collector);
         }
-        let mut server = self.server;
-        let mut backoff = Duration::from_secs(1);
-        let mut history = History::default();
+        let registry = Arc::new(registry);
+        let status = Arc::new(status);
+        let history = Arc::new(Mutex::new(History::default()));
+        let handler: metrics_listener::Handler = {
+            let (registry, status, history) = (registry.clone(), status.clone(), history.clone());
+            Arc::new(move |method, url| answer(&registry, &status, &history, method, url))
+        };
+        metrics_listener::spawn_workers(&self.listener, &handler)?;
         let mut next_sample = 0;
         loop {
             let uptime = status.heartbeats.uptime_secs();
             if uptime >= next_sample {
                 if let Ok(text) = render(&registry) {
-                    history.record(uptime, &metrics_json(&text));
+                    let json = metrics_json(&text);
+                    if let Ok(mut history) = history.lock() {
+                        history.record(uptime, &json);
+                    }
                 }
                 next_sample = uptime + HISTORY_INTERVAL_SECS;
             }
-            match server.recv_timeout(Duration::from_secs(1)) {
-                Ok(None) => {}
-                Ok(Some(request)) => {
-                    backoff = Duration::from_secs(1);
-                    let response = answer(
-                        &registry,
-                        &status,
-                        &history,
-                        request.method(),
-                        request.url(),
-                    );
-                    if let Err(err) = request.respond(response) {
-                        log::debug!("metrics: cannot send response: {err}");
-                    }
-                }
-                Err(err) => {
-                    log::error!(
-                        "metrics endpoint {} failed: {err}; binding it again in {} s",
-                        self.address,
-                        backoff.as_secs()
-                    );
-                    drop(server);
-                    loop {
-                        thread::sleep(backoff);
-                        backoff = (backoff * 2).min(Duration::from_secs(60));
-                        match listen(self.address) {
-                            Ok((new, _)) => {
-                                server = new;
-                                log::info!("metrics on {} again", self.address);
-                                break;
-                            }
-                            Err(err) => log::error!(
-                                "metrics.address {}: cannot bind: {err}; next try in {} s",
-                                self.address,
-                                backoff.as_secs()
-                            ),
-                        }
-                    }
-                }
-            }
+            thread::sleep(Duration::from_secs(1));
         }
     }
 }
-
-fn listen(address: SocketAddr) -> Result<(tiny_http::Server, SocketAddr), String> {
-    let server = tiny_http::Server::http(address).map_err(|err| err.to_string())?;
-    let bound = server.server_addr().to_ip().ok_or("not an IP address")?;
-    Ok((server, bound))
-}
-
-type Answer = tiny_http::Response<Cursor<Vec<u8>>>;
 
 /// The status page (`GET /`): static, it draws `/stats.json` and
 /// `/history.json`.
@@ -187,70 +149,61 @@ const STATUS_PAGE: &str = include_str!("status.html");
 fn answer(
     registry: &Registry,
     status: &Status,
-    history: &History,
-    method: &tiny_http::Method,
+    history: &Mutex<History>,
+    method: &str,
     url: &str,
-) -> Answer {
+) -> Response {
     let path = url.split('?').next().unwrap_or(url);
     if !matches!(
         path,
         "/" | "/metrics" | "/health" | "/stats.json" | "/history.json"
     ) {
-        return plain(
-            "404 Not Found: try /, /metrics, /stats.json, /history.json or /health\n".into(),
+        return Response::plain(
             404,
+            "404 Not Found: try /, /metrics, /stats.json, /history.json or /health\n",
         );
     }
-    if !matches!(method, tiny_http::Method::Get | tiny_http::Method::Head) {
-        return plain("405 Method Not Allowed\n".into(), 405);
+    if !matches!(method, "GET" | "HEAD") {
+        return Response::plain(405, "405 Method Not Allowed\n");
     }
+    let json = |body: String| Response {
+        status: 200,
+        content_type: "application/json",
+        body: body.into_bytes(),
+    };
     match path {
         "/health" => {
             let (ok, body) = status.health();
-            return plain(body, if ok { 200 } else { 503 });
+            return Response::plain(if ok { 200 } else { 503 }, body);
         }
         "/" => {
-            return with_content_type(
-                tiny_http::Response::from_string(STATUS_PAGE),
-                "text/html; charset=utf-8",
-            );
+            return Response {
+                status: 200,
+                content_type: "text/html; charset=utf-8",
+                body: STATUS_PAGE.as_bytes().to_vec(),
+            };
         }
         "/history.json" => {
-            return with_content_type(
-                tiny_http::Response::from_string(history.json()),
-                "application/json",
-            );
+            let body = match history.lock() {
+                Ok(history) => history.json(),
+                Err(_) => return Response::plain(500, "500 Internal Server Error\n"),
+            };
+            return json(body);
         }
         _ => {}
     }
     let Ok(text) = render(registry) else {
         log::error!("metrics: encoding failed");
-        return plain("500 Internal Server Error\n".into(), 500);
+        return Response::plain(500, "500 Internal Server Error\n");
     };
     if path == "/stats.json" {
-        with_content_type(
-            tiny_http::Response::from_string(status.json(&text)),
-            "application/json",
-        )
+        json(status.json(&text))
     } else {
-        with_content_type(
-            tiny_http::Response::from_string(text),
-            prometheus_text::CONTENT_TYPE,
-        )
-    }
-}
-
-fn plain(body: String, status: u16) -> Answer {
-    with_content_type(
-        tiny_http::Response::from_string(body).with_status_code(status),
-        "text/plain; charset=utf-8",
-    )
-}
-
-fn with_content_type(response: Answer, value: &str) -> Answer {
-    match tiny_http::Header::from_bytes(&b"Content-Type"[..], value.as_bytes()) {
-        Ok(header) => response.with_header(header),
-        Err(()) => response,
+        Response {
+            status: 200,
+            content_type: prometheus_text::CONTENT_TYPE,
+            body: text.into_bytes(),
+        }
     }
 }
 

@@ -29,8 +29,8 @@ use crate::health::Heartbeats;
 use crate::metrics::{IP_VERSION_LABELS, SwarmGauges, merged_summaries};
 use std::sync::Arc;
 
-/// What the daemon's files last did, by file (`access_list`, `state`,
-/// `scrape_export`): one entry each, replaced by the next event. Kept for
+/// What the daemon's files last did, by file (`access_list`, `ip_filter`,
+/// `state`, `scrape_export`): one entry each, replaced by the next event. Kept for
 /// the whole process (the daemon has one of each file).
 static FILE_EVENTS: Mutex<BTreeMap<&'static str, FileEvent>> = Mutex::new(BTreeMap::new());
 
@@ -63,6 +63,64 @@ pub fn record_file_event(file: &'static str, result: Result<String, String>) {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(file, event);
+}
+
+/// Entries in each list file in use (`access_list`, `ip_filter`), for
+/// `/metrics`.
+static LIST_SIZES: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
+
+/// Record how many entries the `list` in use has (at load and reload).
+pub fn record_list_size(list: &'static str, entries: usize) {
+    LIST_SIZES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(list, entries as u64);
+}
+
+/// The files' last events and the lists' sizes as Prometheus gauges:
+/// `PREFIX_file_ok{file}` (1: the last load, reload or write worked),
+/// `PREFIX_file_event_timestamp_seconds{file}` and
+/// `PREFIX_list_entries{list}`.
+#[derive(Debug, Default)]
+pub struct FileCollector;
+
+impl crate::metrics::Collector for FileCollector {
+    fn encode(&self, mut encoder: crate::metrics::DescriptorEncoder) -> std::fmt::Result {
+        let events: Vec<(&'static str, FileEvent)> = FILE_EVENTS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(file, event)| (*file, event.clone()))
+            .collect();
+        crate::metrics::write_gauges(
+            &mut encoder,
+            "file_ok",
+            "1 if the file's last load, reload or write worked, 0 if it failed (access_list, ip_filter: the old list stays in use; state; scrape_export). Details on the status page.",
+            events
+                .iter()
+                .map(|(file, e)| ([("file", *file)], u64::from(e.ok))),
+        )?;
+        crate::metrics::write_gauges(
+            &mut encoder,
+            "file_event_timestamp_seconds",
+            "Unix time of the file's last load, reload or write, failed or not.",
+            events
+                .iter()
+                .map(|(file, e)| ([("file", *file)], e.unix_time)),
+        )?;
+        let sizes: Vec<(&'static str, u64)> = LIST_SIZES
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(list, n)| (*list, *n))
+            .collect();
+        crate::metrics::write_gauges(
+            &mut encoder,
+            "list_entries",
+            "Entries of the list file in use: info hashes (access_list), addresses and ranges (ip_filter).",
+            sizes.into_iter().map(|(list, n)| ([("list", list)], n)),
+        )
+    }
 }
 
 fn file_events_json() -> Value {
@@ -444,6 +502,22 @@ mod tests {
         );
         assert_eq!(json["series"][1]["labels"], json!({"type": "b"}));
         assert_eq!(json["series"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn file_events_and_list_sizes_are_gauges() {
+        record_file_event("test_list", Err("line 3: nonsense".into()));
+        record_list_size("test_list", 12);
+        let mut registry = crate::metrics::Registry::with_prefix("aquatic_test");
+        registry.register_collector(Box::new(FileCollector));
+        let text = crate::metrics::render(&registry).unwrap();
+        for line in [
+            "aquatic_test_file_ok{file=\"test_list\"} 0",
+            "aquatic_test_list_entries{list=\"test_list\"} 12",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
+        }
+        assert!(text.contains("aquatic_test_file_event_timestamp_seconds{file=\"test_list\"} 1"));
     }
 
     #[test]
