@@ -267,6 +267,22 @@ path = "$([[ "$AQUATIC_ACCESS_LIST" == allow ]] && echo "$whitelist")"
 share_percent = 100
 peers_per_torrent = 0
 EOF
+        if [[ "$name" == aquatic && "${AQUATIC_IP_FILTER_ENTRIES:-0}" -gt 0 ]]; then
+            # A deny list of that many addresses and ranges, none matching
+            # the load tester's 127.0.0.1: every datagram is looked up.
+            "$PY" -c '
+import random, sys
+r = random.Random(7)
+for i in range(int(sys.argv[1])):
+    a = r.randrange(0x01000000, 0x7f000000)
+    print("%d.%d.%d.%d%s" % (a >> 24, a >> 16 & 255, a >> 8 & 255, a & 255, "/24" if i % 2 else ""))
+' "$AQUATIC_IP_FILTER_ENTRIES" >"$work/ip-filter.txt"
+            printf '[ip_filter]\nmode = "deny"\npath = "%s"\n' "$work/ip-filter.txt" >>"$cfg"
+        fi
+        if [[ "$name" == aquatic && "${AQUATIC_RATE_LIMIT:-0}" == 1 ]]; then
+            # Buckets counted for every announce and scrape, none refused.
+            printf '[rate_limit]\nenabled = true\nper_second = 1e9\nburst = 1000000000\n' >>"$cfg"
+        fi
         if [[ "$name" == aquatic && "${STATUS_POLL:-0}" == 1 ]]; then
             status_port="$(free_port)"
             printf '[metrics]\nenabled = true\naddress = "127.0.0.1:%s"\n' "$status_port" >>"$cfg"

@@ -71,6 +71,14 @@
 #                          the same binary, the cost of a polled page
 #   AQUATIC_ACCESS_LIST [off]  "allow": aquatic_udp checks the same whitelist
 #                          as opentracker does (parity of work per announce)
+#   AQUATIC_IP_FILTER_ENTRIES [0]  N > 0: the tracker named "aquatic" runs
+#                          with a deny [ip_filter] of N addresses and /24s
+#                          (none matching 127.0.0.1: every datagram looked
+#                          up); with AQUATIC_BEFORE a copy of the same binary,
+#                          the filter's cost
+#   AQUATIC_RATE_LIMIT [0]  1: the tracker named "aquatic" counts a token
+#                          bucket for every announce and scrape (a rate no
+#                          request reaches): the rate limit's cost
 #   SKIP_BUILD [0]         1: use the release binaries already in target/
 #   WORK_DIR [mktemp -d]   configs, logs, results.tsv and memory.tsv of this
 #                          session
@@ -454,7 +462,8 @@ print()
 print("## UDP: aquatic_udp vs opentracker ($(date -u +%Y-%m-%d))")
 print()
 print("- Machine: $ncpu cores ($cpu_model), kernel $(uname -r).")
-print("- aquatic_udp $aquatic_rev ($aquatic_build, socket_workers = 1, request_workers = $AQUATIC_REQUEST_WORKERS, access list $AQUATIC_ACCESS_LIST); "
+print("- aquatic_udp $aquatic_rev ($aquatic_build, socket_workers = 1, request_workers = $AQUATIC_REQUEST_WORKERS, access list $AQUATIC_ACCESS_LIST, "
+      "ip filter entries ${AQUATIC_IP_FILTER_ENTRIES:-0}, rate limit counted ${AQUATIC_RATE_LIMIT:-0}); "
       "opentracker $ot_version, one UDP worker thread; opentracker-debian (if run): Debian's $ot_debian_version, "
       "whitelist of the load tester's $TORRENTS info hashes.")
 print("- Tracker pinned to CPU $TRACKER_CPU, aquatic_udp_load_test to CPU $LOAD_CPU ($LOAD_WORKERS worker(s) x $SOCKETS sockets, "
@@ -462,7 +471,8 @@ print("- Tracker pinned to CPU $TRACKER_CPU, aquatic_udp_load_test to CPU $LOAD_
       "${DURATION} s per run, $RUNS runs each, alternating; every run with a freshly started tracker.")
 print("- Command: \`DURATION=$DURATION RUNS=$RUNS MEM_RUNS=$MEM_RUNS MEM_DURATION=$MEM_DURATION MEM_RATE=$MEM_RATE "
       "TORRENTS=$TORRENTS PEERS=$PEERS EXPONENT=$EXPONENT WEIGHTS='$WEIGHTS' LOAD_WORKERS=$LOAD_WORKERS SOCKETS=$SOCKETS "
-      "AQUATIC_REQUEST_WORKERS=$AQUATIC_REQUEST_WORKERS AQUATIC_ACCESS_LIST=$AQUATIC_ACCESS_LIST scripts/bench/udp.sh\`")
+      "AQUATIC_REQUEST_WORKERS=$AQUATIC_REQUEST_WORKERS AQUATIC_ACCESS_LIST=$AQUATIC_ACCESS_LIST "
+      "AQUATIC_IP_FILTER_ENTRIES=${AQUATIC_IP_FILTER_ENTRIES:-0} AQUATIC_RATE_LIMIT=${AQUATIC_RATE_LIMIT:-0} scripts/bench/udp.sh\`")
 print()
 md_table(cols, table)
 md_ratios(ratios, "trackers")
