@@ -10,7 +10,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(clippy::panic, clippy::indexing_slicing)]
 
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::thread;
@@ -18,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use aquatic_test_support::http::{announce_path, contains, read_response};
 use aquatic_test_support::metrics::{metrics_address, parse, scrape, sum};
-use aquatic_test_support::{Daemon, loopback, tcp_from};
+use aquatic_test_support::{Daemon, defences, loopback, tcp_from};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_aquatic_http");
 const METRICS: &str = "[metrics]\nenabled = true\naddress = \"127.0.0.1:0\"\n";
@@ -47,45 +46,27 @@ fn announce_from(n: u8, addr: SocketAddr) -> Option<(u16, Vec<u8>)> {
     )
 }
 
-/// `refused_total{reason}` (the metrics address is learnt from the log:
-/// once per daemon).
 fn refused(daemon: &Daemon, reason: &str) -> u64 {
-    let samples = parse(&scrape(metrics_address(daemon)));
-    sum(
-        &samples,
-        "aquatic_http_refused_total",
-        &[("reason", reason)],
-    )
+    defences::refused(daemon, "aquatic_http", reason)
 }
 
 #[test]
 fn ip_filter_closes_refused_connections_and_reloads() {
     let dir = tempfile::tempdir().unwrap();
-    let filter = dir.path().join("ip-filter.txt");
-    std::fs::write(&filter, "127.0.0.2\n").unwrap();
-    let extra = format!(
-        "[ip_filter]\nmode = \"deny\"\npath = \"{}\"\n",
-        filter.display()
-    );
-    let t = start_in(dir, &extra, "");
+    let (filter, section) = defences::deny_file(&dir, "127.0.0.2\n");
+    let t = start_in(dir, &section, "");
     assert_eq!(announce_from(2, t.addr), None);
     let (status, body) = announce_from(3, t.addr).unwrap();
     assert_eq!(status, 200);
     assert!(contains(&body, b"8:interval"), "{body:?}");
     assert!(refused(&t, "ip_filter") >= 1);
-
-    std::fs::write(&filter, "127.0.0.3\n127.0.0.0/40\n").unwrap();
-    t.signal("USR1");
-    let line = t
-        .wait_for_log("IP filter reload failed", Duration::from_secs(5))
-        .unwrap();
-    assert!(line.contains("line 2"), "{line}");
-    assert_eq!(announce_from(2, t.addr), None, "the old filter stays");
-
-    std::fs::write(&filter, "127.0.0.3\n").unwrap();
-    t.signal("USR1");
-    t.wait_for_log("IP filter reloaded", Duration::from_secs(5))
-        .unwrap();
+    defences::reload_broken_then_good(
+        &t,
+        &filter,
+        "127.0.0.3\n127.0.0.0/40\n",
+        || assert_eq!(announce_from(2, t.addr), None, "the old filter stays"),
+        "127.0.0.3\n",
+    );
     assert_eq!(announce_from(2, t.addr).unwrap().0, 200);
     assert_eq!(announce_from(3, t.addr), None);
 }
@@ -93,15 +74,10 @@ fn ip_filter_closes_refused_connections_and_reloads() {
 #[test]
 fn requests_a_trusted_proxy_forwards_for_refused_addresses_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let filter = dir.path().join("ip-filter.txt");
-    std::fs::write(&filter, "192.0.2.0/24\n").unwrap();
-    let extra = format!(
-        "[ip_filter]\nmode = \"deny\"\npath = \"{}\"\n",
-        filter.display()
-    );
+    let (_, section) = defences::deny_file(&dir, "192.0.2.0/24\n");
     let t = start_in(
         dir,
-        &extra,
+        &section,
         "reverse_proxy_ip_header = \"X-Forwarded-For\"\ntrusted_proxies = [\"127.0.0.1\"]\n",
     );
     let path = announce_path(1, 1, 6881, 0, "");
@@ -210,16 +186,7 @@ fn a_rate_limited_flood_leaves_other_clients_their_answers_and_latency() {
     let (answered, limited, took) = flood.join().unwrap();
     assert!(rounds >= 5, "{rounds}");
     assert!(worst < LATENCY_BOUND, "worst honest round trip {worst:?}");
-    let allowed = 50 + (10.0 * took.as_secs_f64()).ceil() as u64 + 1;
-    assert!(
-        answered <= allowed,
-        "{answered} answered, {allowed} allowed"
-    );
-    assert!(answered >= 50, "{answered}: not even the burst");
-    assert!(
-        limited > 5 * allowed,
-        "the flood sent only {limited} beyond"
-    );
+    defences::assert_flood_limited(answered + limited, answered, took, 50, 10.0);
     assert_eq!(refused(&t, "rate_limit"), limited);
 }
 
@@ -249,12 +216,7 @@ fn announce_intervals_are_spread_and_never_below_min_interval() {
         intervals.push(value);
         assert!(text.contains("12:min intervali1750e"), "{text}");
     }
-    assert!(
-        intervals.iter().all(|i| (1750..=1920).contains(i)),
-        "{intervals:?}"
-    );
-    let distinct: BTreeSet<_> = intervals.iter().collect();
-    assert!(distinct.len() > 50, "{} distinct", distinct.len());
+    defences::assert_spread(&intervals, 1800, 120, 1750, 50, 0.0);
     // Draws below 1750 (about 29 %) are raised to it.
     let floored = intervals.iter().filter(|&&i| i == 1750).count();
     assert!(

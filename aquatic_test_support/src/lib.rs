@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod defences;
 pub mod http;
 pub mod metrics;
 pub mod ws;

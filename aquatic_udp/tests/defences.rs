@@ -10,12 +10,10 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use aquatic_test_support::loopback;
-use aquatic_test_support::metrics::{metrics_address, parse, scrape, sum};
+use aquatic_test_support::{defences, loopback};
 use aquatic_udp_protocol::*;
 use common::*;
 
@@ -28,28 +26,15 @@ fn unanswered(client: &mut Client, wait: Duration) -> bool {
     client.recv_raw(wait).is_none()
 }
 
-/// `refused_total{reason}` (the metrics address is learnt from the log:
-/// once per tracker).
 fn refused(tracker: &Tracker, reason: &str) -> u64 {
-    let samples = parse(&scrape(metrics_address(tracker)));
-    sum(&samples, "aquatic_udp_refused_total", &[("reason", reason)])
+    defences::refused(tracker, "aquatic_udp", reason)
 }
 
 #[test]
 fn ip_filter_refuses_listed_addresses_and_reloads() {
     let dir = tempfile::tempdir().unwrap();
-    let filter = dir.path().join("ip-filter.txt");
-    std::fs::write(&filter, "# banned\n127.0.0.2\n10.0.0.0/8\n").unwrap();
-    let tracker = start_in(
-        dir,
-        "127.0.0.1",
-        &format!(
-            "{METRICS}[ip_filter]\nmode = \"deny\"\npath = \"{}\"\n",
-            filter.display()
-        ),
-        "",
-    )
-    .unwrap();
+    let (filter, section) = defences::deny_file(&dir, "# banned\n127.0.0.2\n10.0.0.0/8\n");
+    let tracker = start_in(dir, "127.0.0.1", &format!("{METRICS}{section}"), "").unwrap();
     let mut banned = Client::from(loopback(2), tracker.addr);
     let mut other = Client::from(loopback(3), tracker.addr);
     assert!(unanswered(&mut banned, Duration::from_millis(500)));
@@ -57,24 +42,16 @@ fn ip_filter_refuses_listed_addresses_and_reloads() {
     v4(other.announce(hash(1), 6881, 0, AnnounceEvent::Started));
     assert!(refused(&tracker, "ip_filter") >= 1);
 
-    // A broken file at reload keeps the old filter, and the log names the
-    // line.
-    std::fs::write(&filter, "127.0.0.3\n127.0.0.300\n").unwrap();
-    tracker.signal("USR1");
-    let line = tracker
-        .wait_for_log("IP filter reload failed", Duration::from_secs(5))
-        .expect("reload failure logged");
-    assert!(line.contains("line 2"), "{line}");
-    assert!(unanswered(&mut banned, Duration::from_millis(500)));
-    other.connect();
-
-    // A good file replaces it.
-    std::fs::write(&filter, "127.0.0.3/32\n").unwrap();
-    tracker.signal("USR1");
-    let line = tracker
-        .wait_for_log("IP filter reloaded", Duration::from_secs(5))
-        .expect("reload logged");
-    assert!(line.contains("1 addresses and ranges"), "{line}");
+    defences::reload_broken_then_good(
+        &tracker,
+        &filter,
+        "127.0.0.3\n127.0.0.300\n",
+        || {
+            assert!(unanswered(&mut banned, Duration::from_millis(500)));
+            other.connect();
+        },
+        "127.0.0.3/32\n",
+    );
     banned.connect();
     v4(banned.announce(hash(1), 6882, 0, AnnounceEvent::Started));
     assert!(unanswered(&mut other, Duration::from_millis(500)));
@@ -158,16 +135,10 @@ fn a_rate_limited_flood_leaves_other_clients_their_answers_and_latency() {
     // limited requests a round, far below 20 a second.
     assert!(worst < LATENCY_BOUND, "worst honest round trip {worst:?}");
     // The attacker got its burst and its rate, no more.
-    let allowed = 100 + (20.0 * took.as_secs_f64()).ceil() as u64 + 1;
-    assert!(sent > 10 * allowed, "the flood sent only {sent}");
-    assert!(
-        answered <= allowed,
-        "{answered} of {sent} answered, {allowed} allowed"
-    );
-    assert!(answered >= 100, "{answered} answered: not even the burst");
+    defences::assert_flood_limited(sent, answered, took, 100, 20.0);
     let dropped = refused(&tracker, "rate_limit");
     assert!(
-        dropped >= sent - allowed - 1,
+        dropped + answered >= sent,
         "{dropped} counted of {sent} sent"
     );
 }
@@ -182,23 +153,14 @@ fn announce_intervals_are_spread_around_the_configured_one() {
     let mut intervals = Vec::new();
     for n in 0..300u16 {
         match client.announce(hash(9), 1000 + n, 0, AnnounceEvent::None) {
-            Response::AnnounceIpv4(r) => intervals.push(r.announce_interval),
+            Response::AnnounceIpv4(r) => {
+                intervals.push(u32::try_from(r.announce_interval).unwrap())
+            }
             other => panic!("{other:?}"),
         }
     }
-    assert!(
-        intervals.iter().all(|i| (1680..=1920).contains(i)),
-        "{intervals:?}"
-    );
-    let distinct: BTreeSet<_> = intervals.iter().collect();
-    assert!(
-        distinct.len() > 100,
-        "only {} distinct intervals",
-        distinct.len()
-    );
-    let mean = intervals.iter().map(|&i| f64::from(i)).sum::<f64>() / intervals.len() as f64;
     // The mean of 300 uniform draws over +-120 s: standard error 4 s.
-    assert!((mean - 1800.0).abs() < 20.0, "mean {mean}");
+    defences::assert_spread(&intervals, 1800, 120, 0, 100, 20.0);
     let below = intervals.iter().filter(|&&i| i < 1800).count();
     assert!((90..=210).contains(&below), "{below} of 300 below 1800");
 

@@ -9,15 +9,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(clippy::panic, clippy::indexing_slicing)]
 
-use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use aquatic_test_support::metrics::{metrics_address, parse, scrape, sum};
 use aquatic_test_support::ws::raw_upgrade_from;
-use aquatic_test_support::{Daemon, loopback, tcp_from};
+use aquatic_test_support::{Daemon, defences, loopback, tcp_from};
 use aquatic_ws_protocol::{
     AnnounceEvent, AnnounceRequest, InMessage, InfoHash, OutMessage, PeerId, ScrapeRequest,
 };
@@ -33,6 +31,10 @@ fn start_in(dir: tempfile::TempDir, extra: &str, network_extra: &str) -> Daemon 
 }
 
 type Client = WebSocket<TcpStream>;
+
+fn refused(daemon: &Daemon, reason: &str) -> u64 {
+    defences::refused(daemon, "aquatic_ws", reason)
+}
 
 /// A WebSocket from 127.0.0.`n`, its upgrade naming `host`.
 fn connect(n: u8, addr: SocketAddr, host: &str) -> Result<Client, String> {
@@ -84,36 +86,18 @@ fn failure(message: &OutMessage) -> Option<String> {
 #[test]
 fn ip_filter_closes_refused_connections_and_reloads() {
     let dir = tempfile::tempdir().unwrap();
-    let filter = dir.path().join("ip-filter.txt");
-    std::fs::write(&filter, "127.0.0.2\n").unwrap();
-    let extra = format!(
-        "[ip_filter]\nmode = \"deny\"\npath = \"{}\"\n",
-        filter.display()
-    );
-    let t = start_in(dir, &extra, "");
+    let (filter, section) = defences::deny_file(&dir, "127.0.0.2\n");
+    let t = start_in(dir, &section, "");
     assert!(raw_upgrade_from(loopback(2), t.addr).is_err());
     assert!(raw_upgrade_from(loopback(3), t.addr).is_ok());
-    let samples = parse(&scrape(metrics_address(&t)));
-    assert!(
-        sum(
-            &samples,
-            "aquatic_ws_refused_total",
-            &[("reason", "ip_filter")]
-        ) >= 1
+    assert!(refused(&t, "ip_filter") >= 1);
+    defences::reload_broken_then_good(
+        &t,
+        &filter,
+        "127.0.0.3\nbad\n",
+        || assert!(raw_upgrade_from(loopback(2), t.addr).is_err()),
+        "127.0.0.3\n",
     );
-
-    std::fs::write(&filter, "127.0.0.3\nbad\n").unwrap();
-    t.signal("USR1");
-    let line = t
-        .wait_for_log("IP filter reload failed", Duration::from_secs(5))
-        .unwrap();
-    assert!(line.contains("line 2"), "{line}");
-    assert!(raw_upgrade_from(loopback(2), t.addr).is_err());
-
-    std::fs::write(&filter, "127.0.0.3\n").unwrap();
-    t.signal("USR1");
-    t.wait_for_log("IP filter reloaded", Duration::from_secs(5))
-        .unwrap();
     assert!(raw_upgrade_from(loopback(2), t.addr).is_ok());
     assert!(raw_upgrade_from(loopback(3), t.addr).is_err());
 }
@@ -121,15 +105,10 @@ fn ip_filter_closes_refused_connections_and_reloads() {
 #[test]
 fn upgrades_a_trusted_proxy_forwards_for_refused_addresses_get_403() {
     let dir = tempfile::tempdir().unwrap();
-    let filter = dir.path().join("ip-filter.txt");
-    std::fs::write(&filter, "192.0.2.0/24\n").unwrap();
-    let extra = format!(
-        "[ip_filter]\nmode = \"deny\"\npath = \"{}\"\n",
-        filter.display()
-    );
+    let (_, section) = defences::deny_file(&dir, "192.0.2.0/24\n");
     let t = start_in(
         dir,
-        &extra,
+        &section,
         "reverse_proxy_ip_header = \"X-Forwarded-For\"\ntrusted_proxies = [\"127.0.0.1\"]\n",
     );
     let status = |forwarded: &str| {
@@ -156,15 +135,7 @@ fn hosts_not_allowed_get_421() {
         connect(1, t.addr, "other.example.com").err().as_deref(),
         Some("status 421")
     );
-    let samples = parse(&scrape(metrics_address(&t)));
-    assert_eq!(
-        sum(
-            &samples,
-            "aquatic_ws_refused_total",
-            &[("reason", "wrong_host")]
-        ),
-        1
-    );
+    assert_eq!(refused(&t, "wrong_host"), 1);
 }
 
 /// What a well-behaved client's round trip may take while another address
@@ -213,25 +184,8 @@ fn a_rate_limited_flood_leaves_other_clients_their_answers_and_latency() {
     let (answered, limited, took) = flood.join().unwrap();
     assert!(rounds >= 5, "{rounds}");
     assert!(worst < LATENCY_BOUND, "worst honest round trip {worst:?}");
-    let allowed = 50 + (10.0 * took.as_secs_f64()).ceil() as u64 + 1;
-    assert!(
-        answered <= allowed,
-        "{answered} answered, {allowed} allowed"
-    );
-    assert!(answered >= 50, "{answered}: not even the burst");
-    assert!(
-        limited > 5 * allowed,
-        "the flood sent only {limited} beyond"
-    );
-    let samples = parse(&scrape(metrics_address(&t)));
-    assert_eq!(
-        sum(
-            &samples,
-            "aquatic_ws_refused_total",
-            &[("reason", "rate_limit")]
-        ),
-        limited
-    );
+    defences::assert_flood_limited(answered + limited, answered, took, 50, 10.0);
+    assert_eq!(refused(&t, "rate_limit"), limited);
 }
 
 #[test]
@@ -249,12 +203,5 @@ fn announce_intervals_are_spread_around_the_configured_one() {
             other => panic!("{other:?}"),
         }
     }
-    assert!(
-        intervals.iter().all(|i| (105..=135).contains(i)),
-        "{intervals:?}"
-    );
-    let distinct: BTreeSet<_> = intervals.iter().collect();
-    assert!(distinct.len() >= 25, "{} distinct", distinct.len());
-    let mean = intervals.iter().map(|&i| f64::from(i)).sum::<f64>() / 200.0;
-    assert!((mean - 120.0).abs() < 3.0, "mean {mean}");
+    defences::assert_spread(&intervals, 120, 15, 0, 25, 3.0);
 }

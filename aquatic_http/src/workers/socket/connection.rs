@@ -197,23 +197,25 @@ impl Connection {
                         .keeps(parsed.keep_alive, parsed.keep_alive_asked);
                     return Step::Request(parsed.request, parsed.forwarded_ip);
                 }
-                Err(RequestParseError::NotFound {
-                    consumed,
-                    keep_alive,
-                    keep_alive_asked,
-                }) => {
+                Err(
+                    ref error @ (RequestParseError::NotFound {
+                        consumed,
+                        keep_alive,
+                        keep_alive_asked,
+                    }
+                    | RequestParseError::WrongHost {
+                        consumed,
+                        keep_alive,
+                        keep_alive_asked,
+                    }),
+                ) => {
+                    let (status, phrase) = match error {
+                        RequestParseError::WrongHost { .. } => (421, "Misdirected Request"),
+                        _ => (404, "Not Found"),
+                    };
                     drain(&mut self.read_buf, consumed);
                     let keep_alive = self.policy.keeps(keep_alive, keep_alive_asked);
-                    return self.reject_status(404, "Not Found", keep_alive, limits, now);
-                }
-                Err(RequestParseError::WrongHost {
-                    consumed,
-                    keep_alive,
-                    keep_alive_asked,
-                }) => {
-                    drain(&mut self.read_buf, consumed);
-                    let keep_alive = self.policy.keeps(keep_alive, keep_alive_asked);
-                    return self.reject_status(421, "Misdirected Request", keep_alive, limits, now);
+                    return self.reject_status(status, phrase, keep_alive, limits, now);
                 }
                 Err(RequestParseError::Invalid {
                     reason,
@@ -567,6 +569,31 @@ mod tests {
             Step::Rejected(ErrorReason::BadRequest)
         ));
         assert!(c.closing());
+    }
+
+    #[test]
+    fn another_host_gets_421_and_the_connection_goes_on() {
+        let allowed = ["tracker.example.org".to_string()];
+        let limits = Limits {
+            parse: ParseOptions {
+                allowed_hosts: &allowed,
+                ..LIMITS.parse
+            },
+            ..LIMITS
+        };
+        let mut c = Connection::new(NOW, 10, KeepAlive::Always);
+        feed(&mut c, &announce(false));
+        assert!(matches!(
+            c.next(&limits, NOW),
+            Step::Rejected(ErrorReason::WrongHost)
+        ));
+        assert!(output(&mut c).starts_with("HTTP/1.1 421 Misdirected Request"));
+        assert!(!c.closing());
+        let right = String::from_utf8(announce(false))
+            .unwrap()
+            .replace("Host: t", "Host: Tracker.example.org:443");
+        feed(&mut c, right.as_bytes());
+        assert!(matches!(c.next(&limits, NOW), Step::Request(..)));
     }
 
     #[test]

@@ -292,6 +292,46 @@ mod tests {
     }
 
     #[test]
+    fn another_host_gets_421_and_a_refused_proxied_client_403() {
+        let allowed = ["tracker.example.org".to_string()];
+        let strict = HandshakeRules {
+            allowed_hosts: &allowed,
+            ..rules(&[], "")
+        };
+        let mut h = Handshake::new("192.0.2.1".parse().unwrap());
+        h.read_buf()
+            .unwrap()
+            .extend_from_slice(format!("{UPGRADE}\r\n").as_bytes());
+        assert!(h.decide(&strict));
+        assert!(h.is_wrong_host());
+        assert!(String::from_utf8_lossy(h.output()).starts_with("HTTP/1.1 421 "));
+        let right = UPGRADE.replace("Host: t", "Host: TRACKER.example.org:443");
+        let (out, _) = decide(format!("{right}\r\n").as_bytes(), &strict).unwrap();
+        assert!(out.starts_with("HTTP/1.1 101"), "{out}");
+
+        let proxies: Vec<IpNet> = vec!["192.0.2.1/32".parse().unwrap()];
+        let proxied = rules(&proxies, "X-Forwarded-For");
+        let mut h = Handshake::new("192.0.2.1".parse().unwrap());
+        h.read_buf().unwrap().extend_from_slice(
+            format!("{UPGRADE}X-Forwarded-For: 198.51.100.7\r\n\r\n").as_bytes(),
+        );
+        assert!(h.decide(&proxied));
+        assert_eq!(h.forwarded_client(), Some("198.51.100.7".parse().unwrap()));
+        h.refuse_forwarded();
+        assert!(String::from_utf8_lossy(h.output()).starts_with("HTTP/1.1 403 "));
+        assert_eq!(h.finish(), AfterResponse::Close(CloseReason::ProtocolError));
+        // From an address that is no trusted proxy, the header is ignored:
+        // the connection's own address is the client's, not "forwarded".
+        let mut h = Handshake::new("203.0.113.5".parse().unwrap());
+        h.read_buf().unwrap().extend_from_slice(
+            format!("{UPGRADE}X-Forwarded-For: 198.51.100.7\r\n\r\n").as_bytes(),
+        );
+        assert!(h.decide(&proxied));
+        assert_eq!(h.forwarded_client(), None);
+        assert!(String::from_utf8_lossy(h.output()).starts_with("HTTP/1.1 101 "));
+    }
+
+    #[test]
     fn a_partial_head_waits_until_it_is_too_long() {
         assert!(decide(UPGRADE.as_bytes(), &rules(&[], "")).is_none());
         let long = format!("{UPGRADE}X-Pad: {}\r\n", "a".repeat(400));
