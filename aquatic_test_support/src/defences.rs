@@ -101,3 +101,53 @@ pub fn assert_spread(
         );
     }
 }
+
+/// Run `round` (a well-behaved client's round trip, asserting its answers)
+/// every `pace` for `total`: how many rounds ran and the slowest one.
+pub fn timed_rounds(total: Duration, pace: Duration, mut round: impl FnMut()) -> (usize, Duration) {
+    let begin = std::time::Instant::now();
+    let (mut rounds, mut worst) = (0, Duration::ZERO);
+    while begin.elapsed() < total {
+        let start = std::time::Instant::now();
+        round();
+        worst = worst.max(start.elapsed());
+        rounds += 1;
+        std::thread::sleep(pace);
+    }
+    (rounds, worst)
+}
+
+/// The `[rate_limit]` of the TCP daemons' flood tests: a burst of
+/// [`FLOOD_BURST`], then [`FLOOD_RATE`] a second.
+pub const FLOOD_RATE_LIMIT: &str = "[rate_limit]\nenabled = true\nper_second = 10.0\nburst = 50\n";
+pub const FLOOD_BURST: u64 = 50;
+pub const FLOOD_RATE: f64 = 10.0;
+
+/// What a well-behaved client's round trip may take while another address
+/// floods (generous: debug builds on a loaded 2-core machine).
+pub const LATENCY_BOUND: Duration = Duration::from_millis(500);
+
+/// `flood` (on a thread of its own, for `flood_for`: it returns how many
+/// of its requests were answered and how many refused for their rate)
+/// while `honest` makes a round trip every 100 ms for 2 s: every honest
+/// round trip within [`LATENCY_BOUND`], the flood held to
+/// [`FLOOD_RATE_LIMIT`], and each refusal counted in `PREFIX_refused_total`.
+pub fn flood_beside_honest_client(
+    daemon: &Daemon,
+    prefix: &str,
+    flood_for: Duration,
+    flood: impl FnOnce(Duration) -> (u64, u64) + Send + 'static,
+    honest: impl FnMut(),
+) {
+    let flood = std::thread::spawn(move || {
+        let begin = std::time::Instant::now();
+        let (answered, limited) = flood(flood_for);
+        (answered, limited, begin.elapsed())
+    });
+    let (rounds, worst) = timed_rounds(Duration::from_secs(2), Duration::from_millis(100), honest);
+    let (answered, limited, took) = flood.join().expect("the flood thread");
+    assert!(rounds >= 5, "{rounds} honest rounds");
+    assert!(worst < LATENCY_BOUND, "worst honest round trip {worst:?}");
+    assert_flood_limited(answered + limited, answered, took, FLOOD_BURST, FLOOD_RATE);
+    assert_eq!(refused(daemon, prefix, "rate_limit"), limited);
+}

@@ -116,23 +116,17 @@ fn a_rate_limited_flood_leaves_other_clients_their_answers_and_latency() {
     });
 
     let mut honest = Client::from(loopback(3), tracker.addr);
-    let mut worst = Duration::ZERO;
-    let begin = Instant::now();
-    let mut rounds = 0;
-    while begin.elapsed() < Duration::from_secs(3) {
-        let start = Instant::now();
-        honest.connect();
-        v4(honest.announce(hash(200), 8000, 0, AnnounceEvent::None));
-        let stats = scrape_stats(honest.scrape(vec![hash(200)]));
-        assert_eq!(stats.len(), 1);
-        worst = worst.max(start.elapsed());
-        rounds += 1;
-        thread::sleep(Duration::from_millis(50));
-    }
+    let (rounds, worst) =
+        defences::timed_rounds(Duration::from_secs(3), Duration::from_millis(50), || {
+            honest.connect();
+            v4(honest.announce(hash(200), 8000, 0, AnnounceEvent::None));
+            let stats = scrape_stats(honest.scrape(vec![hash(200)]));
+            assert_eq!(stats.len(), 1);
+        });
     let (sent, answered, took) = flood.join().unwrap();
     assert!(rounds >= 10, "{rounds} rounds");
-    // 3 honest round trips of the 3 s were each within the bound: 2
-    // limited requests a round, far below 20 a second.
+    // The honest client's round trips of the 3 s were each within the
+    // bound: 2 limited requests a round, far below 20 a second.
     assert!(worst < LATENCY_BOUND, "worst honest round trip {worst:?}");
     // The attacker got its burst and its rate, no more.
     defences::assert_flood_limited(sent, answered, took, 100, 20.0);
