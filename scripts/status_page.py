@@ -68,6 +68,8 @@ def shown(dom):
         figures[f"size|{m.group(1)}"] = m.group(2)
     for m in re.finditer(r'data-client="([^"]+)" data-value="([^"]*)"', dom):
         figures[f"client|{m.group(1)}"] = m.group(2)
+    for m in re.finditer(r'data-peer-client="([^" ]+) ([^"]*)" data-value="([^"]*)"', dom):
+        figures[f"peerclient|{m.group(1)}|{m.group(2)}"] = m.group(3)
     return figures
 
 
@@ -87,6 +89,11 @@ def expected(s, key):
             samples = [x for x in samples if x["labels"].get(k) == v]
         return sum(x["value"] for x in samples)
 
+    if key.startswith("peerclient|"):
+        _, client, version = key.split("|", 2)
+        family = metrics.get(prefix + "peers_by_client", {}).get("samples", [])
+        return sum(x["value"] for x in family
+                   if x["labels"].get("client") == client and x["labels"].get("version") == version)
     if key.startswith("client|"):
         return total(prefix + "announces_by_client_total", "client=" + key.split("|", 1)[1])
     if key.startswith("size|"):
@@ -105,13 +112,19 @@ def expected(s, key):
     return total(prefix + name)
 
 
+def sum_peer_clients(s):
+    family = s["metrics"].get(s["daemon"] + "_peers_by_client", {})
+    return sum(x["value"] for x in family.get("samples", []))
+
+
 def sum_sizes(s):
     family = s["metrics"].get(s["daemon"] + "_torrents_by_size", {})
     return sum(x["value"] for x in family.get("samples", []))
 
 
 def is_counter(key):
-    return key in ("total-requests", "total-responses") or ("|" in key and not key.startswith("size|"))
+    return key in ("total-requests", "total-responses") or (
+        "|" in key and not key.startswith(("size|", "peerclient|")))
 
 
 def check_daemon(name, build, screenshots):
@@ -164,6 +177,10 @@ def check_daemon(name, build, screenshots):
         sizes_shown = any(k.startswith("size|") for k in figures)
         if sizes_shown != (sum_sizes(now) > 0):
             raise SystemExit(f"{name}: swarm sizes shown: {sizes_shown}, /stats.json: {sum_sizes(now)} torrents")
+        clients_shown = any(k.startswith("peerclient|") for k in figures)
+        if clients_shown != (sum_peer_clients(now) > 0) or clients_shown != sizes_shown:
+            raise SystemExit(f"{name}: stored peers' clients shown: {clients_shown}, /stats.json: "
+                             f"{sum_peer_clients(now)} peers, sizes shown: {sizes_shown}")
         top = {s["info_hash"] for v in now["largest_swarms"].values() for s in v}
         if largest_shown(dom) != top:
             raise SystemExit(f"{name}: largest swarms shown {sorted(largest_shown(dom))}, /stats.json {sorted(top)}")

@@ -30,6 +30,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use serde::{Deserialize, Serialize};
 
+use crate::clients::ClientKey;
 use crate::metrics_listener::{self, Response};
 use crate::peer_store::PeerKey;
 use crate::status::{HISTORY_INTERVAL_SECS, History, Status, metrics_json};
@@ -245,6 +246,48 @@ pub fn write_gauges<L: EncodeLabelSet>(
     Ok(())
 }
 
+/// Most (client, version) series of `peers_by_client`; the rarer
+/// versions of each client are summed under `version="other"`.
+pub const MAX_CLIENT_VERSIONS: usize = 40;
+
+/// `peers_by_client{client,version}`: the stored peers (both IP
+/// versions) by the client and version their peer id names, as of each
+/// request worker's last cleaning; `version=""` where it is unknown.
+fn write_peers_by_client(
+    encoder: &mut DescriptorEncoder,
+    summaries: &[SwarmSummary; 2],
+) -> fmt::Result {
+    let mut all: hashbrown::HashMap<ClientKey, u64> = hashbrown::HashMap::new();
+    for summary in summaries {
+        for (client, n) in &summary.clients {
+            *all.entry(*client).or_default() += n;
+        }
+    }
+    let mut sorted: Vec<(ClientKey, u64)> = all.into_iter().collect();
+    sorted.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut rows: Vec<(&'static str, String, u64)> = Vec::new();
+    let mut rest: std::collections::BTreeMap<&'static str, u64> = Default::default();
+    for (i, (client, n)) in sorted.into_iter().enumerate() {
+        let name = client.client().label();
+        if i < MAX_CLIENT_VERSIONS {
+            rows.push((name, client.version(), n));
+        } else {
+            *rest.entry(name).or_default() += n;
+        }
+    }
+    rows.extend(
+        rest.into_iter()
+            .map(|(name, n)| (name, "other".to_string(), n)),
+    );
+    write_gauges(
+        encoder,
+        "peers_by_client",
+        "Stored peers (both IP versions) by the client and version their peer id names, as of each request worker's last cleaning; version is empty when unknown, \"other\" for a client's rarer versions beyond the 40 largest series. Peers restored from the state file count as client \"other\" until they announce.",
+        rows.iter()
+            .map(|(client, version, n)| ([("client", *client), ("version", version.as_str())], *n)),
+    )
+}
+
 /// Every request worker's [`SwarmSummary`] merged, per IP version.
 pub fn merged_summaries(swarms: &[Arc<SwarmGauges>]) -> [SwarmSummary; 2] {
     let mut merged = [SwarmSummary::default(), SwarmSummary::default()];
@@ -405,6 +448,7 @@ pub fn write_swarm_gauges(
         )?;
     }
     let summaries = merged_summaries(swarms);
+    write_peers_by_client(encoder, &summaries)?;
     let samples = IP_VERSION_LABELS
         .iter()
         .zip(&summaries)
@@ -494,6 +538,64 @@ mod tests {
                 [([("ip_version", "4")], 7)],
             )
         }
+    }
+
+    #[test]
+    fn stored_peers_by_client_and_version_are_bounded_series() {
+        use crate::PeerId;
+        let key = |prefix: &[u8]| {
+            let mut id = [b'x'; 20];
+            id[..prefix.len()].copy_from_slice(prefix);
+            ClientKey::of(&PeerId(id))
+        };
+        let mut v4 = SwarmSummary::default();
+        let mut v6 = SwarmSummary::default();
+        for _ in 0..3 {
+            v4.add_peer(key(b"-qB4520-"));
+        }
+        v6.add_peer(key(b"-qB4520-"));
+        v6.add_peer(key(b"-TR4060-"));
+        v4.add_peer(ClientKey::UNKNOWN);
+        v6.add_peer(ClientKey::UNKNOWN);
+        // 50 more libtorrent versions, one peer each: beyond the 40 series
+        // they are summed as "other".
+        for minor in 0..5u8 {
+            for patch in 0..10u8 {
+                v4.add_peer(key(&[
+                    b'-',
+                    b'L',
+                    b'T',
+                    b'1',
+                    b'0' + minor,
+                    b'0' + patch,
+                    b'0',
+                    b'-',
+                ]));
+            }
+        }
+        let mut text = String::new();
+        {
+            let mut registry = Registry::with_prefix("aquatic_test");
+            #[derive(Debug)]
+            struct Clients([SwarmSummary; 2]);
+            impl Collector for Clients {
+                fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+                    write_peers_by_client(&mut encoder, &self.0)
+                }
+            }
+            registry.register_collector(Box::new(Clients([v4, v6])));
+            text.push_str(&render(&registry).unwrap());
+        }
+        for line in [
+            "aquatic_test_peers_by_client{client=\"qbittorrent\",version=\"4.5.2\"} 4",
+            "aquatic_test_peers_by_client{client=\"transmission\",version=\"4.0.6\"} 1",
+            "aquatic_test_peers_by_client{client=\"other\",version=\"\"} 2",
+            "aquatic_test_peers_by_client{client=\"libtorrent\",version=\"other\"} 13",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
+        }
+        let series = text.lines().filter(|l| !l.starts_with('#')).count();
+        assert_eq!(series, MAX_CLIENT_VERSIONS + 1, "{text}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::fmt::Debug;
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use aquatic_common::clients::ClientKey;
 use aquatic_common::interval::AnnounceInterval;
 use aquatic_common::metrics::SwarmSizes;
 use aquatic_common::peer_store::PeerAddr;
@@ -55,13 +56,17 @@ pub struct AnnounceQuery {
     pub bytes_left: i64,
     pub peers_wanted: i32,
     pub port: u16,
+    /// From the peer id (which is not stored).
+    pub client: ClientKey,
 }
 
 /// A peer's key: its source IP and announced port.
 type PeerKey<I> = (I, u16);
 
 /// The torrents of one shard and one address family.
-pub struct TorrentMap<I: PeerIp>(GenericTorrentMap<PeerKey<I>, ()>);
+/// Each peer keeps its client ([`ClientKey`], two bytes) for the status
+/// page's client mix.
+pub struct TorrentMap<I: PeerIp>(GenericTorrentMap<PeerKey<I>, ClientKey>);
 
 impl<I: PeerIp> Default for TorrentMap<I> {
     fn default() -> Self {
@@ -94,7 +99,7 @@ impl<I: PeerIp> TorrentMap<I> {
         let announce = Announce {
             info_hash: query.info_hash,
             key: (ip, query.port),
-            extra: (),
+            extra: query.client,
             event,
             left_is_zero: query.bytes_left == 0,
             valid_until: ValidUntil::new(now, config.max_peer_age),
@@ -231,6 +236,7 @@ mod tests {
             bytes_left: left,
             peers_wanted: -1,
             port,
+            client: ClientKey::UNKNOWN,
         }
     }
 
@@ -240,6 +246,28 @@ mod tests {
 
     fn setup() -> (TorrentMap<Ipv4Addr>, SmallRng) {
         (TorrentMap::default(), SmallRng::seed_from_u64(0))
+    }
+
+    #[test]
+    fn cleaning_counts_the_stored_peers_by_client() {
+        let (mut map, mut rng) = setup();
+        let mut peer_id = [b'x'; 20];
+        peer_id[..8].copy_from_slice(b"-qB4520-");
+        let qbittorrent = ClientKey::of(&aquatic_udp_protocol::PeerId(peer_id));
+        for (n, client) in [(1, qbittorrent), (2, qbittorrent), (3, ClientKey::UNKNOWN)] {
+            let q = AnnounceQuery {
+                client,
+                ..query(1, 1000, AnnounceEvent::Started, 0)
+            };
+            map.announce(&mut rng, &CONFIG, SecondsSinceStart(0), &q, ip(n));
+        }
+        map.clean(SecondsSinceStart(1));
+        let sizes = SwarmSizes::default();
+        map.publish(&sizes);
+        let clients = sizes.summary().clients;
+        assert_eq!(clients.get(&qbittorrent), Some(&2));
+        assert_eq!(clients.get(&ClientKey::UNKNOWN), Some(&1));
+        assert_eq!(qbittorrent.version(), "4.5.2");
     }
 
     #[test]

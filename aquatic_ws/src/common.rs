@@ -21,6 +21,19 @@ pub struct ConnectionRef {
     pub generation: u64,
 }
 
+/// A stored peer's client, from the peer id in its key.
+impl
+    aquatic_common::clients::PeerClient<(aquatic_common::source::SourceKey, aquatic_common::PeerId)>
+    for ConnectionRef
+{
+    fn client(
+        &self,
+        key: &(aquatic_common::source::SourceKey, aquatic_common::PeerId),
+    ) -> aquatic_common::clients::ClientKey {
+        aquatic_common::clients::ClientKey::of(&key.1)
+    }
+}
+
 #[derive(Debug)]
 pub enum SwarmRequest {
     Announce(AnnounceRequest),

@@ -21,6 +21,16 @@ pub(super) fn array<const N: usize>(bytes: &[u8]) -> Option<[u8; N]> {
     bytes.try_into().ok()
 }
 
+/// A peer's client is not kept in the state file (the format stays as
+/// it was): restored peers count as an unknown client until they announce.
+impl StateCodec for crate::clients::ClientKey {
+    const LEN: usize = 0;
+    fn encode(&self, _: &mut Vec<u8>) {}
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        bytes.is_empty().then_some(Self::UNKNOWN)
+    }
+}
+
 impl StateCodec for () {
     const LEN: usize = 0;
     fn encode(&self, _: &mut Vec<u8>) {}

@@ -483,7 +483,10 @@ impl<K: PeerKey, V> TorrentMap<K, V> {
     }
 
     /// Drop peers not seen since their `ValidUntil`, then empty torrents.
-    pub fn clean(&mut self, now: SecondsSinceStart) {
+    pub fn clean(&mut self, now: SecondsSinceStart)
+    where
+        V: crate::clients::PeerClient<K>,
+    {
         let (mut torrents, mut seeders, mut leechers) = (0, 0, 0);
         let prefixes = self.limits.prefixes;
         let by = self.limits.index_by();
@@ -493,7 +496,9 @@ impl<K: PeerKey, V> TorrentMap<K, V> {
             submap.retain(|info_hash, store| {
                 store.retain(by, |key, data| {
                     let keep = data.is_valid_at(now);
-                    if !keep {
+                    if keep {
+                        summary.add_peer(data.extra.client(key));
+                    } else {
                         sources.release(&key.source(prefixes));
                     }
                     keep
@@ -882,13 +887,18 @@ mod tests {
                 }
             }
         }
-        // A UDP peer's entry is 8 bytes; its torrent's bucket 40.
-        assert_eq!(
-            std::mem::size_of::<((std::net::Ipv4Addr, u16), PeerData<()>)>(),
-            8
+        // A UDP peer's entry is 10 bytes (address, port, expiry, client);
+        // its torrent's bucket 40.
+        type UdpEntry = (
+            (std::net::Ipv4Addr, u16),
+            PeerData<crate::clients::ClientKey>,
         );
+        assert_eq!(std::mem::size_of::<UdpEntry>(), 10);
         assert_eq!(
-            std::mem::size_of::<(InfoHash, PeerStore<(std::net::Ipv4Addr, u16), PeerData<()>>)>(),
+            std::mem::size_of::<(
+                InfoHash,
+                PeerStore<(std::net::Ipv4Addr, u16), PeerData<crate::clients::ClientKey>>
+            )>(),
             40
         );
     }

@@ -1,11 +1,14 @@
 //! What the status page shows of the swarms beyond their totals: how many
-//! torrents have how many peers (power-of-two buckets) and the largest
-//! swarms. Made by the shard's owner while it cleans (it visits every
+//! torrents have how many peers (power-of-two buckets), the largest
+//! swarms and the stored peers by client and version. Made by the shard's owner while it cleans (it visits every
 //! torrent then anyway), so nothing locks the swarms and the hot path
 //! pays nothing.
 
+use hashbrown::HashMap;
+
 use super::SwarmCounts;
 use crate::InfoHash;
+use crate::clients::ClientKey;
 
 /// Buckets of [`SwarmSummary::by_size`]: 1 peer, 2-3, 4-7, ..., and the
 /// last for 2^19 peers or more.
@@ -45,6 +48,8 @@ pub struct SwarmSummary {
     pub by_size: [u64; SIZE_BUCKETS],
     /// The largest swarms, most peers first, at most [`LARGEST_SWARMS`].
     pub largest: Vec<(InfoHash, SwarmCounts)>,
+    /// Stored peers by client and version (at most 2^16 keys).
+    pub clients: HashMap<ClientKey, u64>,
 }
 
 impl SwarmSummary {
@@ -61,8 +66,16 @@ impl SwarmSummary {
         self.consider(info_hash, counts);
     }
 
+    /// Count one stored peer's client.
+    pub fn add_peer(&mut self, client: ClientKey) {
+        *self.clients.entry(client).or_default() += 1;
+    }
+
     /// Add another shard's summary.
     pub fn merge(&mut self, other: &SwarmSummary) {
+        for (client, n) in &other.clients {
+            *self.clients.entry(*client).or_default() += n;
+        }
         for (sum, n) in self.by_size.iter_mut().zip(other.by_size) {
             *sum += n;
         }

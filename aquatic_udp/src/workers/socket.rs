@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aquatic_common::access_list::AccessListCache;
+use aquatic_common::clients::ClientKey;
 use aquatic_common::datagrams::{BATCH, Received, RecvBatch, SendBatch};
 use aquatic_common::defences::Defences;
 use aquatic_common::health::Heartbeat;
@@ -328,7 +329,8 @@ impl SocketWorker {
                 if !self.defences.within_rate(src.ip()) {
                     return; // over its source's rate (counted)
                 }
-                self.stats.get(v).clients.count(&request.peer_id);
+                let client = ClientKey::of(&request.peer_id);
+                self.stats.get(v).clients.count_client(client.client());
                 if !self.access_list.allows(&request.info_hash) {
                     self.send_error(request.transaction_id, "info hash not allowed", src, local);
                 } else if request.port == 0 {
@@ -343,6 +345,7 @@ impl SocketWorker {
                         bytes_left: request.bytes_left,
                         peers_wanted: request.peers_wanted,
                         port: request.port,
+                        client,
                     };
                     self.queue(shard, SwarmRequest::Announce(query), src, local);
                 }
