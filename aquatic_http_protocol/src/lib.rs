@@ -3,13 +3,15 @@
 //! announce or scrape request out; a typed response in, bencode out.
 //!
 //! Both directions of requests are here, because the tracker parses them and
-//! the load tester writes them; responses are only written (a client that
+//! the load tester writes them (`request_write`); responses are only written (a client that
 //! wants to read them can use any bencode decoder).
 //!
 //! ```text
 //!   bytes from the socket ──parse_request──▶ ParsedRequest { request, consumed,
 //!                                             keep_alive, keep_alive_asked,
 //!                                             forwarded_ip }
+//!                         (a request whose Host is not one of
+//!                          `ParseOptions::allowed_hosts`: `WrongHost`, 421)
 //!                         ◀─ write_http_head + AnnounceResponse / ScrapeResponse
 //!                                             / write_failure ─ response
 //! ```
@@ -30,6 +32,7 @@
 #![forbid(unsafe_code)]
 mod percent;
 pub mod request;
+mod request_write;
 pub mod response;
 
 pub use aquatic_wire::{InfoHash, PeerId};

@@ -22,32 +22,28 @@ use aquatic_common::datagrams::{BATCH, Received, RecvBatch, SendBatch};
 use aquatic_common::defences::Defences;
 use aquatic_common::health::Heartbeat;
 use aquatic_common::request_loop::InlineShard;
-use aquatic_common::{
-    CanonicalSocketAddr, IpVersion, SecondsSinceStart, ServerStartInstant, ValidUntil,
-};
+use aquatic_common::{CanonicalSocketAddr, IpVersion, SecondsSinceStart, ServerStartInstant};
 use aquatic_udp_protocol::{
     ConnectResponse, ErrorResponse, Request, RequestParseError, Response, ScrapeRequest,
-    ScrapeResponse, TorrentScrapeStatistics, TransactionId,
+    TransactionId,
 };
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use hashbrown::HashMap;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::common::{
-    IpCounters, RequestMessage, ResponseMessage, ScrapePart, SocketWorkerStats, SwarmRequest,
-    SwarmResponse, add, shard_of,
+    IpCounters, RequestMessage, ResponseMessage, SocketWorkerStats, SwarmRequest, SwarmResponse,
+    add, shard_of,
 };
 use crate::config::Config;
 use crate::connection_id::ConnectionValidator;
 use crate::swarm::AnnounceQuery;
+use crate::workers::pending_scrapes::PendingScrapes;
 use crate::workers::request::UdpShard;
 
 pub const SOCKET_TOKEN: Token = Token(0);
 pub const WAKER_TOKEN: Token = Token(1);
 
-/// Seconds a scrape split over shards may wait for its parts.
-const PENDING_SCRAPE_LIFETIME: u32 = 30;
 /// Packets read between flushes of request batches and answers.
 const READ_BURST: usize = 256;
 /// Consecutive unexpected receive errors tolerated in one readable event.
@@ -63,15 +59,6 @@ fn datagram_slot(max_scrape_torrents: usize) -> usize {
         .saturating_mul(20)
         .saturating_add(16)
         .clamp(MIN_DATAGRAM, 65_536)
-}
-
-struct PendingScrape {
-    transaction_id: TransactionId,
-    dst: CanonicalSocketAddr,
-    local: Option<IpAddr>,
-    stats: Vec<TorrentScrapeStatistics>,
-    parts_left: usize,
-    valid_until: ValidUntil,
 }
 
 #[derive(Clone, Copy)]
@@ -109,8 +96,7 @@ pub struct SocketWorker {
     stats: Arc<SocketWorkerStats>,
     heartbeat: Arc<Heartbeat>,
     batches: Vec<Vec<RequestMessage>>,
-    pending_scrapes: HashMap<u64, PendingScrape>,
-    next_pending_id: u64,
+    pending_scrapes: PendingScrapes,
     /// Taken while its datagrams are handled.
     recv: Option<RecvBatch>,
     /// Answers waiting to be sent: up to a batch, or, while the socket is
@@ -179,8 +165,7 @@ impl SocketWorker {
             stats: parts.stats,
             heartbeat: parts.heartbeat,
             batches: (0..shards).map(|_| Vec::new()).collect(),
-            pending_scrapes: HashMap::new(),
-            next_pending_id: 0,
+            pending_scrapes: PendingScrapes::default(),
             recv: Some(RecvBatch::new(datagram_slot(
                 parts.config.protocol.max_scrape_torrents,
             ))),
@@ -233,8 +218,7 @@ impl SocketWorker {
             }
             if self.now.saturating_sub(last_cleaning) >= 10 {
                 let now = self.now;
-                self.pending_scrapes
-                    .retain(|_, p| p.valid_until.is_valid_at(now));
+                self.pending_scrapes.expire(now);
                 last_cleaning = now;
             }
         }
@@ -384,37 +368,13 @@ impl SocketWorker {
         src: CanonicalSocketAddr,
         local: Option<IpAddr>,
     ) {
-        let pending_id = self.next_pending_id;
-        self.next_pending_id = self.next_pending_id.wrapping_add(1);
         let shards = self.batches.len();
-        let mut parts: Vec<Vec<(usize, _)>> = (0..shards).map(|_| Vec::new()).collect();
-        for (i, hash) in request.info_hashes.iter().enumerate() {
-            if let Some(part) = parts.get_mut(shard_of(hash, shards)) {
-                part.push((i, *hash));
-            }
+        for (shard, part) in self
+            .pending_scrapes
+            .split(request, shards, src, local, self.now)
+        {
+            self.queue(shard, SwarmRequest::Scrape(part), src, local);
         }
-        let mut parts_left = 0;
-        for (shard, info_hashes) in parts.into_iter().enumerate() {
-            if !info_hashes.is_empty() {
-                parts_left += 1;
-                let part = ScrapePart {
-                    pending_id,
-                    info_hashes,
-                };
-                self.queue(shard, SwarmRequest::Scrape(part), src, local);
-            }
-        }
-        self.pending_scrapes.insert(
-            pending_id,
-            PendingScrape {
-                transaction_id: request.transaction_id,
-                dst: src,
-                local,
-                stats: vec![TorrentScrapeStatistics::default(); request.info_hashes.len()],
-                parts_left,
-                valid_until: ValidUntil::new(self.now, PENDING_SCRAPE_LIFETIME),
-            },
-        );
     }
 
     fn queue(
@@ -467,7 +427,7 @@ impl SocketWorker {
                         if let SwarmRequest::Scrape(part) = message.request {
                             // The scrape can no longer be answered whole: do
                             // not keep it waiting for its other parts.
-                            self.pending_scrapes.remove(&part.pending_id);
+                            self.pending_scrapes.abandon(part.pending_id);
                         }
                     }
                 }
@@ -492,35 +452,11 @@ impl SocketWorker {
                 self.send(Response::AnnounceIpv6(r), message.dst, message.local)
             }
             SwarmResponse::Scrape { pending_id, stats } => {
-                self.complete_scrape_part(pending_id, stats)
-            }
-        }
-    }
-
-    fn complete_scrape_part(
-        &mut self,
-        pending_id: u64,
-        stats: Vec<(usize, TorrentScrapeStatistics)>,
-    ) {
-        let Some(pending) = self.pending_scrapes.get_mut(&pending_id) else {
-            return;
-        };
-        for (i, s) in stats {
-            if let Some(slot) = pending.stats.get_mut(i) {
-                *slot = s;
-            }
-        }
-        pending.parts_left = pending.parts_left.saturating_sub(1);
-        if pending.parts_left == 0 {
-            if let Some(done) = self.pending_scrapes.remove(&pending_id) {
-                self.send(
-                    Response::Scrape(ScrapeResponse {
-                        transaction_id: done.transaction_id,
-                        torrent_stats: done.stats,
-                    }),
-                    done.dst,
-                    done.local,
-                );
+                if let Some((response, dst, local)) =
+                    self.pending_scrapes.complete(pending_id, stats)
+                {
+                    self.send(Response::Scrape(response), dst, local);
+                }
             }
         }
     }
