@@ -60,6 +60,7 @@ pub mod state;
 pub mod statistics;
 pub mod status;
 pub mod supervision;
+pub mod tcp_counters;
 pub mod time;
 pub mod tls;
 pub mod torrent_map;

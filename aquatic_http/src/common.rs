@@ -2,7 +2,7 @@
 //! statistics counters.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::AtomicU64;
 
 use aquatic_common::InfoHash;
 use aquatic_http_protocol::{AnnounceRequest, AnnounceResponse, PeerFormat, ScrapeStatistics};
@@ -58,11 +58,8 @@ pub type SocketWorkerStats = CachePadded<Counters>;
 
 #[derive(Default)]
 pub struct Counters {
-    pub connections_accepted: AtomicU64,
-    pub connections_refused: AtomicU64,
-    /// Refused because their source held its share of the connections.
-    pub connections_refused_source: AtomicU64,
-    pub connections_open: AtomicUsize,
+    /// Connections, bytes and clients, as both TCP daemons count them.
+    pub tcp: aquatic_common::tcp_counters::TcpCounters,
     pub requests_announce: AtomicU64,
     pub requests_scrape: AtomicU64,
     pub responses_announce: AtomicU64,
@@ -72,10 +69,6 @@ pub struct Counters {
     /// The same, by [`ErrorReason`] (indexed by `reason as usize`); only
     /// what [`Counters::count_error`] counted.
     pub responses_error_by_reason: [AtomicU64; ErrorReason::ALL.len()],
-    pub bytes_received: AtomicU64,
-    pub bytes_sent: AtomicU64,
-    /// Announces parsed, by client.
-    pub clients: aquatic_common::clients::ClientCounts,
 }
 
 impl Counters {

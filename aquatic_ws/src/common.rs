@@ -217,11 +217,8 @@ pub type SocketWorkerStats = CachePadded<Counters>;
 
 #[derive(Default)]
 pub struct Counters {
-    pub connections_accepted: AtomicU64,
-    pub connections_refused: AtomicU64,
-    /// Refused because their source held its share of the connections.
-    pub connections_refused_source: AtomicU64,
-    pub connections_open: AtomicUsize,
+    /// Connections, bytes and clients, as both TCP daemons count them.
+    pub tcp: aquatic_common::tcp_counters::TcpCounters,
     pub closed_by_reason: [AtomicU64; CloseReason::ALL.len()],
     pub requests_announce: AtomicU64,
     pub requests_answer: AtomicU64,
@@ -235,10 +232,6 @@ pub struct Counters {
     pub responses_error_by_reason: [AtomicU64; ErrorReason::ALL.len()],
     pub dropped_by_reason: [AtomicU64; DropReason::ALL.len()],
     pub health_checks: AtomicU64,
-    pub bytes_received: AtomicU64,
-    pub bytes_sent: AtomicU64,
-    /// Announces parsed, by client.
-    pub clients: aquatic_common::clients::ClientCounts,
 }
 
 impl Counters {

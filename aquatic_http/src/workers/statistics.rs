@@ -5,13 +5,13 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use aquatic_common::metrics::{
-    Collector, DescriptorEncoder, PerWorker, Unit, write_counters, write_gauges, write_swarm_gauges,
+    Collector, DescriptorEncoder, PerWorker, write_counters, write_swarm_gauges,
 };
-use aquatic_common::statistics::{self, Group, Show};
+use aquatic_common::statistics::{Group, Show};
+use aquatic_common::tcp_counters::{self, Helps};
 
 use crate::common::{Counters, ErrorReason, SocketWorkerStats, SwarmGauges};
 
@@ -21,8 +21,8 @@ const LOG_LINE: &[Group<Counters>] = &[
         title: "connections/s",
         show: Show::Rate,
         fields: &[
-            ("accepted", |c| &c.connections_accepted),
-            ("refused", |c| &c.connections_refused),
+            ("accepted", |c| &c.tcp.accepted),
+            ("refused", |c| &c.tcp.refused),
         ],
     },
     Group {
@@ -45,28 +45,26 @@ const LOG_LINE: &[Group<Counters>] = &[
     Group {
         title: "bytes/s",
         show: Show::Rate,
-        fields: &[("in", |c| &c.bytes_received), ("out", |c| &c.bytes_sent)],
+        fields: &[
+            ("in", |c| &c.tcp.bytes_received),
+            ("out", |c| &c.tcp.bytes_sent),
+        ],
     },
 ];
+
+/// The help texts of the shared TCP families.
+const HELPS: Helps = Helps {
+    open_connections: "TCP connections open now.",
+    received: "Bytes received from clients (TLS: decrypted).",
+    sent: "Bytes of responses sent (TLS: before encryption).",
+};
 
 pub fn run(
     interval: Duration,
     sockets: Vec<Arc<SocketWorkerStats>>,
     swarms: Vec<Arc<SwarmGauges>>,
 ) -> anyhow::Result<()> {
-    statistics::run(
-        interval,
-        &swarms,
-        LOG_LINE,
-        |visit| sockets.iter().for_each(|worker| visit(worker)),
-        || {
-            let open: usize = sockets
-                .iter()
-                .map(|s| s.connections_open.load(Ordering::Relaxed))
-                .sum();
-            format!("connections: {open} open")
-        },
-    )
+    tcp_counters::run_statistics(interval, &sockets, &swarms, LOG_LINE, |c| &c.tcp)
 }
 
 /// Exports the socket workers' counters and the request workers' swarm
@@ -97,26 +95,7 @@ impl fmt::Debug for MetricsCollector {
 impl Collector for MetricsCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         let e = &mut encoder;
-        write_counters(
-            e,
-            "connections",
-            "TCP connections, by outcome: accepted; refused (closed at once) at network.max_connections; refused_source, their source holding its share ([source_budgets] share_percent) of network.max_connections.",
-            None,
-            self.sockets.samples("outcome", |c| {
-                vec![
-                    ("accepted", &c.connections_accepted),
-                    ("refused", &c.connections_refused),
-                    ("refused_source", &c.connections_refused_source),
-                ]
-            }),
-        )?;
-        write_gauges(
-            e,
-            "open_connections",
-            "TCP connections open now.",
-            self.sockets
-                .one_each(|c| c.connections_open.load(Ordering::Relaxed) as u64),
-        )?;
+        tcp_counters::write_connections(e, &self.sockets, |c| &c.tcp, &HELPS)?;
         write_counters(
             e,
             "requests",
@@ -155,28 +134,7 @@ impl Collector for MetricsCollector {
                     .collect()
             }),
         )?;
-        aquatic_common::clients::write_metric(
-            e,
-            "",
-            self.sockets
-                .samples("client", |c| c.clients.samples().collect()),
-        )?;
-        write_counters(
-            e,
-            "received",
-            "Bytes received from clients (TLS: decrypted).",
-            Some(&Unit::Bytes),
-            self.sockets
-                .one_each(|c| c.bytes_received.load(Ordering::Relaxed)),
-        )?;
-        write_counters(
-            e,
-            "sent",
-            "Bytes of responses sent (TLS: before encryption).",
-            Some(&Unit::Bytes),
-            self.sockets
-                .one_each(|c| c.bytes_sent.load(Ordering::Relaxed)),
-        )?;
+        tcp_counters::write_traffic(e, &self.sockets, |c| &c.tcp, &HELPS)?;
         write_swarm_gauges(e, &self.swarms)
     }
 }
@@ -194,8 +152,11 @@ mod tests {
         let swarms: Vec<Arc<SwarmGauges>> = (0..2).map(|_| Arc::default()).collect();
         add(&sockets[1].requests_scrape, 3);
         sockets[0].count_error(ErrorReason::NotFound);
-        sockets[0].connections_open.store(4, Ordering::Relaxed);
-        add(&sockets[1].bytes_received, 100);
+        sockets[0]
+            .tcp
+            .open
+            .store(4, std::sync::atomic::Ordering::Relaxed);
+        add(&sockets[1].tcp.bytes_received, 100);
         swarms[0].by_ip_version[1].set(1, 2, 3);
         swarms[1].by_ip_version[1].set(4, 5, 6);
         let mut registry = Registry::with_prefix("aquatic_http");

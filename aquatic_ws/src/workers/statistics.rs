@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aquatic_common::metrics::{
-    Collector, DescriptorEncoder, PerWorker, Unit, write_counters, write_gauges, write_swarm_gauges,
+    Collector, DescriptorEncoder, PerWorker, write_counters, write_gauges, write_swarm_gauges,
 };
-use aquatic_common::statistics::{self, Group, Show};
+use aquatic_common::statistics::{Group, Show};
+use aquatic_common::tcp_counters::{self, Helps};
 
 use crate::common::{
     CloseReason, Counters, DropReason, ErrorReason, ShardStats, SocketWorkerStats, SwarmGauges,
@@ -22,7 +23,7 @@ const LOG_LINE: &[Group<Counters>] = &[
     Group {
         title: "connections/s",
         show: Show::Rate,
-        fields: &[("accepted", |c| &c.connections_accepted)],
+        fields: &[("accepted", |c| &c.tcp.accepted)],
     },
     Group {
         title: "messages/s in",
@@ -46,28 +47,26 @@ const LOG_LINE: &[Group<Counters>] = &[
     Group {
         title: "bytes/s",
         show: Show::Rate,
-        fields: &[("in", |c| &c.bytes_received), ("out", |c| &c.bytes_sent)],
+        fields: &[
+            ("in", |c| &c.tcp.bytes_received),
+            ("out", |c| &c.tcp.bytes_sent),
+        ],
     },
 ];
+
+/// The help texts of the shared TCP families.
+const HELPS: Helps = Helps {
+    open_connections: "TCP connections open now (upgrading or WebSocket).",
+    received: "Bytes received from clients: upgrade requests and message payloads (TLS: decrypted).",
+    sent: "Bytes sent to clients: upgrade responses and message payloads (TLS: before encryption).",
+};
 
 pub fn run(
     interval: Duration,
     sockets: Vec<Arc<SocketWorkerStats>>,
     swarms: Vec<Arc<SwarmGauges>>,
 ) -> anyhow::Result<()> {
-    statistics::run(
-        interval,
-        &swarms,
-        LOG_LINE,
-        |visit| sockets.iter().for_each(|worker| visit(worker)),
-        || {
-            let open: usize = sockets
-                .iter()
-                .map(|s| s.connections_open.load(Ordering::Relaxed))
-                .sum();
-            format!("connections: {open} open")
-        },
-    )
+    tcp_counters::run_statistics(interval, &sockets, &swarms, LOG_LINE, |c| &c.tcp)
 }
 
 /// Exports the socket workers' counters, the request workers' swarm gauges
@@ -104,26 +103,7 @@ impl fmt::Debug for MetricsCollector {
 impl Collector for MetricsCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         let e = &mut encoder;
-        write_counters(
-            e,
-            "connections",
-            "TCP connections, by outcome: accepted; refused (closed at once) at network.max_connections; refused_source, their source holding its share ([source_budgets] share_percent) of network.max_connections.",
-            None,
-            self.sockets.samples("outcome", |c| {
-                vec![
-                    ("accepted", &c.connections_accepted),
-                    ("refused", &c.connections_refused),
-                    ("refused_source", &c.connections_refused_source),
-                ]
-            }),
-        )?;
-        write_gauges(
-            e,
-            "open_connections",
-            "TCP connections open now (upgrading or WebSocket).",
-            self.sockets
-                .one_each(|c| c.connections_open.load(Ordering::Relaxed) as u64),
-        )?;
+        tcp_counters::write_connections(e, &self.sockets, |c| &c.tcp, &HELPS)?;
         write_counters(
             e,
             "closed_connections",
@@ -244,28 +224,7 @@ impl Collector for MetricsCollector {
                     .sum::<u64>(),
             )],
         )?;
-        aquatic_common::clients::write_metric(
-            e,
-            "",
-            self.sockets
-                .samples("client", |c| c.clients.samples().collect()),
-        )?;
-        write_counters(
-            e,
-            "received",
-            "Bytes received from clients: upgrade requests and message payloads (TLS: decrypted).",
-            Some(&Unit::Bytes),
-            self.sockets
-                .one_each(|c| c.bytes_received.load(Ordering::Relaxed)),
-        )?;
-        write_counters(
-            e,
-            "sent",
-            "Bytes sent to clients: upgrade responses and message payloads (TLS: before encryption).",
-            Some(&Unit::Bytes),
-            self.sockets
-                .one_each(|c| c.bytes_sent.load(Ordering::Relaxed)),
-        )?;
+        tcp_counters::write_traffic(e, &self.sockets, |c| &c.tcp, &HELPS)?;
         write_swarm_gauges(e, &self.swarms)
     }
 }

@@ -40,8 +40,8 @@ impl SocketWorker {
         let counters = &self.stats;
         let source = match self.budget.admit(self.connections.len(), peer_addr.ip()) {
             Admission::Admitted(counted) => counted,
-            Admission::Full => return add(&counters.connections_refused, 1),
-            Admission::SourceShare => return add(&counters.connections_refused_source, 1),
+            Admission::Full => return add(&counters.tcp.refused, 1),
+            Admission::SourceShare => return add(&counters.tcp.refused_source, 1),
         };
         let tls = match &self.tls {
             Some(shared) => match rustls::ServerConnection::new(shared.load_full()) {
@@ -73,9 +73,10 @@ impl SocketWorker {
             ),
         });
         self.unregistered.push(key);
-        add(&counters.connections_accepted, 1);
+        add(&counters.tcp.accepted, 1);
         counters
-            .connections_open
+            .tcp
+            .open
             .store(self.connections.len(), Ordering::Relaxed);
         // Clients send their request right after connecting: it is usually
         // here already, so read it now instead of waking up again for it
@@ -120,7 +121,8 @@ impl SocketWorker {
             self.budget.release(client.source);
         }
         self.stats
-            .connections_open
+            .tcp
+            .open
             .store(self.connections.len(), Ordering::Relaxed);
     }
 

@@ -286,7 +286,7 @@ impl SocketWorker {
                 &mut received,
             ),
         };
-        add(&self.stats.bytes_received, received as u64);
+        add(&self.stats.tcp.bytes_received, received as u64);
         client.http.on_read(result);
         result
     }
@@ -371,7 +371,7 @@ impl SocketWorker {
         match request {
             Request::Announce(announce) => {
                 add(&self.stats.requests_announce, 1);
-                self.stats.clients.count(&announce.peer_id);
+                self.stats.tcp.clients.count(&announce.peer_id);
                 if !self.access_list.allows(&announce.info_hash) {
                     return self.respond_failure(key, FAILURE_NOT_ALLOWED);
                 }
@@ -557,7 +557,7 @@ impl SocketWorker {
             }
         };
         client.http.wrote(written);
-        add(&self.stats.bytes_sent, written as u64);
+        add(&self.stats.tcp.bytes_sent, written as u64);
         let blocked = matches!(result, WriteResult::Blocked);
         if blocked != client.wants_writable && client.registered {
             let token = Token(key + FIRST_CONNECTION_TOKEN);

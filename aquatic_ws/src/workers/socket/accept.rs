@@ -43,8 +43,8 @@ impl SocketWorker {
         let counters = &self.stats;
         let counted_source = match self.budget.admit(self.connections.len(), addr.ip()) {
             Admission::Admitted(counted) => counted,
-            Admission::Full => return add(&counters.connections_refused, 1),
-            Admission::SourceShare => return add(&counters.connections_refused_source, 1),
+            Admission::Full => return add(&counters.tcp.refused, 1),
+            Admission::SourceShare => return add(&counters.tcp.refused_source, 1),
         };
         // The swarms' source: the connection's own address until a trusted
         // proxy's upgrade request names the client.
@@ -84,7 +84,7 @@ impl SocketWorker {
             backlogged: false,
             dirty: false,
         });
-        add(&counters.connections_accepted, 1);
+        add(&counters.tcp.accepted, 1);
         self.count_open();
         // The upgrade request usually arrives with the connection: read it
         // now rather than on the next event.
@@ -95,7 +95,8 @@ impl SocketWorker {
 
     fn count_open(&self) {
         self.stats
-            .connections_open
+            .tcp
+            .open
             .store(self.connections.len(), Ordering::Relaxed);
     }
 

@@ -68,7 +68,7 @@ impl SocketWorker {
                 match stream.read(&mut self.chunk) {
                     Ok(0) => return Outcome::Close(CloseReason::Client),
                     Ok(n) => {
-                        add(&self.stats.bytes_received, n as u64);
+                        add(&self.stats.tcp.bytes_received, n as u64);
                         buf.extend_from_slice(self.chunk.get(..n).unwrap_or_default());
                         if buf.len() > limit {
                             break;
@@ -114,7 +114,7 @@ impl SocketWorker {
             Err(err) if err.kind() == ErrorKind::WouldBlock => return Outcome::Keep,
             Err(_) => return Outcome::Close(CloseReason::Client),
         }
-        add(&self.stats.bytes_sent, handshake.response_len() as u64);
+        add(&self.stats.tcp.bytes_sent, handshake.response_len() as u64);
 
         let Phase::Handshake(stream, handshake) =
             std::mem::replace(&mut connection.phase, Phase::Switching)
@@ -174,7 +174,7 @@ impl SocketWorker {
             connection.session.received(self.now);
             match message {
                 Message::Text(text) => {
-                    add(&self.stats.bytes_received, text.len() as u64);
+                    add(&self.stats.tcp.bytes_received, text.len() as u64);
                     self.scratch.clear();
                     self.scratch.extend_from_slice(text.as_bytes());
                     if let Outcome::Close(reason) = self.on_text(key) {
@@ -182,7 +182,7 @@ impl SocketWorker {
                     }
                 }
                 Message::Binary(data) => {
-                    add(&self.stats.bytes_received, data.len() as u64);
+                    add(&self.stats.tcp.bytes_received, data.len() as u64);
                     let failure = error_message(FAILURE_BINARY, None, None);
                     if let Outcome::Close(reason) = self.send(key, &failure) {
                         return Outcome::Close(reason);
@@ -218,7 +218,7 @@ impl SocketWorker {
         let (shard, request) = match message {
             InMessage::Announce(request) => {
                 add(&self.stats.requests_announce, 1);
-                self.stats.clients.count(&request.peer_id);
+                self.stats.tcp.clients.count(&request.peer_id);
                 let hash = request.info_hash;
                 if !self.defences.within_rate(connection.client_ip) {
                     let failure =
@@ -346,7 +346,7 @@ impl SocketWorker {
         };
         let mut json = Vec::with_capacity(128);
         message.write_json(&mut json);
-        add(&counters.bytes_sent, json.len() as u64);
+        add(&counters.tcp.bytes_sent, json.len() as u64);
         // The writer produces UTF-8 only; should it ever not, skip it.
         let Ok(text) = String::from_utf8(json) else {
             return Outcome::Keep;
