@@ -11,18 +11,23 @@
 use aquatic_http_protocol::{ParseOptions, RequestParseError, parse_request};
 use libfuzzer_sys::fuzz_target;
 
-const OPTIONS: ParseOptions<'static> = ParseOptions {
-    max_scrape_torrents: 16,
-    reverse_proxy_header: Some("X-Forwarded-For"),
-    allowed_hosts: &[],
-};
-
 fuzz_target!(|data: &[u8]| {
-    let parsed = match parse_request(data, &OPTIONS) {
+    // Every other input also checks the Host header.
+    let hosts = [String::from("tracker.example.org")];
+    let options = ParseOptions {
+        max_scrape_torrents: 16,
+        reverse_proxy_header: Some("X-Forwarded-For"),
+        allowed_hosts: if data.first().is_some_and(|b| b % 2 == 1) {
+            &hosts
+        } else {
+            &[]
+        },
+    };
+    let parsed = match parse_request(data, &options) {
         Ok(parsed) => parsed,
         Err(
             RequestParseError::NotFound { consumed, .. }
-                | RequestParseError::WrongHost { consumed, .. }
+            | RequestParseError::WrongHost { consumed, .. }
             | RequestParseError::Invalid { consumed, .. },
         ) => {
             assert!(consumed <= data.len());
@@ -33,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(parsed.consumed <= data.len());
     let mut rewritten = Vec::new();
     parsed.request.write(&mut rewritten, "", "tracker.example.org");
-    match parse_request(&rewritten, &OPTIONS) {
+    match parse_request(&rewritten, &options) {
         Ok(reparsed) => {
             assert_eq!(reparsed.request, parsed.request);
             assert_eq!(reparsed.consumed, rewritten.len());
