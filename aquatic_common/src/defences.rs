@@ -18,8 +18,10 @@ use crate::statistics::add;
 #[derive(Default, Debug)]
 pub struct DefenceCounters {
     /// Datagrams dropped (UDP) or connections closed at accept (HTTP, WS)
-    /// because the IP filter refuses their address; requests answered 403
-    /// when a trusted proxy forwards them for such an address.
+    /// because the IP filter refuses their address; announces and scrapes
+    /// answered with a failure reason on an open connection (forwarded
+    /// by a trusted proxy, or the filter reloaded since), and WebSocket
+    /// upgrades a trusted proxy forwards answered 403.
     pub ip_filter: AtomicU64,
     /// Announces and scrapes over their source's rate: dropped (UDP) or
     /// answered with a failure reason (HTTP, WS).
@@ -77,6 +79,11 @@ impl Defences {
     }
 }
 
+/// The failure reason HTTP and WebSocket clients get for a request from
+/// an address the IP filter refuses (forwarded by a trusted proxy, or on
+/// a connection opened before a reload refused its address).
+pub const FAILURE_ADDRESS_REFUSED: &str = "address refused";
+
 /// The failure reason HTTP and WebSocket clients get over their rate.
 pub const FAILURE_RATE_LIMITED: &str = "rate limit exceeded, announce less often";
 
@@ -119,7 +126,7 @@ impl Collector for DefenceCollector {
         write_counters(
             &mut encoder,
             "refused",
-            "Refused by a defence the operator switched on: ip_filter (address refused by [ip_filter]: UDP datagram dropped, TCP connection closed at accept, or a proxied request answered 403), rate_limit (announce or scrape over its source's [rate_limit]: UDP dropped, HTTP/WebSocket failure reason), wrong_host (HTTP request or WebSocket upgrade for a Host not in allowed_hosts: 421).",
+            "Refused by a defence the operator switched on: ip_filter (address refused by [ip_filter]: UDP datagram dropped, TCP connection closed at accept, a request on an open connection answered with a failure reason, a proxied WebSocket upgrade answered 403), rate_limit (announce or scrape over its source's [rate_limit]: UDP dropped, HTTP/WebSocket failure reason), wrong_host (HTTP request or WebSocket upgrade for a Host not in allowed_hosts: 421).",
             None,
             samples,
         )

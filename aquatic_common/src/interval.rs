@@ -4,7 +4,8 @@
 //! tracker restart, a network coming back) drift apart instead of
 //! announcing in lockstep for ever. The mean stays the configured interval
 //! (the load on the tracker is unchanged), and no answer says less than
-//! the `min interval` it gives.
+//! the `min interval` it gives (where that floor cuts into the jitter's
+//! low end, the mean is a little higher).
 
 use rand::Rng;
 
@@ -36,6 +37,20 @@ impl AnnounceInterval {
             rng.random_range(low..=high)
         };
         interval.max(self.floor).max(1)
+    }
+}
+
+/// Log a warning when peers may expire before the longest interval they
+/// are told is over (`cleaning.max_peer_age` at most interval + jitter):
+/// they would drop out of their swarms until their next announce. A
+/// warning, not an error: short peer ages are also used on purpose (load
+/// tests, floods).
+pub fn warn_if_peers_expire_early(max_peer_age: u32, base: u32, jitter: u32) {
+    let longest = base.saturating_add(jitter);
+    if max_peer_age <= longest {
+        log::warn!(
+            "cleaning.max_peer_age ({max_peer_age} s) is not above protocol.peer_announce_interval + peer_announce_interval_jitter ({longest} s): peers may be dropped before they announce again"
+        );
     }
 }
 

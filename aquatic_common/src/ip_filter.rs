@@ -3,7 +3,9 @@
 //! `[ip_filter]` names a file of IPv4 and IPv6 addresses and CIDR ranges,
 //! one per line, `#` starting a comment (`192.0.2.7`, `198.51.100.0/24`,
 //! `2001:db8::/32`; IPv4-mapped IPv6 entries such as `::ffff:192.0.2.0/120`
-//! count as IPv4). In `deny` mode listed addresses are refused, in `allow`
+//! count as IPv4; an IPv6 range wider than a /96 that spans them, such as
+//! `::/0`, covers IPv6 addresses only: IPv4 clients are looked up among
+//! the IPv4 entries). In `deny` mode listed addresses are refused, in `allow`
 //! mode every other address is: a refused client gets nothing over UDP and
 //! its TCP connection is closed as it is accepted, both counted.
 //!

@@ -247,7 +247,8 @@ pub fn write_gauges<L: EncodeLabelSet>(
 }
 
 /// Most (client, version) series of `peers_by_client`; the rarer
-/// versions of each client are summed under `version="other"`.
+/// versions of each client are summed under `version="other"` (so at most
+/// 40 + 14 series).
 pub const MAX_CLIENT_VERSIONS: usize = 40;
 
 /// `peers_by_client{client,version}`: the stored peers (both IP
@@ -282,7 +283,7 @@ fn write_peers_by_client(
     write_gauges(
         encoder,
         "peers_by_client",
-        "Stored peers (both IP versions) by the client and version their peer id names, as of each request worker's last cleaning; version is empty when unknown, \"other\" for a client's rarer versions beyond the 40 largest series. Peers restored from the state file count as client \"other\" until they announce.",
+        "Stored peers (both IP versions) by the client and version their peer id names, as of each request worker's last cleaning; version is empty when unknown, \"other\" for a client's rarer versions beyond the 40 largest series. aquatic_udp's peers restored from the state file count as client \"other\" until they announce.",
         rows.iter()
             .map(|(client, version, n)| ([("client", *client), ("version", version.as_str())], *n)),
     )

@@ -156,9 +156,18 @@ fn write_response(stream: &mut TcpStream, response: &Response, head_only: bool) 
             Err(err) => return Err(err),
         }
     }
-    // Let the client read the answer before the close: no reset for the
-    // bytes of its request not read.
+    // Let the client read the answer before the close: end our side, then
+    // read (briefly, a bounded amount) what it still sends, so that the
+    // close does not reset the connection over unread bytes.
     let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+    let mut sink = [0u8; 1024];
+    for _ in 0..16 {
+        match stream.read(&mut sink) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
     Ok(())
 }
 

@@ -55,12 +55,15 @@ impl Default for RateLimitConfig {
     }
 }
 
+/// Largest burst: tokens are counted in an `f32`, exact to 2^24.
+const MAX_BURST: u32 = 1 << 24;
+
 /// Most slots a table may have: 2^24 (256 MiB per socket worker).
 const MAX_SLOTS: usize = 1 << 24;
 
 impl RateLimitConfig {
     /// Invalid values, named, for the daemons' `validate`.
-    pub fn checks(&self) -> [crate::validation::Check; 5] {
+    pub fn checks(&self) -> [crate::validation::Check; 6] {
         [
             (
                 self.enabled && !(self.per_second.is_finite() && self.per_second > 0.0),
@@ -69,6 +72,11 @@ impl RateLimitConfig {
             (
                 self.enabled && self.burst == 0,
                 "rate_limit.burst must be at least 1",
+            ),
+            (
+                // Tokens are an f32: above 2^24, taking one changes nothing.
+                self.burst > MAX_BURST,
+                "rate_limit.burst must be at most 16777216",
             ),
             (
                 !(8..=32).contains(&self.ipv4_prefix_length),

@@ -89,10 +89,7 @@ pub use aquatic_common::statistics::add;
 pub const FAILURE_NOT_ALLOWED: &str = "info hash not allowed";
 pub const FAILURE_OVERLOADED: &str = "tracker overloaded, try again later";
 pub const FAILURE_PROXY_HEADER_MISSING: &str = "reverse proxy header missing";
-/// A trusted proxy forwarded a request for an address the IP filter
-/// refuses.
-pub const FAILURE_ADDRESS_REFUSED: &str = "address refused";
-pub use aquatic_common::defences::FAILURE_RATE_LIMITED;
+pub use aquatic_common::defences::{FAILURE_ADDRESS_REFUSED, FAILURE_RATE_LIMITED};
 
 /// Why an error response was sent: the `reason` label of
 /// `aquatic_http_error_responses_total`. The first six are bencoded
@@ -109,7 +106,8 @@ pub enum ErrorReason {
     ProxyHeaderMissing,
     /// Over its source's `[rate_limit]`.
     RateLimited,
-    /// Forwarded by a trusted proxy for an address `[ip_filter]` refuses.
+    /// From an address `[ip_filter]` refuses: forwarded by a trusted
+    /// proxy, or on a connection opened before a reload refused it.
     AddressRefused,
     /// 400: not an HTTP/1.x request.
     BadRequest,

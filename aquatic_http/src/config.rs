@@ -207,16 +207,21 @@ impl Config {
             self.cleaning.max_peer_age,
             self.cleaning.interval,
         ))?;
+        aquatic_common::interval::warn_if_peers_expire_early(
+            self.cleaning.max_peer_age,
+            self.protocol.peer_announce_interval,
+            self.protocol.peer_announce_interval_jitter,
+        );
         first_failed([
             jitter_check(
                 self.protocol.peer_announce_interval,
                 self.protocol.peer_announce_interval_jitter,
             ),
             (
-                n.allowed_hosts
+                !n.allowed_hosts
                     .iter()
-                    .any(|h| h.trim().is_empty() || h.contains(char::is_whitespace)),
-                "network.allowed_hosts entries must be host names without spaces",
+                    .all(|h| aquatic_common::host::valid_entry(h)),
+                "network.allowed_hosts entries must be host names or addresses without a port (\"tracker.example.org\", \"[2001:db8::1]\")",
             ),
             (
                 self.protocol.max_scrape_torrents == 0,

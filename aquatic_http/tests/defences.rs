@@ -59,6 +59,17 @@ fn ip_filter_closes_refused_connections_and_reloads() {
     assert_eq!(status, 200);
     assert!(contains(&body, b"8:interval"), "{body:?}");
     assert!(refused(&t, "ip_filter") >= 1);
+    // A keep-alive connection opened before the reload that refuses it.
+    let mut open = tcp_from(loopback(3), t.addr).unwrap();
+    let keep_alive = format!(
+        "GET {} HTTP/1.1\r\nHost: t\r\nConnection: keep-alive\r\n\r\n",
+        announce_path(1, 3, 6881, 0, "")
+    );
+    open.write_all(keep_alive.as_bytes()).unwrap();
+    assert!(contains(
+        &read_response(&mut open).unwrap().1,
+        b"8:interval"
+    ));
     defences::reload_broken_then_good(
         &t,
         &filter,
@@ -68,6 +79,9 @@ fn ip_filter_closes_refused_connections_and_reloads() {
     );
     assert_eq!(announce_from(2, t.addr).unwrap().0, 200);
     assert_eq!(announce_from(3, t.addr), None);
+    open.write_all(keep_alive.as_bytes()).unwrap();
+    let (_, body) = read_response(&mut open).unwrap();
+    assert!(contains(&body, b"address refused"), "{body:?}");
 }
 
 #[test]

@@ -192,9 +192,11 @@ pub fn parse_request(
     let mut connection_close = false;
     let mut connection_keep_alive = false;
     let mut host = None;
+    let mut hosts = 0;
     for header in head.headers.iter() {
         if header.name.eq_ignore_ascii_case("host") {
             host = Some(header.value);
+            hosts += 1;
         } else if header.name.eq_ignore_ascii_case("connection") {
             for token in header.value.split(|&b| b == b',') {
                 let token = token.trim_ascii();
@@ -216,6 +218,9 @@ pub fn parse_request(
     let keep_alive = !connection_close && (http_1_1 || connection_keep_alive);
     let keep_alive_asked = keep_alive && connection_keep_alive;
 
+    // Two Host headers, or an absolute-form target (whose authority
+    // would override the header), name no host that can be trusted.
+    let host = host.filter(|_| hosts == 1 && target.starts_with('/'));
     if !aquatic_wire::host::host_allowed(host, options.allowed_hosts) {
         return Err(RequestParseError::WrongHost {
             consumed,

@@ -149,6 +149,11 @@ impl Config {
             self.cleaning.max_peer_age,
             self.cleaning.interval,
         ))?;
+        aquatic_common::interval::warn_if_peers_expire_early(
+            self.cleaning.max_peer_age,
+            self.protocol.peer_announce_interval,
+            self.protocol.peer_announce_interval_jitter,
+        );
         first_failed([
             jitter_check(
                 self.protocol.peer_announce_interval,

@@ -26,6 +26,23 @@ pub fn host_allowed(value: Option<&[u8]>, allowed: &[String]) -> bool {
     })
 }
 
+/// Whether `entry` can be an `allowed_hosts` entry: a host name or IPv4
+/// address, an IPv6 address (bare or in brackets), without a port, spaces
+/// or a path. An entry with a port would never match (ports are ignored
+/// in requests): every request would get 421.
+pub fn valid_entry(entry: &str) -> bool {
+    let bare_ipv6 = entry.contains(':') && entry.parse::<std::net::Ipv6Addr>().is_ok();
+    let bracketed = entry
+        .strip_prefix('[')
+        .and_then(|e| e.strip_suffix(']'))
+        .is_some_and(|e| e.parse::<std::net::Ipv6Addr>().is_ok());
+    let name = !entry.is_empty()
+        && entry
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_');
+    bare_ipv6 || bracketed || name
+}
+
 /// `example.com:80` -> `example.com`, `[::1]:80` -> `::1`; a trailing dot
 /// dropped; `None` for an empty host.
 fn host_without_port(value: &[u8]) -> Option<&[u8]> {
@@ -48,6 +65,31 @@ mod tests {
 
     fn allowed(names: &[&str]) -> Vec<String> {
         names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn config_entries_without_ports() {
+        for ok in [
+            "tracker.example.org",
+            "192.0.2.1",
+            "[2001:db8::1]",
+            "2001:db8::1",
+            "localhost",
+            "t_1",
+        ] {
+            assert!(valid_entry(ok), "{ok}");
+        }
+        for bad in [
+            "tracker.example.org:443",
+            "192.0.2.1:80",
+            "[2001:db8::1]:80",
+            "",
+            " t",
+            "a/b",
+            "http://t",
+        ] {
+            assert!(!valid_entry(bad), "{bad}");
+        }
     }
 
     #[test]

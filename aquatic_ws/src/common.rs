@@ -86,7 +86,7 @@ pub const FAILURE_TOO_MANY_SCRAPES: &str = "too many scrapes in flight on this c
 pub const FAILURE_PEER_ID_TAKEN: &str = "peer id in use by another connection";
 pub const FAILURE_UNKNOWN_OFFER: &str = "answer to an offer this peer was not sent";
 pub const FAILURE_BINARY: &str = "binary messages are not supported";
-pub use aquatic_common::defences::FAILURE_RATE_LIMITED;
+pub use aquatic_common::defences::{FAILURE_ADDRESS_REFUSED, FAILURE_RATE_LIMITED};
 
 /// Why a failure reason was sent: the `reason` label of
 /// `aquatic_ws_error_responses_total`.
@@ -105,11 +105,14 @@ pub enum ErrorReason {
     BinaryMessage,
     /// Over its source's `[rate_limit]`.
     RateLimited,
+    /// From an address `[ip_filter]` refuses (a filter reloaded while the
+    /// connection was open).
+    AddressRefused,
 }
 
 impl ErrorReason {
     /// Every reason, in discriminant order.
-    pub const ALL: [ErrorReason; 8] = [
+    pub const ALL: [ErrorReason; 9] = [
         ErrorReason::InvalidMessage,
         ErrorReason::InfoHashNotAllowed,
         ErrorReason::Overloaded,
@@ -118,6 +121,7 @@ impl ErrorReason {
         ErrorReason::UnknownOffer,
         ErrorReason::BinaryMessage,
         ErrorReason::RateLimited,
+        ErrorReason::AddressRefused,
     ];
 
     pub fn label(self) -> &'static str {
@@ -130,6 +134,7 @@ impl ErrorReason {
             ErrorReason::UnknownOffer => "unknown_offer",
             ErrorReason::BinaryMessage => "binary_message",
             ErrorReason::RateLimited => "rate_limited",
+            ErrorReason::AddressRefused => "address_refused",
         }
     }
 
@@ -145,6 +150,7 @@ impl ErrorReason {
             FAILURE_UNKNOWN_OFFER => ErrorReason::UnknownOffer,
             FAILURE_BINARY => ErrorReason::BinaryMessage,
             FAILURE_RATE_LIMITED => ErrorReason::RateLimited,
+            FAILURE_ADDRESS_REFUSED => ErrorReason::AddressRefused,
             _ => ErrorReason::InvalidMessage,
         }
     }

@@ -90,6 +90,9 @@ fn ip_filter_closes_refused_connections_and_reloads() {
     assert!(raw_upgrade_from(loopback(2), t.addr).is_err());
     assert!(raw_upgrade_from(loopback(3), t.addr).is_ok());
     assert!(refused(&t, "ip_filter") >= 1);
+    // A WebSocket opened before the reload that refuses it.
+    let mut open = connect(3, t.addr, "t").unwrap();
+    assert!(failure(&announce(&mut open, 3)).is_none());
     defences::reload_broken_then_good(
         &t,
         &filter,
@@ -99,6 +102,10 @@ fn ip_filter_closes_refused_connections_and_reloads() {
     );
     assert!(raw_upgrade_from(loopback(2), t.addr).is_ok());
     assert!(raw_upgrade_from(loopback(3), t.addr).is_err());
+    assert_eq!(
+        failure(&announce(&mut open, 3)).as_deref(),
+        Some("address refused")
+    );
 }
 
 #[test]

@@ -124,7 +124,7 @@ impl Collector for MetricsCollector {
         write_counters(
             e,
             "error_responses",
-            "Error responses, by reason. Failure reasons (status 200): invalid_request, info_hash_not_allowed, overloaded, proxy_header_missing. HTTP statuses: bad_request (400), not_found (404), head_too_large (431), other_status.",
+            "Error responses, by reason. Failure reasons (status 200): invalid_request, info_hash_not_allowed, overloaded, proxy_header_missing, rate_limited, address_refused. HTTP statuses: bad_request (400), not_found (404), head_too_large (431), wrong_host (421), other_status.",
             None,
             self.sockets.samples("reason", |c| {
                 ErrorReason::ALL

@@ -310,11 +310,11 @@ impl SocketWorker {
                     add(&self.stats.get(v).dropped_bad_connection_id, 1);
                     return;
                 }
+                let client = ClientKey::of(&request.peer_id);
+                self.stats.get(v).clients.count_client(client.client());
                 if !self.defences.within_rate(src.ip()) {
                     return; // over its source's rate (counted)
                 }
-                let client = ClientKey::of(&request.peer_id);
-                self.stats.get(v).clients.count_client(client.client());
                 if !self.access_list.allows(&request.info_hash) {
                     self.send_error(request.transaction_id, "info hash not allowed", src, local);
                 } else if request.port == 0 {

@@ -148,7 +148,7 @@ impl Collector for MetricsCollector {
         write_counters(
             e,
             "error_responses",
-            "Failure reasons sent, by reason: invalid_message, info_hash_not_allowed, overloaded, over_limit, peer_id_taken, unknown_offer (an answer to an offer not relayed to that peer), binary_message.",
+            "Failure reasons sent, by reason: invalid_message, info_hash_not_allowed, overloaded, over_limit, peer_id_taken, unknown_offer (an answer to an offer not relayed to that peer), binary_message, rate_limited, address_refused.",
             None,
             self.sockets.samples("reason", |c| {
                 ErrorReason::ALL

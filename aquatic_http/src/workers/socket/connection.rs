@@ -575,6 +575,7 @@ mod tests {
     fn another_host_gets_421_and_the_connection_goes_on() {
         let allowed = ["tracker.example.org".to_string()];
         let limits = Limits {
+            max_head: 400,
             parse: ParseOptions {
                 allowed_hosts: &allowed,
                 ..LIMITS.parse
@@ -594,6 +595,17 @@ mod tests {
             .replace("Host: t", "Host: Tracker.example.org:443");
         feed(&mut c, right.as_bytes());
         assert!(matches!(c.next(&limits, NOW), Step::Request(..)));
+        // Two Host headers name no host to trust.
+        let mut c = Connection::new(NOW, 10, KeepAlive::Always);
+        feed(
+            &mut c,
+            right.replace("\r\n\r\n", "\r\nHost: t\r\n\r\n").as_bytes(),
+        );
+        let step = c.next(&limits, NOW);
+        assert!(
+            matches!(step, Step::Rejected(ErrorReason::WrongHost)),
+            "{step:?}"
+        );
     }
 
     #[test]

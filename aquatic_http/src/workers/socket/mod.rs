@@ -351,9 +351,10 @@ impl SocketWorker {
                 return self.respond_failure(key, FAILURE_PROXY_HEADER_MISSING);
             }
         };
-        // The connection's own address passed the IP filter at accept; a
-        // proxy's client is checked here.
-        if peer_ip != client.peer_addr.ip() && !self.defences.admits(peer_ip) {
+        // The connection's own address passed the IP filter at accept;
+        // checked again for each request: a proxy's client, and a filter
+        // reloaded since the connection was opened.
+        if !self.defences.admits(peer_ip) {
             return self.respond_failure(key, FAILURE_ADDRESS_REFUSED);
         }
         if !self.defences.within_rate(peer_ip) {

@@ -15,9 +15,9 @@ use super::framing::{close_code, close_reason, close_text};
 use super::upgrade::{AfterResponse, Handshake, HandshakeRules};
 use super::{MESSAGES_PER_ROUND, Outcome, Phase, SocketWorker};
 use crate::common::{
-    CloseReason, ConnectionRef, ErrorReason, FAILURE_BINARY, FAILURE_NOT_ALLOWED,
-    FAILURE_RATE_LIMITED, FAILURE_TOO_MANY_SCRAPE_HASHES, FAILURE_TOO_MANY_SCRAPES,
-    FAILURE_TOO_MANY_TORRENTS, RequestMessage, SwarmRequest, add,
+    CloseReason, ConnectionRef, ErrorReason, FAILURE_ADDRESS_REFUSED, FAILURE_BINARY,
+    FAILURE_NOT_ALLOWED, FAILURE_RATE_LIMITED, FAILURE_TOO_MANY_SCRAPE_HASHES,
+    FAILURE_TOO_MANY_SCRAPES, FAILURE_TOO_MANY_TORRENTS, RequestMessage, SwarmRequest, add,
 };
 
 impl SocketWorker {
@@ -220,6 +220,13 @@ impl SocketWorker {
                 add(&self.stats.requests_announce, 1);
                 self.stats.tcp.clients.count(&request.peer_id);
                 let hash = request.info_hash;
+                // The filter may have been reloaded since the connection
+                // was accepted.
+                if !self.defences.admits(connection.client_ip) {
+                    let failure =
+                        error_message(FAILURE_ADDRESS_REFUSED, Some(Action::Announce), Some(hash));
+                    return self.send(key, &failure);
+                }
                 if !self.defences.within_rate(connection.client_ip) {
                     let failure =
                         error_message(FAILURE_RATE_LIMITED, Some(Action::Announce), Some(hash));
@@ -260,6 +267,11 @@ impl SocketWorker {
             }
             InMessage::Scrape(mut request) => {
                 add(&self.stats.requests_scrape, 1);
+                if !self.defences.admits(connection.client_ip) {
+                    let failure =
+                        error_message(FAILURE_ADDRESS_REFUSED, Some(Action::Scrape), None);
+                    return self.send(key, &failure);
+                }
                 if !self.defences.within_rate(connection.client_ip) {
                     let failure = error_message(FAILURE_RATE_LIMITED, Some(Action::Scrape), None);
                     return self.send(key, &failure);

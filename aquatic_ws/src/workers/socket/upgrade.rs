@@ -199,11 +199,15 @@ fn upgrade_response(
     if path == "/health" {
         return Upgrade::Health;
     }
-    let host = request
+    // Exactly one Host header, and an origin-form target.
+    let mut hosts = request
         .headers
         .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("host"))
-        .map(|h| h.value);
+        .filter(|h| h.name.eq_ignore_ascii_case("host"));
+    let host = match (hosts.next(), hosts.next()) {
+        (Some(h), None) if full_path.starts_with('/') => Some(h.value),
+        _ => None,
+    };
     if !aquatic_common::host::host_allowed(host, rules.allowed_hosts) {
         return Upgrade::WrongHost;
     }
