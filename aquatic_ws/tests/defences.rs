@@ -9,8 +9,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(clippy::panic, clippy::indexing_slicing)]
 
+mod common;
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use aquatic_test_support::ws::raw_upgrade_from;
@@ -18,9 +20,9 @@ use aquatic_test_support::{Daemon, defences, loopback, tcp_from};
 use aquatic_ws_protocol::{
     AnnounceEvent, AnnounceRequest, InMessage, InfoHash, OutMessage, PeerId, ScrapeRequest,
 };
-use tungstenite::{Message, WebSocket};
+use common::*;
+use tungstenite::Message;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_aquatic_ws");
 const METRICS: &str = "[metrics]\nenabled = true\naddress = \"127.0.0.1:0\"\n";
 
 fn start_in(dir: tempfile::TempDir, extra: &str, network_extra: &str) -> Daemon {
@@ -28,8 +30,6 @@ fn start_in(dir: tempfile::TempDir, extra: &str, network_extra: &str) -> Daemon 
         format!("{METRICS}{extra}\n[network]\naddress = \"127.0.0.1:0\"\n{network_extra}\n");
     Daemon::launch_in(BINARY, dir, &config)
 }
-
-type Client = WebSocket<TcpStream>;
 
 fn refused(daemon: &Daemon, reason: &str) -> u64 {
     defences::refused(daemon, "aquatic_ws", reason)
@@ -60,26 +60,6 @@ fn announce(ws: &mut Client, peer: u8) -> OutMessage {
     ws.send(Message::text(String::from_utf8(message.to_json()).unwrap()))
         .unwrap();
     recv(ws)
-}
-
-fn recv(ws: &mut Client) -> OutMessage {
-    loop {
-        match ws.read().expect("a message within 5 s") {
-            Message::Text(text) => {
-                let mut bytes = text.as_bytes().to_vec();
-                return OutMessage::from_json(&mut bytes).unwrap();
-            }
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-}
-
-fn failure(message: &OutMessage) -> Option<String> {
-    match message {
-        OutMessage::Error(e) => Some(e.failure_reason.to_string()),
-        _ => None,
-    }
 }
 
 #[test]

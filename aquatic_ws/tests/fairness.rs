@@ -8,6 +8,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(clippy::panic, clippy::indexing_slicing)]
 
+mod common;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -17,14 +19,14 @@ use std::time::{Duration, Instant};
 
 use aquatic_test_support::metrics::{metrics_address, parse, scrape, sum};
 use aquatic_test_support::ws::{CLOSE, TEXT, frame, frame_with, raw_upgrade_from, read_frame};
-use aquatic_test_support::{Daemon, loopback, tcp_from};
+use aquatic_test_support::{Daemon, loopback};
 use aquatic_ws_protocol::{
     AnnounceEvent, AnnounceRequest, AnswerRequest, InMessage, InfoHash, JsonValue, Offer, OfferId,
     OutMessage, PeerId,
 };
-use tungstenite::{Message, WebSocket};
+use common::*;
+use tungstenite::Message;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_aquatic_ws");
 /// What an honest step may take while the tracker is under attack
 /// (generous: debug builds on a loaded 2-core CI machine).
 const LATENCY_BOUND: Duration = Duration::from_secs(2);
@@ -149,20 +151,6 @@ fn attack(
         }
     }));
     threads
-}
-
-type Client = WebSocket<TcpStream>;
-
-fn connect_from(from: IpAddr, addr: SocketAddr) -> Client {
-    let stream = tcp_from(from, addr).unwrap();
-    tungstenite::client::client(format!("ws://{addr}/announce"), stream)
-        .unwrap()
-        .0
-}
-
-fn send(ws: &mut Client, message: &InMessage) {
-    let text = String::from_utf8(message.to_json()).unwrap();
-    ws.send(Message::text(text)).unwrap();
 }
 
 /// The first message `wanted` picks out within the bound (others, e.g.

@@ -9,6 +9,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(clippy::panic, clippy::indexing_slicing)]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -18,10 +20,10 @@ use aquatic_test_support::ws::{CONTINUATION, PING, PONG, TEXT, frame, raw_upgrad
 use aquatic_ws_protocol::{
     AnnounceEvent, AnnounceRequest, InMessage, InfoHash, OutMessage, PeerId, ScrapeRequest,
 };
+use common::*;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::{Message, WebSocket};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_aquatic_ws");
 /// What a well-behaved client's round trip may take while the tracker is
 /// under attack (generous: debug builds on a loaded 2-core CI machine).
 const LATENCY_BOUND: Duration = Duration::from_secs(1);
@@ -33,8 +35,6 @@ fn start(top: &str, network: &str) -> Daemon {
     let config = format!("{top}\n[network]\n{network}\n[source_budgets]\nshare_percent = 100\n");
     Daemon::launch(BINARY, &config)
 }
-
-type Client = WebSocket<TcpStream>;
 
 fn connect_with(addr: SocketAddr, header: Option<(&'static str, &str)>) -> Client {
     let stream = TcpStream::connect(addr).unwrap();
@@ -50,24 +50,6 @@ fn connect_with(addr: SocketAddr, header: Option<(&'static str, &str)>) -> Clien
 
 fn connect(addr: SocketAddr) -> Client {
     connect_with(addr, None)
-}
-
-fn send(ws: &mut Client, message: &InMessage) {
-    let text = String::from_utf8(message.to_json()).unwrap();
-    ws.send(Message::text(text)).unwrap();
-}
-
-fn recv(ws: &mut Client) -> OutMessage {
-    loop {
-        match ws.read().expect("a message within 5 s") {
-            Message::Text(text) => {
-                let mut bytes = text.as_bytes().to_vec();
-                return OutMessage::from_json(&mut bytes).unwrap();
-            }
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
 }
 
 fn announce(hash: u8, peer: u8) -> InMessage {

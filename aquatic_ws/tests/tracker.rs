@@ -8,6 +8,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(clippy::panic, clippy::indexing_slicing)]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -18,45 +20,14 @@ use aquatic_ws_protocol::{
     AnnounceEvent, AnnounceRequest, AnswerRequest, InMessage, InfoHash, JsonValue, Offer, OfferId,
     OutMessage, PeerId, ScrapeRequest,
 };
+use common::*;
 use tungstenite::{Message, WebSocket};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_aquatic_ws");
 
 fn start(extra: &str) -> Daemon {
     Daemon::launch(
         BINARY,
         &format!("socket_workers = 2\nrequest_workers = 2\n{extra}\n"),
     )
-}
-
-type Client = WebSocket<TcpStream>;
-
-fn connect(addr: SocketAddr) -> Client {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let (ws, _) = tungstenite::client::client(format!("ws://{addr}/announce"), stream).unwrap();
-    ws
-}
-
-fn send(ws: &mut Client, message: &InMessage) {
-    let text = String::from_utf8(message.to_json()).unwrap();
-    ws.send(Message::text(text)).unwrap();
-}
-
-fn recv(ws: &mut Client) -> OutMessage {
-    loop {
-        match ws.read().expect("a message within 5 s") {
-            Message::Text(text) => {
-                let mut bytes = text.as_bytes().to_vec();
-                return OutMessage::from_json(&mut bytes)
-                    .unwrap_or_else(|e| panic!("{e}: {}", text.as_str()));
-            }
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
 }
 
 /// Nothing arrives within `wait`.
