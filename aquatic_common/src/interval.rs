@@ -9,6 +9,53 @@
 
 use rand::Rng;
 
+/// `protocol.peer_announce_interval_jitter`: `"auto"` (the default: a
+/// fifteenth of the interval, 120 s of 1800, 8 s of 120, so that it stays
+/// small whatever the interval) or a number of seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Jitter {
+    #[default]
+    Auto,
+    Secs(u32),
+}
+
+impl Jitter {
+    /// The jitter in seconds for an interval of `base` seconds.
+    pub fn secs(self, base: u32) -> u32 {
+        match self {
+            Jitter::Auto => base / 15,
+            Jitter::Secs(secs) => secs,
+        }
+    }
+}
+
+impl serde::Serialize for Jitter {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Jitter::Auto => serializer.serialize_str("auto"),
+            Jitter::Secs(secs) => serializer.serialize_u32(*secs),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Jitter {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u32),
+            Word(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Secs(secs) => Ok(Jitter::Secs(secs)),
+            Raw::Word(word) if word == "auto" => Ok(Jitter::Auto),
+            Raw::Word(word) => Err(serde::de::Error::custom(format!(
+                "expected \"auto\" or a number of seconds, found {word:?}"
+            ))),
+        }
+    }
+}
+
 /// `protocol.peer_announce_interval`, `..._jitter` and the floor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AnnounceInterval {
@@ -25,6 +72,11 @@ impl AnnounceInterval {
             jitter,
             floor: 1,
         }
+    }
+
+    /// From the config's interval and jitter setting.
+    pub fn configured(base: u32, jitter: Jitter) -> Self {
+        Self::new(base, jitter.secs(base))
     }
 
     /// The interval for one answer.
@@ -45,8 +97,8 @@ impl AnnounceInterval {
 /// they would drop out of their swarms until their next announce. A
 /// warning, not an error: short peer ages are also used on purpose (load
 /// tests, floods).
-pub fn warn_if_peers_expire_early(max_peer_age: u32, base: u32, jitter: u32) {
-    let longest = base.saturating_add(jitter);
+pub fn warn_if_peers_expire_early(max_peer_age: u32, base: u32, jitter: Jitter) {
+    let longest = base.saturating_add(jitter.secs(base));
     if max_peer_age <= longest {
         log::warn!(
             "cleaning.max_peer_age ({max_peer_age} s) is not above protocol.peer_announce_interval + peer_announce_interval_jitter ({longest} s): peers may be dropped before they announce again"
@@ -56,9 +108,9 @@ pub fn warn_if_peers_expire_early(max_peer_age: u32, base: u32, jitter: u32) {
 
 /// `protocol.peer_announce_interval_jitter` must leave every interval
 /// above zero.
-pub fn jitter_check(base: u32, jitter: u32) -> crate::validation::Check {
+pub fn jitter_check(base: u32, jitter: Jitter) -> crate::validation::Check {
     (
-        jitter >= base,
+        jitter != Jitter::Auto && jitter.secs(base) >= base,
         "protocol.peer_announce_interval_jitter must be below protocol.peer_announce_interval",
     )
 }
@@ -105,7 +157,42 @@ mod tests {
         };
         assert!((0..1000).all(|_| (90..=150).contains(&floored.pick(&mut rng))));
         assert!((0..1000).all(|_| AnnounceInterval::new(1, 0).pick(&mut rng) == 1));
-        assert!(jitter_check(120, 120).0);
-        assert!(!jitter_check(1800, 120).0);
+        assert!(jitter_check(120, Jitter::Secs(120)).0);
+        assert!(!jitter_check(1800, Jitter::Secs(120)).0);
+        // "auto" is a fifteenth of any interval, never too large.
+        assert!(!jitter_check(5, Jitter::Auto).0);
+        assert_eq!(Jitter::Auto.secs(1800), 120);
+        assert_eq!(Jitter::Auto.secs(120), 8);
+        assert_eq!(Jitter::Auto.secs(5), 0);
+    }
+
+    #[test]
+    fn jitter_reads_auto_or_seconds() {
+        #[derive(serde::Deserialize, serde::Serialize, Debug, PartialEq)]
+        struct T {
+            j: Jitter,
+        }
+        let auto: T = toml_like("auto");
+        assert_eq!(auto.j, Jitter::Auto);
+        assert_eq!(serde_json::to_string(&auto).unwrap(), r#"{"j":"auto"}"#);
+        let secs: T = toml_like("90");
+        assert_eq!(secs.j, Jitter::Secs(90));
+        assert_eq!(serde_json::to_string(&secs).unwrap(), r#"{"j":90}"#);
+        let bad = serde_json::from_str::<T>(r#"{"j":"often"}"#).unwrap_err();
+        assert!(
+            bad.to_string().contains("\"auto\" or a number of seconds"),
+            "{bad}"
+        );
+    }
+
+    /// `{"j": value}` read through serde_json (the config is TOML; both go
+    /// through the same Deserialize).
+    fn toml_like<T: serde::de::DeserializeOwned>(value: &str) -> T {
+        let json = if value.parse::<u32>().is_ok() {
+            format!(r#"{{"j":{value}}}"#)
+        } else {
+            format!(r#"{{"j":"{value}"}}"#)
+        };
+        serde_json::from_str(&json).unwrap()
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use aquatic_cli_helpers::LogLevel;
 use aquatic_common::access_list::AccessListConfig;
-use aquatic_common::interval::jitter_check;
+use aquatic_common::interval::{Jitter, jitter_check};
 use aquatic_common::ip_filter::IpFilterConfig;
 use aquatic_common::metrics::MetricsConfig;
 use aquatic_common::privileges::PrivilegeConfig;
@@ -151,7 +151,7 @@ pub struct ProtocolConfig {
     pub max_peers_per_torrent: usize,
     pub max_peers: usize,
     pub peer_announce_interval: u32,
-    pub peer_announce_interval_jitter: u32,
+    pub peer_announce_interval_jitter: Jitter,
     pub min_announce_interval: u32,
 }
 
@@ -163,7 +163,7 @@ impl Default for ProtocolConfig {
             max_peers_per_torrent: 250_000,
             max_peers: 20_000_000,
             peer_announce_interval: 1800,
-            peer_announce_interval_jitter: 120,
+            peer_announce_interval_jitter: Jitter::Auto,
             min_announce_interval: 60,
         }
     }

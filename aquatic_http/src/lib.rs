@@ -114,7 +114,10 @@ impl Daemon for Http {
             max_response_peers: config.protocol.max_response_peers,
             announce_interval: AnnounceInterval {
                 base: config.protocol.peer_announce_interval,
-                jitter: config.protocol.peer_announce_interval_jitter,
+                jitter: config
+                    .protocol
+                    .peer_announce_interval_jitter
+                    .secs(config.protocol.peer_announce_interval),
                 floor: config.protocol.min_announce_interval,
             },
             min_announce_interval: config.protocol.min_announce_interval,

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use aquatic_cli_helpers::LogLevel;
 use aquatic_common::access_list::AccessListConfig;
-use aquatic_common::interval::jitter_check;
+use aquatic_common::interval::{Jitter, jitter_check};
 use aquatic_common::ip_filter::IpFilterConfig;
 use aquatic_common::metrics::MetricsConfig;
 use aquatic_common::privileges::PrivilegeConfig;
@@ -93,7 +93,7 @@ pub struct ProtocolConfig {
     pub max_peers_per_torrent: usize,
     pub max_peers: usize,
     pub peer_announce_interval: u32,
-    pub peer_announce_interval_jitter: u32,
+    pub peer_announce_interval_jitter: Jitter,
 }
 
 impl Default for ProtocolConfig {
@@ -104,7 +104,7 @@ impl Default for ProtocolConfig {
             max_peers_per_torrent: 250_000,
             max_peers: 20_000_000,
             peer_announce_interval: 1800,
-            peer_announce_interval_jitter: 120,
+            peer_announce_interval_jitter: Jitter::Auto,
         }
     }
 }

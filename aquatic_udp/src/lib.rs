@@ -105,7 +105,7 @@ impl Daemon for Udp {
         let limits = config.shard_limits();
         let swarm_config = SwarmConfig {
             max_response_peers: config.protocol.max_response_peers,
-            announce_interval: AnnounceInterval::new(
+            announce_interval: AnnounceInterval::configured(
                 config.protocol.peer_announce_interval,
                 config.protocol.peer_announce_interval_jitter,
             ),

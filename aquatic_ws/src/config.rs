@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use aquatic_cli_helpers::LogLevel;
 use aquatic_common::access_list::AccessListConfig;
-use aquatic_common::interval::jitter_check;
+use aquatic_common::interval::{Jitter, jitter_check};
 use aquatic_common::ip_filter::IpFilterConfig;
 use aquatic_common::metrics::MetricsConfig;
 use aquatic_common::privileges::PrivilegeConfig;
@@ -129,7 +129,7 @@ pub struct ProtocolConfig {
     pub max_pending_offers: usize,
     pub offer_timeout: u32,
     pub peer_announce_interval: u32,
-    pub peer_announce_interval_jitter: u32,
+    pub peer_announce_interval_jitter: Jitter,
 }
 
 impl Default for ProtocolConfig {
@@ -143,7 +143,7 @@ impl Default for ProtocolConfig {
             max_pending_offers: 2_000_000,
             offer_timeout: 60,
             peer_announce_interval: 120,
-            peer_announce_interval_jitter: 15,
+            peer_announce_interval_jitter: Jitter::Auto,
         }
     }
 }

@@ -108,7 +108,7 @@ impl Daemon for Ws {
         let max_pending_offers = config.per_shard(config.protocol.max_pending_offers);
         let swarm_config = SwarmConfig {
             max_offers: config.protocol.max_offers,
-            announce_interval: AnnounceInterval::new(
+            announce_interval: AnnounceInterval::configured(
                 config.protocol.peer_announce_interval,
                 config.protocol.peer_announce_interval_jitter,
             ),
