@@ -351,9 +351,17 @@ impl SocketWorker {
                 return self.respond_failure(key, FAILURE_PROXY_HEADER_MISSING);
             }
         };
-        // The connection's own address passed the IP filter at accept;
-        // checked again for each request: a proxy's client, and a filter
-        // reloaded since the connection was opened.
+        // Counted as requests first, then refused: the connection's own
+        // address passed the IP filter at accept; it is checked again for
+        // each request (a proxy's client, a filter reloaded since the
+        // connection was opened), and each request takes a token.
+        match &request {
+            Request::Announce(announce) => {
+                add(&self.stats.requests_announce, 1);
+                self.stats.tcp.clients.count(&announce.peer_id);
+            }
+            Request::Scrape(_) => add(&self.stats.requests_scrape, 1),
+        }
         if !self.defences.admits(peer_ip) {
             return self.respond_failure(key, FAILURE_ADDRESS_REFUSED);
         }
@@ -371,8 +379,6 @@ impl SocketWorker {
         let shards = self.batches.len();
         match request {
             Request::Announce(announce) => {
-                add(&self.stats.requests_announce, 1);
-                self.stats.tcp.clients.count(&announce.peer_id);
                 if !self.access_list.allows(&announce.info_hash) {
                     return self.respond_failure(key, FAILURE_NOT_ALLOWED);
                 }
@@ -387,7 +393,6 @@ impl SocketWorker {
                 client.http.wait_for(request_id);
             }
             Request::Scrape(scrape) => {
-                add(&self.stats.requests_scrape, 1);
                 let mut parts: Vec<Vec<InfoHash>> = (0..shards).map(|_| Vec::new()).collect();
                 for hash in scrape.info_hashes {
                     if let Some(part) = parts.get_mut(shard_of(&hash, shards)) {
