@@ -492,12 +492,18 @@ impl<K: PeerKey, V> TorrentMap<K, V> {
         let by = self.limits.index_by();
         let sources = &mut self.sources;
         let mut summary = SwarmSummary::default();
+        // Peers by client, indexed by the two-byte key: an increment per
+        // peer, no hashing (512 KiB for the length of the cleaning).
+        let mut by_client = vec![0u64; 1 << 16];
         for submap in &mut self.submaps {
             submap.retain(|info_hash, store| {
                 store.retain(by, |key, data| {
                     let keep = data.is_valid_at(now);
                     if keep {
-                        summary.add_peer(data.extra.client(key));
+                        let client = data.extra.client(key);
+                        if let Some(n) = by_client.get_mut(usize::from(client.0)) {
+                            *n += 1;
+                        }
                     } else {
                         sources.release(&key.source(prefixes));
                     }
@@ -512,6 +518,11 @@ impl<K: PeerKey, V> TorrentMap<K, V> {
             torrents += submap.len();
         }
         sources.shrink();
+        summary.clients = (0..=u16::MAX)
+            .zip(by_client)
+            .filter(|(_, n)| *n > 0)
+            .map(|(key, n)| (crate::clients::ClientKey(key), n))
+            .collect();
         self.num_torrents = torrents;
         self.num_seeders = seeders;
         self.num_leechers = leechers;
