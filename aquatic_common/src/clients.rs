@@ -19,66 +19,30 @@ use crate::PeerId;
 use crate::metrics::{DescriptorEncoder, EncodeLabelSet, write_counters};
 use crate::statistics::add;
 
-/// The client families told apart; anything else is `Other`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Client {
-    QBittorrent,
-    Transmission,
-    /// libtorrent (rasterbar) itself, and programs built on it that keep
-    /// its prefix.
-    Libtorrent,
-    /// rtorrent (libtorrent by rakshasa, `-lt`).
-    Rtorrent,
-    Deluge,
-    UTorrent,
-    BitTorrent,
-    Vuze,
-    BiglyBt,
-    BitComet,
-    KTorrent,
-    WebTorrent,
-    Aria2,
-    Other,
+crate::labelled! {
+    /// The client families told apart; anything else is `Other`.
+    pub enum Client {
+        QBittorrent => "qbittorrent",
+        Transmission => "transmission",
+        /// libtorrent (rasterbar) itself, and programs built on it that keep
+        /// its prefix.
+        Libtorrent => "libtorrent",
+        /// rtorrent (libtorrent by rakshasa, `-lt`).
+        Rtorrent => "rtorrent",
+        Deluge => "deluge",
+        UTorrent => "utorrent",
+        BitTorrent => "bittorrent",
+        Vuze => "vuze",
+        BiglyBt => "biglybt",
+        BitComet => "bitcomet",
+        KTorrent => "ktorrent",
+        WebTorrent => "webtorrent",
+        Aria2 => "aria2",
+        Other => "other",
+    }
 }
 
 impl Client {
-    pub const ALL: [Client; 14] = [
-        Client::QBittorrent,
-        Client::Transmission,
-        Client::Libtorrent,
-        Client::Rtorrent,
-        Client::Deluge,
-        Client::UTorrent,
-        Client::BitTorrent,
-        Client::Vuze,
-        Client::BiglyBt,
-        Client::BitComet,
-        Client::KTorrent,
-        Client::WebTorrent,
-        Client::Aria2,
-        Client::Other,
-    ];
-
-    /// The `client` label value.
-    pub fn label(self) -> &'static str {
-        match self {
-            Client::QBittorrent => "qbittorrent",
-            Client::Transmission => "transmission",
-            Client::Libtorrent => "libtorrent",
-            Client::Rtorrent => "rtorrent",
-            Client::Deluge => "deluge",
-            Client::UTorrent => "utorrent",
-            Client::BitTorrent => "bittorrent",
-            Client::Vuze => "vuze",
-            Client::BiglyBt => "biglybt",
-            Client::BitComet => "bitcomet",
-            Client::KTorrent => "ktorrent",
-            Client::WebTorrent => "webtorrent",
-            Client::Aria2 => "aria2",
-            Client::Other => "other",
-        }
-    }
-
     pub fn of(peer_id: &PeerId) -> Client {
         let id = &peer_id.0;
         match id {

@@ -42,6 +42,7 @@ pub mod fd_limit;
 pub mod health;
 pub mod interval;
 pub mod ip_filter;
+pub mod labelled;
 pub mod list_file;
 #[allow(unsafe_code)]
 pub mod listen_queue;

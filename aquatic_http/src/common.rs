@@ -91,68 +91,38 @@ pub const FAILURE_OVERLOADED: &str = "tracker overloaded, try again later";
 pub const FAILURE_PROXY_HEADER_MISSING: &str = "reverse proxy header missing";
 pub use aquatic_common::defences::{FAILURE_ADDRESS_REFUSED, FAILURE_RATE_LIMITED};
 
-/// Why an error response was sent: the `reason` label of
-/// `aquatic_http_error_responses_total`. The first six are bencoded
-/// failure reasons (status 200), the rest HTTP error statuses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorReason {
-    /// An announce or scrape with a missing or invalid parameter.
-    InvalidRequest,
-    /// The access list refuses the info hash.
-    InfoHashNotAllowed,
-    /// A request worker's queue was full.
-    Overloaded,
-    /// From a trusted proxy, but without the client address header.
-    ProxyHeaderMissing,
-    /// Over its source's `[rate_limit]`.
-    RateLimited,
-    /// From an address `[ip_filter]` refuses: forwarded by a trusted
-    /// proxy, or on a connection opened before a reload refused it.
-    AddressRefused,
-    /// 400: not an HTTP/1.x request.
-    BadRequest,
-    /// 404: neither /announce nor /scrape.
-    NotFound,
-    /// 431: request head over `network.max_request_head_size`.
-    HeadTooLarge,
-    /// 421: a `Host` not in `network.allowed_hosts`.
-    WrongHost,
-    /// Any other status.
-    OtherStatus,
+aquatic_common::labelled! {
+    /// Why an error response was sent: the `reason` label of
+    /// `aquatic_http_error_responses_total`. The first six are bencoded
+    /// failure reasons (status 200), the rest HTTP error statuses.
+    pub enum ErrorReason {
+        /// An announce or scrape with a missing or invalid parameter.
+        InvalidRequest => "invalid_request",
+        /// The access list refuses the info hash.
+        InfoHashNotAllowed => "info_hash_not_allowed",
+        /// A request worker's queue was full.
+        Overloaded => "overloaded",
+        /// From a trusted proxy, but without the client address header.
+        ProxyHeaderMissing => "proxy_header_missing",
+        /// Over its source's `[rate_limit]`.
+        RateLimited => "rate_limited",
+        /// From an address `[ip_filter]` refuses: forwarded by a trusted
+        /// proxy, or on a connection opened before a reload refused it.
+        AddressRefused => "address_refused",
+        /// 400: not an HTTP/1.x request.
+        BadRequest => "bad_request",
+        /// 404: neither /announce nor /scrape.
+        NotFound => "not_found",
+        /// 431: request head over `network.max_request_head_size`.
+        HeadTooLarge => "head_too_large",
+        /// 421: a `Host` not in `network.allowed_hosts`.
+        WrongHost => "wrong_host",
+        /// Any other status.
+        OtherStatus => "other_status",
+    }
 }
 
 impl ErrorReason {
-    /// Every reason, in discriminant order.
-    pub const ALL: [ErrorReason; 11] = [
-        ErrorReason::InvalidRequest,
-        ErrorReason::InfoHashNotAllowed,
-        ErrorReason::Overloaded,
-        ErrorReason::ProxyHeaderMissing,
-        ErrorReason::RateLimited,
-        ErrorReason::AddressRefused,
-        ErrorReason::BadRequest,
-        ErrorReason::NotFound,
-        ErrorReason::HeadTooLarge,
-        ErrorReason::WrongHost,
-        ErrorReason::OtherStatus,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            ErrorReason::InvalidRequest => "invalid_request",
-            ErrorReason::InfoHashNotAllowed => "info_hash_not_allowed",
-            ErrorReason::Overloaded => "overloaded",
-            ErrorReason::ProxyHeaderMissing => "proxy_header_missing",
-            ErrorReason::RateLimited => "rate_limited",
-            ErrorReason::AddressRefused => "address_refused",
-            ErrorReason::BadRequest => "bad_request",
-            ErrorReason::NotFound => "not_found",
-            ErrorReason::HeadTooLarge => "head_too_large",
-            ErrorReason::WrongHost => "wrong_host",
-            ErrorReason::OtherStatus => "other_status",
-        }
-    }
-
     /// The reason a failure response with this text counts under.
     pub fn of_failure(text: &str) -> Self {
         match text {

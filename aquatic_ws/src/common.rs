@@ -88,56 +88,30 @@ pub const FAILURE_UNKNOWN_OFFER: &str = "answer to an offer this peer was not se
 pub const FAILURE_BINARY: &str = "binary messages are not supported";
 pub use aquatic_common::defences::{FAILURE_ADDRESS_REFUSED, FAILURE_RATE_LIMITED};
 
-/// Why a failure reason was sent: the `reason` label of
-/// `aquatic_ws_error_responses_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorReason {
-    /// Invalid JSON, a missing or invalid field.
-    InvalidMessage,
-    InfoHashNotAllowed,
-    /// A request worker's queue was full.
-    Overloaded,
-    /// Over `max_torrents_per_connection`, `max_scrape_torrents` or the
-    /// scrapes one connection may have in flight.
-    OverLimit,
-    PeerIdTaken,
-    UnknownOffer,
-    BinaryMessage,
-    /// Over its source's `[rate_limit]`.
-    RateLimited,
-    /// From an address `[ip_filter]` refuses (a filter reloaded while the
-    /// connection was open).
-    AddressRefused,
+aquatic_common::labelled! {
+    /// Why a failure reason was sent: the `reason` label of
+    /// `aquatic_ws_error_responses_total`.
+    pub enum ErrorReason {
+        /// Invalid JSON, a missing or invalid field.
+        InvalidMessage => "invalid_message",
+        InfoHashNotAllowed => "info_hash_not_allowed",
+        /// A request worker's queue was full.
+        Overloaded => "overloaded",
+        /// Over `max_torrents_per_connection`, `max_scrape_torrents` or the
+        /// scrapes one connection may have in flight.
+        OverLimit => "over_limit",
+        PeerIdTaken => "peer_id_taken",
+        UnknownOffer => "unknown_offer",
+        BinaryMessage => "binary_message",
+        /// Over its source's `[rate_limit]`.
+        RateLimited => "rate_limited",
+        /// From an address `[ip_filter]` refuses (a filter reloaded while the
+        /// connection was open).
+        AddressRefused => "address_refused",
+    }
 }
 
 impl ErrorReason {
-    /// Every reason, in discriminant order.
-    pub const ALL: [ErrorReason; 9] = [
-        ErrorReason::InvalidMessage,
-        ErrorReason::InfoHashNotAllowed,
-        ErrorReason::Overloaded,
-        ErrorReason::OverLimit,
-        ErrorReason::PeerIdTaken,
-        ErrorReason::UnknownOffer,
-        ErrorReason::BinaryMessage,
-        ErrorReason::RateLimited,
-        ErrorReason::AddressRefused,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            ErrorReason::InvalidMessage => "invalid_message",
-            ErrorReason::InfoHashNotAllowed => "info_hash_not_allowed",
-            ErrorReason::Overloaded => "overloaded",
-            ErrorReason::OverLimit => "over_limit",
-            ErrorReason::PeerIdTaken => "peer_id_taken",
-            ErrorReason::UnknownOffer => "unknown_offer",
-            ErrorReason::BinaryMessage => "binary_message",
-            ErrorReason::RateLimited => "rate_limited",
-            ErrorReason::AddressRefused => "address_refused",
-        }
-    }
-
     /// The reason a failure response with this text counts under.
     pub fn of_failure(text: &str) -> Self {
         match text {
@@ -156,64 +130,33 @@ impl ErrorReason {
     }
 }
 
-/// Why a connection was closed: the `reason` label of
-/// `aquatic_ws_closed_connections_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CloseReason {
-    /// The client closed it (WebSocket close, end of stream, reset).
-    Client,
-    /// No message or pong within `connection_idle_timeout`.
-    IdleTimeout,
-    /// Not a WebSocket upgrade, an invalid frame, invalid UTF-8, a TLS error.
-    ProtocolError,
-    /// A frame, message or request head over its limit.
-    OverLimit,
-    /// The client does not read: `max_write_buffer_size` reached.
-    WriteBufferFull,
-    /// A plain HTTP request answered (`GET /health`).
-    HttpAnswered,
-}
-
-impl CloseReason {
-    pub const ALL: [CloseReason; 6] = [
-        CloseReason::Client,
-        CloseReason::IdleTimeout,
-        CloseReason::ProtocolError,
-        CloseReason::OverLimit,
-        CloseReason::WriteBufferFull,
-        CloseReason::HttpAnswered,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            CloseReason::Client => "client",
-            CloseReason::IdleTimeout => "idle_timeout",
-            CloseReason::ProtocolError => "protocol_error",
-            CloseReason::OverLimit => "over_limit",
-            CloseReason::WriteBufferFull => "write_buffer_full",
-            CloseReason::HttpAnswered => "http_answered",
-        }
+aquatic_common::labelled! {
+    /// Why a connection was closed: the `reason` label of
+    /// `aquatic_ws_closed_connections_total`.
+    pub enum CloseReason {
+        /// The client closed it (WebSocket close, end of stream, reset).
+        Client => "client",
+        /// No message or pong within `connection_idle_timeout`.
+        IdleTimeout => "idle_timeout",
+        /// Not a WebSocket upgrade, an invalid frame, invalid UTF-8, a TLS error.
+        ProtocolError => "protocol_error",
+        /// A frame, message or request head over its limit.
+        OverLimit => "over_limit",
+        /// The client does not read: `max_write_buffer_size` reached.
+        WriteBufferFull => "write_buffer_full",
+        /// A plain HTTP request answered (`GET /health`).
+        HttpAnswered => "http_answered",
     }
 }
 
-/// Messages not delivered: the `reason` label of
-/// `aquatic_ws_dropped_messages_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DropReason {
-    /// For a connection that closed meanwhile.
-    ConnectionGone,
-    /// An answer, or a closed connection's notice, on a full request queue.
-    Overloaded,
-}
-
-impl DropReason {
-    pub const ALL: [DropReason; 2] = [DropReason::ConnectionGone, DropReason::Overloaded];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            DropReason::ConnectionGone => "connection_gone",
-            DropReason::Overloaded => "overloaded",
-        }
+aquatic_common::labelled! {
+    /// Messages not delivered: the `reason` label of
+    /// `aquatic_ws_dropped_messages_total`.
+    pub enum DropReason {
+        /// For a connection that closed meanwhile.
+        ConnectionGone => "connection_gone",
+        /// An answer, or a closed connection's notice, on a full request queue.
+        Overloaded => "overloaded",
     }
 }
 
