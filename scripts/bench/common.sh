@@ -281,7 +281,7 @@ for i in range(int(sys.argv[1])):
         fi
         if [[ "$name" == aquatic && "${AQUATIC_RATE_LIMIT:-0}" == 1 ]]; then
             # Buckets counted for every announce and scrape, none refused.
-            printf '[rate_limit]\nenabled = true\nper_second = 1e9\nburst = 1000000000\n' >>"$cfg"
+            printf '[rate_limit]\nenabled = true\nper_second = 1e9\nburst = 16777216\n' >>"$cfg"
         fi
         if [[ "$name" == aquatic && "${STATUS_POLL:-0}" == 1 ]]; then
             status_port="$(free_port)"

@@ -8,7 +8,7 @@ For each daemon and peer count: writes a state file of that many IPv4
 peers with `target/release/examples/state_file` (swarms of 1 to 46 peers,
 10 on average), starts `target/release/aquatic_DAEMON` (127.0.0.1, default
 config but for [state] path and max_peers) so that it loads the file,
-waits until it listens, reads its RSS, sends SIGTERM and samples VmRSS
+waits until it has loaded the file, reads its RSS, sends SIGTERM and samples VmRSS
 every 10 ms until it exits. Prints the daemon's own load and
 save times (its log lines), the time from SIGTERM to exit, the file
 size, the RSS once loaded and the peak RSS during the save, as a Markdown
@@ -73,7 +73,9 @@ def measure(daemon, peers, work):
     reader.start()
     try:
         deadline = time.monotonic() + 600
-        while not any("listening on" in line for line in lines):
+        # The state is loaded after the sockets are bound (and "listening
+        # on" logged) and before any worker starts: wait for its line.
+        while not any("swarm state loaded" in line for line in lines):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"aquatic_{daemon} did not start:\n{''.join(lines)}")
             time.sleep(0.05)
