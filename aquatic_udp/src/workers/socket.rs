@@ -206,6 +206,9 @@ impl SocketWorker {
                         }
                     }
                 }
+                // Answers first: their clients' next requests may then
+                // arrive while this wake-up still reads.
+                self.handle_responses();
                 self.flush_sends();
                 if readable {
                     self.read_requests(false);
