@@ -1,5 +1,7 @@
 //! A swarm of two peers or more: one vector, leechers first, and past
-//! `INDEX_ABOVE` peers a hash index of positions.
+//! `INDEX_ABOVE` peers a hash index of positions: two bytes each while
+//! the swarm has fewer than 65,535 peers (nearly every swarm), four past
+//! that.
 
 use std::hash::BuildHasher;
 
@@ -21,8 +23,127 @@ fn index_hash<K: PeerKey>(hasher: &DefaultHashBuilder, by: IndexBy, key: &K) -> 
     }
 }
 
+/// A position as an index slot holds it; `FREE` (never a position) marks
+/// a slot for a moment while two entries swap.
+trait Slot: Copy + Eq {
+    const FREE: Self;
+    /// `pos` as a slot; a position the slot cannot hold becomes `FREE`
+    /// (the index is widened before such a position is stored).
+    fn at(pos: usize) -> Self;
+    fn pos(self) -> usize;
+}
+
+impl Slot for u16 {
+    const FREE: Self = u16::MAX;
+    fn at(pos: usize) -> Self {
+        u16::try_from(pos).unwrap_or(Self::FREE)
+    }
+    fn pos(self) -> usize {
+        usize::from(self)
+    }
+}
+
+impl Slot for u32 {
+    const FREE: Self = u32::MAX;
+    fn at(pos: usize) -> Self {
+        u32::try_from(pos).unwrap_or(Self::FREE)
+    }
+    fn pos(self) -> usize {
+        self as usize
+    }
+}
+
+/// `pos` as a slot of `table`'s width.
+fn slot_in<S: Slot>(_table: &HashTable<S>, pos: usize) -> S {
+    S::at(pos)
+}
+
+/// The positions of a swarm's entries, by hash: three bytes a slot
+/// (with hashbrown's control byte) while every position fits in a `u16`
+/// below `FREE`, five past that.
+enum Positions {
+    Narrow(HashTable<u16>),
+    Wide(HashTable<u32>),
+}
+
+/// One body for both widths: `$t` is the table, of either slot type.
+macro_rules! either {
+    ($positions:expr, $t:ident => $body:expr) => {
+        match $positions {
+            Positions::Narrow($t) => $body,
+            Positions::Wide($t) => $body,
+        }
+    };
+}
+
+impl Positions {
+    /// Room for `len` entries, at positions `0..len`.
+    fn with_capacity(len: usize) -> Self {
+        if Self::narrow_holds(len) {
+            Self::Narrow(HashTable::with_capacity(len))
+        } else {
+            Self::Wide(HashTable::with_capacity(len))
+        }
+    }
+
+    /// Whether two-byte slots hold every position of `len` entries.
+    fn narrow_holds(len: usize) -> bool {
+        len <= usize::from(u16::FREE)
+    }
+
+    fn holds(&self, pos: usize) -> bool {
+        matches!(self, Self::Wide(_)) || Self::narrow_holds(pos + 1)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        either!(self, t => t.len())
+    }
+
+    fn find(&self, hash: u64, mut is: impl FnMut(usize) -> bool) -> Option<usize> {
+        either!(self, t => t.find(hash, |s| is(s.pos())).map(|s| s.pos()))
+    }
+
+    /// The positions on `hash`'s probe sequence, until `more` says stop.
+    fn walk(&self, hash: u64, mut more: impl FnMut(usize) -> bool) {
+        either!(self, t => {
+            for s in t.iter_hash(hash) {
+                if !more(s.pos()) {
+                    break;
+                }
+            }
+        })
+    }
+
+    fn insert(&mut self, hash: u64, pos: usize, rehash: impl Fn(usize) -> u64) {
+        either!(self, t => {
+            t.insert_unique(hash, Slot::at(pos), |s| rehash(s.pos()));
+        })
+    }
+
+    fn remove(&mut self, hash: u64, pos: usize) {
+        either!(self, t => {
+            let slot = slot_in(t, pos);
+            if let Ok(entry) = t.find_entry(hash, |&s| s == slot) {
+                entry.remove();
+            }
+        })
+    }
+
+    /// Set the slot holding `from` (`usize::MAX`: the `FREE` one) on
+    /// `hash`'s probe sequence to `to` (`usize::MAX`: `FREE`).
+    fn replace(&mut self, hash: u64, from: usize, to: usize) {
+        either!(self, t => {
+            let (from, to) = (slot_in(t, from), slot_in(t, to));
+            if let Some(slot) = t.find_mut(hash, |&s| s == from) {
+                *slot = to;
+            }
+        })
+    }
+}
+
 pub(super) struct Index {
-    table: HashTable<u32>,
+    table: Positions,
     hasher: DefaultHashBuilder,
     by: IndexBy,
 }
@@ -30,7 +151,7 @@ pub(super) struct Index {
 impl Index {
     fn build<K: PeerKey, V>(entries: &[(K, V)], by: IndexBy) -> Box<Self> {
         let mut index = Box::new(Self {
-            table: HashTable::with_capacity(entries.len()),
+            table: Positions::with_capacity(entries.len()),
             hasher: DefaultHashBuilder::default(),
             by,
         });
@@ -46,17 +167,17 @@ impl Index {
     }
 
     /// Index the entry at `pos` (`entries.len()` is kept below `u32::MAX`
-    /// by `upsert`).
+    /// by `upsert`), which the caller checked the index `holds`.
     fn insert<K: PeerKey, V>(&mut self, entries: &[(K, V)], pos: usize) {
         let Some((key, _)) = entries.get(pos) else {
             return;
         };
         let hash = self.hash(key);
         let Self { table, hasher, by } = self;
-        table.insert_unique(hash, pos as u32, |&j| {
+        table.insert(hash, pos, |j| {
             // Every stored position is in range; 0 would only misplace.
             entries
-                .get(j as usize)
+                .get(j)
                 .map_or(0, |(k, _)| index_hash(hasher, *by, k))
         });
     }
@@ -78,12 +199,9 @@ impl<K: PeerKey, V> Many<K, V> {
 
     pub(super) fn position(&self, key: &K) -> Option<usize> {
         match &self.index {
-            Some(index) => index
-                .table
-                .find(index.hash(key), |&i| {
-                    self.entries.get(i as usize).is_some_and(|e| e.0 == *key)
-                })
-                .map(|&i| i as usize),
+            Some(index) => index.table.find(index.hash(key), |i| {
+                self.entries.get(i).is_some_and(|e| e.0 == *key)
+            }),
             None => self.entries.iter().position(|e| e.0 == *key),
         }
     }
@@ -105,12 +223,12 @@ impl<K: PeerKey, V> Many<K, V> {
             // Only the entries on the source's probe sequence (and the odd
             // other one sharing its tag).
             Some(index) if index.by == IndexBy::Source(prefixes) => {
-                for &i in index.table.iter_hash(index.hasher.hash_one(source)) {
-                    match self.entries.get(i as usize) {
-                        Some((key, _)) if !counted(key) => break,
-                        _ => {}
+                index.table.walk(index.hasher.hash_one(source), |i| {
+                    match self.entries.get(i) {
+                        Some((key, _)) => counted(key),
+                        None => true,
                     }
-                }
+                });
             }
             // Small swarms, or an index of whole keys: every entry.
             _ => {
@@ -169,9 +287,10 @@ impl<K: PeerKey, V> Many<K, V> {
         let pos = self.entries.len();
         self.entries.push((key, value));
         let Self { entries, index, .. } = self;
-        if let Some(index) = index {
+        if let Some(index) = index.as_mut().filter(|index| index.table.holds(pos)) {
             index.insert(entries, pos);
-        } else if entries.len() > INDEX_ABOVE {
+        } else if index.is_some() || entries.len() > INDEX_ABOVE {
+            // A new index, or a wider one: 65,535 peers and more.
             *index = Some(Index::build(entries, by));
         }
         let mut position = pos;
@@ -196,9 +315,7 @@ impl<K: PeerKey, V> Many<K, V> {
         self.swap(pos, last);
         if let Some(index) = &mut self.index {
             let hash = index.hash(key);
-            if let Ok(entry) = index.table.find_entry(hash, |&i| i as usize == last) {
-                entry.remove();
-            }
+            index.table.remove(hash, last);
         }
         self.entries.pop().map(|(_, v)| (v, was_seeder))
     }
@@ -237,19 +354,21 @@ impl<K: PeerKey, V> Many<K, V> {
         if let Some(index) = &mut self.index {
             if let (Some(ka), Some(kb)) = (self.entries.get(a), self.entries.get(b)) {
                 let (ha, hb) = (index.hash(&ka.0), index.hash(&kb.0));
-                let (a32, b32) = (a as u32, b as u32);
-                if let Some(slot) = index.table.find_mut(ha, |&i| i == a32) {
-                    *slot = u32::MAX;
-                }
-                if let Some(slot) = index.table.find_mut(hb, |&i| i == b32) {
-                    *slot = a32;
-                }
-                if let Some(slot) = index.table.find_mut(ha, |&i| i == u32::MAX) {
-                    *slot = b32;
-                }
+                index.table.replace(ha, a, usize::MAX);
+                index.table.replace(hb, b, a);
+                index.table.replace(ha, usize::MAX, b);
             }
         }
         self.entries.swap(a, b);
+    }
+
+    /// Bytes per position in the index, if there is one.
+    #[cfg(test)]
+    pub(super) fn index_width(&self) -> Option<usize> {
+        self.index.as_ref().map(|index| match index.table {
+            Positions::Narrow(_) => 2,
+            Positions::Wide(_) => 4,
+        })
     }
 
     #[cfg(test)]

@@ -5,9 +5,10 @@
 //! boxed vector, leechers first, then seeders, so the peer counts are the
 //! lengths of the two runs and random response peers of either kind are a
 //! window of a slice. Small swarms are searched linearly; past
-//! `INDEX_ABOVE` peers a hash index of `u32` positions is added. Per IPv4
-//! peer (UDP) that is 8 bytes, plus 5 to 10 for the index in large swarms:
-//! a fraction of two hash maps' cost. The swarm's completed-download count
+//! `INDEX_ABOVE` peers a hash index of positions is added (two bytes a
+//! position below 65,535 peers, four above). Per IPv4 peer (UDP) that is
+//! 10 bytes, plus 3 to 6 for the index in large swarms: a fraction of two
+//! hash maps' cost. The swarm's completed-download count
 //! lives here too.
 //!
 //! With per-source budgets in torrents ([`IndexBy::Source`]) the index
@@ -454,6 +455,14 @@ impl<K: PeerKey, V> PeerStore<K, V> {
     }
 
     #[cfg(test)]
+    fn index_width(&self) -> Option<usize> {
+        match &self.repr {
+            Repr::Many(m) => m.index_width(),
+            _ => None,
+        }
+    }
+
+    #[cfg(test)]
     fn check_invariants(&self) {
         match &self.repr {
             Repr::Empty => {}
@@ -589,6 +598,34 @@ mod tests {
         );
         assert_eq!(store.get(&1), Some((&5, true)));
         assert_eq!(store.len(), 3);
+    }
+
+    #[test]
+    fn the_index_widens_past_65535_peers_and_narrows_when_cleaned() {
+        let mut store = PeerStore::default();
+        for k in 0..u16::MAX {
+            put(&mut store, k, (), k % 3 == 0).unwrap();
+        }
+        // 65,535 peers: positions 0 to 65,534 fit two-byte slots.
+        assert_eq!(store.index_width(), Some(2));
+        store.check_invariants();
+        put(&mut store, u16::MAX, (), false).unwrap();
+        assert_eq!(store.index_width(), Some(4));
+        assert_eq!(store.len(), 65_536);
+        store.check_invariants();
+        // Moves (a leecher turning seeder) and removals keep it right.
+        for k in (0..u16::MAX).step_by(7) {
+            put(&mut store, k, (), true).unwrap();
+        }
+        for k in (1..1000u16).step_by(2) {
+            assert!(store.remove(&k).is_some());
+        }
+        store.check_invariants();
+        assert_eq!(store.source_count(SourceKey(3), P, usize::MAX), 2);
+        store.retain(IndexBy::Source(P), |k, _| k % 2 == 0);
+        assert_eq!(store.index_width(), Some(2));
+        assert_eq!(store.len(), 32_768);
+        store.check_invariants();
     }
 
     #[test]
