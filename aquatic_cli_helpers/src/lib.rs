@@ -80,6 +80,28 @@ impl Options {
     }
 }
 
+/// A daemon's `main.rs`: mimalloc as the global allocator and a `main` that
+/// [`run_app`]s the crate's `config::Config` and `run`, e.g.
+/// `aquatic_cli_helpers::daemon_main!(aquatic_udp, "UDP BitTorrent tracker");`
+/// (the crate must depend on `mimalloc`).
+#[macro_export]
+macro_rules! daemon_main {
+    ($krate:ident, $about:expr) => {
+        #[global_allocator]
+        static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+        fn main() {
+            $crate::run_app::<$krate::config::Config, _>(
+                stringify!($krate),
+                env!("CARGO_PKG_VERSION"),
+                $about,
+                &[],
+                |config, _options| $krate::run(config),
+            )
+        }
+    };
+}
+
 /// Parse the command line, load the config and set up logging, then call
 /// `run`. Never returns: exits 0 on success (or with the code `run` gives),
 /// 1 with a one-line message on any error. `name` and `version` are the

@@ -1,6 +1,8 @@
 //! Percent-decoding of query values (without allocating) and
 //! percent-encoding for the request writer.
 
+use aquatic_wire::hex_value;
+
 /// A `%` not followed by two hexadecimal digits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct InvalidPercentEncoding;
@@ -62,15 +64,6 @@ impl Iterator for Decode<'_> {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         (self.rest.len().div_ceil(3), Some(self.rest.len()))
-    }
-}
-
-fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
     }
 }
 

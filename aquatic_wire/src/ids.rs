@@ -72,7 +72,8 @@ pub const fn hex_digits(byte: u8) -> [u8; 2] {
     [digit(byte >> 4), digit(byte & 0xf)]
 }
 
-fn hex_value(c: u8) -> Option<u8> {
+/// The value of one hex digit (either case).
+pub fn hex_value(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'a'..=b'f' => Some(c - b'a' + 10),

@@ -11,4 +11,4 @@ pub mod forwarded;
 pub mod host;
 pub mod ids;
 
-pub use ids::{InfoHash, PeerId, hex_digits};
+pub use ids::{InfoHash, PeerId, hex_digits, hex_value};
