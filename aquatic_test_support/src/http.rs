@@ -56,6 +56,16 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     s
 }
 
+/// Send `request` (whole, head and all) on a new connection and read the
+/// answer until the server closes it (or 5 s pass without a byte).
+pub fn exchange(addr: SocketAddr, request: &str) -> String {
+    let mut stream = connect(addr);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
 /// `GET path` on a new connection: (status, body).
 pub fn request(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
     let mut s = connect(addr);

@@ -5,8 +5,8 @@
 //! check fails without it).
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -33,17 +33,10 @@ pub fn metrics_address(daemon: &Daemon) -> SocketAddr {
 
 /// `GET path` on the metrics endpoint: the head and body of the answer.
 pub fn get(address: SocketAddr, path: &str) -> (String, String) {
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: tracker\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    let response = crate::http::exchange(
+        address,
+        &format!("GET {path} HTTP/1.1\r\nHost: tracker\r\nConnection: close\r\n\r\n"),
+    );
     let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
     (head.to_string(), body.to_string())
 }

@@ -353,16 +353,7 @@ fn read_until_closed(ws: &mut Client) -> bool {
 #[test]
 fn health_check_and_plain_http_requests() {
     let t = start("");
-    let get = |request: &str| {
-        let mut stream = TcpStream::connect(t.addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response
-    };
+    let get = |request: &str| aquatic_test_support::http::exchange(t.addr, request);
     let health = get("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(health.starts_with("HTTP/1.1 200 OK\r\n"), "{health}");
     assert!(health.ends_with("ok\n"));

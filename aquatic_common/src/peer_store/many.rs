@@ -53,6 +53,10 @@ impl Slot for u32 {
     }
 }
 
+/// The most entries an index is built narrow for (a narrow index holds
+/// up to 65,535 and is rebuilt wide past that).
+const NARROW_BUILD_UP_TO: usize = 60_000;
+
 /// `pos` as a slot of `table`'s width.
 fn slot_in<S: Slot>(_table: &HashTable<S>, pos: usize) -> S {
     S::at(pos)
@@ -77,9 +81,11 @@ macro_rules! either {
 }
 
 impl Positions {
-    /// Room for `len` entries, at positions `0..len`.
+    /// Room for `len` entries, at positions `0..len`: narrow up to
+    /// `NARROW_BUILD_UP_TO` entries, so that a swarm cleaned to just below
+    /// the narrow limit does not rebuild wide at its next peer.
     fn with_capacity(len: usize) -> Self {
-        if Self::narrow_holds(len) {
+        if len <= NARROW_BUILD_UP_TO {
             Self::Narrow(HashTable::with_capacity(len))
         } else {
             Self::Wide(HashTable::with_capacity(len))
@@ -116,6 +122,7 @@ impl Positions {
     }
 
     fn insert(&mut self, hash: u64, pos: usize, rehash: impl Fn(usize) -> u64) {
+        debug_assert!(self.holds(pos), "index too narrow for position {pos}");
         either!(self, t => {
             t.insert_unique(hash, Slot::at(pos), |s| rehash(s.pos()));
         })

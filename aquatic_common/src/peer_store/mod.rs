@@ -7,7 +7,7 @@
 //! window of a slice. Small swarms are searched linearly; past
 //! `INDEX_ABOVE` peers a hash index of positions is added (two bytes a
 //! position below 65,535 peers, four above). Per IPv4 peer (UDP) that is
-//! 10 bytes, plus 3 to 6 for the index in large swarms: a fraction of two
+//! 10 bytes, plus 3 to 7 for the index in large swarms: a fraction of two
 //! hash maps' cost. The swarm's completed-download count
 //! lives here too.
 //!
