@@ -62,23 +62,8 @@ make_work_dir() {
 
 # ------------------------------------------------------------ cleanup
 
-stop_pid() {
-    # stop_pid PID: SIGTERM, up to 10 s to exit, then SIGKILL; reap it.
-    local pid="$1" i
-    [[ -n "$pid" ]] || return 0
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            echo "bench/$bench: pid $pid did not exit on SIGTERM within 10 s: SIGKILL" >&2
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    fi
-    wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=SCRIPTDIR/../lib/processes.sh
+. "$repo_root/scripts/lib/processes.sh"
 
 cleanup() {
     local status=$?
@@ -107,23 +92,10 @@ install_cleanup() {
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 free_port() {
-    # A port free on 127.0.0.1 for UDP and TCP (opentracker binds both).
-    "$PY" - <<'EOF'
-import socket
-for _ in range(50):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-        u.bind(("127.0.0.1", 0))
-        port = u.getsockname()[1]
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            try:
-                t.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-    print(port)
-    break
-else:
-    raise SystemExit("no free port")
-EOF
+    # A port free on 127.0.0.1 for UDP and TCP (opentracker binds both):
+    # the real-client tests' free_port.
+    "$PY" -c 'import sys; sys.path.insert(0, sys.argv[1]); import common; print(common.free_port())' \
+        "$repo_root/scripts/real_clients"
 }
 
 cpu_ticks() {

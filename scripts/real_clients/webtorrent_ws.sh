@@ -101,21 +101,8 @@ run_pid=""
 ns_made=0
 status=1
 
-# shellcheck disable=SC2317  # only called from the EXIT trap
-stop_pid() {
-    local pid="$1" i
-    [[ -n "$pid" ]] || return 0
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=SCRIPTDIR/../lib/processes.sh
+. "$here/../lib/processes.sh"
 
 # shellcheck disable=SC2317  # the EXIT trap
 cleanup() {
