@@ -14,7 +14,8 @@ use std::time::Duration;
 use aquatic_test_support::Daemon;
 use aquatic_test_support::http::{announce_path, pct};
 use aquatic_test_support::metrics::{
-    Expected, check_health_and_stats_json, metrics_address, promtool_check, wait_for_expected,
+    Expected, assert_help_and_promtool, assert_worker_series, check_health_and_stats_json,
+    metrics_address, taken_address_fails_start, wait_for_expected,
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_aquatic_http");
@@ -124,43 +125,15 @@ fn metrics_count_known_traffic_exactly() {
         &[],
     );
 
-    for worker in ["0", "1"] {
-        assert!(
-            samples
-                .iter()
-                .any(|(name, labels, _)| name == "aquatic_http_requests_total"
-                    && labels.get("worker").map(String::as_str) == Some(worker)),
-            "no worker {worker} series\n{text}"
-        );
-    }
-    for (name, _, _) in &expected {
-        assert!(
-            text.contains(&format!("# HELP {name} ")),
-            "no help for {name}\n{text}"
-        );
-    }
     assert!(
         text.contains("# HELP aquatic_http_error_responses_total "),
         "{text}"
     );
-    promtool_check(&text);
+    assert_worker_series(&text, &samples, "aquatic_http_requests_total", &["0", "1"]);
+    assert_help_and_promtool(&text, &expected);
 }
 
 #[test]
 fn metrics_address_in_use_is_a_startup_error_naming_the_field() {
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = taken.local_addr().unwrap();
-    let (code, stderr) = aquatic_test_support::run_to_exit(
-        BINARY,
-        &format!(
-            "[network]\naddress = \"127.0.0.1:0\"\n[metrics]\nenabled = true\naddress = \"{address}\"\n"
-        ),
-    );
-    assert_eq!(code, 1, "{stderr}");
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
-    assert_eq!(errors.len(), 1, "{stderr}");
-    assert!(
-        errors[0].contains(&format!("metrics.address {address}: cannot bind")),
-        "{stderr}"
-    );
+    taken_address_fails_start(BINARY, "");
 }

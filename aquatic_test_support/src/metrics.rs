@@ -195,3 +195,48 @@ pub fn promtool_check(text: &str) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// A series of the counter family `family` for each socket worker in
+/// `workers`.
+pub fn assert_worker_series(text: &str, samples: &[Sample], family: &str, workers: &[&str]) {
+    for worker in workers {
+        assert!(
+            samples.iter().any(|(name, labels, _)| name == family
+                && labels.get("worker").map(String::as_str) == Some(*worker)),
+            "no worker {worker} series\n{text}"
+        );
+    }
+}
+
+/// The end of every daemon's metrics test: a `# HELP` line for every
+/// family in `expected`, and `promtool check metrics` on the text.
+pub fn assert_help_and_promtool(text: &str, expected: &[Expected]) {
+    for (name, _, _) in expected {
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "no help for {name}\n{text}"
+        );
+    }
+    promtool_check(text);
+}
+
+/// A metrics address already taken is a start-up error of `binary`: exit
+/// code 1 and one error line naming `metrics.address`. `network` is more
+/// of its `[network]` section.
+pub fn taken_address_fails_start(binary: &str, network: &str) {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap();
+    let (code, stderr) = crate::run_to_exit(
+        binary,
+        &format!(
+            "[network]\naddress = \"127.0.0.1:0\"\n{network}[metrics]\nenabled = true\naddress = \"{address}\"\n"
+        ),
+    );
+    assert_eq!(code, 1, "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains(&format!("metrics.address {address}: cannot bind")),
+        "{stderr}"
+    );
+}

@@ -12,11 +12,13 @@ mod common;
 use std::time::Duration;
 
 use aquatic_test_support::metrics::{
-    Expected, check_health_and_stats_json, metrics_address, promtool_check, sum, wait_for_expected,
+    Expected, assert_help_and_promtool, assert_worker_series, check_health_and_stats_json,
+    metrics_address, sum, taken_address_fails_start, wait_for_expected,
 };
 use aquatic_udp_protocol::*;
 use common::*;
 
+const BINARY: &str = env!("CARGO_BIN_EXE_aquatic_udp");
 const METRICS_CONFIG: &str = "socket_workers = 2\nrequest_workers = 2\n[metrics]\nenabled = true\naddress = \"127.0.0.1:0\"\n";
 
 /// Send `request`, wait for the answer; both sizes are added to the
@@ -138,15 +140,7 @@ fn metrics_count_known_traffic_exactly() {
     }
     // Per worker series for both socket workers; swarm gauges per IP
     // version only.
-    for worker in ["0", "1"] {
-        assert!(
-            samples
-                .iter()
-                .any(|(name, labels, _)| name == "aquatic_udp_requests_total"
-                    && labels.get("worker").map(String::as_str) == Some(worker)),
-            "no worker {worker} series\n{text}"
-        );
-    }
+    assert_worker_series(&text, &samples, "aquatic_udp_requests_total", &["0", "1"]);
     assert!(
         samples
             .iter()
@@ -154,30 +148,12 @@ fn metrics_count_known_traffic_exactly() {
             .all(|(_, labels, _)| labels.keys().map(String::as_str).eq(["ip_version"])),
         "{text}"
     );
-    // Help text on every family.
-    for (name, _, _) in &expected {
-        assert!(
-            text.contains(&format!("# HELP {name} ")),
-            "no help for {name}\n{text}"
-        );
-    }
-    promtool_check(&text);
+    assert_help_and_promtool(&text, &expected);
 }
 
 #[test]
 fn metrics_address_in_use_is_a_startup_error_naming_the_field() {
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = taken.local_addr().unwrap();
-    let (code, stderr) = run_to_exit(&format!(
-        "[network]\naddress = \"127.0.0.1:0\"\nsocket_recv_buffer_size = 0\n[metrics]\nenabled = true\naddress = \"{address}\"\n"
-    ));
-    assert_eq!(code, 1, "{stderr}");
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
-    assert_eq!(errors.len(), 1, "{stderr}");
-    assert!(
-        errors[0].contains(&format!("metrics.address {address}: cannot bind")),
-        "{stderr}"
-    );
+    taken_address_fails_start(BINARY, "socket_recv_buffer_size = 0\n");
 }
 
 #[test]

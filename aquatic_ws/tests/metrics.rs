@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use aquatic_test_support::Daemon;
 use aquatic_test_support::metrics::{
-    Expected, check_health_and_stats_json, metrics_address, promtool_check, wait_for_expected,
+    Expected, assert_help_and_promtool, check_health_and_stats_json, metrics_address,
+    wait_for_expected,
 };
 use aquatic_ws_protocol::{
     AnnounceEvent, AnnounceRequest, AnswerRequest, InMessage, InfoHash, JsonValue, Offer, OfferId,
@@ -182,11 +183,5 @@ fn metrics_count_known_traffic_exactly() {
     };
     assert!(bytes("aquatic_ws_received_bytes_total") > sent, "{text}");
     assert!(bytes("aquatic_ws_sent_bytes_total") > received, "{text}");
-    for (name, _, _) in &expected {
-        assert!(
-            text.contains(&format!("# HELP {name} ")),
-            "no help for {name}\n{text}"
-        );
-    }
-    promtool_check(&text);
+    assert_help_and_promtool(&text, &expected);
 }
