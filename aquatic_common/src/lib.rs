@@ -35,6 +35,7 @@ pub mod atomic_file;
 pub mod bind;
 pub mod clients;
 pub mod daemon;
+pub mod daemon_config;
 #[allow(unsafe_code)]
 pub mod datagrams;
 pub mod defences;

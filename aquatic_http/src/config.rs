@@ -4,68 +4,19 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use aquatic_cli_helpers::LogLevel;
-use aquatic_common::access_list::AccessListConfig;
-use aquatic_common::interval::{Jitter, jitter_check};
-use aquatic_common::ip_filter::IpFilterConfig;
-use aquatic_common::metrics::MetricsConfig;
-use aquatic_common::privileges::PrivilegeConfig;
-use aquatic_common::rate_limit::RateLimitConfig;
-use aquatic_common::scrape_export::ScrapeExportConfig;
-use aquatic_common::source::SourceBudgetConfig;
+use aquatic_common::interval::Jitter;
 use aquatic_common::state::StateConfig;
-use aquatic_common::statistics::StatisticsConfig;
-use aquatic_common::validation::{
-    check_only_ipv6, first_failed, peer_lifetime_checks, worker_checks,
-};
+use aquatic_common::validation::first_failed;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+use smart_default::SmartDefault;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    pub socket_workers: usize,
-    pub request_workers: usize,
-    pub log_level: LogLevel,
-    pub network: NetworkConfig,
-    pub protocol: ProtocolConfig,
-    pub cleaning: CleaningConfig,
-    pub source_budgets: SourceBudgetConfig,
-    pub statistics: StatisticsConfig,
-    pub metrics: MetricsConfig,
-    pub privileges: PrivilegeConfig,
-    pub access_list: AccessListConfig,
-    pub ip_filter: IpFilterConfig,
-    pub rate_limit: RateLimitConfig,
-    pub state: StateConfig,
-    pub scrape_export: ScrapeExportConfig,
-}
+aquatic_common::daemon_config!(include_str!("default_config.toml"), state: StateConfig);
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            socket_workers: 1,
-            request_workers: 1,
-            log_level: LogLevel::Info,
-            network: NetworkConfig::default(),
-            protocol: ProtocolConfig::default(),
-            cleaning: CleaningConfig::default(),
-            source_budgets: SourceBudgetConfig::default(),
-            statistics: StatisticsConfig::default(),
-            metrics: MetricsConfig::default(),
-            privileges: PrivilegeConfig::default(),
-            access_list: AccessListConfig::default(),
-            ip_filter: IpFilterConfig::default(),
-            rate_limit: RateLimitConfig::default(),
-            state: StateConfig::default(),
-            scrape_export: ScrapeExportConfig::default(),
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, SmartDefault)]
 #[serde(default, deny_unknown_fields)]
 pub struct NetworkConfig {
+    #[default(SocketAddr::from(([0, 0, 0, 0], 3000)))]
     pub address: SocketAddr,
     pub only_ipv6: bool,
     pub tls_certificate_path: PathBuf,
@@ -73,34 +24,20 @@ pub struct NetworkConfig {
     pub reverse_proxy_ip_header: String,
     pub trusted_proxies: Vec<String>,
     pub allowed_hosts: Vec<String>,
+    #[default(8192)]
     pub max_request_head_size: usize,
+    #[default(10_000)]
     pub max_connections: usize,
+    #[default(30)]
     pub connection_idle_timeout: u32,
+    #[default(KeepAlive::WhenAsked)]
     pub keep_alive: KeepAlive,
+    #[default(1024)]
     pub tcp_backlog: u32,
+    #[default(50)]
     pub poll_timeout_ms: u64,
+    #[default(4096)]
     pub request_channel_capacity: usize,
-}
-
-impl Default for NetworkConfig {
-    fn default() -> Self {
-        Self {
-            address: SocketAddr::from(([0, 0, 0, 0], 3000)),
-            only_ipv6: false,
-            tls_certificate_path: PathBuf::new(),
-            tls_private_key_path: PathBuf::new(),
-            reverse_proxy_ip_header: String::new(),
-            trusted_proxies: Vec::new(),
-            allowed_hosts: Vec::new(),
-            max_request_head_size: 8192,
-            max_connections: 10_000,
-            connection_idle_timeout: 30,
-            keep_alive: KeepAlive::WhenAsked,
-            tcp_backlog: 1024,
-            poll_timeout_ms: 50,
-            request_channel_capacity: 4096,
-        }
-    }
 }
 
 /// Whether a connection stays open after an answer, for more requests.
@@ -143,147 +80,49 @@ impl NetworkConfig {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, SmartDefault)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProtocolConfig {
+    #[default(50)]
     pub max_response_peers: usize,
+    #[default(100)]
     pub max_scrape_torrents: usize,
+    #[default(250_000)]
     pub max_peers_per_torrent: usize,
+    #[default(20_000_000)]
     pub max_peers: usize,
+    #[default(1800)]
     pub peer_announce_interval: u32,
+    #[default(Jitter::Auto)]
     pub peer_announce_interval_jitter: Jitter,
+    #[default(60)]
     pub min_announce_interval: u32,
 }
 
-impl Default for ProtocolConfig {
-    fn default() -> Self {
-        Self {
-            max_response_peers: 50,
-            max_scrape_torrents: 100,
-            max_peers_per_torrent: 250_000,
-            max_peers: 20_000_000,
-            peer_announce_interval: 1800,
-            peer_announce_interval_jitter: Jitter::Auto,
-            min_announce_interval: 60,
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, SmartDefault)]
 #[serde(default, deny_unknown_fields)]
 pub struct CleaningConfig {
+    #[default(60)]
     pub interval: u64,
+    #[default(2000)]
     pub max_peer_age: u32,
 }
 
-impl Default for CleaningConfig {
-    fn default() -> Self {
-        Self {
-            interval: 60,
-            max_peer_age: 2000,
-        }
-    }
-}
-
 impl Config {
-    /// The memory ceilings of one shard, and each source's shares of
-    /// them: `max_peers` is split over the request workers (the socket
-    /// worker when there are none).
-    pub fn shard_limits(&self) -> aquatic_common::torrent_map::Limits {
-        aquatic_common::torrent_map::Limits::with_shares(
-            self.protocol.max_peers_per_torrent,
-            (self.protocol.max_peers / self.request_workers.max(1)).max(1),
-            &self.source_budgets,
-        )
-    }
-
     /// Reject values the daemon cannot run with, naming the field.
     pub fn validate(&self) -> anyhow::Result<()> {
-        let n = &self.network;
-        first_failed(worker_checks(self.socket_workers, self.request_workers))?;
-        first_failed(self.source_budgets.checks())?;
-        first_failed(self.rate_limit.checks())?;
-        first_failed(peer_lifetime_checks(
-            self.cleaning.max_peer_age,
-            self.cleaning.interval,
-        ))?;
-        aquatic_common::interval::warn_if_peers_expire_early(
-            self.cleaning.max_peer_age,
-            self.protocol.peer_announce_interval,
-            self.protocol.peer_announce_interval_jitter,
-        );
-        first_failed([
-            jitter_check(
-                self.protocol.peer_announce_interval,
-                self.protocol.peer_announce_interval_jitter,
-            ),
-            (
-                !n.allowed_hosts
-                    .iter()
-                    .all(|h| aquatic_common::host::valid_entry(h)),
-                "network.allowed_hosts entries must be host names or addresses without a port (\"tracker.example.org\", \"[2001:db8::1]\")",
-            ),
-            (
-                self.protocol.max_scrape_torrents == 0,
-                "protocol.max_scrape_torrents must be at least 1",
-            ),
-            (
-                self.cleaning.interval == 0,
-                "cleaning.interval must be at least 1 second",
-            ),
-            (
-                n.request_channel_capacity == 0,
-                "network.request_channel_capacity must be at least 1",
-            ),
-            (
-                self.scrape_export.path().is_some() && self.scrape_export.interval == 0,
-                "scrape_export.interval must be at least 1 second",
-            ),
-            (
-                self.state.path().is_some() && self.state.path() == self.scrape_export.path(),
-                "state.path and scrape_export.path must name different files",
-            ),
-            (
-                n.max_request_head_size < 256,
-                "network.max_request_head_size must be at least 256 bytes",
-            ),
-            (
-                n.max_connections == 0,
-                "network.max_connections must be at least 1",
-            ),
-            (
-                n.connection_idle_timeout == 0,
-                "network.connection_idle_timeout must be at least 1 second",
-            ),
-            (
-                n.tls_certificate_path.as_os_str().is_empty()
-                    != n.tls_private_key_path.as_os_str().is_empty(),
-                "network.tls_certificate_path and network.tls_private_key_path must be set together",
-            ),
-        ])?;
-        check_only_ipv6(n.only_ipv6, n.address)?;
-        n.parse_trusted_proxies()?;
-        Ok(())
-    }
-}
-
-impl aquatic_cli_helpers::Config for Config {
-    const DEFAULT_TEMPLATE: &'static str = include_str!("default_config.toml");
-
-    fn log_level(&self) -> Option<LogLevel> {
-        Some(self.log_level)
+        self.shared_checks(Some(self.state.path()))?;
+        aquatic_common::tcp_network_checks!(self.network)?;
+        first_failed([(
+            self.network.connection_idle_timeout == 0,
+            "network.connection_idle_timeout must be at least 1 second",
+        )])
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn default_template_matches_default_config() {
-        aquatic_cli_helpers::check_default_template::<Config>();
-        Config::default().validate().unwrap();
-    }
 
     #[test]
     fn invalid_values_are_named() {

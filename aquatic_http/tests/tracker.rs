@@ -10,13 +10,12 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aquatic_test_support::Daemon;
 use aquatic_test_support::http::{
     announce_path, connect, contains, get, pct, read_response, request,
 };
+use aquatic_test_support::{Daemon, tls};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_aquatic_http");
 
@@ -368,33 +367,11 @@ fn access_list_deny_and_sigterm() {
     assert_eq!(t.wait_exit(Duration::from_secs(5)), Some(0));
 }
 
-fn write_cert(dir: &std::path::Path, name: &str) -> rcgen::CertifiedKey<rcgen::KeyPair> {
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    std::fs::write(dir.join(format!("{name}.pem")), certified.cert.pem()).unwrap();
-    std::fs::write(
-        dir.join(format!("{name}.key")),
-        certified.signing_key.serialize_pem(),
-    )
-    .unwrap();
-    certified
-}
-
 fn tls_client(
     addr: SocketAddr,
-    trusted: &rcgen::CertifiedKey<rcgen::KeyPair>,
+    trusted: &tls::Certified,
 ) -> Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(trusted.cert.der().clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let mut stream = rustls::StreamOwned::new(conn, connect(addr));
+    let mut stream = tls::client(connect(addr), trusted);
     stream.flush().map_err(|e| e.to_string())?;
     // Force the handshake to complete now.
     while stream.conn.is_handshaking() {
@@ -409,7 +386,7 @@ fn tls_client(
 #[test]
 fn tls_handshake_and_certificate_reload_keep_connections() {
     let dir = tempfile::tempdir().unwrap();
-    let first = write_cert(dir.path(), "cert");
+    let first = tls::write_cert(dir.path(), "cert");
     let cert = dir.path().join("cert.pem");
     let key = dir.path().join("cert.key");
     let network = format!(
@@ -425,7 +402,7 @@ fn tls_handshake_and_certificate_reload_keep_connections() {
 
     // Replace the files and reload: new connections see the new cert, the
     // old connection keeps working; swarm state is kept.
-    let second = write_cert(dir.path(), "cert");
+    let second = tls::write_cert(dir.path(), "cert");
     t.signal("USR1");
     assert!(
         t.wait_for_log("TLS certificate reloaded", Duration::from_secs(5))

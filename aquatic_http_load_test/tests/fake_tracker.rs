@@ -71,54 +71,16 @@ impl FakeTracker {
     }
 
     fn start_tls(mode: Mode) -> Self {
-        let certified =
-            rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-                .unwrap();
-        let key =
-            rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![certified.cert.der().clone()], key)
-            .unwrap();
-        Self::start_with(mode, Some(Arc::new(config)))
+        Self::start_with(mode, Some(aquatic_test_support::tls::server_config()))
     }
 
     fn start_with(mode: Mode, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let address = listener.local_addr().unwrap();
         let received = Arc::new(Received::default());
         let counts = received.clone();
-        let server = ServerThread::spawn(move |stop_flag| {
-            while !stop_flag.load(Ordering::Relaxed) {
-                let stream = match listener.accept() {
-                    Ok((stream, _)) => stream,
-                    Err(err) if err.kind() == ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(1));
-                        continue;
-                    }
-                    Err(err) => panic!("accept: {err}"),
-                };
-                counts.connections.fetch_add(1, Ordering::Relaxed);
-                let (stop, counts, tls) = (stop_flag.clone(), counts.clone(), tls.clone());
-                std::thread::spawn(move || {
-                    stream.set_nonblocking(false).unwrap();
-                    stream
-                        .set_read_timeout(Some(Duration::from_millis(20)))
-                        .unwrap();
-                    match tls {
-                        None => serve(stream, mode, &stop, &counts),
-                        Some(config) => {
-                            let conn = rustls::ServerConnection::new(config).unwrap();
-                            let tls_stream = rustls::StreamOwned::new(conn, stream);
-                            serve(tls_stream, mode, &stop, &counts);
-                        }
-                    }
-                });
-            }
+        let read_timeout = Duration::from_millis(20);
+        let (address, server) = testing::serve_tcp(tls, read_timeout, move |stream, stop| {
+            counts.connections.fetch_add(1, Ordering::Relaxed);
+            serve(stream, mode, &stop, &counts)
         });
         Self {
             address,

@@ -116,6 +116,106 @@ pub fn validate_announce_and_scrape(
     Ok(())
 }
 
+/// For a load tester's `Config` with the fields every load tester has
+/// (`server_address`, `workers`, the per-worker count named first,
+/// `duration`, `summarize_every`, `request_timeout_ms`,
+/// `max_requests_per_second`, and in `requests`: `number_of_torrents`,
+/// `torrent_selection_exponent`, `peer_seeder_probability`):
+/// `load_test_config!(include_str!("default_config.toml"),
+/// connections_per_worker, MAX_CONNECTIONS_PER_WORKER)`.
+///
+/// Makes the `aquatic_cli_helpers::Config` impl with the TOML template (no
+/// logging: a load tester prints its own output), the method
+/// `shared_checks` (the checks of those fields and of the request
+/// weights), and the
+/// tests that the TOML template is the default config, that it is valid,
+/// and that each shared check names its field. The crate's own tests call
+/// `shared_config_tests::fails_naming(edit, field)` for its own checks.
+#[macro_export]
+macro_rules! load_test_config {
+    ($template:expr, $per_worker:ident, $max_per_worker:expr) => {
+        impl aquatic_cli_helpers::Config for Config {
+            const DEFAULT_TEMPLATE: &'static str = $template;
+
+            fn log_level(&self) -> Option<aquatic_cli_helpers::LogLevel> {
+                None
+            }
+        }
+
+        impl Config {
+            /// The checks of the fields every load tester has, and that
+            /// not every one of `weights` (the request types') is 0.
+            fn shared_checks(&self, weights: &[u32], all_zero: &str) -> anyhow::Result<()> {
+                use $crate::limits;
+                let per_worker = stringify!($per_worker);
+                limits::validate_workers(
+                    self.workers,
+                    per_worker,
+                    self.$per_worker,
+                    $max_per_worker,
+                )?;
+                limits::validate_timing(
+                    self.duration,
+                    self.summarize_every,
+                    self.request_timeout_ms,
+                    self.max_requests_per_second,
+                )?;
+                limits::validate_server_address(self.server_address)?;
+                limits::validate_weights(weights, all_zero)?;
+                let r = &self.requests;
+                let exponent = r.torrent_selection_exponent;
+                limits::validate_torrents(r.number_of_torrents, exponent, r.peer_seeder_probability)
+            }
+        }
+
+        #[cfg(test)]
+        mod shared_config_tests {
+            #[allow(unused_imports)]
+            use super::*;
+
+            /// Validation fails after `edit`, naming `field`.
+            #[allow(clippy::unwrap_used)]
+            pub(crate) fn fails_naming(edit: impl FnOnce(&mut Config), field: &str) {
+                let mut config = Config::default();
+                edit(&mut config);
+                let message = format!("{:#}", config.validate().unwrap_err());
+                assert!(message.contains(field), "{message}");
+            }
+
+            #[test]
+            fn default_template_is_the_valid_default() {
+                aquatic_cli_helpers::check_default_template::<Config>();
+                Config::default().validate().unwrap();
+            }
+
+            #[test]
+            fn shared_checks_name_the_field() {
+                let per_worker = stringify!($per_worker);
+                fails_naming(|c| c.workers = 0, "workers");
+                fails_naming(|c| c.$per_worker = 0, per_worker);
+                fails_naming(|c| c.$per_worker = $max_per_worker + 1, per_worker);
+                fails_naming(|c| c.duration = 0, "duration");
+                fails_naming(|c| c.duration = u64::MAX, "duration");
+                fails_naming(|c| c.summarize_every = u64::MAX, "summarize_every");
+                fails_naming(|c| c.request_timeout_ms = 0, "request_timeout_ms");
+                fails_naming(|c| c.request_timeout_ms = u64::MAX, "request_timeout_ms");
+                let rate = "max_requests_per_second";
+                fails_naming(|c| c.max_requests_per_second = u64::MAX, rate);
+                let unspecified = ([0, 0, 0, 0], 3000).into();
+                fails_naming(|c| c.server_address = unspecified, "server_address");
+                fails_naming(|c| c.requests.number_of_torrents = 0, "number_of_torrents");
+                let exponent = "torrent_selection_exponent";
+                fails_naming(
+                    |c| c.requests.torrent_selection_exponent = f64::NAN,
+                    exponent,
+                );
+                let probability = "peer_seeder_probability";
+                fails_naming(|c| c.requests.peer_seeder_probability = 1.5, probability);
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

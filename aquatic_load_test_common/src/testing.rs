@@ -2,6 +2,8 @@
 //! thread of its own, running the binary, reading the end of its output).
 //! Only for tests: they panic on every failure.
 
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -31,6 +33,55 @@ impl<T: Send + 'static> ServerThread<T> {
         std::thread::sleep(Duration::from_millis(100));
         self.stop.store(true, Ordering::Relaxed);
         self.handle.join().unwrap()
+    }
+}
+
+/// A connection a fake TCP tracker serves: plain, or TLS over TCP.
+pub trait Stream: Read + Write + Send {}
+
+impl<T: Read + Write + Send> Stream for T {}
+
+/// A fake TCP tracker on 127.0.0.1: accepts until stopped and serves each
+/// connection on a thread of its own with `serve(stream, stop)`, the
+/// stream blocking with `read_timeout` and behind TLS with `tls`.
+pub fn serve_tcp(
+    tls: Option<Arc<rustls::ServerConfig>>,
+    read_timeout: Duration,
+    serve: impl Fn(Box<dyn Stream>, Arc<AtomicBool>) + Clone + Send + 'static,
+) -> (SocketAddr, ServerThread<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = ServerThread::spawn(move |stop| {
+        while !stop.load(Ordering::Relaxed) {
+            let stream = match listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(err) if err.kind() == ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+                Err(err) => panic!("accept: {err}"),
+            };
+            let (serve, stop, tls) = (serve.clone(), stop.clone(), tls.clone());
+            std::thread::spawn(move || serve(wrap(stream, read_timeout, tls), stop));
+        }
+    });
+    (address, server)
+}
+
+fn wrap(
+    stream: TcpStream,
+    read_timeout: Duration,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Box<dyn Stream> {
+    stream.set_nonblocking(false).unwrap();
+    stream.set_read_timeout(Some(read_timeout)).unwrap();
+    match tls {
+        None => Box::new(stream),
+        Some(config) => {
+            let conn = rustls::ServerConnection::new(config).unwrap();
+            Box::new(rustls::StreamOwned::new(conn, stream))
+        }
     }
 }
 

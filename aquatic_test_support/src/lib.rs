@@ -2,7 +2,8 @@
 //! binary with a generated config, learn its address from the `listening
 //! on` log line, send it signals, read its log, and stop it by PID when
 //! dropped; [`metrics`] reads its Prometheus endpoint, [`http`] speaks
-//! HTTP/1.1 to aquatic_http, [`ws`] raw WebSocket frames to aquatic_ws.
+//! HTTP/1.1 to aquatic_http, [`ws`] raw WebSocket frames to aquatic_ws,
+//! [`tls`] makes certificates and TLS configs.
 //!
 //! Only for tests (`publish = false`); panics freely.
 
@@ -11,6 +12,7 @@
 pub mod defences;
 pub mod http;
 pub mod metrics;
+pub mod tls;
 pub mod ws;
 
 use std::io::{self, BufRead, BufReader};

@@ -4,70 +4,23 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use aquatic_cli_helpers::LogLevel;
-use aquatic_common::access_list::AccessListConfig;
-use aquatic_common::interval::{Jitter, jitter_check};
-use aquatic_common::ip_filter::IpFilterConfig;
-use aquatic_common::metrics::MetricsConfig;
-use aquatic_common::privileges::PrivilegeConfig;
-use aquatic_common::rate_limit::RateLimitConfig;
-use aquatic_common::scrape_export::ScrapeExportConfig;
-use aquatic_common::source::SourceBudgetConfig;
-use aquatic_common::statistics::StatisticsConfig;
-use aquatic_common::validation::{
-    check_only_ipv6, first_failed, peer_lifetime_checks, worker_checks,
-};
+use aquatic_common::interval::Jitter;
+use aquatic_common::validation::first_failed;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+use smart_default::SmartDefault;
 
 /// WebRTC offers carry SDP of a few KiB each, up to ten per announce: the
 /// smallest limits that still let every real client through.
 pub const MIN_FRAME_SIZE: usize = 64 * 1024;
 pub const MIN_MESSAGE_SIZE: usize = 128 * 1024;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    pub socket_workers: usize,
-    pub request_workers: usize,
-    pub log_level: LogLevel,
-    pub network: NetworkConfig,
-    pub protocol: ProtocolConfig,
-    pub cleaning: CleaningConfig,
-    pub source_budgets: SourceBudgetConfig,
-    pub statistics: StatisticsConfig,
-    pub metrics: MetricsConfig,
-    pub privileges: PrivilegeConfig,
-    pub access_list: AccessListConfig,
-    pub ip_filter: IpFilterConfig,
-    pub rate_limit: RateLimitConfig,
-    pub scrape_export: ScrapeExportConfig,
-}
+aquatic_common::daemon_config!(include_str!("default_config.toml"));
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            socket_workers: 1,
-            request_workers: 1,
-            log_level: LogLevel::Info,
-            network: NetworkConfig::default(),
-            protocol: ProtocolConfig::default(),
-            cleaning: CleaningConfig::default(),
-            source_budgets: SourceBudgetConfig::default(),
-            statistics: StatisticsConfig::default(),
-            metrics: MetricsConfig::default(),
-            privileges: PrivilegeConfig::default(),
-            access_list: AccessListConfig::default(),
-            ip_filter: IpFilterConfig::default(),
-            rate_limit: RateLimitConfig::default(),
-            scrape_export: ScrapeExportConfig::default(),
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, SmartDefault)]
 #[serde(default, deny_unknown_fields)]
 pub struct NetworkConfig {
+    #[default(SocketAddr::from(([0, 0, 0, 0], 3000)))]
     pub address: SocketAddr,
     pub only_ipv6: bool,
     pub tls_certificate_path: PathBuf,
@@ -75,40 +28,26 @@ pub struct NetworkConfig {
     pub reverse_proxy_ip_header: String,
     pub trusted_proxies: Vec<String>,
     pub allowed_hosts: Vec<String>,
+    #[default(8192)]
     pub max_request_head_size: usize,
+    #[default(128 * 1024)]
     pub max_frame_size: usize,
+    #[default(256 * 1024)]
     pub max_message_size: usize,
+    #[default(1024 * 1024)]
     pub max_write_buffer_size: usize,
+    #[default(50_000)]
     pub max_connections: usize,
+    #[default(60)]
     pub ping_interval: u32,
+    #[default(180)]
     pub connection_idle_timeout: u32,
+    #[default(1024)]
     pub tcp_backlog: u32,
+    #[default(50)]
     pub poll_timeout_ms: u64,
+    #[default(4096)]
     pub request_channel_capacity: usize,
-}
-
-impl Default for NetworkConfig {
-    fn default() -> Self {
-        Self {
-            address: SocketAddr::from(([0, 0, 0, 0], 3000)),
-            only_ipv6: false,
-            tls_certificate_path: PathBuf::new(),
-            tls_private_key_path: PathBuf::new(),
-            reverse_proxy_ip_header: String::new(),
-            trusted_proxies: Vec::new(),
-            allowed_hosts: Vec::new(),
-            max_request_head_size: 8192,
-            max_frame_size: 128 * 1024,
-            max_message_size: 256 * 1024,
-            max_write_buffer_size: 1024 * 1024,
-            max_connections: 50_000,
-            ping_interval: 60,
-            connection_idle_timeout: 180,
-            tcp_backlog: 1024,
-            poll_timeout_ms: 50,
-            request_channel_capacity: 4096,
-        }
-    }
 }
 
 impl NetworkConfig {
@@ -118,98 +57,47 @@ impl NetworkConfig {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, SmartDefault)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProtocolConfig {
+    #[default(10)]
     pub max_offers: usize,
+    #[default(100)]
     pub max_scrape_torrents: usize,
+    #[default(1000)]
     pub max_torrents_per_connection: usize,
+    #[default(100_000)]
     pub max_peers_per_torrent: usize,
+    #[default(5_000_000)]
     pub max_peers: usize,
+    #[default(2_000_000)]
     pub max_pending_offers: usize,
+    #[default(60)]
     pub offer_timeout: u32,
+    #[default(120)]
     pub peer_announce_interval: u32,
+    #[default(Jitter::Auto)]
     pub peer_announce_interval_jitter: Jitter,
 }
 
-impl Default for ProtocolConfig {
-    fn default() -> Self {
-        Self {
-            max_offers: 10,
-            max_scrape_torrents: 100,
-            max_torrents_per_connection: 1000,
-            max_peers_per_torrent: 100_000,
-            max_peers: 5_000_000,
-            max_pending_offers: 2_000_000,
-            offer_timeout: 60,
-            peer_announce_interval: 120,
-            peer_announce_interval_jitter: Jitter::Auto,
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, SmartDefault)]
 #[serde(default, deny_unknown_fields)]
 pub struct CleaningConfig {
+    #[default(30)]
     pub interval: u64,
+    #[default(300)]
     pub max_peer_age: u32,
 }
 
-impl Default for CleaningConfig {
-    fn default() -> Self {
-        Self {
-            interval: 30,
-            max_peer_age: 300,
-        }
-    }
-}
-
 impl Config {
-    /// The memory ceilings of one shard, and each source's shares of
-    /// them: `max_peers` is split over the request workers (the socket
-    /// worker when there are none).
-    pub fn shard_limits(&self) -> aquatic_common::torrent_map::Limits {
-        aquatic_common::torrent_map::Limits::with_shares(
-            self.protocol.max_peers_per_torrent,
-            self.per_shard(self.protocol.max_peers),
-            &self.source_budgets,
-        )
-    }
-
-    /// A daemon-wide count split over the shards (at least 1 each).
-    pub fn per_shard(&self, total: usize) -> usize {
-        (total / self.request_workers.max(1)).max(1)
-    }
-
     /// Reject values the daemon cannot run with, naming the field.
     pub fn validate(&self) -> anyhow::Result<()> {
         let n = &self.network;
         let p = &self.protocol;
-        first_failed(worker_checks(self.socket_workers, self.request_workers))?;
-        first_failed(self.source_budgets.checks())?;
-        first_failed(self.rate_limit.checks())?;
-        first_failed(peer_lifetime_checks(
-            self.cleaning.max_peer_age,
-            self.cleaning.interval,
-        ))?;
-        aquatic_common::interval::warn_if_peers_expire_early(
-            self.cleaning.max_peer_age,
-            p.peer_announce_interval,
-            p.peer_announce_interval_jitter,
-        );
+        self.shared_checks(None)?;
+        aquatic_common::tcp_network_checks!(self.network)?;
         first_failed([
-            jitter_check(p.peer_announce_interval, p.peer_announce_interval_jitter),
-            (
-                !n.allowed_hosts
-                    .iter()
-                    .all(|h| aquatic_common::host::valid_entry(h)),
-                "network.allowed_hosts entries must be host names or addresses without a port (\"tracker.example.org\", \"[2001:db8::1]\")",
-            ),
             (p.max_offers == 0, "protocol.max_offers must be at least 1"),
-            (
-                p.max_scrape_torrents == 0,
-                "protocol.max_scrape_torrents must be at least 1",
-            ),
             (
                 p.max_torrents_per_connection == 0,
                 "protocol.max_torrents_per_connection must be at least 1",
@@ -217,22 +105,6 @@ impl Config {
             (
                 p.offer_timeout == 0,
                 "protocol.offer_timeout must be at least 1 second",
-            ),
-            (
-                self.cleaning.interval == 0,
-                "cleaning.interval must be at least 1 second",
-            ),
-            (
-                self.scrape_export.path().is_some() && self.scrape_export.interval == 0,
-                "scrape_export.interval must be at least 1 second",
-            ),
-            (
-                n.request_channel_capacity == 0,
-                "network.request_channel_capacity must be at least 1",
-            ),
-            (
-                n.max_request_head_size < 256,
-                "network.max_request_head_size must be at least 256 bytes",
             ),
             (
                 n.max_frame_size < MIN_FRAME_SIZE,
@@ -247,10 +119,6 @@ impl Config {
                 "network.max_write_buffer_size must be at least twice network.max_message_size",
             ),
             (
-                n.max_connections == 0,
-                "network.max_connections must be at least 1",
-            ),
-            (
                 n.ping_interval == 0,
                 "network.ping_interval must be at least 1 second",
             ),
@@ -258,35 +126,13 @@ impl Config {
                 n.connection_idle_timeout <= n.ping_interval,
                 "network.connection_idle_timeout must be longer than network.ping_interval",
             ),
-            (
-                n.tls_certificate_path.as_os_str().is_empty()
-                    != n.tls_private_key_path.as_os_str().is_empty(),
-                "network.tls_certificate_path and network.tls_private_key_path must be set together",
-            ),
-        ])?;
-        check_only_ipv6(n.only_ipv6, n.address)?;
-        n.parse_trusted_proxies()?;
-        Ok(())
-    }
-}
-
-impl aquatic_cli_helpers::Config for Config {
-    const DEFAULT_TEMPLATE: &'static str = include_str!("default_config.toml");
-
-    fn log_level(&self) -> Option<LogLevel> {
-        Some(self.log_level)
+        ])
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn default_template_matches_default_config() {
-        aquatic_cli_helpers::check_default_template::<Config>();
-        Config::default().validate().unwrap();
-    }
 
     #[test]
     fn invalid_values_are_named() {

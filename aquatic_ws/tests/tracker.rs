@@ -12,10 +12,9 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aquatic_test_support::Daemon;
+use aquatic_test_support::{Daemon, tls};
 use aquatic_ws_protocol::{
     AnnounceEvent, AnnounceRequest, AnswerRequest, InMessage, InfoHash, JsonValue, Offer, OfferId,
     OutMessage, PeerId, ScrapeRequest,
@@ -390,37 +389,12 @@ fn ids_with_every_byte_value_round_trip_through_the_tracker() {
     }
 }
 
-fn write_cert(dir: &std::path::Path, name: &str) -> rcgen::CertifiedKey<rcgen::KeyPair> {
-    let cert =
-        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    std::fs::write(dir.join(format!("{name}.pem")), cert.cert.pem()).unwrap();
-    std::fs::write(
-        dir.join(format!("{name}.key")),
-        cert.signing_key.serialize_pem(),
-    )
-    .unwrap();
-    cert
-}
-
 type TlsClient = WebSocket<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>;
 
-fn wss_connect(
-    addr: SocketAddr,
-    trusted: &rcgen::CertifiedKey<rcgen::KeyPair>,
-) -> Result<TlsClient, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(trusted.cert.der().clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+fn wss_connect(addr: SocketAddr, trusted: &tls::Certified) -> Result<TlsClient, String> {
     let tcp = TcpStream::connect(addr).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let stream = rustls::StreamOwned::new(conn, tcp);
+    let stream = tls::client(tcp, trusted);
     tungstenite::client::client(format!("wss://localhost:{}/", addr.port()), stream)
         .map(|(ws, _)| ws)
         .map_err(|e| e.to_string())
@@ -440,7 +414,7 @@ fn tls_announce(ws: &mut TlsClient, hash: InfoHash, peer: PeerId) -> OutMessage 
 #[test]
 fn wss_and_certificate_reload_keep_connections() {
     let dir = tempfile::tempdir().unwrap();
-    let first = write_cert(dir.path(), "cert");
+    let first = tls::write_cert(dir.path(), "cert");
     let config = format!(
         "[network]\ntls_certificate_path = {:?}\ntls_private_key_path = {:?}\n",
         dir.path().join("cert.pem"),
@@ -452,7 +426,7 @@ fn wss_and_certificate_reload_keep_connections() {
         counts(&tls_announce(&mut old, InfoHash([1; 20]), PeerId([1; 20]))),
         (0, 1)
     );
-    let second = write_cert(t.dir.path(), "cert");
+    let second = tls::write_cert(t.dir.path(), "cert");
     t.signal("USR1");
     t.wait_for_log("TLS certificate reloaded", Duration::from_secs(5))
         .expect("reload logged");

@@ -105,6 +105,19 @@ impl Counts {
     pub fn requests_sent(&self) -> u64 {
         self.announces_sent + self.scrapes_sent
     }
+
+    /// Replies and messages that should not be there in a clean run:
+    /// failure reasons, replies not understood or not expected, timeouts
+    /// and messages dropped (connection errors, closes and reconnects are
+    /// counted apart).
+    pub fn problems(&self) -> u64 {
+        self.failures
+            + self.other_failures
+            + self.invalid
+            + self.unexpected
+            + self.timeouts
+            + self.dropped
+    }
 }
 
 /// Totals shared by all workers; read by the main thread.

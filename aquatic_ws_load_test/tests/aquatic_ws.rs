@@ -64,15 +64,7 @@ fn run_against_aquatic_ws(requests_per_connection: u64) -> Summary {
     assert!(summary.checks_pass(), "{report}");
     assert!(t.announce_replies > 0 && t.scrape_replies > 0, "{report}");
     assert!(t.offers_received > 0 && t.answers_received > 0, "{report}");
-    let problems = t.failures
-        + t.other_failures
-        + t.invalid
-        + t.unexpected
-        + t.timeouts
-        + t.dropped
-        + t.connection_errors
-        + t.tracker_closes
-        + t.reconnects;
+    let problems = t.problems() + t.connection_errors + t.tracker_closes + t.reconnects;
     assert_eq!(problems, 0, "{report}");
     summary
 }

@@ -67,65 +67,24 @@ impl FakeTracker {
     }
 
     fn start_tls(mode: Mode) -> Self {
-        let certified =
-            rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-                .unwrap();
-        let key =
-            rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![certified.cert.der().clone()], key)
-            .unwrap();
-        Self::start_with(mode, Some(Arc::new(config)))
+        Self::start_with(mode, Some(aquatic_test_support::tls::server_config()))
     }
 
     fn start_with(mode: Mode, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let address = listener.local_addr().unwrap();
         let received = Arc::new(Received::default());
         let counts = received.clone();
         let swarms = Arc::new(Mutex::new(Swarms::default()));
-        let server = ServerThread::spawn(move |stop_flag| {
-            while !stop_flag.load(Ordering::Relaxed) {
-                let stream = match listener.accept() {
-                    Ok((stream, _)) => stream,
-                    Err(err) if err.kind() == ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(1));
-                        continue;
-                    }
-                    Err(err) => panic!("accept: {err}"),
-                };
-                counts.connections.fetch_add(1, Ordering::Relaxed);
-                let (stop, counts, swarms, tls) = (
-                    stop_flag.clone(),
-                    counts.clone(),
-                    swarms.clone(),
-                    tls.clone(),
-                );
-                std::thread::spawn(move || {
-                    stream.set_nonblocking(false).unwrap();
-                    stream
-                        .set_read_timeout(Some(Duration::from_millis(5)))
-                        .unwrap();
-                    let peer = Peer {
-                        mode,
-                        stop,
-                        counts,
-                        swarms,
-                    };
-                    match tls {
-                        None => peer.serve(stream),
-                        Some(config) => {
-                            let conn = rustls::ServerConnection::new(config).unwrap();
-                            peer.serve(rustls::StreamOwned::new(conn, stream));
-                        }
-                    }
-                });
+        let read_timeout = Duration::from_millis(5);
+        let (address, server) = testing::serve_tcp(tls, read_timeout, move |stream, stop| {
+            counts.connections.fetch_add(1, Ordering::Relaxed);
+            let (counts, swarms) = (counts.clone(), swarms.clone());
+            Peer {
+                mode,
+                stop,
+                counts,
+                swarms,
             }
+            .serve(stream)
         });
         Self {
             address,
@@ -384,14 +343,7 @@ fn offers_and_answers_are_relayed_and_add_up() {
         "{summary:?}"
     );
     assert_eq!(t.answers_sent, t.offers_received, "{summary:?}");
-    let problems = t.failures
-        + t.other_failures
-        + t.invalid
-        + t.unexpected
-        + t.timeouts
-        + t.dropped
-        + t.answers_unknown
-        + t.own_offers_received;
+    let problems = t.problems() + t.answers_unknown + t.own_offers_received;
     assert_eq!(problems, 0, "{summary:?}");
     assert_eq!(
         t.connection_errors + t.reconnects + t.tracker_closes,
