@@ -55,6 +55,27 @@ pub fn tcp_listener(
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AcceptFailed;
 
+/// A TCP socket worker's accept round: take the connections waiting on
+/// the listener `parts` names (with its defences), one at a time, each
+/// handed to `admit`. True when an accept failed and the round must be
+/// tried again later (the queue may still hold connections). `worker` is
+/// passed to both, so that they may borrow it mutably in turn.
+pub fn accept_round<W>(
+    worker: &mut W,
+    parts: fn(&mut W) -> (&mio::net::TcpListener, &mut crate::defences::Defences),
+    admit: fn(&mut W, mio::net::TcpStream, SocketAddr),
+) -> bool {
+    let mut waiting = waiting(parts(worker).0);
+    loop {
+        let (listener, defences) = parts(worker);
+        match accept_next(listener, &mut waiting, defences) {
+            None => return false,
+            Some(Ok((stream, addr))) => admit(worker, stream, addr),
+            Some(Err(AcceptFailed)) => return true,
+        }
+    }
+}
+
 /// How many connections wait on `listener`: accept that many, so no
 /// accept4 just to see EAGAIN (unknown: until the queue is empty).
 pub fn waiting(listener: &mio::net::TcpListener) -> usize {

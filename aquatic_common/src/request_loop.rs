@@ -179,6 +179,28 @@ impl<S: Shard<Req, Resp>, Req, Resp> InlineShard<S, Req, Resp> {
         }
     }
 
+    /// Answer the requests a socket worker has batched for the one shard
+    /// (`request_workers = 0`): take the batch `queue` names, answer it
+    /// with `respond`, and go round while answers let the worker queue
+    /// more (pipelined requests behind an answered one); then publish the
+    /// shard's gauges. `worker` is passed to both, so that they may borrow
+    /// it mutably in turn.
+    pub fn drain<W>(
+        &mut self,
+        worker: &mut W,
+        now: SecondsSinceStart,
+        queue: fn(&mut W) -> Option<&mut Vec<Req>>,
+        respond: fn(&mut W, Resp),
+    ) {
+        while let Some(batch) = queue(worker).map(std::mem::take) {
+            if batch.is_empty() {
+                break;
+            }
+            self.handle(now, batch, |response| respond(worker, response));
+        }
+        self.publish();
+    }
+
     /// After a round of batches: the gauges.
     pub fn publish(&self) {
         self.shard.publish();

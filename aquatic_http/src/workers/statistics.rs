@@ -85,10 +85,7 @@ impl MetricsCollector {
 
 impl fmt::Debug for MetricsCollector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MetricsCollector")
-            .field("socket_workers", &self.sockets.len())
-            .field("request_workers", &self.swarms.len())
-            .finish()
+        aquatic_common::metrics::debug_collector(f, self.sockets.len(), self.swarms.len())
     }
 }
 
@@ -141,15 +138,14 @@ impl Collector for MetricsCollector {
 
 #[cfg(test)]
 mod tests {
-    use aquatic_common::metrics::{Registry, render};
+    use aquatic_common::metrics::{fresh, render_with_lines};
 
     use super::*;
     use crate::common::add;
 
     #[test]
     fn collector_exports_every_counter_with_its_labels() {
-        let sockets: Vec<Arc<SocketWorkerStats>> = (0..2).map(|_| Arc::default()).collect();
-        let swarms: Vec<Arc<SwarmGauges>> = (0..2).map(|_| Arc::default()).collect();
+        let (sockets, swarms) = (fresh::<SocketWorkerStats>(2), fresh::<SwarmGauges>(2));
         add(&sockets[1].requests_scrape, 3);
         sockets[0].count_error(ErrorReason::NotFound);
         sockets[0]
@@ -159,10 +155,8 @@ mod tests {
         add(&sockets[1].tcp.bytes_received, 100);
         swarms[0].by_ip_version[1].set(1, 2, 3);
         swarms[1].by_ip_version[1].set(4, 5, 6);
-        let mut registry = Registry::with_prefix("aquatic_http");
-        registry.register_collector(Box::new(MetricsCollector::new(sockets, swarms)));
-        let text = render(&registry).unwrap();
-        for line in [
+        let collector = MetricsCollector::new(sockets, swarms);
+        let lines = [
             "aquatic_http_requests_total{type=\"scrape\",worker=\"1\"} 3",
             "aquatic_http_responses_total{type=\"error\",worker=\"0\"} 1",
             "aquatic_http_error_responses_total{reason=\"not_found\",worker=\"0\"} 1",
@@ -174,9 +168,8 @@ mod tests {
             "aquatic_http_torrents{ip_version=\"6\"} 5",
             "aquatic_http_seeders{ip_version=\"6\"} 7",
             "aquatic_http_leechers{ip_version=\"4\"} 0",
-        ] {
-            assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
-        }
+        ];
+        let text = render_with_lines("aquatic_http", collector, &lines);
         // 2 workers x (3 + 1 + 2 + 3 + 11 + 2) + 4 gauges x 2 IP versions
         // + 4 reasons x 2 IP versions + 20 swarm sizes x 2 IP versions.
         let samples = text.lines().filter(|l| !l.starts_with('#')).count();

@@ -132,10 +132,7 @@ impl MetricsCollector {
 
 impl fmt::Debug for MetricsCollector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MetricsCollector")
-            .field("socket_workers", &self.sockets.len())
-            .field("request_workers", &self.swarms.len())
-            .finish()
+        aquatic_common::metrics::debug_collector(f, self.sockets.len(), self.swarms.len())
     }
 }
 
@@ -208,24 +205,21 @@ impl Collector for MetricsCollector {
 
 #[cfg(test)]
 mod tests {
-    use aquatic_common::metrics::{Registry, render};
+    use aquatic_common::metrics::{fresh, render_with_lines};
 
     use super::*;
     use crate::common::add;
 
     #[test]
     fn collector_exports_every_counter_with_its_labels() {
-        let sockets: Vec<Arc<SocketWorkerStats>> = (0..2).map(|_| Arc::default()).collect();
-        let swarms: Vec<Arc<SwarmGauges>> = (0..2).map(|_| Arc::default()).collect();
+        let (sockets, swarms) = (fresh::<SocketWorkerStats>(2), fresh::<SwarmGauges>(2));
         add(&sockets[1].by_ip_version[1].requests_announce, 3);
         add(&sockets[0].by_ip_version[0].dropped_overload, 2);
         add(&sockets[0].by_ip_version[0].bytes_sent, 100);
         swarms[0].by_ip_version[0].set(1, 2, 3);
         swarms[1].by_ip_version[0].set(4, 5, 6);
-        let mut registry = Registry::with_prefix("aquatic_udp");
-        registry.register_collector(Box::new(MetricsCollector::new(sockets, swarms)));
-        let text = render(&registry).unwrap();
-        for line in [
+        let collector = MetricsCollector::new(sockets, swarms);
+        let lines = [
             "aquatic_udp_requests_total{type=\"announce\",ip_version=\"6\",worker=\"1\"} 3",
             "aquatic_udp_requests_total{type=\"connect\",ip_version=\"4\",worker=\"0\"} 0",
             "aquatic_udp_responses_total{type=\"error\",ip_version=\"6\",worker=\"1\"} 0",
@@ -238,9 +232,8 @@ mod tests {
             "aquatic_udp_leechers{ip_version=\"6\"} 0",
             "aquatic_udp_sources{ip_version=\"4\"} 0",
             "aquatic_udp_peers_not_stored_total{ip_version=\"4\",reason=\"source_share\"} 0",
-        ] {
-            assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
-        }
+        ];
+        let text = render_with_lines("aquatic_udp", collector, &lines);
         // 2 workers x 2 IP versions x (3 + 4 + 4 kinds + 2 byte counters)
         // + 4 gauges x 2 IP versions + 4 reasons x 2 IP versions
         // + 20 swarm sizes x 2 IP versions.

@@ -93,10 +93,7 @@ impl MetricsCollector {
 
 impl fmt::Debug for MetricsCollector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MetricsCollector")
-            .field("socket_workers", &self.sockets.len())
-            .field("request_workers", &self.swarms.len())
-            .finish()
+        aquatic_common::metrics::debug_collector(f, self.sockets.len(), self.swarms.len())
     }
 }
 
@@ -231,34 +228,30 @@ impl Collector for MetricsCollector {
 
 #[cfg(test)]
 mod tests {
-    use aquatic_common::metrics::{Registry, render};
+    use aquatic_common::metrics::{fresh, render_with_lines};
 
     use super::*;
     use crate::common::add;
 
     #[test]
     fn collector_exports_every_counter_with_its_labels() {
-        let sockets: Vec<Arc<SocketWorkerStats>> = (0..2).map(|_| Arc::default()).collect();
-        let swarms: Vec<Arc<SwarmGauges>> = (0..2).map(|_| Arc::default()).collect();
-        let shards: Vec<Arc<ShardStats>> = (0..2).map(|_| Arc::default()).collect();
+        let (sockets, swarms) = (fresh::<SocketWorkerStats>(2), fresh::<SwarmGauges>(2));
+        let shards = fresh::<ShardStats>(2);
         add(&sockets[1].offers_relayed, 3);
         sockets[0].count_error(ErrorReason::PeerIdTaken);
         sockets[0].count_close(CloseReason::IdleTimeout);
         sockets[1].count_drop(DropReason::ConnectionGone, 2);
         shards[1].offers_not_relayed.store(5, Ordering::Relaxed);
         swarms[1].by_ip_version[0].set(4, 5, 6);
-        let mut registry = Registry::with_prefix("aquatic_ws");
-        registry.register_collector(Box::new(MetricsCollector::new(sockets, swarms, shards)));
-        let text = render(&registry).unwrap();
-        for line in [
+        let collector = MetricsCollector::new(sockets, swarms, shards);
+        let lines = [
             "aquatic_ws_responses_total{type=\"offer\",worker=\"1\"} 3",
             "aquatic_ws_error_responses_total{reason=\"peer_id_taken\",worker=\"0\"} 1",
             "aquatic_ws_closed_connections_total{reason=\"idle_timeout\",worker=\"0\"} 1",
             "aquatic_ws_dropped_messages_total{reason=\"connection_gone\",worker=\"1\"} 2",
             "aquatic_ws_offers_not_relayed_total{reason=\"full\",worker=\"all\"} 5",
             "aquatic_ws_torrents{ip_version=\"4\"} 4",
-        ] {
-            assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
-        }
+        ];
+        let _text = render_with_lines("aquatic_ws", collector, &lines);
     }
 }

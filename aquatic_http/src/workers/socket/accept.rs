@@ -5,7 +5,8 @@
 use std::sync::atomic::Ordering;
 
 use aquatic_common::CanonicalSocketAddr;
-use aquatic_common::bind::{self, AcceptFailed};
+use aquatic_common::bind;
+use aquatic_common::defences::Defences;
 use aquatic_common::source::Admission;
 use mio::Token;
 use mio::net::TcpStream;
@@ -18,25 +19,18 @@ use crate::config::KeepAlive;
 
 impl SocketWorker {
     pub(super) fn accept(&mut self) {
-        self.accept_pending = false;
-        let mut waiting = bind::waiting(&self.listener);
-        while let Some(accepted) =
-            bind::accept_next(&self.listener, &mut waiting, &mut self.defences)
-        {
-            match accepted {
-                Ok((stream, addr)) => self.admit(stream, CanonicalSocketAddr::new(addr)),
-                Err(AcceptFailed) => {
-                    self.accept_pending = true;
-                    break;
-                }
-            }
-        }
+        self.accept_pending = bind::accept_round(self, Self::listener, Self::admit);
+    }
+
+    fn listener(&mut self) -> (&mio::net::TcpListener, &mut Defences) {
+        (&self.listener, &mut self.defences)
     }
 
     /// Take an accepted connection in, unless a bound refuses it (dropping
     /// the stream closes it), and read the request that usually came with
     /// it.
-    fn admit(&mut self, stream: TcpStream, peer_addr: CanonicalSocketAddr) {
+    fn admit(&mut self, stream: TcpStream, addr: std::net::SocketAddr) {
+        let peer_addr = CanonicalSocketAddr::new(addr);
         let counters = &self.stats;
         let source = match self.budget.admit(self.connections.len(), peer_addr.ip()) {
             Admission::Admitted(counted) => counted,

@@ -422,16 +422,9 @@ impl SocketWorker {
 
     fn flush_batches(&mut self) {
         if let Some(mut inline) = self.inline.take() {
-            // request_workers = 0: this thread owns the only shard. Answers
-            // may let pipelined requests queue more, so go round until none
-            // are left (each round answers at least one per connection).
-            while let Some(batch) = self.batches.first_mut().map(std::mem::take) {
-                if batch.is_empty() {
-                    break;
-                }
-                inline.handle(self.now, batch, |response| self.handle_response(response));
-            }
-            inline.publish();
+            // request_workers = 0: this thread owns the only shard.
+            let now = self.now;
+            inline.drain(self, now, |w| w.batches.first_mut(), Self::handle_response);
             self.inline = Some(inline);
             return;
         }

@@ -5,7 +5,8 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
-use aquatic_common::bind::{self, AcceptFailed};
+use aquatic_common::bind;
+use aquatic_common::defences::Defences;
 use aquatic_common::request_loop::shard_of;
 use aquatic_common::source::Admission;
 use aquatic_common::{InfoHash, IpVersion, PeerId};
@@ -21,19 +22,11 @@ use crate::common::{CloseReason, ConnectionRef, RequestMessage, SwarmRequest, ad
 
 impl SocketWorker {
     pub(super) fn accept(&mut self) {
-        self.accept_pending = false;
-        let mut waiting = bind::waiting(&self.listener);
-        while let Some(accepted) =
-            bind::accept_next(&self.listener, &mut waiting, &mut self.defences)
-        {
-            match accepted {
-                Ok((stream, addr)) => self.admit(stream, addr),
-                Err(AcceptFailed) => {
-                    self.accept_pending = true;
-                    break;
-                }
-            }
-        }
+        self.accept_pending = bind::accept_round(self, Self::listener, Self::admit);
+    }
+
+    fn listener(&mut self) -> (&mio::net::TcpListener, &mut Defences) {
+        (&self.listener, &mut self.defences)
     }
 
     /// Take an accepted connection in, unless a bound refuses it (dropping

@@ -15,15 +15,9 @@ use crate::common::{
 impl SocketWorker {
     pub(super) fn flush_batches(&mut self) {
         if let Some(mut inline) = self.inline.take() {
-            // request_workers = 0: this thread owns the only shard, and is
-            // the only socket worker.
-            while let Some(batch) = self.batches.first_mut().map(std::mem::take) {
-                if batch.is_empty() {
-                    break;
-                }
-                inline.handle(self.now, batch, |response| self.handle_response(response));
-            }
-            inline.publish();
+            // request_workers = 0: this thread owns the only shard.
+            let now = self.now;
+            inline.drain(self, now, |w| w.batches.first_mut(), Self::handle_response);
             self.inline = Some(inline);
             return;
         }
