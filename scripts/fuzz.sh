@@ -12,9 +12,14 @@
 
 set -euo pipefail
 
+die() {
+    # die STATUS MESSAGE: MESSAGE on stderr, then exit with STATUS.
+    echo "$2" >&2
+    exit "$1"
+}
+
 usage() {
-    echo "usage: $0 [SECONDS [TARGET...]]   (run each fuzz target, or the named ones, for SECONDS, default 30)" >&2
-    exit 2
+    die 2 "usage: $0 [SECONDS [TARGET...]]   (run each fuzz target, or the named ones, for SECONDS, default 30)"
 }
 
 per_target="${1:-30}"
@@ -47,7 +52,7 @@ cd "$fuzz_dir"
 targets=()
 if [[ $# -gt 0 ]]; then
     for name in "$@"; do
-        [[ -f "fuzz_targets/$name.rs" ]] || { echo "no fuzz target $name in $fuzz_dir/fuzz_targets" >&2; exit 2; }
+        [[ -f "fuzz_targets/$name.rs" ]] || die 2 "no fuzz target $name in $fuzz_dir/fuzz_targets"
         targets+=("$name")
     done
 else
@@ -57,10 +62,7 @@ else
         targets+=("$name")
     done
 fi
-if [[ ${#targets[@]} -eq 0 ]]; then
-    echo "no fuzz targets in $fuzz_dir/fuzz_targets" >&2
-    exit 1
-fi
+[[ ${#targets[@]} -gt 0 ]] || die 1 "no fuzz targets in $fuzz_dir/fuzz_targets"
 
 echo "==> building ${#targets[@]} fuzz targets"
 timeout -k 30 "$build_limit" "${cargo_fuzz[@]}" build
@@ -83,8 +85,5 @@ for target in "${targets[@]}"; do
     fi
 done
 
-if [[ ${#failed[@]} -gt 0 ]]; then
-    echo "==> failing fuzz targets: ${failed[*]}" >&2
-    exit 1
-fi
+[[ ${#failed[@]} -eq 0 ]] || die 1 "==> failing fuzz targets: ${failed[*]}"
 echo "==> ${#targets[@]} fuzz targets (${targets[*]}) ran ${per_target}s each without a crash"

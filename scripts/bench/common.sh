@@ -1,11 +1,18 @@
 # shellcheck shell=bash
 # Shared helpers of scripts/bench/udp.sh and scripts/bench/http.sh (and, in
-# part, scripts/bench/ws.sh, which has its own checks and tracker start);
-# sourced by them, not run. The sourcing script sets, before calling these: bench
-# (udp or http: message prefix and work dir name), PY, the environment
+# part, scripts/bench/ws.sh and scripts/bench/scaling.sh); sourced by them
+# first thing, not run. Sets strict mode, repo_root (and changes to it),
+# SKIP_BUILD and PY. The sourcing script then sets, before calling these:
+# bench (udp or http: message prefix and work dir name), the environment
 # variables it documents (TRACKERS, TRACKER_CPU, ...), AQUATIC, LOAD_TEST
 # and OPENTRACKER, and defines tracker_ready PORT (true once the tracker
 # serves PORT) and ready_what (what tracker_ready waits for, for messages).
+
+set -euo pipefail
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$repo_root"
+SKIP_BUILD="${SKIP_BUILD:-0}"
+PY=/usr/bin/python3
 
 die() {
     echo "bench/$bench: $*" >&2
@@ -135,6 +142,38 @@ peak_rss_kib() {
     awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"
 }
 
+port_rows() {
+    # port_rows PORT FILE: the rows of FILE (/proc/net/udp or /proc/net/tcp)
+    # of the sockets whose local port is PORT.
+    local hexport
+    hexport="$(printf '%04X' "$1")"
+    awk -v p=":$hexport" 'NR > 1 && substr($2, length($2) - 4) == p' "$2"
+}
+
+udp_bound() {
+    # True once a UDP socket is bound to PORT.
+    port_rows "$1" /proc/net/udp | awk 'END { exit !NR }'
+}
+
+tcp_listening() {
+    # True once a TCP socket listens on PORT.
+    port_rows "$1" /proc/net/tcp | awk '$4 == "0A" { found = 1 } END { exit !found }'
+}
+
+wait_serving() {
+    # wait_serving NAME PID LOG WHAT READY PORT [TRIES]: poll READY PORT
+    # every 0.1 s, at most TRIES (200) times, until it succeeds; if PID
+    # exits first or READY never succeeds, die with LOG on stderr ("NAME did
+    # not WHAT 127.0.0.1:PORT within ... s").
+    local name="$1" pid="$2" log="$3" what="$4" ready="$5" port="$6" tries="${7:-200}" i
+    for ((i = 0; i < tries; i++)); do
+        kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; die "$name exited at start (log above)"; }
+        "$ready" "$port" && break
+        sleep 0.1
+    done
+    "$ready" "$port" || { cat "$log" >&2; die "$name did not $what 127.0.0.1:$port within $((tries / 10)) s"; }
+}
+
 children_cpu_s() {
     # Sets children_cpu to the CPU seconds (user + system) of this shell's
     # waited-for children so far; the difference around the load test is
@@ -210,34 +249,60 @@ EOF
 
 # ------------------------------------------------------------ one run
 
-start_tracker() {
-    # start_tracker NAME TAG PORT: start it pinned to TRACKER_CPU; sets
-    # tracker_pid; returns once it answers announces (probe PORT HASH, of
-    # the sourcing script).
-    local name="$1" tag="$2" port="$3" i h
-    local tlog="$work/$name-$tag.log"
-    case "$name" in
-    aquatic | aquatic-before)
-        local cfg="$work/$name-$tag.toml" binary="$AQUATIC"
-        [[ "$name" == aquatic-before ]] && binary="$AQUATIC_BEFORE"
-        cat >"$cfg" <<EOF
+aquatic_config() {
+    # aquatic_config PORT: on stdout, the config of an aquatic tracker with
+    # one socket worker and AQUATIC_REQUEST_WORKERS request workers on
+    # 127.0.0.1:PORT, then stdin (the script's further [network] lines and
+    # sections), then source budgets that let the load tester play many
+    # clients.
+    cat <<EOF
 log_level = "warn"
 socket_workers = 1
 request_workers = $AQUATIC_REQUEST_WORKERS
 
 [network]
-address = "127.0.0.1:$port"
-${AQUATIC_NETWORK:-}
-
-[access_list]
-mode = "$AQUATIC_ACCESS_LIST"
-path = "$([[ "$AQUATIC_ACCESS_LIST" == allow ]] && echo "$whitelist")"
+address = "127.0.0.1:$1"
+EOF
+    cat
+    cat <<'EOF'
 # The load tester is one source (127.0.0.1) playing many clients: it may
 # hold every share (the per-source accounting still runs) and any number of
 # peers in a torrent.
 [source_budgets]
 share_percent = 100
 peers_per_torrent = 0
+EOF
+}
+
+load_config() {
+    # load_config PORT WORKERS DURATION [LINE...]: on stdout, the load
+    # tester's config against the tracker on 127.0.0.1:PORT: WORKERS
+    # workers, the LINEs (the script's connection settings), DURATION s
+    # without periodic summaries, then stdin (the script's rate cap, if it
+    # has one, and its [requests] section).
+    local port="$1" workers="$2" duration="$3"
+    shift 3
+    printf '%s\n' "server_address = \"127.0.0.1:$port\"" "workers = $workers" "$@" \
+        "duration = $duration" "summarize_every = 0"
+    cat
+}
+
+start_tracker() {
+    # start_tracker NAME TAG PORT: start it pinned to TRACKER_CPU; sets
+    # tracker_pid; returns once it answers announces (probe PORT HASH, of
+    # the sourcing script).
+    local name="$1" tag="$2" port="$3" h
+    local tlog="$work/$name-$tag.log"
+    case "$name" in
+    aquatic | aquatic-before)
+        local cfg="$work/$name-$tag.toml" binary="$AQUATIC"
+        [[ "$name" == aquatic-before ]] && binary="$AQUATIC_BEFORE"
+        aquatic_config "$port" >"$cfg" <<EOF
+${AQUATIC_NETWORK:-}
+
+[access_list]
+mode = "$AQUATIC_ACCESS_LIST"
+path = "$([[ "$AQUATIC_ACCESS_LIST" == allow ]] && echo "$whitelist")"
 EOF
         if [[ "$name" == aquatic && "${AQUATIC_IP_FILTER_ENTRIES:-0}" -gt 0 ]]; then
             # A deny list of that many addresses and ranges, none matching
@@ -281,12 +346,7 @@ for i in range(int(sys.argv[1])):
         tracker_pid=$!
         ;;
     esac
-    for ((i = 0; i < 200; i++)); do
-        kill -0 "$tracker_pid" 2>/dev/null || { cat "$tlog" >&2; die "$name exited at start (log above)"; }
-        tracker_ready "$port" && break
-        sleep 0.1
-    done
-    tracker_ready "$port" || { cat "$tlog" >&2; die "$name did not $ready_what 127.0.0.1:$port within 20 s"; }
+    wait_serving "$name" "$tracker_pid" "$tlog" "$ready_what" tracker_ready "$port"
     for h in "$probe_first" "$probe_last"; do
         probe "$port" "$h" || { cat "$tlog" >&2; die "$name on port $port does not answer announces for $h"; }
     done
@@ -344,6 +404,59 @@ warn_mem_rate() {
     fi
 }
 
+alternate() {
+    # alternate COUNT COMMAND [ARG...]: COMMAND TRACKER RUN [ARG...] for RUN
+    # 1 to COUNT, the TRACKERS in turn within each run.
+    local count="$1" run name
+    shift
+    for ((run = 1; run <= count; run++)); do
+        for name in $TRACKERS; do
+            "$1" "$name" "$run" "${@:2}"
+        done
+    done
+}
+
+output_py_helpers() {
+    # Python for the per-run heredocs (run by output_py): output_lines(path)
+    # (each stripped line of a load tester's output, with its JSON object or
+    # None; lines that start like JSON but do not parse are left out),
+    # text_figures (responses/s and announce responses from a text summary
+    # line, where the JSON gave none yet) and cpu_and_wall (tracker CPU and
+    # wall seconds of the run, from tick and clock readings).
+    cat <<'EOF'
+import json, re
+
+def output_lines(path):
+    for line in open(path, errors="replace"):
+        line = line.strip()
+        j = None
+        if line.startswith("{"):
+            try:
+                j = json.loads(line)
+            except ValueError:
+                continue
+        yield line, j
+
+def text_figures(line, rps, announces):
+    m = re.match(r"responses per second: ([0-9.]+)", line)
+    if m and rps is None:
+        rps = float(m.group(1))
+    m = re.match(r"announce responses total: (\d+)", line)
+    if m and announces is None:
+        announces = int(m.group(1))
+    return rps, announces
+
+def cpu_and_wall(t0, t1, tck, w0, w1):
+    return (int(t1) - int(t0)) / int(tck), float(w1) - float(w0)
+EOF
+}
+
+output_py() {
+    # output_py ARG...: run the Python program on stdin with ARGs, after
+    # output_py_helpers.
+    "$PY" -c "$(output_py_helpers)"$'\n'"$(cat)" "$@"
+}
+
 # ------------------------------------------------------------ profiles
 
 profile_start() {
@@ -387,9 +500,12 @@ report_info() {
 report_py_helpers() {
     # Python for the report heredocs of the sourcing scripts (include with
     # $(report_py_helpers)): load(path) (rows of results.tsv or memory.tsv,
-    # each through the script's parse_row), ordered, mib, ratio, plain and
-    # md_table (a table as text and as markdown), md_ratios, mem_ratios_of,
-    # mem_warnings_of and print_mem_plain (the memory phase).
+    # each through the script's parse_row), parse_run (the figures udp.sh's
+    # and http.sh's rows share), ordered, mib, ratio, plain and md_table (a
+    # table as text and as markdown), md_start (the markdown's first lines),
+    # md_ratios, busy_note (why a tracker core was not busy), mem_phase,
+    # mem_ratios_of, mem_warnings_of, print_mem_plain (nothing without memory
+    # runs) and print_mem_md (the memory phase).
     cat <<'EOF'
 def load(path):
     rows = []
@@ -398,6 +514,19 @@ def load(path):
         for line in f:
             rows.append(parse_row(dict(zip(header, line.rstrip("\n").split("\t")))))
     return rows
+
+def parse_run(r):
+    # responses/s, tracker CPU and wall seconds, peak RSS, busy percentages,
+    # responses per tracker CPU-second and announce responses of row r
+    r["rps"] = float(r["responses_per_s"])
+    r["cpu"] = float(r["tracker_cpu_s"])
+    r["wall"] = float(r["wall_s"])
+    r["rss"] = int(r["rss_kib"])
+    r["busy"] = 100.0 * r["cpu"] / r["wall"] if r["wall"] > 0 else 0.0
+    r["load_busy"] = 100.0 * float(r["load_tester_cpu_s"]) / r["wall"] if r["wall"] > 0 else 0.0
+    # responses over the whole load test / tracker CPU seconds
+    r["per_cpu"] = r["rps"] * r["wall"] / r["cpu"] if r["cpu"] > 0 else float("nan")
+    r["announces"] = int(r.get("announces") or 0)
 
 def ordered(values):
     out = []
@@ -426,6 +555,13 @@ def md_table(cols, table):
         print("| " + " | ".join(cells) + " |")
     print()
 
+def md_start(title):
+    print()
+    print("----- markdown for scripts/bench/RESULTS.md -----")
+    print()
+    print(title)
+    print()
+
 def md_ratios(ratios, title="aquatic / opentracker"):
     if ratios:
         print(f"| {title} | ratio |")
@@ -433,6 +569,31 @@ def md_ratios(ratios, title="aquatic / opentracker"):
         for label, v in ratios:
             print(f"| {label} | {v} |")
         print()
+
+def busy_note(label, v, knob):
+    # None if the tracker core was at least 90 % busy (v: medians), else
+    # whether the load tester or the closed loop's latency (raise knob) held
+    # the tracker back
+    if v["busy"] >= 90:
+        return None
+    who = f"{label}: tracker core {v['busy']:.0f} % busy, load tester {v['load_busy']:.0f} %: "
+    if v["load_busy"] >= 90:
+        return who + ("the load tester was the limit, so responses/s understates this tracker; compare responses "
+                      "per tracker CPU-second.")
+    return who + (f"neither saturated, so the closed loop was latency-bound (raise {knob}); responses/s "
+                  "understates this tracker, compare responses per tracker CPU-second.")
+
+def mem_phase(mem_rows, mem_keys, mem_cells, mem_runs, mem_rate):
+    # the memory phase's table (its rows, then with several runs each
+    # tracker's medians of mem_keys), ratios and warnings
+    mem_names = ordered(r["tracker"] for r in mem_rows)
+    mem_med = {n: {k: statistics.median(r[k] for r in mem_rows if r["tracker"] == n) for k in mem_keys}
+               for n in mem_names}
+    mem_table = [mem_cells(r, r["run"]) for r in mem_rows]
+    if mem_runs > 1:
+        for n in mem_names:
+            mem_table.append(mem_cells(dict(mem_med[n], tracker=n), "median"))
+    return mem_table, mem_ratios_of(mem_med, mem_runs), mem_warnings_of(mem_rows, mem_rate)
 
 def mem_ratios_of(mem_med, mem_runs):
     if "aquatic" in mem_med and "opentracker" in mem_med:
@@ -454,6 +615,8 @@ def mem_warnings_of(mem_rows, mem_rate):
     ]
 
 def print_mem_plain(mem_title, mem_cols, mem_table, mem_ratios, mem_warnings):
+    if not mem_table:  # no memory runs
+        return
     print()
     print(mem_title)
     print()
@@ -464,5 +627,15 @@ def print_mem_plain(mem_title, mem_cols, mem_table, mem_ratios, mem_warnings):
     for w in mem_warnings:
         print()
         print("warning: " + w)
+
+def md_warnings(warnings):
+    for w in warnings:
+        print("**Warning:** " + w)
+        print()
+
+def print_mem_md(mem_cols, mem_table, mem_ratios, mem_warnings):
+    md_table(mem_cols, mem_table)
+    md_ratios(mem_ratios)
+    md_warnings(mem_warnings)
 EOF
 }

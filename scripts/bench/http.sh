@@ -95,10 +95,8 @@
 # process started here is stopped by its PID, also on error or Ctrl-C.
 # opentracker has no TLS: the TLS modes put hitch in front of it.
 
-set -euo pipefail
-
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$repo_root"
+# shellcheck source=SCRIPTDIR/common.sh
+. "$(dirname "$0")/common.sh"
 
 DURATION="${DURATION:-30}"
 RUNS="${RUNS:-3}"
@@ -116,16 +114,12 @@ TRACKERS="${TRACKERS:-aquatic opentracker}"
 AQUATIC_ACCESS_LIST="${AQUATIC_ACCESS_LIST:-off}"
 AQUATIC_REQUEST_WORKERS="${AQUATIC_REQUEST_WORKERS:-1}"
 export AQUATIC_NETWORK="${AQUATIC_NETWORK:-}"
-SKIP_BUILD="${SKIP_BUILD:-0}"
 OPENTRACKER="${OPENTRACKER:-$repo_root/target/peers/opentracker/opentracker}"
 OPENTRACKER_DEBIAN="${OPENTRACKER_DEBIAN:-/usr/bin/opentracker}"
 
 AQUATIC="${AQUATIC:-$repo_root/target/release/aquatic_http}"
 LOAD_TEST="${LOAD_TEST:-$repo_root/target/release/aquatic_http_load_test}"
-PY=/usr/bin/python3
 bench=http
-# shellcheck source=SCRIPTDIR/common.sh
-. "$repo_root/scripts/bench/common.sh"
 
 check_uints DURATION RUNS MEM_RUNS MEM_DURATION MEM_RATE TORRENTS LOAD_WORKERS CONNECTIONS TRACKER_CPU LOAD_CPU
 [[ "$DURATION" -ge 1 && "$RUNS" -ge 1 && "$TORRENTS" -ge 1 && "$LOAD_WORKERS" -ge 1 && "$CONNECTIONS" -ge 1 ]] ||
@@ -161,28 +155,17 @@ listen_drops() {
          END { print v + 0 }' /proc/net/netstat
 }
 
-tcp_listening() {
-    local hexport
-    hexport="$(printf '%04X' "$1")"
-    awk -v p=":$hexport" 'NR > 1 && substr($2, length($2) - 4) == p && $4 == "0A" { found = 1 } END { exit !found }' /proc/net/tcp
-}
-
 start_hitch() {
     # start_hitch TAG PORT BACKEND: hitch (one worker, pinned to
     # TRACKER_CPU) terminating TLS on PORT for the plain tracker on BACKEND;
     # sets hitch_pid and helper_pids (hitch's processes, whose CPU and
     # memory count with the tracker's).
-    local tag="$1" port="$2" backend="$3" i
+    local tag="$1" port="$2" backend="$3"
     local hlog="$work/hitch-$tag.log"
     taskset -c "$TRACKER_CPU" hitch --frontend="[127.0.0.1]:$port" --backend="[127.0.0.1]:$backend" \
         --workers=1 --user=nobody --tls-protos="TLSv1.2 TLSv1.3" "$work/tls/hitch.pem" >"$hlog" 2>&1 &
     hitch_pid=$!
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$hitch_pid" 2>/dev/null || { cat "$hlog" >&2; die "hitch exited at start (log above)"; }
-        tcp_listening "$port" && break
-        sleep 0.1
-    done
-    tcp_listening "$port" || { cat "$hlog" >&2; die "hitch did not listen on 127.0.0.1:$port within 10 s"; }
+    wait_serving hitch "$hitch_pid" "$hlog" "listen on" tcp_listening "$port" 100
     probe_tls=1 probe "$port" "$probe_first" || { cat "$hlog" >&2; die "no announce answer through hitch on $port"; }
     helper_pids="$hitch_pid $(pgrep -P "$hitch_pid" | tr '\n' ' ')"
 }
@@ -294,11 +277,11 @@ for f in "$results" "$mem_results"; do
 done
 
 run_one() {
-    # run_one MODE NAME RUN [PHASE]: PHASE "throughput" (the default: closed
+    # run_one NAME RUN MODE [PHASE]: PHASE "throughput" (the default: closed
     # loop for DURATION s, a row in results.tsv) or "memory" (at most
     # MEM_RATE requests/s for MEM_DURATION s, a row in memory.tsv; files
     # tagged mem-RUN).
-    local mode="$1" name="$2" run="$3" phase="${4:-throughput}" port
+    local name="$1" run="$2" mode="$3" phase="${4:-throughput}" port
     local tag="$mode-$run" duration="$DURATION" out="$results" what="$mode run $run" cap="" cap_line=""
     if [[ "$phase" == memory ]]; then
         tag="mem-$mode-$run" duration="$MEM_DURATION" out="$mem_results" what="$mode memory run $run"
@@ -327,16 +310,8 @@ run_one() {
     fi
 
     local lcfg="$work/load-$name-$tag.toml" lout="$work/load-$name-$tag.out"
-    cat >"$lcfg" <<EOF
-server_address = "127.0.0.1:$port"
-workers = $LOAD_WORKERS
-connections_per_worker = $CONNECTIONS
-keep_alive = $keep_alive
-connection_header = $close_header
-tls = $tls
-tls_resumption = $resumption
-duration = $duration
-summarize_every = 0
+    load_config "$port" "$LOAD_WORKERS" "$duration" "connections_per_worker = $CONNECTIONS" "keep_alive = $keep_alive" \
+        "connection_header = $close_header" "tls = $tls" "tls_resumption = $resumption" >"$lcfg" <<EOF
 $cap_line
 
 [requests]
@@ -355,18 +330,13 @@ EOF
     stop_pid "$tracker_pid"
     tracker_pid=""
 
-    "$PY" - "$lout" "$mode" "$name" "$run" "$t0" "$t1" "$CLK_TCK" "$w0" "$w1" "$rss" "$((d1 - d0))" "$l0" "$l1" >>"$out" <<'EOF'
-import json, re, sys
+    output_py "$lout" "$mode" "$name" "$run" "$t0" "$t1" "$CLK_TCK" "$w0" "$w1" "$rss" "$((d1 - d0))" "$l0" "$l1" >>"$out" <<'EOF'
+import re, sys
 out, mode, name, run, t0, t1, tck, w0, w1, rss, drops, l0, l1 = sys.argv[1:]
 rps = announces = None
 totals = {}
-for line in open(out, errors="replace"):
-    line = line.strip()
-    if line.startswith("{"):
-        try:
-            j = json.loads(line)
-        except ValueError:
-            continue
+for line, j in output_lines(out):
+    if j is not None:
         rps = j.get("responses_per_second", rps)
         announces = j.get("announce_responses_total", announces)
         if "timeouts" in j:
@@ -388,16 +358,10 @@ for line in open(out, errors="replace"):
             m = re.search(pattern, line)
             if m:
                 totals[key] = int(m.group(1))
-    m = re.match(r"responses per second: ([0-9.]+)", line)
-    if m and rps is None:
-        rps = float(m.group(1))
-    m = re.match(r"announce responses total: (\d+)", line)
-    if m and announces is None:
-        announces = int(m.group(1))
+    rps, announces = text_figures(line, rps, announces)
 if rps is None:
     sys.exit(f"no responses per second in {out}")
-cpu = (int(t1) - int(t0)) / int(tck)
-wall = float(w1) - float(w0)
+cpu, wall = cpu_and_wall(t0, t1, tck, w0, w1)
 def opt(key):
     return totals.get(key, "")
 errors = ""
@@ -421,18 +385,10 @@ EOF
 
 log "work dir: $work"
 for mode in $MODES; do
-    for ((run = 1; run <= RUNS; run++)); do
-        for name in $TRACKERS; do
-            run_one "$mode" "$name" "$run"
-        done
-    done
+    alternate "$RUNS" run_one "$mode"
 done
 # Memory at identical load: the same request rate for every tracker.
-for ((run = 1; run <= MEM_RUNS; run++)); do
-    for name in $TRACKERS; do
-        run_one "$MEM_MODE" "$name" "$run" memory
-    done
-done
+alternate "$MEM_RUNS" run_one "$MEM_MODE" memory
 
 # ------------------------------------------------------------ report
 
@@ -454,20 +410,12 @@ def num(v):
     return int(v) if v not in ("", None) else None
 
 def parse_row(r):
-    r["rps"] = float(r["responses_per_s"])
-    r["cpu"] = float(r["tracker_cpu_s"])
-    r["wall"] = float(r["wall_s"])
-    r["rss"] = int(r["rss_kib"])
+    parse_run(r)
     r["drops"] = int(r["listen_drops"])
     for k in ("errors", "timeouts", "invalid", "dropped", "connection_errors", "tracker_closes", "connections_opened",
               "responses"):
         r[k] = num(r.get(k))
     r["problems"] = sum(r[k] or 0 for k in ("errors", "timeouts", "invalid", "dropped", "connection_errors"))
-    r["busy"] = 100.0 * r["cpu"] / r["wall"] if r["wall"] > 0 else 0.0
-    r["load_busy"] = 100.0 * float(r["load_tester_cpu_s"]) / r["wall"] if r["wall"] > 0 else 0.0
-    # responses over the whole load test / tracker CPU seconds
-    r["per_cpu"] = r["rps"] * r["wall"] / r["cpu"] if r["cpu"] > 0 else float("nan")
-    r["announces"] = int(r.get("announces") or 0)
     # TCP connections opened per 100 answers
     responses = r["responses"] if r["responses"] is not None else r["rps"] * r["wall"]
     r["conn_per_100"] = 100.0 * (r["connections_opened"] or 0) / responses if responses > 0 else 0.0
@@ -539,16 +487,8 @@ if bad:
                  "connection errors) from " + ", ".join(bad) + " (see the load tester's totals line in the work "
                  "dir): failure answers from opentracker mean info hashes missing from its whitelist; those runs "
                  "are not comparable.")
-for (m, n), v in med.items():
-    if v["busy"] >= 90:
-        continue
-    who = f"{n} ({MODE_TITLE[m]}): tracker core {v['busy']:.0f} % busy, load tester {v['load_busy']:.0f} %: "
-    if v["load_busy"] >= 90:
-        notes.append(who + "the load tester was the limit, so responses/s understates this tracker; compare "
-                     "responses per tracker CPU-second.")
-    else:
-        notes.append(who + "neither saturated, so the closed loop was latency-bound (raise CONNECTIONS); "
-                     "responses/s understates this tracker, compare responses per tracker CPU-second.")
+notes += [note for note in (busy_note(f"{n} ({MODE_TITLE[m]})", v, "CONNECTIONS") for (m, n), v in med.items())
+          if note]
 if any(v["drops"] for v in med.values()):
     notes.append("Listen drops are the system-wide TcpExt ListenDrops over the run: connections the kernel "
                  "dropped at a full accept queue (or other traffic on this machine).")
@@ -559,30 +499,17 @@ for note in notes:
 # memory at identical load
 mem_rate, mem_duration, mem_runs = $MEM_RATE, $MEM_DURATION, $MEM_RUNS
 mem_title = f"memory at identical load ({MODE_TITLE['$MEM_MODE']}, {mem_rate} req/s for {mem_duration} s)"
-mem_names = ordered(r["tracker"] for r in mem_rows)
 mem_keys = ("announces", "rps", "cpu", "busy", "load_busy", "rss", "drops", "problems")
-mem_med = {n: {k: statistics.median(r[k] for r in mem_rows if r["tracker"] == n) for k in mem_keys}
-           for n in mem_names}
 mem_cols = ["tracker", "run", "announce responses", "responses/s", "tracker CPU s", "tracker core busy %",
             "load tester busy %", "peak RSS MiB", "listen drops", "failed requests"]
 def mem_cells(r, run):
     return [r["tracker"], run, f"{r['announces']:.0f}", f"{r['rps']:.0f}", f"{r['cpu']:.2f}", f"{r['busy']:.0f}",
             f"{r['load_busy']:.0f}", mib(r["rss"]), f"{r['drops']:.0f}", f"{r['problems']:.0f}"]
-mem_table = [mem_cells(r, r["run"]) for r in mem_rows]
-if mem_runs > 1:
-    for n in mem_names:
-        mem_table.append(mem_cells(dict(mem_med[n], tracker=n), "median"))
-mem_ratios = mem_ratios_of(mem_med, mem_runs)
-mem_warnings = mem_warnings_of(mem_rows, mem_rate)
-if mem_rows:
-    print_mem_plain(mem_title, mem_cols, mem_table, mem_ratios, mem_warnings)
+mem_table, mem_ratios, mem_warnings = mem_phase(mem_rows, mem_keys, mem_cells, mem_runs, mem_rate)
+print_mem_plain(mem_title, mem_cols, mem_table, mem_ratios, mem_warnings)
 
 # markdown
-print()
-print("----- markdown for scripts/bench/RESULTS.md -----")
-print()
-print("## HTTP: aquatic_http vs opentracker ($(date -u +%Y-%m-%d))")
-print()
+md_start("## HTTP: aquatic_http vs opentracker ($(date -u +%Y-%m-%d))")
 print("- Machine: $ncpu cores ($cpu_model), kernel $(uname -r).")
 print("- aquatic_http $aquatic_rev ($aquatic_build, socket_workers = 1, request_workers = $AQUATIC_REQUEST_WORKERS, access list $AQUATIC_ACCESS_LIST"
       + (", [network] " + os.environ["AQUATIC_NETWORK"] if os.environ.get("AQUATIC_NETWORK") else "") + "); "
@@ -629,10 +556,6 @@ if mem_rows:
           "same offered load for both, so each tracker that sustains the rate gets about the same announces (each "
           "from a new peer). Peak RSS is VmHWM at the end of the run.")
     print()
-    md_table(mem_cols, mem_table)
-    md_ratios(mem_ratios)
-    for w in mem_warnings:
-        print("**Warning:** " + w)
-        print()
+    print_mem_md(mem_cols, mem_table, mem_ratios, mem_warnings)
 EOF
 log "done; configs, logs, results.tsv and memory.tsv in $work"

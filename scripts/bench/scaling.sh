@@ -30,9 +30,8 @@
 # Needs root (opentracker chroots). Traffic stays on 127.0.0.1; every
 # process started is stopped by its PID.
 
-set -euo pipefail
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$repo_root"
+# shellcheck source=SCRIPTDIR/common.sh
+. "$(dirname "$0")/common.sh"
 
 CORES="${CORES:-1 2 4 8 16}"
 RUNS="${RUNS:-3}"
@@ -43,17 +42,13 @@ SOCKETS="${SOCKETS:-64}"
 LOAD_CORES_PER_TRACKER_CORE="${LOAD_CORES_PER_TRACKER_CORE:-1}"
 AQUATIC_INLINE_AT_ONE="${AQUATIC_INLINE_AT_ONE:-1}"
 TRACKERS="${TRACKERS:-aquatic opentracker}"
-SKIP_BUILD="${SKIP_BUILD:-0}"
 OPENTRACKER="${OPENTRACKER:-$repo_root/target/peers/opentracker/opentracker}"
 OPENTRACKER_DEBIAN="${OPENTRACKER_DEBIAN:-/usr/bin/opentracker}"
 AQUATIC="${AQUATIC:-$repo_root/target/release/aquatic_udp}"
 LOAD_TEST="${LOAD_TEST:-$repo_root/target/release/aquatic_udp_load_test}"
-PY=/usr/bin/python3
 bench=scaling
 # Unused by this script but expected by common.sh's checks.
 TRACKER_CPU=0 LOAD_CPU=0 MEM_DURATION=1 MEM_RATE=1 AQUATIC_ACCESS_LIST=off
-# shellcheck source=SCRIPTDIR/common.sh
-. "$repo_root/scripts/bench/common.sh"
 
 check_uints RUNS DURATION TORRENTS PEERS SOCKETS LOAD_CORES_PER_TRACKER_CORE
 check_trackers
@@ -69,15 +64,9 @@ results="$work/scaling.tsv"
 printf 'tracker\tcores\trun\tresponses_per_s\ttracker_cpu_s\twall_s\n' >"$results"
 skipped=()
 
-port_bound() {
-    local hexport
-    hexport="$(printf '%04X' "$1")"
-    awk -v p=":$hexport" 'NR > 1 && substr($2, length($2) - 4) == p { found = 1 } END { exit !found }' /proc/net/udp
-}
-
 run_one() {
-    # run_one NAME N RUN
-    local name="$1" n="$2" run="$3" port tcores lcores lworkers i t0 t1 w0 w1 rc
+    # run_one NAME RUN N
+    local name="$1" run="$2" n="$3" port tcores lcores lworkers i t0 t1 w0 w1 rc
     port="$(free_port)"
     tcores="0-$((n - 1))"
     lworkers=$((n * LOAD_CORES_PER_TRACKER_CORE))
@@ -111,17 +100,12 @@ EOF
     esac
     tracker_pid=$!
     for ((i = 0; i < 200; i++)); do
-        port_bound "$port" && break
+        udp_bound "$port" && break
         kill -0 "$tracker_pid" 2>/dev/null || die "$name exited at start ($tlog)"
         sleep 0.1
     done
     sleep 0.5
-    cat >"$work/load-$name-$n-$run.toml" <<EOF
-server_address = "127.0.0.1:$port"
-workers = $lworkers
-sockets_per_worker = $SOCKETS
-duration = $DURATION
-summarize_every = 0
+    load_config "$port" "$lworkers" "$DURATION" "sockets_per_worker = $SOCKETS" >"$work/load-$name-$n-$run.toml" <<EOF
 
 [requests]
 number_of_torrents = $TORRENTS
@@ -166,11 +150,7 @@ for n in $CORES; do
         skipped+=("$n")
         continue
     fi
-    for ((run = 1; run <= RUNS; run++)); do
-        for name in $TRACKERS; do
-            run_one "$name" "$n" "$run"
-        done
-    done
+    alternate "$RUNS" run_one "$n"
 done
 
 "$PY" - "$results" "${skipped[*]:-}" <<EOF

@@ -95,10 +95,8 @@
 # installed (scripts/install-test-deps.sh). Traffic stays on 127.0.0.1; every
 # process started here is stopped by its PID, also on error or Ctrl-C.
 
-set -euo pipefail
-
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$repo_root"
+# shellcheck source=SCRIPTDIR/common.sh
+. "$(dirname "$0")/common.sh"
 
 DURATION="${DURATION:-30}"
 RUNS="${RUNS:-3}"
@@ -117,16 +115,12 @@ LOAD_CPU="${LOAD_CPU:-1}"
 TRACKERS="${TRACKERS:-aquatic opentracker}"
 AQUATIC_ACCESS_LIST="${AQUATIC_ACCESS_LIST:-off}"
 AQUATIC_REQUEST_WORKERS="${AQUATIC_REQUEST_WORKERS:-1}"
-SKIP_BUILD="${SKIP_BUILD:-0}"
 OPENTRACKER="${OPENTRACKER:-$repo_root/target/peers/opentracker/opentracker}"
 OPENTRACKER_DEBIAN="${OPENTRACKER_DEBIAN:-/usr/bin/opentracker}"
 
 AQUATIC="${AQUATIC:-$repo_root/target/release/aquatic_udp}"
 LOAD_TEST="${LOAD_TEST:-$repo_root/target/release/aquatic_udp_load_test}"
-PY=/usr/bin/python3
 bench=udp
-# shellcheck source=SCRIPTDIR/common.sh
-. "$repo_root/scripts/bench/common.sh"
 
 check_uints DURATION RUNS MEM_RUNS MEM_DURATION MEM_RATE TORRENTS PEERS LOAD_WORKERS SOCKETS TRACKER_CPU LOAD_CPU PROFILE
 read -r weight_connect weight_announce weight_scrape <<<"$WEIGHTS"
@@ -150,15 +144,7 @@ install_cleanup
 
 udp_drops() {
     # Sum of the drops column of every /proc/net/udp socket bound to PORT.
-    local hexport
-    hexport="$(printf '%04X' "$1")"
-    awk -v p=":$hexport" 'NR > 1 && substr($2, length($2) - 4) == p { d += $13 } END { print d + 0 }' /proc/net/udp
-}
-
-udp_bound() {
-    local hexport
-    hexport="$(printf '%04X' "$1")"
-    awk -v p=":$hexport" 'NR > 1 && substr($2, length($2) - 4) == p { found = 1 } END { exit !found }' /proc/net/udp
+    port_rows "$1" /proc/net/udp | awk '{ d += $13 } END { print d + 0 }'
 }
 
 # for start_tracker (common.sh)
@@ -258,12 +244,7 @@ run_one() {
     start_tracker "$name" "$tag" "$port"
 
     local lcfg="$work/load-$name-$tag.toml" lout="$work/load-$name-$tag.out"
-    cat >"$lcfg" <<EOF
-server_address = "127.0.0.1:$port"
-workers = $LOAD_WORKERS
-sockets_per_worker = $SOCKETS
-duration = $duration
-summarize_every = 0
+    load_config "$port" "$LOAD_WORKERS" "$duration" "sockets_per_worker = $SOCKETS" >"$lcfg" <<EOF
 $cap_line
 
 [requests]
@@ -285,17 +266,12 @@ EOF
     stop_pid "$tracker_pid"
     tracker_pid=""
 
-    "$PY" - "$lout" "$name" "$run" "$t0" "$t1" "$CLK_TCK" "$w0" "$w1" "$rss" "$drops" "$l0" "$l1" "$u0" "$u1" >>"$out" <<'EOF'
-import json, re, sys
+    output_py "$lout" "$name" "$run" "$t0" "$t1" "$CLK_TCK" "$w0" "$w1" "$rss" "$drops" "$l0" "$l1" "$u0" "$u1" >>"$out" <<'EOF'
+import re, sys
 out, name, run, t0, t1, tck, w0, w1, rss, drops, l0, l1, u0, u1 = sys.argv[1:]
 rps = timeouts = invalid = announces = None
-for line in open(out, errors="replace"):
-    line = line.strip()
-    if line.startswith("{"):
-        try:
-            j = json.loads(line)
-        except ValueError:
-            continue
+for line, j in output_lines(out):
+    if j is not None:
         rps = j.get("responses_per_second", rps)
         timeouts = j.get("timeouts", timeouts)
         announces = j.get("announce_responses_total", announces)
@@ -303,16 +279,10 @@ for line in open(out, errors="replace"):
     if m:
         timeouts = timeouts if timeouts is not None else int(m.group(1))
         invalid = int(m.group(2))
-    m = re.match(r"responses per second: ([0-9.]+)", line)
-    if m and rps is None:
-        rps = float(m.group(1))
-    m = re.match(r"announce responses total: (\d+)", line)
-    if m and announces is None:
-        announces = int(m.group(1))
+    rps, announces = text_figures(line, rps, announces)
 if rps is None:
     sys.exit(f"no responses per second in {out}")
-cpu = (int(t1) - int(t0)) / int(tck)
-wall = float(w1) - float(w0)
+cpu, wall = cpu_and_wall(t0, t1, tck, w0, w1)
 def opt(v):
     return "" if v is None else v
 load_cpu = float(l1) - float(l0)
@@ -329,17 +299,9 @@ EOF
 # ------------------------------------------------------------ runs
 
 log "work dir: $work"
-for ((run = 1; run <= RUNS; run++)); do
-    for name in $TRACKERS; do
-        run_one "$name" "$run"
-    done
-done
+alternate "$RUNS" run_one
 # Memory at identical load: the same request rate for every tracker.
-for ((run = 1; run <= MEM_RUNS; run++)); do
-    for name in $TRACKERS; do
-        run_one "$name" "$run" memory
-    done
-done
+alternate "$MEM_RUNS" run_one memory
 
 # ------------------------------------------------------------ report
 
@@ -351,18 +313,10 @@ import statistics, sys
 $(report_py_helpers)
 
 def parse_row(r):
-    r["rps"] = float(r["responses_per_s"])
-    r["cpu"] = float(r["tracker_cpu_s"])
-    r["wall"] = float(r["wall_s"])
-    r["rss"] = int(r["rss_kib"])
+    parse_run(r)
     r["drops"] = int(r["drops"])
     r["timeouts"] = int(r["timeouts"] or 0)
     r["invalid"] = int(r["invalid"] or 0)
-    r["busy"] = 100.0 * r["cpu"] / r["wall"] if r["wall"] > 0 else 0.0
-    r["load_busy"] = 100.0 * float(r["load_tester_cpu_s"]) / r["wall"] if r["wall"] > 0 else 0.0
-    # responses over the whole load test / tracker CPU seconds
-    r["per_cpu"] = r["rps"] * r["wall"] / r["cpu"] if r["cpu"] > 0 else float("nan")
-    r["announces"] = int(r.get("announces") or 0)
     user = float(r.get("tracker_user_s") or 0)
     r["kernel_pct"] = 100.0 * (r["cpu"] - user) / r["cpu"] if r["cpu"] > 0 else 0.0
     return r
@@ -414,18 +368,7 @@ if bad:
     print()
     print("warning: invalid answers from " + ", ".join(bad) + ": for opentracker that means info hashes missing "
           "from its whitelist (see the load tester's output in the work dir); those runs are not comparable.")
-notes = []
-for n in names:
-    if med[n]["busy"] >= 90:
-        continue
-    if med[n]["load_busy"] >= 90:
-        notes.append(f"{n}: tracker core {med[n]['busy']:.0f} % busy, load tester {med[n]['load_busy']:.0f} %: "
-                     "the load tester was the limit, so responses/s understates this tracker; compare responses "
-                     "per tracker CPU-second.")
-    else:
-        notes.append(f"{n}: tracker core {med[n]['busy']:.0f} % busy, load tester {med[n]['load_busy']:.0f} %: "
-                     "neither saturated, so the closed loop was latency-bound (raise SOCKETS); responses/s "
-                     "understates this tracker, compare responses per tracker CPU-second.")
+notes = [note for note in (busy_note(n, med[n], "SOCKETS") for n in names) if note]
 note_bottleneck = " ".join(notes)
 for note in notes:
     print()
@@ -434,33 +377,17 @@ for note in notes:
 # memory at identical load
 mem_rate, mem_duration, mem_runs = $MEM_RATE, $MEM_DURATION, $MEM_RUNS
 mem_title = f"memory at identical load ({mem_rate} req/s for {mem_duration} s)"
-mem_names = []
-for r in mem_rows:
-    if r["tracker"] not in mem_names:
-        mem_names.append(r["tracker"])
 mem_keys = ("announces", "rps", "cpu", "busy", "load_busy", "rss", "drops", "timeouts", "invalid")
-mem_med = {n: {k: statistics.median(r[k] for r in mem_rows if r["tracker"] == n) for k in mem_keys}
-           for n in mem_names}
 mem_cols = ["tracker", "run", "announce responses", "responses/s", "tracker CPU s", "tracker core busy %",
             "load tester busy %", "peak RSS MiB", "UDP drops", "timeouts", "invalid answers"]
 def mem_cells(r, run):
     return [r["tracker"], run, f"{r['announces']:.0f}", f"{r['rps']:.0f}", f"{r['cpu']:.2f}", f"{r['busy']:.0f}",
             f"{r['load_busy']:.0f}", mib(r["rss"]), f"{r['drops']:.0f}", f"{r['timeouts']:.0f}", f"{r['invalid']:.0f}"]
-mem_table = [mem_cells(r, r["run"]) for r in mem_rows]
-if mem_runs > 1:
-    for n in mem_names:
-        mem_table.append(mem_cells(dict(mem_med[n], tracker=n), "median"))
-mem_ratios = mem_ratios_of(mem_med, mem_runs)
-mem_warnings = mem_warnings_of(mem_rows, mem_rate)
-if mem_rows:
-    print_mem_plain(mem_title, mem_cols, mem_table, mem_ratios, mem_warnings)
+mem_table, mem_ratios, mem_warnings = mem_phase(mem_rows, mem_keys, mem_cells, mem_runs, mem_rate)
+print_mem_plain(mem_title, mem_cols, mem_table, mem_ratios, mem_warnings)
 
 # markdown
-print()
-print("----- markdown for scripts/bench/RESULTS.md -----")
-print()
-print("## UDP: aquatic_udp vs opentracker ($(date -u +%Y-%m-%d))")
-print()
+md_start("## UDP: aquatic_udp vs opentracker ($(date -u +%Y-%m-%d))")
 print("- Machine: $ncpu cores ($cpu_model), kernel $(uname -r).")
 print("- aquatic_udp $aquatic_rev ($aquatic_build, socket_workers = 1, request_workers = $AQUATIC_REQUEST_WORKERS, access list $AQUATIC_ACCESS_LIST, "
       "ip filter entries ${AQUATIC_IP_FILTER_ENTRIES:-0}, rate limit counted ${AQUATIC_RATE_LIMIT:-0}); "
@@ -512,10 +439,6 @@ if mem_rows:
           "same offered load for both, so each tracker that sustains the rate gets about the same announces from "
           "the same peers. Peak RSS is VmHWM at the end of the run.")
     print()
-    md_table(mem_cols, mem_table)
-    md_ratios(mem_ratios)
-    for w in mem_warnings:
-        print("**Warning:** " + w)
-        print()
+    print_mem_md(mem_cols, mem_table, mem_ratios, mem_warnings)
 EOF
 log "done; configs, logs, results.tsv and memory.tsv in $work"

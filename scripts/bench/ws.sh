@@ -84,10 +84,8 @@
 # on 127.0.0.1; every process started here is stopped by its PID, also on
 # error or Ctrl-C.
 
-set -euo pipefail
-
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$repo_root"
+# shellcheck source=SCRIPTDIR/common.sh
+. "$(dirname "$0")/common.sh"
 
 DURATION="${DURATION:-30}"
 RUNS="${RUNS:-3}"
@@ -104,17 +102,13 @@ LOAD_CPU="${LOAD_CPU:-1}"
 TRACKERS="${TRACKERS:-aquatic bittorrent-tracker}"
 AQUATIC_REQUEST_WORKERS="${AQUATIC_REQUEST_WORKERS:-0}"
 AQUATIC_MAX_TORRENTS_PER_CONNECTION="${AQUATIC_MAX_TORRENTS_PER_CONNECTION:-$TORRENTS}"
-SKIP_BUILD="${SKIP_BUILD:-0}"
 NODE="${NODE:-node}"
 
 AQUATIC="${AQUATIC:-$repo_root/target/release/aquatic_ws}"
 LOAD_TEST="${LOAD_TEST:-$repo_root/target/release/aquatic_ws_load_test}"
-PY=/usr/bin/python3
 bench=ws
 wt_dir="$repo_root/scripts/real_clients/webtorrent"
 peers_js="$repo_root/scripts/bench/ws_peers.mjs"
-# shellcheck source=SCRIPTDIR/common.sh
-. "$repo_root/scripts/bench/common.sh"
 
 check_uints DURATION RUNS TORRENTS OFFERS LOAD_WORKERS CONNECTIONS MEM_RUNS MEM_PEERS MEM_TORRENTS MEM_SETTLE \
     TRACKER_CPU LOAD_CPU AQUATIC_REQUEST_WORKERS AQUATIC_MAX_TORRENTS_PER_CONNECTION
@@ -161,18 +155,10 @@ install_cleanup
 
 # ------------------------------------------------------------ helpers
 
-tcp_listening() {
-    local hexport
-    hexport="$(printf '%04X' "$1")"
-    awk -v p=":$hexport" 'NR > 1 && substr($2, length($2) - 4) == p && $4 == "0A" { found = 1 } END { exit !found }' /proc/net/tcp
-}
-
 tcp_established() {
     # Established TCP connections whose local port is PORT (the tracker's
     # side of its connections).
-    local hexport
-    hexport="$(printf '%04X' "$1")"
-    awk -v p=":$hexport" 'NR > 1 && substr($2, length($2) - 4) == p && $4 == "01" { n++ } END { print n + 0 }' /proc/net/tcp
+    port_rows "$1" /proc/net/tcp | awk '$4 == "01" { n++ } END { print n + 0 }'
 }
 
 rss_kib() {
@@ -187,27 +173,15 @@ probe() {
 start_ws_tracker() {
     # start_ws_tracker NAME TAG PORT: start it pinned to TRACKER_CPU; sets
     # tracker_pid; returns once it listens and answers an announce.
-    local name="$1" tag="$2" port="$3" i
+    local name="$1" tag="$2" port="$3"
     local tlog="$work/$name-$tag.log"
     case "$name" in
     aquatic)
         local cfg="$work/aquatic-$tag.toml"
-        cat >"$cfg" <<EOF
-log_level = "warn"
-socket_workers = 1
-request_workers = $AQUATIC_REQUEST_WORKERS
-
-[network]
-address = "127.0.0.1:$port"
+        aquatic_config "$port" >"$cfg" <<EOF
 
 [protocol]
 max_torrents_per_connection = $AQUATIC_MAX_TORRENTS_PER_CONNECTION
-# The load tester is one source (127.0.0.1) playing many clients: it may
-# hold every share (the per-source accounting still runs) and any number of
-# peers in a torrent.
-[source_budgets]
-share_percent = 100
-peers_per_torrent = 0
 EOF
         taskset -c "$TRACKER_CPU" "$AQUATIC" -c "$cfg" >"$tlog" 2>&1 &
         tracker_pid=$!
@@ -218,12 +192,7 @@ EOF
         tracker_pid=$!
         ;;
     esac
-    for ((i = 0; i < 200; i++)); do
-        kill -0 "$tracker_pid" 2>/dev/null || { cat "$tlog" >&2; die "$name exited at start (log above)"; }
-        tcp_listening "$port" && break
-        sleep 0.1
-    done
-    tcp_listening "$port" || { cat "$tlog" >&2; die "$name did not listen on TCP 127.0.0.1:$port within 20 s"; }
+    wait_serving "$name" "$tracker_pid" "$tlog" "listen on TCP" tcp_listening "$port"
     probe "$port" || { cat "$tlog" >&2; die "$name on port $port does not answer announces"; }
     kill -0 "$tracker_pid" 2>/dev/null || die "$name exited"
 }
@@ -268,12 +237,7 @@ run_one() {
     start_ws_tracker "$name" "$tag" "$port"
 
     local lcfg="$work/load-$name-$tag.toml" lout="$work/load-$name-$tag.out"
-    cat >"$lcfg" <<EOF
-server_address = "127.0.0.1:$port"
-workers = $LOAD_WORKERS
-connections_per_worker = $CONNECTIONS
-duration = $DURATION
-summarize_every = 0
+    load_config "$port" "$LOAD_WORKERS" "$DURATION" "connections_per_worker = $CONNECTIONS" >"$lcfg" <<EOF
 
 [requests]
 number_of_torrents = $TORRENTS
@@ -286,18 +250,13 @@ EOF
     rss="$(peak_rss_kib "$tracker_pid")"
     stop_tracker
 
-    "$PY" - "$lout" "$name" "$run" "$t0" "$t1" "$CLK_TCK" "$w0" "$w1" "$rss" "$l0" "$l1" >>"$results" <<'EOF'
-import json, re, sys
+    output_py "$lout" "$name" "$run" "$t0" "$t1" "$CLK_TCK" "$w0" "$w1" "$rss" "$l0" "$l1" >>"$results" <<'EOF'
+import re, sys
 out, name, run, t0, t1, tck, w0, w1, rss, l0, l1 = sys.argv[1:]
 j = None
 totals = {}
-for line in open(out, errors="replace"):
-    line = line.strip()
-    if line.startswith("{"):
-        try:
-            j = json.loads(line)
-        except ValueError:
-            pass
+for line, obj in output_lines(out):
+    j = obj if obj is not None else j
     if line.startswith("totals over "):
         for key, pattern in [("connection_errors", r"(\d+) connection errors"), ("invalid", r"(\d+) invalid")]:
             m = re.search(pattern, line)
@@ -305,8 +264,7 @@ for line in open(out, errors="replace"):
                 totals[key] = int(m.group(1))
 if j is None or "responses_per_second" not in j:
     sys.exit(f"no --json summary in {out}")
-cpu = (int(t1) - int(t0)) / int(tck)
-wall = float(w1) - float(w0)
+cpu, wall = cpu_and_wall(t0, t1, tck, w0, w1)
 print("\t".join(str(x) for x in [
     name, run, j["responses_per_second"], j.get("announce", ""), j.get("scrape", ""), j.get("offers_received", ""),
     j.get("answers_received", ""), j.get("error", ""), f"{cpu:.2f}", f"{wall:.2f}", rss,
@@ -357,18 +315,13 @@ mem_one() {
     load_pid=""
     stop_tracker
 
-    "$PY" - "$pout" "$name" "$run" "$MEM_PEERS" "$established" "$before" "$after" "$hwm" "$c0" "$c1" "$CLK_TCK" \
+    output_py "$pout" "$name" "$run" "$MEM_PEERS" "$established" "$before" "$after" "$hwm" "$c0" "$c1" "$CLK_TCK" \
         >>"$mem_results" <<'EOF'
-import json, sys
+import sys
 pout, name, run, peers, established, before, after, hwm, c0, c1, tck = sys.argv[1:]
 held = closed = None
-for line in open(pout, errors="replace"):
-    line = line.strip()
-    if line.startswith("{"):
-        try:
-            j = json.loads(line)
-        except ValueError:
-            continue
+for line, j in output_lines(pout):
+    if j is not None:
         if "held" in j:
             held = j
         if "closed_while_held" in j:
@@ -388,16 +341,8 @@ EOF
 # ------------------------------------------------------------ runs
 
 log "work dir: $work"
-for ((run = 1; run <= RUNS; run++)); do
-    for name in $TRACKERS; do
-        run_one "$name" "$run"
-    done
-done
-for ((run = 1; run <= MEM_RUNS; run++)); do
-    for name in $TRACKERS; do
-        mem_one "$name" "$run"
-    done
-done
+alternate "$RUNS" run_one
+alternate "$MEM_RUNS" mem_one
 
 # ------------------------------------------------------------ report
 
@@ -480,14 +425,9 @@ if "aquatic" in med and REF in med:
 notes = []
 for n in names:
     v = med[n]
-    if v["busy"] < 90:
-        who = f"{n}: tracker core {v['busy']:.0f} % busy, load tester {v['load_busy']:.0f} %: "
-        if v["load_busy"] >= 90:
-            notes.append(who + "the load tester was the limit, so responses/s understates this tracker; compare "
-                         "responses per tracker CPU-second.")
-        else:
-            notes.append(who + "neither saturated, so the closed loop was latency-bound (raise CONNECTIONS); "
-                         "responses/s understates this tracker, compare responses per tracker CPU-second.")
+    note = busy_note(n, v, "CONNECTIONS")
+    if note:
+        notes.append(note)
     if not v["checks"]:
         notes.append(f"{n}: the load tester's checks failed in some run (offers or answers do not add up; see its "
                      "output in the work dir).")
@@ -540,11 +480,7 @@ if mem_rows:
         print("warning: " + w)
 
 # markdown
-print()
-print("----- markdown for scripts/bench/RESULTS.md -----")
-print()
-print("## WebSocket (aquatic_ws vs bittorrent-tracker) ($(date -u +%Y-%m-%d))")
-print()
+md_start("## WebSocket (aquatic_ws vs bittorrent-tracker) ($(date -u +%Y-%m-%d))")
 print("- Machine: $ncpu cores ($cpu_model), kernel $(uname -r); Node.js $node_version.")
 print("- aquatic_ws $aquatic_rev ($aquatic_build, socket_workers = 1, request_workers = $AQUATIC_REQUEST_WORKERS, "
       "max_torrents_per_connection = $AQUATIC_MAX_TORRENTS_PER_CONNECTION, other settings default); npm bittorrent-tracker ${bt_version:-unknown} (its server, WebSocket only, started by "
@@ -562,12 +498,7 @@ print()
 print("### Throughput")
 print()
 md_table(cols, table)
-if ratios:
-    print(f"| aquatic / {REF} | ratio |")
-    print("|---|---:|")
-    for label, v in ratios:
-        print(f"| {label} | {v} |")
-    print()
+md_ratios(ratios, f"aquatic / {REF}")
 if target_line:
     print(target_line)
     print()
@@ -595,8 +526,6 @@ if mem_rows:
     if mem_ratio:
         print(f"- aquatic / {REF}: {mem_ratio}")
     print()
-    for w in mem_warnings:
-        print("**Warning:** " + w)
-        print()
+    md_warnings(mem_warnings)
 EOF
 log "done; configs, logs, results.tsv and memory.tsv in $work"

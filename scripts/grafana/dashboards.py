@@ -30,63 +30,59 @@ sys.path.insert(0, os.path.dirname(HERE))
 from monitored import Monitored, free_port, get, stop, wait_for  # noqa: E402
 PROMETHEUS = "/usr/bin/prometheus"
 
+
+def summed(inner, by=None, legend=None):
+    """A target: the PromQL `inner` summed (by the labels `by`), with its
+    legend (by default those labels' value)."""
+    expr = f"sum by ({by}) ({inner})" if by else f"sum({inner})"
+    return expr, legend if legend is not None else "{{" + by + "}}"
+
+
+def rate(counter, by=None, legend=None):
+    """A target: the per-second rate of the counter {P}_<counter>_total."""
+    return summed("rate({P}_" + counter + "_total{S}[$__rate_interval])", by, legend)
+
+
+def gauge(name, by=None, legend=None):
+    """A target: the gauge {P}_<name>."""
+    return summed("{P}_" + name + "{S}", by, legend)
+
+
 # (title, unit, [(expr with {P} for the prefix and {S} for the instance
 # selector, legend)]): the panels every daemon has, then each one's own.
 COMMON = [
-    ("Requests per second, by type", "reqps",
-     [("sum by (type) (rate({P}_requests_total{S}[$__rate_interval]))", "{{type}}")]),
-    ("Responses per second, by type", "reqps",
-     [("sum by (type) (rate({P}_responses_total{S}[$__rate_interval]))", "{{type}}")]),
+    ("Requests per second, by type", "reqps", [rate("requests", "type")]),
+    ("Responses per second, by type", "reqps", [rate("responses", "type")]),
     ("Torrents, seeders, leechers", "short",
-     [("sum by (ip_version) ({P}_torrents{S})", "torrents IPv{{ip_version}}"),
-      ("sum by (ip_version) ({P}_seeders{S})", "seeders IPv{{ip_version}}"),
-      ("sum by (ip_version) ({P}_leechers{S})", "leechers IPv{{ip_version}}")]),
-    ("Torrents by number of peers (last cleaning)", "short",
-     [("sum by (peers) ({P}_torrents_by_size{S})", "{{peers}} peers")]),
-    ("Bytes per second", "Bps",
-     [("sum(rate({P}_received_bytes_total{S}[$__rate_interval]))", "in"),
-      ("sum(rate({P}_sent_bytes_total{S}[$__rate_interval]))", "out")]),
-    ("Peers not stored per second, by reason", "short",
-     [("sum by (reason) (rate({P}_peers_not_stored_total{S}[$__rate_interval]))", "{{reason}}")]),
-    ("Sources holding peers", "short",
-     [("sum by (ip_version) ({P}_sources{S})", "IPv{{ip_version}}")]),
-    ("Announces per second, by client", "reqps",
-     [("sum by (client) (rate({P}_announces_by_client_total{S}[$__rate_interval]))", "{{client}}")]),
-    ("Refused by defences per second (IP filter, rate limit, host)", "short",
-     [("sum by (reason) (rate({P}_refused_total{S}[$__rate_interval]))", "{{reason}}")]),
-    ("Files: last load or write worked (1) or failed (0)", "short",
-     [("max by (file) ({P}_file_ok{S})", "{{file}}")]),
+     [gauge(name, "ip_version", name + " IPv{{ip_version}}") for name in ("torrents", "seeders", "leechers")]),
+    ("Torrents by number of peers (last cleaning)", "short", [gauge("torrents_by_size", "peers", "{{peers}} peers")]),
+    ("Bytes per second", "Bps", [rate("received_bytes", legend="in"), rate("sent_bytes", legend="out")]),
+    ("Peers not stored per second, by reason", "short", [rate("peers_not_stored", "reason")]),
+    ("Sources holding peers", "short", [gauge("sources", "ip_version", "IPv{{ip_version}}")]),
+    ("Announces per second, by client", "reqps", [rate("announces_by_client", "client")]),
+    ("Refused by defences per second (IP filter, rate limit, host)", "short", [rate("refused", "reason")]),
+    ("Files: last load or write worked (1) or failed (0)", "short", [("max by (file) ({P}_file_ok{S})", "{{file}}")]),
     ("Requests per second, by socket worker", "reqps",
-     [("sum by (instance, worker) (rate({P}_requests_total{S}[$__rate_interval]))",
-       "{{instance}} worker {{worker}}")]),
+     [rate("requests", "instance, worker", "{{instance}} worker {{worker}}")]),
 ]
 TCP = [
-    ("Connections per second, by outcome", "short",
-     [("sum by (outcome) (rate({P}_connections_total{S}[$__rate_interval]))", "{{outcome}}")]),
-    ("Open connections", "short",
-     [("sum({P}_open_connections{S})", "open")]),
-    ("Error responses per second, by reason", "short",
-     [("sum by (reason) (rate({P}_error_responses_total{S}[$__rate_interval]))", "{{reason}}")]),
+    ("Connections per second, by outcome", "short", [rate("connections", "outcome")]),
+    ("Open connections", "short", [gauge("open_connections", legend="open")]),
+    ("Error responses per second, by reason", "short", [rate("error_responses", "reason")]),
 ]
 OWN = {
     "udp": [
-        ("Packets dropped per second, by reason", "short",
-         [("sum by (reason) (rate({P}_dropped_total{S}[$__rate_interval]))", "{{reason}}")]),
+        ("Packets dropped per second, by reason", "short", [rate("dropped", "reason")]),
     ],
     "http": TCP,
     "ws": TCP + [
-        ("Connections closed per second, by reason", "short",
-         [("sum by (reason) (rate({P}_closed_connections_total{S}[$__rate_interval]))", "{{reason}}")]),
-        ("Messages dropped per second, by reason", "short",
-         [("sum by (reason) (rate({P}_dropped_messages_total{S}[$__rate_interval]))", "{{reason}}")]),
+        ("Connections closed per second, by reason", "short", [rate("closed_connections", "reason")]),
+        ("Messages dropped per second, by reason", "short", [rate("dropped_messages", "reason")]),
         ("Offers and answers not relayed per second", "short",
-         [("sum by (reason) (rate({P}_offers_not_relayed_total{S}[$__rate_interval]))", "offers: {{reason}}"),
-          ("sum(rate({P}_answers_not_relayed_total{S}[$__rate_interval]))", "answers")]),
-        ("Pending offers", "short",
-         [("sum({P}_pending_offers{S})", "pending")]),
+         [rate("offers_not_relayed", "reason", "offers: {{reason}}"), rate("answers_not_relayed", legend="answers")]),
+        ("Pending offers", "short", [gauge("pending_offers", legend="pending")]),
     ],
 }
-
 
 def dashboard(daemon):
     prefix = f"aquatic_{daemon}"

@@ -7,6 +7,7 @@
 - `make_payload`, `make_torrent`: the random payload and its v1 .torrent.
 - `Client`: one libtorrent session with one torrent, every peer source but
   the tracker turned off.
+- `TrackerTest`: what the tests share (checks, the end of a run).
 - `SwarmTest` and `libtorrent_main`: the libtorrent swarm test itself (one
   seeder, two downloaders), run by libtorrent_udp.py and libtorrent_http.py.
 - `scrape`: a scrape over plain HTTP(S), independent of any client.
@@ -357,16 +358,35 @@ class Tracker:
             self.relay = None
         if self.proc is None or self.proc.poll() is not None:
             return
-        pid = self.proc.pid
-        try:
-            os.kill(pid, signal.SIGTERM)
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.kill(pid, signal.SIGKILL)
-            self.proc.wait(timeout=5)
-        except ProcessLookupError:
-            pass
-        log(f"tracker (pid {pid}) stopped, exit status {self.proc.returncode}")
+        stop_process(self.proc, "tracker")
+
+
+def stop_process(proc, what, timeout=5):
+    """Stop `proc` (a Popen, still running) by its PID: SIGTERM, up to
+    `timeout` s to exit, then SIGKILL; log its exit status as `what`'s."""
+    pid = proc.pid
+    try:
+        os.kill(pid, signal.SIGTERM)
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+    except ProcessLookupError:
+        pass
+    log(f"{what} (pid {pid}) stopped, exit status {proc.returncode}")
+
+
+def http_exchange(conn, what, *request):
+    """conn.request(*request) on an http.client connection, closed after:
+    (the response, its body), or CheckFailed("WHAT: error")."""
+    try:
+        conn.request(*request)
+        resp = conn.getresponse()
+        return resp, resp.read()
+    except (OSError, http.client.HTTPException) as e:
+        raise CheckFailed(f"{what}: {e}")
+    finally:
+        conn.close()
 
 
 def scrape(announce_url, info_hash, timeout=5):
@@ -387,14 +407,7 @@ def scrape(announce_url, info_hash, timeout=5):
         conn = http.client.HTTPSConnection(u.hostname, u.port, timeout=timeout, context=ctx)
     else:
         conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
-    try:
-        conn.request("GET", f"{head}/scrape{tail}?{query}")
-        resp = conn.getresponse()
-        body = resp.read()
-    except (OSError, http.client.HTTPException) as e:
-        raise CheckFailed(f"scrape of {announce_url}: {e}")
-    finally:
-        conn.close()
+    resp, body = http_exchange(conn, f"scrape of {announce_url}", "GET", f"{head}/scrape{tail}?{query}")
     if resp.status != 200:
         raise CheckFailed(f"scrape of {announce_url}: HTTP status {resp.status}: {body[:200]!r}")
     d = lt.bdecode(body)
@@ -602,8 +615,12 @@ def other_peer_sources(clients):
 # ---------------------------------------------------------------- the libtorrent swarm test
 
 
-class SwarmTest:
-    """One libtorrent seeder and two downloaders meeting through the tracker."""
+class TrackerTest:
+    """What the tests here share: the command line's args, the scheme, the
+    work directory, the time budget, the tracker under test, the checks
+    passed and failed, and how a run ends. `name` starts the summary line."""
+
+    name = None
 
     def __init__(self, args, scheme):
         self.args = args
@@ -613,8 +630,70 @@ class SwarmTest:
         self.passed = []
         self.failed = []
         self.tracker = None
-        self.clients = []
         self.events_log = None
+
+    def check(self, name, fn):
+        try:
+            detail = fn()
+        except CheckFailed as e:
+            self.failed.append(name)
+            log(f"FAIL {name}: {e}")
+            return False
+        self.passed.append(name)
+        log(f"ok   {name}" + (f": {detail}" if detail else ""))
+        return True
+
+    def write_payload(self, seed):
+        """WORKDIR/seed/payload.bin, from `seed` (or random): its path, and
+        that of WORKDIR/test.torrent (not written yet)."""
+        os.makedirs(self.workdir, exist_ok=True)
+        seed_dir = os.path.join(self.workdir, "seed")
+        os.makedirs(seed_dir, exist_ok=True)
+        payload = os.path.join(seed_dir, "payload.bin")
+        make_payload(payload, seed)
+        return payload, os.path.join(self.workdir, "test.torrent")
+
+    def logs(self):
+        """(what, path) of each log to look at when a check failed."""
+        return [] if self.tracker is None else [("tracker", self.tracker.log_path)]
+
+    def finish(self):
+        """Stop the tracker, say what failed, print the summary line; the
+        exit status."""
+        if self.tracker is not None:
+            self.tracker.stop()
+        ok = not self.failed
+        if not ok:
+            log("failed: " + "; ".join(self.failed))
+            for what, path in self.logs():
+                log(f"{what} log: {path}")
+        print(f"{self.name} {self.scheme}: {len(self.passed)} passed, {len(self.failed)} failed", flush=True)
+        return 0 if ok else 1
+
+    def close(self):
+        """Stop whatever still runs (after run(), however it ended)."""
+        if self.tracker is not None:
+            self.tracker.stop()
+
+    def run_to_end(self):
+        """run(): its exit status, 1 on Ctrl-C; then close() in any case."""
+        try:
+            return self.run()
+        except KeyboardInterrupt:
+            log("interrupted")
+            return 1
+        finally:
+            self.close()
+
+
+class SwarmTest(TrackerTest):
+    """One libtorrent seeder and two downloaders meeting through the tracker."""
+
+    name = "libtorrent"
+
+    def __init__(self, args, scheme):
+        super().__init__(args, scheme)
+        self.clients = []
 
     # -- helpers
 
@@ -679,26 +758,10 @@ class SwarmTest:
         lines.append(f"    libtorrent alerts: {os.path.join(self.workdir, 'alerts.log')}")
         return "\n".join(lines)
 
-    def check(self, name, fn):
-        try:
-            detail = fn()
-        except CheckFailed as e:
-            self.failed.append(name)
-            log(f"FAIL {name}: {e}")
-            return False
-        self.passed.append(name)
-        log(f"ok   {name}" + (f": {detail}" if detail else ""))
-        return True
-
     # -- the run
 
     def run(self):
-        os.makedirs(self.workdir, exist_ok=True)
-        seed_dir = os.path.join(self.workdir, "seed")
-        os.makedirs(seed_dir, exist_ok=True)
-        payload = os.path.join(seed_dir, "payload.bin")
-        make_payload(payload, self.args.seed)
-        torrent_path = os.path.join(self.workdir, "test.torrent")
+        payload, torrent_path = self.write_payload(self.args.seed)
 
         if self.args.print_info_hash:
             print(info_hash_hex(make_torrent(payload, None, torrent_path)))
@@ -828,17 +891,6 @@ class SwarmTest:
 
         self.check("scrape after pausing the other downloader: 1 seeder", pause_other)
 
-    def finish(self):
-        if self.tracker is not None:
-            self.tracker.stop()
-        ok = not self.failed
-        if not ok:
-            log("failed: " + "; ".join(self.failed))
-            if self.tracker is not None:
-                log(f"tracker log: {self.tracker.log_path}")
-        print(f"libtorrent {self.scheme}: {len(self.passed)} passed, {len(self.failed)} failed", flush=True)
-        return 0 if ok else 1
-
 
 def install_sigterm_handler():
     """SIGTERM (e.g. from `timeout`) runs the cleanup too: processes started
@@ -893,12 +945,4 @@ def libtorrent_main(doc, transport):
         scheme = "https" if args.https else "http"
 
     install_sigterm_handler()
-    test = SwarmTest(args, scheme)
-    try:
-        return test.run()
-    except KeyboardInterrupt:
-        log("interrupted")
-        return 1
-    finally:
-        if test.tracker is not None:
-            test.tracker.stop()
+    return SwarmTest(args, scheme).run_to_end()

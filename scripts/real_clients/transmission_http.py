@@ -47,7 +47,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -58,18 +57,19 @@ from common import (
     THROTTLE,
     CheckFailed,
     Client,
-    Deadline,
     Tracker,
+    TrackerTest,
     die_with_parent,
     files_identical,
     free_port,
+    http_exchange,
     info_hash_hex,
     install_sigterm_handler,
     log,
-    make_payload,
     make_torrent,
     other_peer_sources,
     scrape,
+    stop_process,
 )
 
 # torrent-get "status" (Transmission 3 and 4)
@@ -103,14 +103,7 @@ class Rpc:
             if self.session_id:
                 headers["X-Transmission-Session-Id"] = self.session_id
             conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-            try:
-                conn.request("POST", "/transmission/rpc", body, headers)
-                resp = conn.getresponse()
-                data = resp.read()
-            except (OSError, http.client.HTTPException) as e:
-                raise CheckFailed(f"RPC {method}: {e}")
-            finally:
-                conn.close()
+            resp, data = http_exchange(conn, f"RPC {method}", "POST", "/transmission/rpc", body, headers)
             if resp.status == 409:
                 self.session_id = resp.getheader("X-Transmission-Session-Id")
                 continue
@@ -225,47 +218,22 @@ class Transmission:
 
     def stop(self):
         if self.proc.poll() is None:
-            pid = self.proc.pid
-            try:
-                os.kill(pid, signal.SIGTERM)
-                self.proc.wait(timeout=10)  # it sends its `stopped` announces first
-            except subprocess.TimeoutExpired:
-                os.kill(pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
-            except ProcessLookupError:
-                pass
-            log(f"transmission (pid {pid}) stopped, exit status {self.proc.returncode}")
+            stop_process(self.proc, "transmission", timeout=10)  # it sends its `stopped` announces first
         self.log_file.close()
 
 
-class Test:
+class Test(TrackerTest):
+    name = "transmission"
+
     def __init__(self, args):
-        self.args = args
-        self.scheme = "https" if args.https else "http"
-        self.workdir = os.path.abspath(args.workdir)
-        self.deadline = Deadline(args.timeout)
-        self.passed = []
-        self.failed = []
-        self.tracker = None
+        super().__init__(args, "https" if args.https else "http")
         self.transmission = None
         self.downloader = None
-        self.events_log = None
         self.torrent_id = None
         self.url = None
         self.info_hash = None
 
     # -- helpers
-
-    def check(self, name, fn):
-        try:
-            detail = fn()
-        except CheckFailed as e:
-            self.failed.append(name)
-            log(f"FAIL {name}: {e}")
-            return False
-        self.passed.append(name)
-        log(f"ok   {name}" + (f": {detail}" if detail else ""))
-        return True
 
     def pump(self):
         if self.downloader is not None and self.downloader.session is not None:
@@ -353,12 +321,7 @@ class Test:
     # -- the run
 
     def run(self):
-        os.makedirs(self.workdir, exist_ok=True)
-        seed_dir = os.path.join(self.workdir, "seed")
-        os.makedirs(seed_dir, exist_ok=True)
-        payload = os.path.join(seed_dir, "payload.bin")
-        make_payload(payload, None)
-        torrent_path = os.path.join(self.workdir, "test.torrent")
+        payload, torrent_path = self.write_payload(None)
         self.info_hash = info_hash_hex(make_torrent(payload, None, torrent_path))
         try:
             self.tracker = Tracker(self.args.tracker, self.workdir, self.info_hash, self.deadline, self.scheme)
@@ -554,18 +517,15 @@ class Test:
 
         self.check("transmission restarted: seederCount 2 as the tracker says", restarted)
 
-    def finish(self):
-        if self.tracker is not None:
-            self.tracker.stop()
-        ok = not self.failed
-        if not ok:
-            log("failed: " + "; ".join(self.failed))
-            if self.tracker is not None:
-                log(f"tracker log: {self.tracker.log_path}")
-            if self.transmission is not None:
-                log(f"transmission log: {self.transmission.log_path}")
-        print(f"transmission {self.scheme}: {len(self.passed)} passed, {len(self.failed)} failed", flush=True)
-        return 0 if ok else 1
+    def logs(self):
+        return super().logs() + ([] if self.transmission is None else [("transmission", self.transmission.log_path)])
+
+    def close(self):
+        if self.downloader is not None:
+            self.downloader.close()
+        if self.transmission is not None:
+            self.transmission.stop()
+        super().close()
 
 
 def main():
@@ -587,19 +547,7 @@ def main():
             ap.error(f"{getattr(args, what)} is not an executable file")
 
     install_sigterm_handler()
-    test = Test(args)
-    try:
-        return test.run()
-    except KeyboardInterrupt:
-        log("interrupted")
-        return 1
-    finally:
-        if test.downloader is not None:
-            test.downloader.close()
-        if test.transmission is not None:
-            test.transmission.stop()
-        if test.tracker is not None:
-            test.tracker.stop()
+    return Test(args).run_to_end()
 
 
 if __name__ == "__main__":
