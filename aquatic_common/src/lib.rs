@@ -39,6 +39,7 @@ pub mod daemon_config;
 #[allow(unsafe_code)]
 pub mod datagrams;
 pub mod defences;
+pub mod family_maps;
 pub mod fd_limit;
 pub mod health;
 pub mod interval;

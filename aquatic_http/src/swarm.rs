@@ -7,14 +7,12 @@
 //! remove or replace another address's entry. IPv4 and IPv6 swarms never
 //! mix. Plain data with the time passed in, so tests need no sockets.
 
-use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
+use aquatic_common::family_maps::FamilyMaps;
 use aquatic_common::interval::AnnounceInterval;
-use aquatic_common::metrics::SwarmGauges;
-use aquatic_common::state::{self, PeerRecords, StateError, TorrentRecord};
-use aquatic_common::torrent_map::{Announce, Limits, SwarmEvent, TorrentMap};
-use aquatic_common::{InfoHash, IpVersion, PeerId, SecondsSinceStart, ValidUntil, scrape_export};
+use aquatic_common::torrent_map::{Announce, PeerData, SwarmEvent};
+use aquatic_common::{InfoHash, PeerId, SecondsSinceStart, ValidUntil};
 use aquatic_http_protocol::{
     AnnounceEvent, AnnounceRequest, AnnounceResponse, ResponsePeer, ScrapeStatistics,
 };
@@ -30,163 +28,92 @@ pub struct SwarmConfig {
 }
 
 /// One request worker's torrents, both address families.
-#[derive(Default)]
-pub struct TorrentMaps {
-    ipv4: TorrentMap<(Ipv4Addr, u16), PeerId>,
-    ipv6: TorrentMap<(Ipv6Addr, u16), PeerId>,
+pub type TorrentMaps = FamilyMaps<PeerId>;
+
+/// Apply an announce from `ip` to its address family's torrents and build
+/// its response.
+pub fn announce<R: Rng>(
+    maps: &mut TorrentMaps,
+    rng: &mut R,
+    config: &SwarmConfig,
+    now: SecondsSinceStart,
+    request: &AnnounceRequest,
+    ip: IpAddr,
+) -> AnnounceResponse {
+    let event = match request.event {
+        AnnounceEvent::None => SwarmEvent::None,
+        AnnounceEvent::Started => SwarmEvent::Started,
+        AnnounceEvent::Completed => SwarmEvent::Completed,
+        AnnounceEvent::Stopped => SwarmEvent::Stopped,
+    };
+    // numwant=0 asks for no peers (libtorrent sends it with "stopped").
+    let max_peers = request
+        .numwant
+        .unwrap_or(config.max_response_peers)
+        .min(config.max_response_peers);
+    let valid_until = ValidUntil::new(now, config.max_peer_age);
+    let announce = Announce {
+        info_hash: request.info_hash,
+        key: (),
+        extra: request.peer_id,
+        event,
+        left_is_zero: request.bytes_left == 0,
+        valid_until,
+        max_peers,
+        spread_sources: false,
+    };
+    let mut response = AnnounceResponse {
+        interval: config.announce_interval.pick(rng),
+        min_interval: config.min_announce_interval,
+        complete: 0,
+        incomplete: 0,
+        peers: Vec::new(),
+        peers6: Vec::new(),
+        external_ip: Some(ip),
+        warning_message: None,
+    };
+    let counts = match ip {
+        IpAddr::V4(ip) => {
+            let announce = announce.with_key((ip, request.port));
+            maps.ipv4
+                .announce(rng, announce, &mut response.peers, response_peer)
+        }
+        IpAddr::V6(ip) => {
+            let announce = announce.with_key((ip, request.port));
+            maps.ipv6
+                .announce(rng, announce, &mut response.peers6, response_peer)
+        }
+    };
+    response.complete = counts.seeders;
+    response.incomplete = counts.leechers;
+    response
 }
 
-impl TorrentMaps {
-    /// Each address family gets `limits` of its own.
-    pub fn new(limits: Limits) -> Self {
-        Self {
-            ipv4: TorrentMap::with_limits(limits),
-            ipv6: TorrentMap::with_limits(limits),
-        }
+/// A stored peer as an answer lists it.
+fn response_peer<I: Copy>(((ip, port), data): &((I, u16), PeerData<PeerId>)) -> ResponsePeer<I> {
+    ResponsePeer {
+        ip_address: *ip,
+        port: *port,
+        peer_id: data.extra,
     }
+}
 
-    pub fn announce<R: Rng>(
-        &mut self,
-        rng: &mut R,
-        config: &SwarmConfig,
-        now: SecondsSinceStart,
-        request: &AnnounceRequest,
-        ip: IpAddr,
-    ) -> AnnounceResponse {
-        let event = match request.event {
-            AnnounceEvent::None => SwarmEvent::None,
-            AnnounceEvent::Started => SwarmEvent::Started,
-            AnnounceEvent::Completed => SwarmEvent::Completed,
-            AnnounceEvent::Stopped => SwarmEvent::Stopped,
-        };
-        // numwant=0 asks for no peers (libtorrent sends it with "stopped").
-        let max_peers = request
-            .numwant
-            .unwrap_or(config.max_response_peers)
-            .min(config.max_response_peers);
-        let valid_until = ValidUntil::new(now, config.max_peer_age);
-        let mut response = AnnounceResponse {
-            interval: config.announce_interval.pick(rng),
-            min_interval: config.min_announce_interval,
-            complete: 0,
-            incomplete: 0,
-            peers: Vec::new(),
-            peers6: Vec::new(),
-            external_ip: Some(ip),
-            warning_message: None,
-        };
-        let counts = match ip {
-            IpAddr::V4(ip) => self.ipv4.announce(
-                rng,
-                Announce {
-                    info_hash: request.info_hash,
-                    key: (ip, request.port),
-                    extra: request.peer_id,
-                    event,
-                    left_is_zero: request.bytes_left == 0,
-                    valid_until,
-                    max_peers,
-                    spread_sources: false,
-                },
-                &mut response.peers,
-                |((ip, port), data)| ResponsePeer {
-                    ip_address: *ip,
-                    port: *port,
-                    peer_id: data.extra,
-                },
-            ),
-            IpAddr::V6(ip) => self.ipv6.announce(
-                rng,
-                Announce {
-                    info_hash: request.info_hash,
-                    key: (ip, request.port),
-                    extra: request.peer_id,
-                    event,
-                    left_is_zero: request.bytes_left == 0,
-                    valid_until,
-                    max_peers,
-                    spread_sources: false,
-                },
-                &mut response.peers6,
-                |((ip, port), data)| ResponsePeer {
-                    ip_address: *ip,
-                    port: *port,
-                    peer_id: data.extra,
-                },
-            ),
-        };
-        response.complete = counts.seeders;
-        response.incomplete = counts.leechers;
-        response
-    }
-
-    pub fn scrape(&self, info_hash: &InfoHash, ip: IpAddr) -> ScrapeStatistics {
-        let counts = match ip {
-            IpAddr::V4(_) => self.ipv4.scrape(info_hash),
-            IpAddr::V6(_) => self.ipv6.scrape(info_hash),
-        };
-        ScrapeStatistics {
-            complete: counts.seeders,
-            downloaded: counts.downloaded as usize,
-            incomplete: counts.leechers,
-        }
-    }
-
-    pub fn clean(&mut self, now: SecondsSinceStart) {
-        self.ipv4.clean(now);
-        self.ipv6.clean(now);
-    }
-
-    /// This shard's records of the state file: peers valid at `now`.
-    pub fn write_state(&self, now: SecondsSinceStart, out: &mut dyn Write) -> io::Result<()> {
-        state::write_torrents(out, IpVersion::V4, &self.ipv4, now)?;
-        state::write_torrents(out, IpVersion::V6, &self.ipv6, now)
-    }
-
-    /// Read a torrent record of the state file into its address family.
-    pub fn restore(
-        &mut self,
-        record: &TorrentRecord,
-        peers: &mut PeerRecords,
-    ) -> Result<(), StateError> {
-        match record.family {
-            IpVersion::V4 => peers.restore_into(&mut self.ipv4),
-            IpVersion::V6 => peers.restore_into(&mut self.ipv6),
-        }
-    }
-
-    /// This shard's lines of the scrape export.
-    pub fn write_scrape_export(&self, out: &mut dyn Write) -> io::Result<()> {
-        scrape_export::write_torrents(out, &self.ipv4, &self.ipv6)
-    }
-
-    /// Publish sizes and refusals for the statistics and metrics.
-    pub fn publish(&self, gauges: &SwarmGauges) {
-        let [v4, v6] = &gauges.by_ip_version;
-        v4.set_from(&self.ipv4);
-        v6.set_from(&self.ipv6);
-    }
-
-    /// (torrents, seeders, leechers) for IPv4 and IPv6.
-    #[cfg(test)]
-    pub fn counts(&self) -> [(usize, usize, usize); 2] {
-        [
-            (
-                self.ipv4.num_torrents(),
-                self.ipv4.num_seeders(),
-                self.ipv4.num_leechers(),
-            ),
-            (
-                self.ipv6.num_torrents(),
-                self.ipv6.num_seeders(),
-                self.ipv6.num_leechers(),
-            ),
-        ]
+pub fn scrape(maps: &TorrentMaps, info_hash: &InfoHash, ip: IpAddr) -> ScrapeStatistics {
+    let counts = match ip {
+        IpAddr::V4(_) => maps.ipv4.scrape(info_hash),
+        IpAddr::V6(_) => maps.ipv6.scrape(info_hash),
+    };
+    ScrapeStatistics {
+        complete: counts.seeders,
+        downloaded: counts.downloaded as usize,
+        incomplete: counts.leechers,
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use aquatic_common::torrent_map::Limits;
+
     use super::*;
     use rand::SeedableRng;
     use rand::rngs::SmallRng;
@@ -218,31 +145,38 @@ mod tests {
         }
     }
 
+    /// A request worker's maps under test, with its random source and
+    /// config; every announce at time 0.
+    struct Shard {
+        maps: TorrentMaps,
+        rng: SmallRng,
+        config: SwarmConfig,
+    }
+
+    impl Shard {
+        fn new(maps: TorrentMaps, seed: u64) -> Self {
+            let rng = SmallRng::seed_from_u64(seed);
+            let config = CONFIG;
+            Self { maps, rng, config }
+        }
+
+        fn announce(&mut self, request: &AnnounceRequest, ip: IpAddr) -> AnnounceResponse {
+            let (maps, rng, now) = (&mut self.maps, &mut self.rng, SecondsSinceStart(0));
+            announce(maps, rng, &self.config, now, request, ip)
+        }
+    }
+
     #[test]
     fn announce_counts_peers_and_families() {
-        let mut maps = TorrentMaps::default();
-        let mut rng = SmallRng::seed_from_u64(0);
-        let now = SecondsSinceStart(0);
+        let mut t = Shard::new(TorrentMaps::default(), 0);
         let v4: IpAddr = "10.0.0.1".parse().unwrap();
         let v6: IpAddr = "2001:db8::1".parse().unwrap();
-        let r = maps.announce(
-            &mut rng,
-            &CONFIG,
-            now,
-            &request(1, 6881, 0, AnnounceEvent::Started),
-            v4,
-        );
+        let r = t.announce(&request(1, 6881, 0, AnnounceEvent::Started), v4);
         assert_eq!((r.complete, r.incomplete, r.peers.len()), (1, 0, 0));
         assert_eq!(r.external_ip, Some(v4));
         assert_eq!((r.interval, r.min_interval), (1800, 60));
         // Same IP, other peer id: another peer (e.g. two clients behind NAT).
-        let r = maps.announce(
-            &mut rng,
-            &CONFIG,
-            now,
-            &request(2, 6882, 10, AnnounceEvent::Started),
-            v4,
-        );
+        let r = t.announce(&request(2, 6882, 10, AnnounceEvent::Started), v4);
         assert_eq!((r.complete, r.incomplete), (1, 1));
         assert_eq!(
             r.peers,
@@ -253,58 +187,35 @@ mod tests {
             }]
         );
         // IPv6 swarm is separate.
-        let r = maps.announce(
-            &mut rng,
-            &CONFIG,
-            now,
-            &request(3, 6883, 10, AnnounceEvent::Started),
-            v6,
-        );
+        let r = t.announce(&request(3, 6883, 10, AnnounceEvent::Started), v6);
         assert_eq!(
             (r.complete, r.incomplete, r.peers.len(), r.peers6.len()),
             (0, 1, 0, 0)
         );
         // Completed counts in the scrape; stopped removes.
-        maps.announce(
-            &mut rng,
-            &CONFIG,
-            now,
-            &request(2, 6882, 0, AnnounceEvent::Completed),
-            v4,
-        );
-        let s = maps.scrape(&InfoHash([1; 20]), v4);
+        t.announce(&request(2, 6882, 0, AnnounceEvent::Completed), v4);
+        let s = scrape(&t.maps, &InfoHash([1; 20]), v4);
         assert_eq!((s.complete, s.downloaded, s.incomplete), (2, 1, 0));
         let mut stop = request(2, 6882, 0, AnnounceEvent::Stopped);
         stop.numwant = Some(0);
-        let r = maps.announce(&mut rng, &CONFIG, now, &stop, v4);
+        let r = t.announce(&stop, v4);
         assert_eq!((r.complete, r.incomplete, r.peers.len()), (1, 0, 0));
-        assert_eq!(maps.counts(), [(1, 1, 0), (1, 0, 1)]);
+        assert_eq!(t.maps.counts(), [(1, 1, 0), (1, 0, 1)]);
     }
 
     #[test]
     fn numwant_is_capped() {
-        let mut maps = TorrentMaps::default();
-        let mut rng = SmallRng::seed_from_u64(1);
-        let now = SecondsSinceStart(0);
+        let mut t = Shard::new(TorrentMaps::default(), 1);
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         for peer in 0..100 {
             let ip = IpAddr::from([10, 0, 1, peer]);
-            maps.announce(
-                &mut rng,
-                &CONFIG,
-                now,
-                &request(peer, 1, 1, AnnounceEvent::None),
-                ip,
-            );
+            t.announce(&request(peer, 1, 1, AnnounceEvent::None), ip);
         }
         let mut r = request(200, 1, 1, AnnounceEvent::None);
         r.numwant = Some(10_000);
-        assert_eq!(
-            maps.announce(&mut rng, &CONFIG, now, &r, ip).peers.len(),
-            50
-        );
+        assert_eq!(t.announce(&r, ip).peers.len(), 50);
         r.numwant = Some(5);
-        assert_eq!(maps.announce(&mut rng, &CONFIG, now, &r, ip).peers.len(), 5);
+        assert_eq!(t.announce(&r, ip).peers.len(), 5);
     }
 
     #[test]
@@ -314,46 +225,29 @@ mod tests {
             1_000_000,
             &aquatic_common::source::SourceBudgetConfig::default(),
         );
-        let mut maps = TorrentMaps::new(limits);
-        let mut rng = SmallRng::seed_from_u64(2);
-        let now = SecondsSinceStart(0);
+        let mut t = Shard::new(TorrentMaps::new(limits), 2);
         let attacker: IpAddr = "10.0.0.4".parse().unwrap();
         // 1000 peer ids from one address and port: one peer.
         for peer in 0..1000u32 {
             let mut r = request(0, 6881, 1, AnnounceEvent::Started);
             r.peer_id = PeerId([(peer % 251) as u8; 20]);
             r.peer_id.0[0..4].copy_from_slice(&peer.to_be_bytes());
-            maps.announce(&mut rng, &CONFIG, now, &r, attacker);
+            t.announce(&r, attacker);
         }
-        assert_eq!(maps.counts()[0], (1, 0, 1));
+        assert_eq!(t.maps.counts()[0], (1, 0, 1));
         // 1000 ports from one address: its share of the torrent (5 % of
         // 1000 = 50), then refused.
         for port in 1..=1000u16 {
-            maps.announce(
-                &mut rng,
-                &CONFIG,
-                now,
-                &request(1, port, 1, AnnounceEvent::Started),
-                attacker,
-            );
+            t.announce(&request(1, port, 1, AnnounceEvent::Started), attacker);
         }
-        assert_eq!(maps.counts()[0], (1, 0, 50));
+        assert_eq!(t.maps.counts()[0], (1, 0, 50));
         // Honest peers on other addresses are stored and find each other.
         let (a, b): (IpAddr, IpAddr) = ("10.0.0.5".parse().unwrap(), "10.0.0.6".parse().unwrap());
-        maps.announce(
-            &mut rng,
-            &CONFIG,
-            now,
-            &request(7, 7000, 1, AnnounceEvent::Started),
-            a,
-        );
+        t.announce(&request(7, 7000, 1, AnnounceEvent::Started), a);
         let mut r = request(8, 8000, 1, AnnounceEvent::Started);
         r.numwant = Some(200);
-        let config = SwarmConfig {
-            max_response_peers: 200,
-            ..CONFIG
-        };
-        let answer = maps.announce(&mut rng, &config, now, &r, b);
+        t.config.max_response_peers = 200;
+        let answer = t.announce(&r, b);
         assert_eq!(answer.incomplete, 52);
         assert!(answer.peers.iter().any(|p| p.ip_address == a));
         let mut addresses: Vec<_> = answer

@@ -11,16 +11,15 @@
 //! is stored, and a seeder is answered with leechers only.
 
 use std::fmt::Debug;
-use std::io::{self, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use aquatic_common::clients::ClientKey;
+use aquatic_common::family_maps::FamilyMaps;
 use aquatic_common::interval::AnnounceInterval;
-use aquatic_common::metrics::SwarmSizes;
 use aquatic_common::peer_store::PeerAddr;
-use aquatic_common::state::{self, PeerRecords, StateCodec, StateError, TorrentRecord};
-use aquatic_common::torrent_map::{Announce, Limits, SwarmEvent, TorrentMap as GenericTorrentMap};
-use aquatic_common::{InfoHash, IpVersion, SecondsSinceStart, ValidUntil, scrape_export};
+use aquatic_common::state::StateCodec;
+use aquatic_common::torrent_map::{Announce, SwarmEvent, TorrentMap};
+use aquatic_common::{InfoHash, SecondsSinceStart, ValidUntil};
 use aquatic_udp_protocol::{
     AnnounceEvent, AnnounceResponse, ResponsePeer, TorrentScrapeStatistics, TransactionId,
 };
@@ -63,95 +62,60 @@ pub struct AnnounceQuery {
 /// A peer's key: its source IP and announced port.
 type PeerKey<I> = (I, u16);
 
-/// The torrents of one shard and one address family.
-/// Each peer keeps its client ([`ClientKey`], two bytes) for the status
-/// page's client mix.
-pub struct TorrentMap<I: PeerIp>(GenericTorrentMap<PeerKey<I>, ClientKey>);
+/// The torrents of one shard and one address family. Each peer keeps its
+/// client ([`ClientKey`], two bytes) for the status page's client mix.
+pub type Torrents<I> = TorrentMap<PeerKey<I>, ClientKey>;
 
-impl<I: PeerIp> Default for TorrentMap<I> {
-    fn default() -> Self {
-        Self(GenericTorrentMap::default())
+/// Both address families of a shard: IPv4 and IPv6 swarms never mix.
+pub type TorrentMaps = FamilyMaps<ClientKey>;
+
+/// Apply an announce from `ip` to `map` and build its response.
+pub fn announce<I: PeerIp, R: Rng>(
+    map: &mut Torrents<I>,
+    rng: &mut R,
+    config: &SwarmConfig,
+    now: SecondsSinceStart,
+    query: &AnnounceQuery,
+    ip: I,
+) -> AnnounceResponse<I> {
+    let event = match query.event {
+        AnnounceEvent::None => SwarmEvent::None,
+        AnnounceEvent::Started => SwarmEvent::Started,
+        AnnounceEvent::Completed => SwarmEvent::Completed,
+        AnnounceEvent::Stopped => SwarmEvent::Stopped,
+    };
+    let announce = Announce {
+        info_hash: query.info_hash,
+        key: (ip, query.port),
+        extra: query.client,
+        event,
+        left_is_zero: query.bytes_left == 0,
+        valid_until: ValidUntil::new(now, config.max_peer_age),
+        max_peers: response_peer_limit::<I>(config.max_response_peers, query.peers_wanted),
+        spread_sources: false,
+    };
+    let mut peers = Vec::new();
+    let counts = map.announce(rng, announce, &mut peers, |((ip_address, port), _)| {
+        ResponsePeer {
+            ip_address: *ip_address,
+            port: *port,
+        }
+    });
+    AnnounceResponse {
+        transaction_id: query.transaction_id,
+        announce_interval: saturating_i32(config.announce_interval.pick(rng)),
+        leechers: saturating_i32(counts.leechers),
+        seeders: saturating_i32(counts.seeders),
+        peers,
     }
 }
 
-impl<I: PeerIp> TorrentMap<I> {
-    pub fn with_limits(limits: Limits) -> Self {
-        Self(GenericTorrentMap::with_limits(limits))
-    }
-}
-
-impl<I: PeerIp> TorrentMap<I> {
-    /// Apply an announce from `ip` and build its response.
-    pub fn announce<R: Rng>(
-        &mut self,
-        rng: &mut R,
-        config: &SwarmConfig,
-        now: SecondsSinceStart,
-        query: &AnnounceQuery,
-        ip: I,
-    ) -> AnnounceResponse<I> {
-        let event = match query.event {
-            AnnounceEvent::None => SwarmEvent::None,
-            AnnounceEvent::Started => SwarmEvent::Started,
-            AnnounceEvent::Completed => SwarmEvent::Completed,
-            AnnounceEvent::Stopped => SwarmEvent::Stopped,
-        };
-        let announce = Announce {
-            info_hash: query.info_hash,
-            key: (ip, query.port),
-            extra: query.client,
-            event,
-            left_is_zero: query.bytes_left == 0,
-            valid_until: ValidUntil::new(now, config.max_peer_age),
-            max_peers: response_peer_limit::<I>(config.max_response_peers, query.peers_wanted),
-            spread_sources: false,
-        };
-        let mut peers = Vec::new();
-        let counts = self
-            .0
-            .announce(rng, announce, &mut peers, |((ip_address, port), _)| {
-                ResponsePeer {
-                    ip_address: *ip_address,
-                    port: *port,
-                }
-            });
-        AnnounceResponse {
-            transaction_id: query.transaction_id,
-            announce_interval: saturating_i32(config.announce_interval.pick(rng)),
-            leechers: saturating_i32(counts.leechers),
-            seeders: saturating_i32(counts.seeders),
-            peers,
-        }
-    }
-
-    pub fn scrape(&self, info_hash: &InfoHash) -> TorrentScrapeStatistics {
-        let counts = self.0.scrape(info_hash);
-        TorrentScrapeStatistics {
-            seeders: saturating_i32(counts.seeders),
-            completed: saturating_i32(counts.downloaded),
-            leechers: saturating_i32(counts.leechers),
-        }
-    }
-
-    pub fn clean(&mut self, now: SecondsSinceStart) {
-        self.0.clean(now);
-    }
-
-    /// Publish sizes and refusals for the statistics and metrics.
-    pub fn publish(&self, sizes: &SwarmSizes) {
-        sizes.set_from(&self.0);
-    }
-
-    pub fn num_torrents(&self) -> usize {
-        self.0.num_torrents()
-    }
-
-    pub fn num_seeders(&self) -> usize {
-        self.0.num_seeders()
-    }
-
-    pub fn num_leechers(&self) -> usize {
-        self.0.num_leechers()
+pub fn scrape<I: PeerIp>(map: &Torrents<I>, info_hash: &InfoHash) -> TorrentScrapeStatistics {
+    let counts = map.scrape(info_hash);
+    TorrentScrapeStatistics {
+        seeders: saturating_i32(counts.seeders),
+        completed: saturating_i32(counts.downloaded),
+        leechers: saturating_i32(counts.leechers),
     }
 }
 
@@ -171,53 +135,10 @@ fn saturating_i32<T: TryInto<i32>>(n: T) -> i32 {
     n.try_into().unwrap_or(i32::MAX)
 }
 
-/// Both address families of a shard: IPv4 and IPv6 swarms never mix.
-#[derive(Default)]
-pub struct TorrentMaps {
-    pub ipv4: TorrentMap<Ipv4Addr>,
-    pub ipv6: TorrentMap<Ipv6Addr>,
-}
-
-impl TorrentMaps {
-    /// Each address family gets `limits` of its own.
-    pub fn new(limits: Limits) -> Self {
-        Self {
-            ipv4: TorrentMap::with_limits(limits),
-            ipv6: TorrentMap::with_limits(limits),
-        }
-    }
-
-    pub fn clean(&mut self, now: SecondsSinceStart) {
-        self.ipv4.clean(now);
-        self.ipv6.clean(now);
-    }
-
-    /// This shard's records of the state file: peers valid at `now`.
-    pub fn write_state(&self, now: SecondsSinceStart, out: &mut dyn Write) -> io::Result<()> {
-        state::write_torrents(out, IpVersion::V4, &self.ipv4.0, now)?;
-        state::write_torrents(out, IpVersion::V6, &self.ipv6.0, now)
-    }
-
-    /// Read a torrent record of the state file into its address family.
-    pub fn restore(
-        &mut self,
-        record: &TorrentRecord,
-        peers: &mut PeerRecords,
-    ) -> Result<(), StateError> {
-        match record.family {
-            IpVersion::V4 => peers.restore_into(&mut self.ipv4.0),
-            IpVersion::V6 => peers.restore_into(&mut self.ipv6.0),
-        }
-    }
-
-    /// This shard's lines of the scrape export.
-    pub fn write_scrape_export(&self, out: &mut dyn Write) -> io::Result<()> {
-        scrape_export::write_torrents(out, &self.ipv4.0, &self.ipv6.0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use aquatic_common::metrics::SwarmSizes;
+
     use super::*;
     use rand::SeedableRng;
     use rand::rngs::SmallRng;
@@ -244,13 +165,45 @@ mod tests {
         Ipv4Addr::new(10, 0, 0, n)
     }
 
-    fn setup() -> (TorrentMap<Ipv4Addr>, SmallRng) {
-        (TorrentMap::default(), SmallRng::seed_from_u64(0))
+    /// One IPv4 map under test, with its random source and config.
+    struct Swarm {
+        map: Torrents<Ipv4Addr>,
+        rng: SmallRng,
+        config: SwarmConfig,
+    }
+
+    impl Swarm {
+        fn new() -> Self {
+            let rng = SmallRng::seed_from_u64(0);
+            Self {
+                map: TorrentMap::default(),
+                rng,
+                config: CONFIG,
+            }
+        }
+
+        /// `query` announced from 10.0.0.`n` at `now`.
+        fn announce(
+            &mut self,
+            now: u32,
+            query: AnnounceQuery,
+            n: u8,
+        ) -> AnnounceResponse<Ipv4Addr> {
+            let now = SecondsSinceStart(now);
+            let (map, rng) = (&mut self.map, &mut self.rng);
+            announce(map, rng, &self.config, now, &query, ip(n))
+        }
+
+        /// Torrents, seeders and leechers in the map.
+        fn counts(&self) -> (usize, usize, usize) {
+            let m = &self.map;
+            (m.num_torrents(), m.num_seeders(), m.num_leechers())
+        }
     }
 
     #[test]
     fn cleaning_counts_the_stored_peers_by_client() {
-        let (mut map, mut rng) = setup();
+        let mut t = Swarm::new();
         let mut peer_id = [b'x'; 20];
         peer_id[..8].copy_from_slice(b"-qB4520-");
         let qbittorrent = ClientKey::of(&aquatic_udp_protocol::PeerId(peer_id));
@@ -259,11 +212,11 @@ mod tests {
                 client,
                 ..query(1, 1000, AnnounceEvent::Started, 0)
             };
-            map.announce(&mut rng, &CONFIG, SecondsSinceStart(0), &q, ip(n));
+            t.announce(0, q, n);
         }
-        map.clean(SecondsSinceStart(1));
+        t.map.clean(SecondsSinceStart(1));
         let sizes = SwarmSizes::default();
-        map.publish(&sizes);
+        sizes.set_from(&t.map);
         let clients = sizes.summary().clients;
         assert_eq!(clients.get(&qbittorrent), Some(&2));
         assert_eq!(clients.get(&ClientKey::UNKNOWN), Some(&1));
@@ -272,74 +225,38 @@ mod tests {
 
     #[test]
     fn announce_counts_and_never_returns_announcer() {
-        let (mut map, mut rng) = setup();
-        let now = SecondsSinceStart(0);
-        let r = map.announce(
-            &mut rng,
-            &CONFIG,
-            now,
-            &query(1, 1000, AnnounceEvent::Started, 0),
-            ip(1),
-        );
+        let mut t = Swarm::new();
+        let now = 0;
+        let r = t.announce(now, query(1, 1000, AnnounceEvent::Started, 0), 1);
         assert_eq!((r.seeders, r.leechers), (1, 0));
         assert!(r.peers.is_empty());
         assert_eq!(r.announce_interval, 1800);
         assert_eq!(r.transaction_id, TransactionId(7));
 
         for n in 2..=5 {
-            let r = map.announce(
-                &mut rng,
-                &CONFIG,
-                now,
-                &query(1, 1000, AnnounceEvent::Started, 100),
-                ip(n),
-            );
+            let r = t.announce(now, query(1, 1000, AnnounceEvent::Started, 100), n);
             assert_eq!(r.seeders, 1);
             assert_eq!(r.leechers, i32::from(n) - 1);
             assert_eq!(r.peers.len(), usize::from(n) - 1);
             assert!(r.peers.iter().all(|p| p.ip_address != ip(n)));
         }
-        assert_eq!((map.num_seeders(), map.num_leechers()), (1, 4));
+        assert_eq!((t.map.num_seeders(), t.map.num_leechers()), (1, 4));
 
         // Re-announcing does not duplicate.
-        let r = map.announce(
-            &mut rng,
-            &CONFIG,
-            now,
-            &query(1, 1000, AnnounceEvent::None, 100),
-            ip(2),
-        );
+        let r = t.announce(now, query(1, 1000, AnnounceEvent::None, 100), 2);
         assert_eq!((r.seeders, r.leechers), (1, 4));
         assert!(r.peers.iter().all(|p| p.ip_address != ip(2)));
     }
 
     #[test]
     fn seeder_gets_only_leechers() {
-        let (mut map, mut rng) = setup();
-        let now = SecondsSinceStart(0);
+        let mut t = Swarm::new();
+        let now = 0;
         for n in 1..=3 {
-            map.announce(
-                &mut rng,
-                &CONFIG,
-                now,
-                &query(1, 1, AnnounceEvent::None, 0),
-                ip(n),
-            );
+            t.announce(now, query(1, 1, AnnounceEvent::None, 0), n);
         }
-        map.announce(
-            &mut rng,
-            &CONFIG,
-            now,
-            &query(1, 1, AnnounceEvent::None, 5),
-            ip(9),
-        );
-        let r = map.announce(
-            &mut rng,
-            &CONFIG,
-            now,
-            &query(1, 1, AnnounceEvent::None, 0),
-            ip(1),
-        );
+        t.announce(now, query(1, 1, AnnounceEvent::None, 5), 9);
+        let r = t.announce(now, query(1, 1, AnnounceEvent::None, 0), 1);
         assert_eq!(
             r.peers,
             vec![ResponsePeer {
@@ -351,140 +268,59 @@ mod tests {
 
     #[test]
     fn completed_counts_once_and_moves_to_seeders() {
-        let (mut map, mut rng) = setup();
-        let now = SecondsSinceStart(0);
-        map.announce(
-            &mut rng,
-            &CONFIG,
-            now,
-            &query(1, 1, AnnounceEvent::Started, 10),
-            ip(1),
-        );
-        let r = map.announce(
-            &mut rng,
-            &CONFIG,
-            now,
-            &query(1, 1, AnnounceEvent::Completed, 0),
-            ip(1),
-        );
+        let mut t = Swarm::new();
+        let now = 0;
+        t.announce(now, query(1, 1, AnnounceEvent::Started, 10), 1);
+        let r = t.announce(now, query(1, 1, AnnounceEvent::Completed, 0), 1);
         assert_eq!((r.seeders, r.leechers), (1, 0));
-        map.announce(
-            &mut rng,
-            &CONFIG,
-            now,
-            &query(1, 1, AnnounceEvent::Completed, 0),
-            ip(1),
-        );
-        let s = map.scrape(&InfoHash([1; 20]));
+        t.announce(now, query(1, 1, AnnounceEvent::Completed, 0), 1);
+        let s = scrape(&t.map, &InfoHash([1; 20]));
         assert_eq!((s.seeders, s.completed, s.leechers), (1, 1, 0));
     }
 
     #[test]
     fn stopped_removes_only_own_entry() {
-        let (mut map, mut rng) = setup();
-        let now = SecondsSinceStart(0);
-        map.announce(
-            &mut rng,
-            &CONFIG,
-            now,
-            &query(1, 1, AnnounceEvent::Started, 10),
-            ip(1),
-        );
-        map.announce(
-            &mut rng,
-            &CONFIG,
-            now,
-            &query(1, 1, AnnounceEvent::Started, 0),
-            ip(2),
-        );
+        let mut t = Swarm::new();
+        let now = 0;
+        t.announce(now, query(1, 1, AnnounceEvent::Started, 10), 1);
+        t.announce(now, query(1, 1, AnnounceEvent::Started, 0), 2);
         // Same port, other address: cannot remove ip(1)'s entry.
-        let r = map.announce(
-            &mut rng,
-            &CONFIG,
-            now,
-            &query(1, 1, AnnounceEvent::Stopped, 10),
-            ip(3),
-        );
+        let r = t.announce(now, query(1, 1, AnnounceEvent::Stopped, 10), 3);
         assert_eq!((r.seeders, r.leechers), (1, 1));
-        let r = map.announce(
-            &mut rng,
-            &CONFIG,
-            now,
-            &query(1, 1, AnnounceEvent::Stopped, 10),
-            ip(1),
-        );
+        let r = t.announce(now, query(1, 1, AnnounceEvent::Stopped, 10), 1);
         assert_eq!((r.seeders, r.leechers), (1, 0));
         assert!(r.peers.is_empty());
-        assert_eq!((map.num_seeders(), map.num_leechers()), (1, 0));
+        assert_eq!((t.map.num_seeders(), t.map.num_leechers()), (1, 0));
         // Stopped for an unknown torrent creates nothing.
-        map.announce(
-            &mut rng,
-            &CONFIG,
-            now,
-            &query(2, 1, AnnounceEvent::Stopped, 10),
-            ip(1),
-        );
-        assert_eq!(map.num_torrents(), 1);
+        t.announce(now, query(2, 1, AnnounceEvent::Stopped, 10), 1);
+        assert_eq!(t.map.num_torrents(), 1);
     }
 
     #[test]
     fn expiry_and_cleaning() {
-        let (mut map, mut rng) = setup();
-        map.announce(
-            &mut rng,
-            &CONFIG,
-            SecondsSinceStart(0),
-            &query(1, 1, AnnounceEvent::None, 10),
-            ip(1),
-        );
-        map.announce(
-            &mut rng,
-            &CONFIG,
-            SecondsSinceStart(1000),
-            &query(1, 1, AnnounceEvent::None, 0),
-            ip(2),
-        );
-        map.announce(
-            &mut rng,
-            &CONFIG,
-            SecondsSinceStart(0),
-            &query(2, 1, AnnounceEvent::None, 0),
-            ip(3),
-        );
-        map.clean(SecondsSinceStart(2000));
-        assert_eq!(
-            (map.num_torrents(), map.num_seeders(), map.num_leechers()),
-            (2, 2, 1)
-        );
+        let mut t = Swarm::new();
+        t.announce(0, query(1, 1, AnnounceEvent::None, 10), 1);
+        t.announce(1000, query(1, 1, AnnounceEvent::None, 0), 2);
+        t.announce(0, query(2, 1, AnnounceEvent::None, 0), 3);
+        t.map.clean(SecondsSinceStart(2000));
+        assert_eq!(t.counts(), (2, 2, 1));
         // Peers expire at the end of their 4-second tick.
-        map.clean(SecondsSinceStart(2004));
-        assert_eq!(
-            (map.num_torrents(), map.num_seeders(), map.num_leechers()),
-            (1, 1, 0)
-        );
-        map.clean(SecondsSinceStart(3004));
-        assert_eq!(map.num_torrents(), 0);
+        t.map.clean(SecondsSinceStart(2004));
+        assert_eq!(t.counts(), (1, 1, 0));
+        t.map.clean(SecondsSinceStart(3004));
+        assert_eq!(t.map.num_torrents(), 0);
     }
 
     #[test]
     fn swarm_grows_past_small_limit_and_shrinks_back() {
-        let (mut map, mut rng) = setup();
-        let config = SwarmConfig {
-            max_response_peers: 1000,
-            ..CONFIG
-        };
+        let mut t = Swarm::new();
+        t.config.max_response_peers = 1000;
         let n = 100u16;
         for port in 0..n {
             // One 4-second tick apart: peers expire one by one.
-            let now = SecondsSinceStart(u32::from(port) * 4);
+            let now = u32::from(port) * 4;
             let left = i64::from(port % 3);
-            let r = map.announce(
-                &mut rng,
-                &config,
-                now,
-                &query(1, port, AnnounceEvent::None, left),
-                ip(1),
-            );
+            let r = t.announce(now, query(1, port, AnnounceEvent::None, left), 1);
             let expected_seeders = (0..=port).filter(|p| p % 3 == 0).count() as i32;
             assert_eq!(r.seeders, expected_seeders);
             assert_eq!(r.seeders + r.leechers, i32::from(port) + 1);
@@ -496,60 +332,40 @@ mod tests {
             assert_eq!(r.peers.len(), available.min(196));
             assert!(r.peers.iter().all(|p| p.port != port));
             assert_eq!(
-                map.num_seeders() + map.num_leechers(),
+                t.map.num_seeders() + t.map.num_leechers(),
                 usize::from(port) + 1
             );
         }
         // Seeder in a large swarm: only leechers.
-        let r = map.announce(
-            &mut rng,
-            &config,
-            SecondsSinceStart(0),
-            &query(1, 0, AnnounceEvent::None, 0),
-            ip(1),
-        );
+        let r = t.announce(0, query(1, 0, AnnounceEvent::None, 0), 1);
         assert!(r.peers.iter().all(|p| p.port % 3 != 0));
         // Expire all but the youngest few: back to a small swarm, counts exact.
         let keep = 5u32;
-        map.clean(SecondsSinceStart(
-            (u32::from(n) - keep) * 4 + CONFIG.max_peer_age,
+        t.map.clean(SecondsSinceStart(
+            (u32::from(n) - keep) * 4 + t.config.max_peer_age,
         ));
-        let s = map.scrape(&InfoHash([1; 20]));
+        let s = scrape(&t.map, &InfoHash([1; 20]));
         assert_eq!(s.seeders + s.leechers, keep as i32);
-        assert_eq!(map.num_seeders() + map.num_leechers(), keep as usize);
+        assert_eq!(t.map.num_seeders() + t.map.num_leechers(), keep as usize);
         // A stopped peer leaves the small swarm.
         let last = n - 1;
-        let r = map.announce(
-            &mut rng,
-            &config,
-            SecondsSinceStart(0),
-            &query(1, last, AnnounceEvent::Stopped, 1),
-            ip(1),
-        );
+        let r = t.announce(0, query(1, last, AnnounceEvent::Stopped, 1), 1);
         assert_eq!(r.seeders + r.leechers, keep as i32 - 1);
     }
 
     #[test]
     fn seeder_in_small_swarm_gets_only_leechers() {
-        let (mut map, mut rng) = setup();
-        let now = SecondsSinceStart(0);
+        let mut t = Swarm::new();
+        let now = 0;
         for port in 0..10 {
-            map.announce(
-                &mut rng,
-                &CONFIG,
+            t.announce(
                 now,
-                &query(1, port, AnnounceEvent::None, i64::from(port % 2)),
-                ip(1),
+                query(1, port, AnnounceEvent::None, i64::from(port % 2)),
+                1,
             );
         }
         for _ in 0..20 {
-            let r = map.announce(
-                &mut rng,
-                &CONFIG,
-                now,
-                &query(1, 0, AnnounceEvent::None, 0),
-                ip(1),
-            );
+            let r = t.announce(now, query(1, 0, AnnounceEvent::None, 0), 1);
             let mut ports: Vec<u16> = r.peers.iter().map(|p| p.port).collect();
             ports.sort();
             assert_eq!(ports, vec![1, 3, 5, 7, 9]);
@@ -569,24 +385,19 @@ mod tests {
 
     #[test]
     fn large_swarm_response_is_capped_and_unique() {
-        let (mut map, mut rng) = setup();
-        let now = SecondsSinceStart(0);
-        let config = SwarmConfig {
-            max_response_peers: 1000,
-            ..CONFIG
-        };
+        let mut t = Swarm::new();
+        let now = 0;
+        t.config.max_response_peers = 1000;
         for port in 0..500u16 {
-            map.announce(
-                &mut rng,
-                &config,
+            t.announce(
                 now,
-                &query(1, port, AnnounceEvent::None, (port % 2).into()),
-                ip(1),
+                query(1, port, AnnounceEvent::None, (port % 2).into()),
+                1,
             );
         }
         let mut q = query(1, 9999, AnnounceEvent::None, 1);
         q.peers_wanted = 1000;
-        let r = map.announce(&mut rng, &config, now, &q, ip(2));
+        let r = t.announce(now, q, 2);
         assert_eq!(r.peers.len(), 196);
         let unique: std::collections::HashSet<_> = r.peers.iter().collect();
         assert_eq!(unique.len(), 196);

@@ -98,6 +98,23 @@ pub struct Announce<K, V> {
     pub spread_sources: bool,
 }
 
+impl<V> Announce<(), V> {
+    /// The same announce, from the peer `key` (for a tracker that builds
+    /// an announce before it knows the address family).
+    pub fn with_key<K>(self, key: K) -> Announce<K, V> {
+        Announce {
+            info_hash: self.info_hash,
+            key,
+            extra: self.extra,
+            event: self.event,
+            left_is_zero: self.left_is_zero,
+            valid_until: self.valid_until,
+            max_peers: self.max_peers,
+            spread_sources: self.spread_sources,
+        }
+    }
+}
+
 /// A swarm's counts after an announce, or for a scrape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct SwarmCounts {

@@ -10,7 +10,7 @@ use aquatic_http_protocol::PeerFormat;
 use rand::rngs::SmallRng;
 
 use crate::common::{RequestMessage, ResponseMessage, SwarmGauges, SwarmRequest, SwarmResponse};
-use crate::swarm::{SwarmConfig, TorrentMaps};
+use crate::swarm::{self, SwarmConfig, TorrentMaps};
 
 pub struct HttpShard {
     pub config: SwarmConfig,
@@ -36,15 +36,14 @@ impl Shard<RequestMessage, ResponseMessage> for HttpShard {
                         include_peer_id: !request.no_peer_id,
                     }
                 };
-                let response = self
-                    .maps
-                    .announce(&mut self.rng, &self.config, now, &request, ip);
+                let (maps, rng) = (&mut self.maps, &mut self.rng);
+                let response = swarm::announce(maps, rng, &self.config, now, &request, ip);
                 SwarmResponse::Announce(response, format)
             }
             SwarmRequest::Scrape(info_hashes) => SwarmResponse::Scrape(
                 info_hashes
                     .into_iter()
-                    .map(|hash| (hash, self.maps.scrape(&hash, ip)))
+                    .map(|hash| (hash, swarm::scrape(&self.maps, &hash, ip)))
                     .collect(),
             ),
         };

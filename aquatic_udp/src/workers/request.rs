@@ -11,7 +11,7 @@ use aquatic_common::request_loop::Shard;
 use rand::rngs::SmallRng;
 
 use crate::common::{RequestMessage, ResponseMessage, SwarmGauges, SwarmRequest, SwarmResponse};
-use crate::swarm::{SwarmConfig, TorrentMaps};
+use crate::swarm::{self, SwarmConfig, TorrentMaps};
 
 pub struct UdpShard {
     pub config: SwarmConfig,
@@ -30,14 +30,16 @@ impl Shard<RequestMessage, ResponseMessage> for UdpShard {
         let maps = &mut self.maps;
         let response = match message.request {
             SwarmRequest::Announce(query) => match message.src.ip() {
-                IpAddr::V4(ip) => SwarmResponse::AnnounceIpv4(maps.ipv4.announce(
+                IpAddr::V4(ip) => SwarmResponse::AnnounceIpv4(swarm::announce(
+                    &mut maps.ipv4,
                     &mut self.rng,
                     &self.config,
                     now,
                     &query,
                     ip,
                 )),
-                IpAddr::V6(ip) => SwarmResponse::AnnounceIpv6(maps.ipv6.announce(
+                IpAddr::V6(ip) => SwarmResponse::AnnounceIpv6(swarm::announce(
+                    &mut maps.ipv6,
                     &mut self.rng,
                     &self.config,
                     now,
@@ -52,9 +54,9 @@ impl Shard<RequestMessage, ResponseMessage> for UdpShard {
                     .iter()
                     .map(|(i, hash)| {
                         let s = if is_v4 {
-                            maps.ipv4.scrape(hash)
+                            swarm::scrape(&maps.ipv4, hash)
                         } else {
-                            maps.ipv6.scrape(hash)
+                            swarm::scrape(&maps.ipv6, hash)
                         };
                         (*i, s)
                     })
@@ -80,9 +82,7 @@ impl Shard<RequestMessage, ResponseMessage> for UdpShard {
     }
 
     fn publish(&self) {
-        let [v4, v6] = &self.gauges.by_ip_version;
-        self.maps.ipv4.publish(v4);
-        self.maps.ipv6.publish(v6);
+        self.maps.publish(&self.gauges);
     }
 
     fn write_state(&self, now: SecondsSinceStart, out: &mut dyn Write) -> io::Result<()> {

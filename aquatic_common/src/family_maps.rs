@@ -1,0 +1,86 @@
+//! One shard's torrents in both address families, for the trackers whose
+//! peers are keyed by (IP, announced port) (aquatic_udp, aquatic_http):
+//! IPv4 and IPv6 swarms never mix, and the state file, the scrape export
+//! and the swarm gauges read both. What a peer carries besides its key
+//! (`V`: its client, its peer id) is the daemon's.
+
+use std::io::{self, Write};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::clients::PeerClient;
+use crate::metrics::SwarmGauges;
+use crate::peer_store::PeerKey;
+use crate::state::{self, PeerRecords, StateCodec, StateError, TorrentRecord};
+use crate::torrent_map::{Limits, TorrentMap};
+use crate::{IpVersion, SecondsSinceStart, scrape_export};
+
+pub struct FamilyMaps<V> {
+    pub ipv4: TorrentMap<(Ipv4Addr, u16), V>,
+    pub ipv6: TorrentMap<(Ipv6Addr, u16), V>,
+}
+
+impl<V> Default for FamilyMaps<V> {
+    fn default() -> Self {
+        Self {
+            ipv4: TorrentMap::default(),
+            ipv6: TorrentMap::default(),
+        }
+    }
+}
+
+impl<V> FamilyMaps<V>
+where
+    V: StateCodec + PeerClient<(Ipv4Addr, u16)> + PeerClient<(Ipv6Addr, u16)>,
+{
+    /// Each address family gets `limits` of its own.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            ipv4: TorrentMap::with_limits(limits),
+            ipv6: TorrentMap::with_limits(limits),
+        }
+    }
+
+    pub fn clean(&mut self, now: SecondsSinceStart) {
+        self.ipv4.clean(now);
+        self.ipv6.clean(now);
+    }
+
+    /// This shard's records of the state file: peers valid at `now`.
+    pub fn write_state(&self, now: SecondsSinceStart, out: &mut dyn Write) -> io::Result<()> {
+        state::write_torrents(out, IpVersion::V4, &self.ipv4, now)?;
+        state::write_torrents(out, IpVersion::V6, &self.ipv6, now)
+    }
+
+    /// Read a torrent record of the state file into its address family.
+    pub fn restore(
+        &mut self,
+        record: &TorrentRecord,
+        peers: &mut PeerRecords,
+    ) -> Result<(), StateError> {
+        match record.family {
+            IpVersion::V4 => peers.restore_into(&mut self.ipv4),
+            IpVersion::V6 => peers.restore_into(&mut self.ipv6),
+        }
+    }
+
+    /// This shard's lines of the scrape export.
+    pub fn write_scrape_export(&self, out: &mut dyn Write) -> io::Result<()> {
+        scrape_export::write_torrents(out, &self.ipv4, &self.ipv6)
+    }
+
+    /// Publish sizes and refusals for the statistics and metrics.
+    pub fn publish(&self, gauges: &SwarmGauges) {
+        let [v4, v6] = &gauges.by_ip_version;
+        v4.set_from(&self.ipv4);
+        v6.set_from(&self.ipv6);
+    }
+
+    /// (torrents, seeders, leechers) for IPv4 and IPv6.
+    pub fn counts(&self) -> [(usize, usize, usize); 2] {
+        [sizes(&self.ipv4), sizes(&self.ipv6)]
+    }
+}
+
+fn sizes<K: PeerKey, V>(map: &TorrentMap<K, V>) -> (usize, usize, usize) {
+    (map.num_torrents(), map.num_seeders(), map.num_leechers())
+}
