@@ -113,6 +113,11 @@ pub struct SocketWiring<D: Daemon> {
     pub inline_shard: Option<InlineShard<D::Shard, D::Request, D::Response>>,
 }
 
+/// A daemon's statistics worker: every `interval`, a log line from the
+/// socket workers' counters and the swarms' gauges.
+pub type StatisticsWorker<S> =
+    fn(Duration, Vec<Arc<S>>, Vec<Arc<SwarmGauges>>) -> anyhow::Result<()>;
+
 /// What differs between the daemons.
 pub trait Daemon: Sized + 'static {
     type Socket: Send + 'static;
@@ -148,11 +153,7 @@ pub trait Daemon: Sized + 'static {
         shards: Vec<Arc<Self::ShardStats>>,
     ) -> impl Collector;
     /// The statistics worker: a log line every `interval`.
-    fn statistics(
-        interval: Duration,
-        sockets: Vec<Arc<Self::SocketStats>>,
-        swarms: Vec<Arc<SwarmGauges>>,
-    ) -> anyhow::Result<()>;
+    const STATISTICS: StatisticsWorker<Self::SocketStats>;
     /// On SIGUSR1, after the access list: reload what else the daemon
     /// reloads (TLS certificates).
     fn reload(&self) {}
@@ -309,7 +310,7 @@ pub fn run<D: Daemon>(prepare: impl FnOnce() -> anyhow::Result<D>) -> anyhow::Re
         )?;
     }
     statistics::spawn(&supervisor, settings.statistics, move |interval| {
-        D::statistics(interval, socket_stats, swarm_gauges)
+        D::STATISTICS(interval, socket_stats, swarm_gauges)
     })?;
 
     let state_file = settings.state;

@@ -24,6 +24,27 @@ pub const STALL_BOUND_SECS: u32 = 15;
 pub struct Heartbeat(CachePadded<AtomicU32>);
 
 impl Heartbeat {
+    /// One wait of a worker's event loop: poll for `events` (up to
+    /// `timeout`), then beat. The time of the beat, or `None` when a
+    /// signal interrupted the wait (go round again).
+    pub fn poll(
+        &self,
+        poll: &mut mio::Poll,
+        events: &mut mio::Events,
+        timeout: std::time::Duration,
+        clock: &ServerStartInstant,
+    ) -> anyhow::Result<Option<SecondsSinceStart>> {
+        match poll.poll(events, Some(timeout)) {
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => Ok(None),
+            Err(err) => Err(anyhow::Error::new(err).context("poll failed")),
+            Ok(()) => {
+                let now = clock.seconds_elapsed();
+                self.beat(now);
+                Ok(Some(now))
+            }
+        }
+    }
+
     pub fn beat(&self, now: SecondsSinceStart) {
         if self.0.load(Ordering::Relaxed) != now.0 {
             self.0.store(now.0, Ordering::Relaxed);

@@ -32,10 +32,9 @@ pub mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use aquatic_common::SecondsSinceStart;
-use aquatic_common::daemon::{self, Daemon, Settings, SocketWiring, TcpFront};
+use aquatic_common::daemon::{self, Daemon, Settings, SocketWiring, StatisticsWorker, TcpFront};
 use aquatic_common::interval::AnnounceInterval;
 use aquatic_common::metrics::SwarmGauges;
 use aquatic_common::state::{self, DaemonKind};
@@ -46,7 +45,7 @@ use crate::common::{RequestMessage, ResponseMessage, SocketWorkerStats, shard_of
 use crate::config::Config;
 use crate::swarm::{SwarmConfig, TorrentMaps};
 use crate::workers::request::HttpShard;
-use crate::workers::socket::{SocketWorker, SocketWorkerParts, WAKER_TOKEN};
+use crate::workers::socket::{SocketWorker, WAKER_TOKEN};
 use crate::workers::statistics::MetricsCollector;
 
 /// Run the tracker until a signal or a worker failure; returns the exit code.
@@ -83,6 +82,7 @@ impl Daemon for Http {
     type SocketStats = SocketWorkerStats;
     type ShardStats = ();
     const WAKER_TOKEN: mio::Token = WAKER_TOKEN;
+    const STATISTICS: StatisticsWorker<SocketWorkerStats> = workers::statistics::run;
 
     fn settings(&self) -> Settings<'_> {
         let config = &self.config;
@@ -147,22 +147,7 @@ impl Daemon for Http {
         &self,
         wiring: SocketWiring<Self>,
     ) -> anyhow::Result<impl FnOnce() -> anyhow::Result<()> + Send + 'static> {
-        let worker = SocketWorker::new(SocketWorkerParts {
-            config: self.config.clone(),
-            index: wiring.index,
-            listener: wiring.socket,
-            poll: wiring.poll,
-            tls: self.front.tls.clone(),
-            trusted_proxies: self.front.trusted_proxies.clone(),
-            access_list: wiring.access_list,
-            defences: wiring.defences,
-            clock: wiring.clock,
-            request_senders: wiring.request_senders,
-            response_receiver: wiring.response_receiver,
-            stats: wiring.stats,
-            heartbeat: wiring.heartbeat,
-            inline: wiring.inline_shard,
-        })?;
+        let worker = SocketWorker::new(self.config.clone(), &self.front, wiring)?;
         Ok(move || worker.run())
     }
 
@@ -173,14 +158,6 @@ impl Daemon for Http {
         _shards: Vec<Arc<()>>,
     ) -> impl aquatic_common::metrics::Collector {
         MetricsCollector::new(sockets, swarms)
-    }
-
-    fn statistics(
-        interval: Duration,
-        sockets: Vec<Arc<SocketWorkerStats>>,
-        swarms: Vec<Arc<SwarmGauges>>,
-    ) -> anyhow::Result<()> {
-        workers::statistics::run(interval, sockets, swarms)
     }
 
     fn reload(&self) {

@@ -31,10 +31,9 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use aquatic_common::SecondsSinceStart;
-use aquatic_common::daemon::{self, Daemon, Settings, SocketWiring};
+use aquatic_common::daemon::{self, Daemon, Settings, SocketWiring, StatisticsWorker};
 use aquatic_common::interval::AnnounceInterval;
 use aquatic_common::metrics::SwarmGauges;
 use aquatic_common::state::{self, DaemonKind};
@@ -47,7 +46,7 @@ use crate::config::Config;
 use crate::connection_id::ConnectionValidator;
 use crate::swarm::{SwarmConfig, TorrentMaps};
 use crate::workers::request::UdpShard;
-use crate::workers::socket::{SocketWorker, SocketWorkerParts, WAKER_TOKEN};
+use crate::workers::socket::{SocketWorker, WAKER_TOKEN};
 use crate::workers::statistics::MetricsCollector;
 
 /// Run the tracker until a signal or a worker failure; returns the exit code.
@@ -76,6 +75,7 @@ impl Daemon for Udp {
     type SocketStats = SocketWorkerStats;
     type ShardStats = ();
     const WAKER_TOKEN: mio::Token = WAKER_TOKEN;
+    const STATISTICS: StatisticsWorker<SocketWorkerStats> = workers::statistics::run;
 
     fn settings(&self) -> Settings<'_> {
         let config = &self.config;
@@ -135,21 +135,7 @@ impl Daemon for Udp {
         &self,
         wiring: SocketWiring<Self>,
     ) -> anyhow::Result<impl FnOnce() -> anyhow::Result<()> + Send + 'static> {
-        let worker = SocketWorker::new(SocketWorkerParts {
-            config: self.config.clone(),
-            socket: wiring.socket,
-            poll: wiring.poll,
-            clock: wiring.clock,
-            validator: self.validator.clone(),
-            access_list: wiring.access_list,
-            defences: wiring.defences,
-            index: wiring.index,
-            request_senders: wiring.request_senders,
-            response_receiver: wiring.response_receiver,
-            stats: wiring.stats,
-            heartbeat: wiring.heartbeat,
-            inline: wiring.inline_shard,
-        })?;
+        let worker = SocketWorker::new(self.config.clone(), self.validator.clone(), wiring)?;
         Ok(move || worker.run())
     }
 
@@ -160,14 +146,6 @@ impl Daemon for Udp {
         _shards: Vec<Arc<()>>,
     ) -> impl aquatic_common::metrics::Collector {
         MetricsCollector::new(sockets, swarms)
-    }
-
-    fn statistics(
-        interval: Duration,
-        sockets: Vec<Arc<SocketWorkerStats>>,
-        swarms: Vec<Arc<SwarmGauges>>,
-    ) -> anyhow::Result<()> {
-        workers::statistics::run(interval, sockets, swarms)
     }
 }
 

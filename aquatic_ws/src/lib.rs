@@ -33,10 +33,9 @@ pub mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use aquatic_common::SecondsSinceStart;
-use aquatic_common::daemon::{self, Daemon, Settings, SocketWiring, TcpFront};
+use aquatic_common::daemon::{self, Daemon, Settings, SocketWiring, StatisticsWorker, TcpFront};
 use aquatic_common::interval::AnnounceInterval;
 use aquatic_common::metrics::SwarmGauges;
 use rand::SeedableRng;
@@ -45,7 +44,7 @@ use rand::rngs::SmallRng;
 use crate::common::{RequestMessage, ResponseMessage, ShardStats, SocketWorkerStats};
 use crate::config::Config;
 use crate::swarm::{SwarmConfig, WsShard};
-use crate::workers::socket::{SocketWorker, SocketWorkerParts, WAKER_TOKEN};
+use crate::workers::socket::{SocketWorker, WAKER_TOKEN};
 use crate::workers::statistics::MetricsCollector;
 
 /// Run the tracker until a signal or a worker failure; returns the exit code.
@@ -83,6 +82,7 @@ impl Daemon for Ws {
     type SocketStats = SocketWorkerStats;
     type ShardStats = ShardStats;
     const WAKER_TOKEN: mio::Token = WAKER_TOKEN;
+    const STATISTICS: StatisticsWorker<SocketWorkerStats> = workers::statistics::run;
 
     fn settings(&self) -> Settings<'_> {
         let config = &self.config;
@@ -136,22 +136,7 @@ impl Daemon for Ws {
         &self,
         wiring: SocketWiring<Self>,
     ) -> anyhow::Result<impl FnOnce() -> anyhow::Result<()> + Send + 'static> {
-        let worker = SocketWorker::new(SocketWorkerParts {
-            config: self.config.clone(),
-            index: wiring.index,
-            listener: wiring.socket,
-            poll: wiring.poll,
-            tls: self.front.tls.clone(),
-            trusted_proxies: self.front.trusted_proxies.clone(),
-            access_list: wiring.access_list,
-            defences: wiring.defences,
-            clock: wiring.clock,
-            request_senders: wiring.request_senders,
-            response_receiver: wiring.response_receiver,
-            stats: wiring.stats,
-            heartbeat: wiring.heartbeat,
-            inline: wiring.inline_shard,
-        })?;
+        let worker = SocketWorker::new(self.config.clone(), &self.front, wiring)?;
         Ok(move || worker.run())
     }
 
@@ -162,14 +147,6 @@ impl Daemon for Ws {
         shards: Vec<Arc<ShardStats>>,
     ) -> impl aquatic_common::metrics::Collector {
         MetricsCollector::new(sockets, swarms, shards)
-    }
-
-    fn statistics(
-        interval: Duration,
-        sockets: Vec<Arc<SocketWorkerStats>>,
-        swarms: Vec<Arc<SwarmGauges>>,
-    ) -> anyhow::Result<()> {
-        workers::statistics::run(interval, sockets, swarms)
     }
 
     fn reload(&self) {

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use aquatic_common::access_list::AccessListCache;
 use aquatic_common::clients::ClientKey;
+use aquatic_common::daemon::SocketWiring;
 use aquatic_common::datagrams::{BATCH, Received, RecvBatch, SendBatch};
 use aquatic_common::defences::Defences;
 use aquatic_common::health::Heartbeat;
@@ -113,67 +114,55 @@ pub struct SocketWorker {
     inline: Option<InlineShard<UdpShard, RequestMessage, ResponseMessage>>,
 }
 
-pub struct SocketWorkerParts {
-    pub config: Arc<Config>,
-    pub socket: std::net::UdpSocket,
-    pub poll: Poll,
-    pub clock: ServerStartInstant,
-    pub validator: ConnectionValidator,
-    pub access_list: AccessListCache,
-    pub defences: Defences,
-    pub index: usize,
-    pub request_senders: Vec<Sender<Vec<RequestMessage>>>,
-    pub response_receiver: Receiver<Vec<ResponseMessage>>,
-    pub stats: Arc<SocketWorkerStats>,
-    pub heartbeat: Arc<Heartbeat>,
-    /// With `request_workers = 0`: the shard this worker answers itself.
-    pub inline: Option<InlineShard<UdpShard, RequestMessage, ResponseMessage>>,
-}
-
 impl SocketWorker {
-    pub fn new(parts: SocketWorkerParts) -> anyhow::Result<Self> {
-        let socket_is_ipv6 = parts.socket.local_addr()?.is_ipv6();
-        let wait_in_receive = parts.inline.is_some();
+    /// The worker `wiring` starts, with the daemon's config.
+    pub(crate) fn new(
+        config: Arc<Config>,
+        validator: ConnectionValidator,
+        wiring: SocketWiring<crate::Udp>,
+    ) -> anyhow::Result<Self> {
+        let socket_is_ipv6 = wiring.socket.local_addr()?.is_ipv6();
+        let wait_in_receive = wiring.inline_shard.is_some();
         if wait_in_receive {
             // Receives wait (up to the poll timeout); sends never do
             // (aquatic_common::datagrams sends with MSG_DONTWAIT).
-            parts.socket.set_nonblocking(false)?;
-            parts.socket.set_read_timeout(Some(Duration::from_millis(
-                parts.config.network.poll_timeout_ms.max(1),
+            wiring.socket.set_nonblocking(false)?;
+            wiring.socket.set_read_timeout(Some(Duration::from_millis(
+                config.network.poll_timeout_ms.max(1),
             )))?;
         }
-        let mut socket = UdpSocket::from_std(parts.socket);
-        parts.poll.registry().register(
+        let mut socket = UdpSocket::from_std(wiring.socket);
+        wiring.poll.registry().register(
             &mut socket,
             SOCKET_TOKEN,
             // Writable only while a send is blocked (set_send_blocked).
             Interest::READABLE,
         )?;
-        let shards = parts.request_senders.len().max(1);
+        let shards = wiring.request_senders.len().max(1);
         Ok(Self {
             socket,
             socket_is_ipv6,
-            poll: parts.poll,
-            now: parts.clock.seconds_elapsed(),
-            clock: parts.clock,
-            validator: parts.validator,
-            access_list: parts.access_list,
-            defences: parts.defences,
-            index: parts.index,
-            request_senders: parts.request_senders,
-            response_receiver: parts.response_receiver,
-            stats: parts.stats,
-            heartbeat: parts.heartbeat,
+            poll: wiring.poll,
+            now: wiring.clock.seconds_elapsed(),
+            clock: wiring.clock,
+            validator,
+            access_list: wiring.access_list,
+            defences: wiring.defences,
+            index: wiring.index,
+            request_senders: wiring.request_senders,
+            response_receiver: wiring.response_receiver,
+            stats: wiring.stats,
+            heartbeat: wiring.heartbeat,
             batches: (0..shards).map(|_| Vec::new()).collect(),
             pending_scrapes: PendingScrapes::default(),
             recv: Some(RecvBatch::new(datagram_slot(
-                parts.config.protocol.max_scrape_torrents,
+                config.protocol.max_scrape_torrents,
             ))),
             sends: SendBatch::new(socket_is_ipv6),
             send_blocked: false,
             wait_in_receive,
-            inline: parts.inline,
-            config: parts.config,
+            inline: wiring.inline_shard,
+            config,
         })
     }
 
@@ -189,14 +178,11 @@ impl SocketWorker {
             } else {
                 // Waiting for answers from request workers, or for room
                 // to send.
-                if let Err(err) = self.poll.poll(&mut events, Some(timeout)) {
-                    if err.kind() == ErrorKind::Interrupted {
-                        continue;
-                    }
-                    return Err(anyhow::Error::new(err).context("poll failed"));
-                }
-                self.now = self.clock.seconds_elapsed();
-                self.heartbeat.beat(self.now);
+                let beat =
+                    self.heartbeat
+                        .poll(&mut self.poll, &mut events, timeout, &self.clock)?;
+                let Some(now) = beat else { continue };
+                self.now = now;
                 let mut readable = false;
                 for event in events.iter() {
                     if event.token() == SOCKET_TOKEN {

@@ -22,12 +22,13 @@ mod accept;
 mod connection;
 mod io;
 
-use std::io::{ErrorKind, Write};
+use std::io::Write;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aquatic_common::access_list::AccessListCache;
+use aquatic_common::daemon::{SocketWiring, TcpFront};
 use aquatic_common::defences::Defences;
 use aquatic_common::health::Heartbeat;
 use aquatic_common::proxy::{ProxyHeaderMissing, client_ip};
@@ -37,7 +38,6 @@ use aquatic_common::tls::SharedTlsConfig;
 use aquatic_common::{CanonicalSocketAddr, InfoHash, SecondsSinceStart, ServerStartInstant};
 use aquatic_http_protocol::{ParseOptions, Request, ScrapeResponse};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use ipnet::IpNet;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
@@ -91,24 +91,6 @@ fn limits(config: &Config) -> Limits<'_> {
     }
 }
 
-pub struct SocketWorkerParts {
-    pub config: Arc<Config>,
-    pub index: usize,
-    pub listener: std::net::TcpListener,
-    pub poll: Poll,
-    pub tls: Option<SharedTlsConfig>,
-    pub trusted_proxies: Vec<IpNet>,
-    pub access_list: AccessListCache,
-    pub defences: Defences,
-    pub clock: ServerStartInstant,
-    pub request_senders: Vec<Sender<Vec<RequestMessage>>>,
-    pub response_receiver: Receiver<Vec<ResponseMessage>>,
-    pub stats: Arc<SocketWorkerStats>,
-    pub heartbeat: Arc<Heartbeat>,
-    /// With `request_workers = 0`: the shard this worker answers itself.
-    pub inline: Option<InlineShard<HttpShard, RequestMessage, ResponseMessage>>,
-}
-
 pub struct SocketWorker {
     config: Arc<Config>,
     index: usize,
@@ -146,38 +128,43 @@ enum Outcome {
 }
 
 impl SocketWorker {
-    pub fn new(parts: SocketWorkerParts) -> anyhow::Result<Self> {
-        let mut listener = TcpListener::from_std(parts.listener);
-        parts
+    /// The worker `wiring` starts, with the daemon's config.
+    pub(crate) fn new(
+        config: Arc<Config>,
+        front: &TcpFront,
+        wiring: SocketWiring<crate::Http>,
+    ) -> anyhow::Result<Self> {
+        let mut listener = TcpListener::from_std(wiring.socket);
+        wiring
             .poll
             .registry()
             .register(&mut listener, LISTENER_TOKEN, Interest::READABLE)?;
-        let shards = parts.request_senders.len().max(1);
+        let shards = wiring.request_senders.len().max(1);
         let budget = ConnectionBudget::new(
-            parts.config.network.max_connections,
-            &parts.config.source_budgets,
-            parts.trusted_proxies,
+            config.network.max_connections,
+            &config.source_budgets,
+            front.trusted_proxies.clone(),
         );
         Ok(Self {
-            now: parts.clock.seconds_elapsed(),
-            config: parts.config,
-            index: parts.index,
+            now: wiring.clock.seconds_elapsed(),
+            config,
+            index: wiring.index,
             listener,
-            poll: parts.poll,
-            tls: parts.tls,
-            access_list: parts.access_list,
-            defences: parts.defences,
-            clock: parts.clock,
+            poll: wiring.poll,
+            tls: front.tls.clone(),
+            access_list: wiring.access_list,
+            defences: wiring.defences,
+            clock: wiring.clock,
             connections: Slab::new(),
             next_request_id: 0,
-            request_senders: parts.request_senders,
-            response_receiver: parts.response_receiver,
+            request_senders: wiring.request_senders,
+            response_receiver: wiring.response_receiver,
             batches: (0..shards).map(|_| Vec::new()).collect(),
-            stats: parts.stats,
-            heartbeat: parts.heartbeat,
+            stats: wiring.stats,
+            heartbeat: wiring.heartbeat,
             chunk: vec![0; READ_CHUNK],
             body: Vec::with_capacity(1024),
-            inline: parts.inline,
+            inline: wiring.inline_shard,
             unregistered: Vec::new(),
             budget,
             accept_pending: false,
@@ -189,14 +176,11 @@ impl SocketWorker {
         let timeout = Duration::from_millis(self.config.network.poll_timeout_ms);
         let mut last_sweep = self.now;
         loop {
-            if let Err(err) = self.poll.poll(&mut events, Some(timeout)) {
-                if err.kind() == ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(anyhow::Error::new(err).context("poll failed"));
-            }
-            self.now = self.clock.seconds_elapsed();
-            self.heartbeat.beat(self.now);
+            let beat = self
+                .heartbeat
+                .poll(&mut self.poll, &mut events, timeout, &self.clock)?;
+            let Some(now) = beat else { continue };
+            self.now = now;
             if self.accept_pending {
                 self.accept();
             }

@@ -31,11 +31,11 @@ mod shards;
 mod stream;
 mod upgrade;
 
-use std::io::ErrorKind;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aquatic_common::access_list::AccessListCache;
+use aquatic_common::daemon::{SocketWiring, TcpFront};
 use aquatic_common::defences::Defences;
 use aquatic_common::health::Heartbeat;
 use aquatic_common::request_loop::InlineShard;
@@ -43,7 +43,6 @@ use aquatic_common::source::{ConnectionBudget, SourceKey};
 use aquatic_common::tls::SharedTlsConfig;
 use aquatic_common::{IpVersion, SecondsSinceStart, ServerStartInstant};
 use crossbeam_channel::{Receiver, Sender};
-use ipnet::IpNet;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
@@ -100,24 +99,6 @@ struct Connection {
     backlogged: bool,
 }
 
-pub struct SocketWorkerParts {
-    pub config: Arc<Config>,
-    pub index: usize,
-    pub listener: std::net::TcpListener,
-    pub poll: Poll,
-    pub tls: Option<SharedTlsConfig>,
-    pub trusted_proxies: Vec<IpNet>,
-    pub access_list: AccessListCache,
-    pub defences: Defences,
-    pub clock: ServerStartInstant,
-    pub request_senders: Vec<Sender<Vec<RequestMessage>>>,
-    pub response_receiver: Receiver<Vec<ResponseMessage>>,
-    pub stats: Arc<SocketWorkerStats>,
-    pub heartbeat: Arc<Heartbeat>,
-    /// With `request_workers = 0`: the shard this worker answers itself.
-    pub inline: Option<InlineShard<WsShard, RequestMessage, ResponseMessage>>,
-}
-
 pub struct SocketWorker {
     config: Arc<Config>,
     index: usize,
@@ -163,43 +144,48 @@ enum Outcome {
 }
 
 impl SocketWorker {
-    pub fn new(parts: SocketWorkerParts) -> anyhow::Result<Self> {
-        let mut listener = TcpListener::from_std(parts.listener);
-        parts
+    /// The worker `wiring` starts, with the daemon's config.
+    pub(crate) fn new(
+        config: Arc<Config>,
+        front: &TcpFront,
+        wiring: SocketWiring<crate::Ws>,
+    ) -> anyhow::Result<Self> {
+        let mut listener = TcpListener::from_std(wiring.socket);
+        wiring
             .poll
             .registry()
             .register(&mut listener, LISTENER_TOKEN, Interest::READABLE)?;
-        let shards = parts.request_senders.len().max(1);
-        let ws_config = framing::ws_config(&parts.config.network);
+        let shards = wiring.request_senders.len().max(1);
+        let ws_config = framing::ws_config(&config.network);
         let budget = ConnectionBudget::new(
-            parts.config.network.max_connections,
-            &parts.config.source_budgets,
-            parts.trusted_proxies,
+            config.network.max_connections,
+            &config.source_budgets,
+            front.trusted_proxies.clone(),
         );
         Ok(Self {
-            now: parts.clock.seconds_elapsed(),
+            now: wiring.clock.seconds_elapsed(),
             ws_config,
-            config: parts.config,
-            index: parts.index,
+            config,
+            index: wiring.index,
             listener,
-            poll: parts.poll,
-            tls: parts.tls,
-            access_list: parts.access_list,
-            defences: parts.defences,
-            clock: parts.clock,
+            poll: wiring.poll,
+            tls: front.tls.clone(),
+            access_list: wiring.access_list,
+            defences: wiring.defences,
+            clock: wiring.clock,
             connections: Slab::new(),
             next_generation: 0,
-            request_senders: parts.request_senders,
-            response_receiver: parts.response_receiver,
+            request_senders: wiring.request_senders,
+            response_receiver: wiring.response_receiver,
             batches: (0..shards).map(|_| Vec::new()).collect(),
             retried_closes: (0..shards).map(|_| Vec::new()).collect(),
             dirty: Vec::new(),
             backlog: Vec::new(),
-            stats: parts.stats,
-            heartbeat: parts.heartbeat,
+            stats: wiring.stats,
+            heartbeat: wiring.heartbeat,
             chunk: vec![0; 16 * 1024],
             scratch: Vec::new(),
-            inline: parts.inline,
+            inline: wiring.inline_shard,
             budget,
             accept_pending: false,
         })
@@ -215,14 +201,11 @@ impl SocketWorker {
             } else {
                 Duration::ZERO
             };
-            if let Err(err) = self.poll.poll(&mut events, Some(wait)) {
-                if err.kind() == ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(anyhow::Error::new(err).context("poll failed"));
-            }
-            self.now = self.clock.seconds_elapsed();
-            self.heartbeat.beat(self.now);
+            let beat = self
+                .heartbeat
+                .poll(&mut self.poll, &mut events, wait, &self.clock)?;
+            let Some(now) = beat else { continue };
+            self.now = now;
             if self.accept_pending {
                 self.accept();
             }
