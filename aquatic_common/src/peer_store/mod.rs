@@ -30,7 +30,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use rand::Rng;
 
 use crate::PeerId;
-use crate::peer_selection::select_response_peers;
+use crate::peer_selection::Choice;
 use crate::source::{SourceKey, SourcePrefixes};
 
 mod many;
@@ -389,17 +389,15 @@ impl<K: PeerKey, V> PeerStore<K, V> {
             Some(_) => (0, 1),
             None => (0, 0),
         };
-        select_response_peers(
+        let is_excluded = |e: &(K, V)| e.0 == *key;
+        let mut choice = Choice {
             rng,
-            self.leechers(),
-            self.seeders(),
-            announcer_is_seeder,
-            |e| e.0 == *key,
-            excluded_in,
-            max,
+            is_excluded,
             out,
             f,
-        );
+        };
+        let runs = (self.leechers(), self.seeders());
+        choice.select(runs, announcer_is_seeder, excluded_in, max);
     }
 
     /// Like [`select`](Self::select), but peers of sources not chosen yet
