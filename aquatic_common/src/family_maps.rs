@@ -2,14 +2,19 @@
 //! peers are keyed by (IP, announced port) (aquatic_udp, aquatic_http):
 //! IPv4 and IPv6 swarms never mix, and the state file, the scrape export
 //! and the swarm gauges read both. What a peer carries besides its key
-//! (`V`: its client, its peer id) is the daemon's.
+//! (`V`: its client, its peer id) is the daemon's. [`MapsShard`] is such a
+//! request worker's shard: the daemon adds only how it answers requests.
 
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use rand::rngs::SmallRng;
 
 use crate::clients::PeerClient;
 use crate::metrics::SwarmGauges;
 use crate::peer_store::PeerKey;
+use crate::request_loop::Housekeeping;
 use crate::state::{self, PeerRecords, StateCodec, StateError, TorrentRecord};
 use crate::torrent_map::{Limits, TorrentMap};
 use crate::{IpVersion, SecondsSinceStart, scrape_export};
@@ -83,4 +88,35 @@ where
 
 fn sizes<K: PeerKey, V>(map: &TorrentMap<K, V>) -> (usize, usize, usize) {
     (map.num_torrents(), map.num_seeders(), map.num_leechers())
+}
+
+/// A request worker's shard of a tracker with [`FamilyMaps`]: its swarm
+/// rules (`C`), both families' torrents, its random source and its
+/// gauges. The daemon implements `Shard::handle` for it.
+pub struct MapsShard<C, V> {
+    pub config: C,
+    pub maps: FamilyMaps<V>,
+    pub rng: SmallRng,
+    pub gauges: Arc<SwarmGauges>,
+}
+
+impl<C, V> Housekeeping for MapsShard<C, V>
+where
+    V: StateCodec + PeerClient<(Ipv4Addr, u16)> + PeerClient<(Ipv6Addr, u16)>,
+{
+    fn clean(&mut self, now: SecondsSinceStart) {
+        self.maps.clean(now);
+    }
+
+    fn publish(&self) {
+        self.maps.publish(&self.gauges);
+    }
+
+    fn write_state(&self, now: SecondsSinceStart, out: &mut dyn Write) -> io::Result<()> {
+        self.maps.write_state(now, out)
+    }
+
+    fn write_scrape_export(&self, out: &mut dyn Write) -> io::Result<()> {
+        self.maps.write_scrape_export(out)
+    }
 }

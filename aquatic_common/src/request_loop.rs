@@ -48,12 +48,17 @@ pub struct RequestLoop<Req, Resp> {
 /// an idle worker.
 const IDLE_WAKE: Duration = Duration::from_millis(100);
 
-/// What a request worker does with its shard.
-pub trait Shard<Req, Resp> {
+/// What a request worker does with its shard: answer requests, and
+/// [`Housekeeping`].
+pub trait Shard<Req, Resp>: Housekeeping {
     /// Answer one request: push each message to send with the index of
     /// the socket worker it goes to (none, one, or several: a WebSocket
     /// announce also relays offers to other peers' connections).
     fn handle(&mut self, now: SecondsSinceStart, request: Req, out: &mut Vec<(usize, Resp)>);
+}
+
+/// What a shard's owner does with it besides answering requests.
+pub trait Housekeeping {
     fn clean(&mut self, now: SecondsSinceStart);
     /// Publish gauges (torrents, peers) after a batch or a cleaning.
     fn publish(&self);

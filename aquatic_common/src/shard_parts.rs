@@ -7,7 +7,7 @@
 //! ```text
 //!   main / exporter thread            shard owner (request loop)
 //!   ShardControl::collect ---ShardCommand(kind, chunk channel)--> serve_commands
-//!        <------------- chunks of <= 256 KiB, then Done -------- Shard::write_*
+//!        <------------- chunks of <= 256 KiB, then Done -------- Housekeeping::write_*
 //! ```
 //!
 //! A part travels in chunks over a bounded channel, so neither side holds
@@ -21,7 +21,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, bounded};
 
 use crate::SecondsSinceStart;
-use crate::request_loop::Shard;
+use crate::request_loop::Housekeeping;
 
 /// Bytes a shard owner gathers before handing a chunk over.
 const CHUNK_LEN: usize = 256 * 1024;
@@ -68,7 +68,7 @@ pub fn command_channel() -> (Sender<ShardCommand>, Receiver<ShardCommand>) {
 /// Answer every command waiting on `commands`, without waiting for more.
 /// Called by a shard's owner between batches; a part that cannot be handed
 /// over is logged and abandoned.
-pub fn serve_commands<Req, Resp, S: Shard<Req, Resp>>(
+pub fn serve_commands<S: Housekeeping>(
     commands: &Receiver<ShardCommand>,
     shard: &S,
     now: SecondsSinceStart,
@@ -92,7 +92,7 @@ pub fn serve_commands<Req, Resp, S: Shard<Req, Resp>>(
     }
 }
 
-/// What `Shard::write_*` writes to: fills chunks and hands them over.
+/// What `Housekeeping::write_*` writes to: fills chunks and hands them over.
 struct PartWriter<'a> {
     buf: Vec<u8>,
     chunks: &'a Sender<PartMessage>,
@@ -208,8 +208,7 @@ mod tests {
         len: usize,
     }
 
-    impl Shard<(), ()> for Bytes {
-        fn handle(&mut self, _: SecondsSinceStart, _: (), _: &mut Vec<(usize, ())>) {}
+    impl Housekeeping for Bytes {
         fn clean(&mut self, _: SecondsSinceStart) {}
         fn publish(&self) {}
         fn write_state(&self, _: SecondsSinceStart, out: &mut dyn Write) -> io::Result<()> {

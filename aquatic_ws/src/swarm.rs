@@ -290,7 +290,7 @@ fn push(out: &mut Vec<(usize, ResponseMessage)>, to: ConnectionRef, message: Out
 mod tests {
     use super::*;
     use crate::common::{RequestMessage, SwarmRequest};
-    use aquatic_common::request_loop::Shard;
+    use aquatic_common::request_loop::{Housekeeping, Shard};
     use aquatic_ws_protocol::{JsonValue, Offer, OfferId};
     use rand::SeedableRng;
 

@@ -1,23 +1,17 @@
 //! A request worker's shard: announces and scrape parts for its info
 //! hashes. The loop is `aquatic_common::request_loop`.
 
-use std::io::{self, Write};
-use std::sync::Arc;
-
+use aquatic_common::PeerId;
 use aquatic_common::SecondsSinceStart;
+use aquatic_common::family_maps::MapsShard;
 use aquatic_common::request_loop::Shard;
 use aquatic_http_protocol::PeerFormat;
-use rand::rngs::SmallRng;
 
-use crate::common::{RequestMessage, ResponseMessage, SwarmGauges, SwarmRequest, SwarmResponse};
-use crate::swarm::{self, SwarmConfig, TorrentMaps};
+use crate::common::{RequestMessage, ResponseMessage, SwarmRequest, SwarmResponse};
+use crate::swarm::{self, SwarmConfig};
 
-pub struct HttpShard {
-    pub config: SwarmConfig,
-    pub maps: TorrentMaps,
-    pub rng: SmallRng,
-    pub gauges: Arc<SwarmGauges>,
-}
+/// A request worker's shard: both address families' torrents.
+pub type HttpShard = MapsShard<SwarmConfig, PeerId>;
 
 impl Shard<RequestMessage, ResponseMessage> for HttpShard {
     fn handle(
@@ -54,21 +48,5 @@ impl Shard<RequestMessage, ResponseMessage> for HttpShard {
                 meta: message.meta,
             },
         ));
-    }
-
-    fn clean(&mut self, now: SecondsSinceStart) {
-        self.maps.clean(now);
-    }
-
-    fn publish(&self) {
-        self.maps.publish(&self.gauges);
-    }
-
-    fn write_state(&self, now: SecondsSinceStart, out: &mut dyn Write) -> io::Result<()> {
-        self.maps.write_state(now, out)
-    }
-
-    fn write_scrape_export(&self, out: &mut dyn Write) -> io::Result<()> {
-        self.maps.write_scrape_export(out)
     }
 }

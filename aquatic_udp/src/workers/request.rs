@@ -2,23 +2,18 @@
 //! outright, so the hot path takes no lock. The loop itself (batches,
 //! routing, cleaning) is `aquatic_common::request_loop`.
 
-use std::io::{self, Write};
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use aquatic_common::SecondsSinceStart;
+use aquatic_common::clients::ClientKey;
+use aquatic_common::family_maps::MapsShard;
 use aquatic_common::request_loop::Shard;
-use rand::rngs::SmallRng;
 
-use crate::common::{RequestMessage, ResponseMessage, SwarmGauges, SwarmRequest, SwarmResponse};
-use crate::swarm::{self, SwarmConfig, TorrentMaps};
+use crate::common::{RequestMessage, ResponseMessage, SwarmRequest, SwarmResponse};
+use crate::swarm::{self, SwarmConfig};
 
-pub struct UdpShard {
-    pub config: SwarmConfig,
-    pub maps: TorrentMaps,
-    pub rng: SmallRng,
-    pub gauges: Arc<SwarmGauges>,
-}
+/// A request worker's shard: both address families' torrents.
+pub type UdpShard = MapsShard<SwarmConfig, ClientKey>;
 
 impl Shard<RequestMessage, ResponseMessage> for UdpShard {
     fn handle(
@@ -75,21 +70,5 @@ impl Shard<RequestMessage, ResponseMessage> for UdpShard {
                 local: message.local,
             },
         ));
-    }
-
-    fn clean(&mut self, now: SecondsSinceStart) {
-        self.maps.clean(now);
-    }
-
-    fn publish(&self) {
-        self.maps.publish(&self.gauges);
-    }
-
-    fn write_state(&self, now: SecondsSinceStart, out: &mut dyn Write) -> io::Result<()> {
-        self.maps.write_state(now, out)
-    }
-
-    fn write_scrape_export(&self, out: &mut dyn Write) -> io::Result<()> {
-        self.maps.write_scrape_export(out)
     }
 }

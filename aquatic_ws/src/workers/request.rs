@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::sync::atomic::Ordering;
 
 use aquatic_common::SecondsSinceStart;
-use aquatic_common::request_loop::Shard;
+use aquatic_common::request_loop::{Housekeeping, Shard};
 
 use crate::common::{RequestMessage, ResponseMessage, SwarmRequest, SwarmResponse};
 use crate::swarm::WsShard;
@@ -54,7 +54,9 @@ impl Shard<RequestMessage, ResponseMessage> for WsShard {
             }
         }
     }
+}
 
+impl Housekeeping for WsShard {
     fn clean(&mut self, now: SecondsSinceStart) {
         for map in &mut self.maps {
             map.clean(now);
