@@ -52,8 +52,7 @@ impl AnnounceResponse {
     pub fn write(&self, out: &mut Vec<u8>, format: PeerFormat) {
         // Keys in the byte order bencode requires.
         out.push(b'd');
-        write_str(out, b"complete");
-        write_int(out, self.complete);
+        write_int_entry(out, b"complete", self.complete);
         if let Some(ip) = self.external_ip {
             write_str(out, b"external ip");
             match ip {
@@ -61,12 +60,9 @@ impl AnnounceResponse {
                 IpAddr::V6(ip) => write_str(out, &ip.octets()),
             }
         }
-        write_str(out, b"incomplete");
-        write_int(out, self.incomplete);
-        write_str(out, b"interval");
-        write_int(out, self.interval);
-        write_str(out, b"min interval");
-        write_int(out, self.min_interval);
+        write_int_entry(out, b"incomplete", self.incomplete);
+        write_int_entry(out, b"interval", self.interval);
+        write_int_entry(out, b"min interval", self.min_interval);
         write_str(out, b"peers");
         match format {
             PeerFormat::Compact => {
@@ -122,8 +118,7 @@ fn write_peer_dict<I>(
         write_str(out, b"peer id");
         write_str(out, &peer.peer_id.0);
     }
-    write_str(out, b"port");
-    write_int(out, peer.port);
+    write_int_entry(out, b"port", peer.port);
     out.push(b'e');
 }
 
@@ -201,12 +196,9 @@ impl ScrapeResponse {
 fn write_scrape_file(out: &mut Vec<u8>, info_hash: &InfoHash, statistics: &ScrapeStatistics) {
     write_str(out, &info_hash.0);
     out.push(b'd');
-    write_str(out, b"complete");
-    write_int(out, statistics.complete);
-    write_str(out, b"downloaded");
-    write_int(out, statistics.downloaded);
-    write_str(out, b"incomplete");
-    write_int(out, statistics.incomplete);
+    write_int_entry(out, b"complete", statistics.complete);
+    write_int_entry(out, b"downloaded", statistics.downloaded);
+    write_int_entry(out, b"incomplete", statistics.incomplete);
     out.push(b'e');
 }
 
@@ -242,7 +234,9 @@ pub fn write_http_head(
     });
 }
 
-fn write_int<I: itoa::Integer>(out: &mut Vec<u8>, n: I) {
+/// A dictionary entry with an integer value: `<len>:<key>i<n>e`.
+fn write_int_entry<I: itoa::Integer>(out: &mut Vec<u8>, key: &[u8], n: I) {
+    write_str(out, key);
     out.push(b'i');
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     out.push(b'e');

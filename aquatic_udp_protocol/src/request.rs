@@ -205,31 +205,21 @@ fn parse_announce(
     connection_id: ConnectionId,
     transaction_id: TransactionId,
 ) -> Option<AnnounceRequest> {
-    let info_hash = InfoHash(r.take()?);
-    let peer_id = PeerId(r.take()?);
-    let bytes_downloaded = r.i64()?;
-    let bytes_left = r.i64()?;
-    let bytes_uploaded = r.i64()?;
-    let event = AnnounceEvent::from_i32(r.i32()?);
-    let ip = r.u32()?;
-    let key = r.u32()?;
-    let peers_wanted = r.i32()?;
-    let port = r.u16()?;
-    let url_data = parse_bep41_options(r);
+    // Fields are read in the order written: the order of the packet.
     Some(AnnounceRequest {
         connection_id,
         transaction_id,
-        info_hash,
-        peer_id,
-        bytes_downloaded,
-        bytes_left,
-        bytes_uploaded,
-        event,
-        ip_address: (ip != 0).then(|| Ipv4Addr::from(ip)),
-        key,
-        peers_wanted,
-        port,
-        url_data,
+        info_hash: InfoHash(r.take()?),
+        peer_id: PeerId(r.take()?),
+        bytes_downloaded: r.i64()?,
+        bytes_left: r.i64()?,
+        bytes_uploaded: r.i64()?,
+        event: AnnounceEvent::from_i32(r.i32()?),
+        ip_address: Some(r.u32()?).filter(|&ip| ip != 0).map(Ipv4Addr::from),
+        key: r.u32()?,
+        peers_wanted: r.i32()?,
+        port: r.u16()?,
+        url_data: parse_bep41_options(r),
     })
 }
 

@@ -72,20 +72,8 @@ impl Response {
                 out.extend_from_slice(&r.transaction_id.0.to_be_bytes());
                 out.extend_from_slice(&r.connection_id.0.to_be_bytes());
             }
-            Response::AnnounceIpv4(r) => {
-                write_announce_header(out, r);
-                for peer in &r.peers {
-                    out.extend_from_slice(&peer.ip_address.octets());
-                    out.extend_from_slice(&peer.port.to_be_bytes());
-                }
-            }
-            Response::AnnounceIpv6(r) => {
-                write_announce_header(out, r);
-                for peer in &r.peers {
-                    out.extend_from_slice(&peer.ip_address.octets());
-                    out.extend_from_slice(&peer.port.to_be_bytes());
-                }
-            }
+            Response::AnnounceIpv4(r) => write_announce(out, r, Ipv4Addr::octets),
+            Response::AnnounceIpv6(r) => write_announce(out, r, Ipv6Addr::octets),
             Response::Scrape(r) => {
                 out.extend_from_slice(&ACTION_SCRAPE.to_be_bytes());
                 out.extend_from_slice(&r.transaction_id.0.to_be_bytes());
@@ -121,45 +109,11 @@ impl Response {
                     connection_id: ConnectionId(connection_id),
                 }))
             }
+            ACTION_ANNOUNCE if ipv6 => {
+                parse_announce::<_, 16>(&mut r, transaction_id).map(Response::AnnounceIpv6)
+            }
             ACTION_ANNOUNCE => {
-                let (Some(announce_interval), Some(leechers), Some(seeders)) =
-                    (r.i32(), r.i32(), r.i32())
-                else {
-                    return Err(ResponseParseError(
-                        "announce response shorter than 20 bytes",
-                    ));
-                };
-                if ipv6 {
-                    let mut peers = Vec::with_capacity(r.remaining().len() / 18);
-                    while let (Some(ip), Some(port)) = (r.take::<16>(), r.u16()) {
-                        peers.push(ResponsePeer {
-                            ip_address: Ipv6Addr::from(ip),
-                            port,
-                        });
-                    }
-                    Ok(Response::AnnounceIpv6(AnnounceResponse {
-                        transaction_id,
-                        announce_interval,
-                        leechers,
-                        seeders,
-                        peers,
-                    }))
-                } else {
-                    let mut peers = Vec::with_capacity(r.remaining().len() / 6);
-                    while let (Some(ip), Some(port)) = (r.take::<4>(), r.u16()) {
-                        peers.push(ResponsePeer {
-                            ip_address: Ipv4Addr::from(ip),
-                            port,
-                        });
-                    }
-                    Ok(Response::AnnounceIpv4(AnnounceResponse {
-                        transaction_id,
-                        announce_interval,
-                        leechers,
-                        seeders,
-                        peers,
-                    }))
-                }
+                parse_announce::<_, 4>(&mut r, transaction_id).map(Response::AnnounceIpv4)
             }
             ACTION_SCRAPE => {
                 let mut torrent_stats = Vec::with_capacity(r.remaining().len() / 12);
@@ -186,10 +140,49 @@ impl Response {
     }
 }
 
-fn write_announce_header<I>(out: &mut Vec<u8>, r: &AnnounceResponse<I>) {
+/// An announce response of either address family: the header, then one
+/// record of the address bytes (`octets`) and the port per peer.
+fn write_announce<I, const N: usize>(
+    out: &mut Vec<u8>,
+    r: &AnnounceResponse<I>,
+    octets: fn(&I) -> [u8; N],
+) {
     out.extend_from_slice(&ACTION_ANNOUNCE.to_be_bytes());
     out.extend_from_slice(&r.transaction_id.0.to_be_bytes());
     out.extend_from_slice(&r.announce_interval.to_be_bytes());
     out.extend_from_slice(&r.leechers.to_be_bytes());
     out.extend_from_slice(&r.seeders.to_be_bytes());
+    for peer in &r.peers {
+        out.extend_from_slice(&octets(&peer.ip_address));
+        out.extend_from_slice(&peer.port.to_be_bytes());
+    }
+}
+
+/// The rest of an announce response after action and transaction id: the
+/// counts, then whole peer records of `N` address bytes and the port (a
+/// partial record at the end is ignored).
+fn parse_announce<I: From<[u8; N]>, const N: usize>(
+    r: &mut Reader<'_>,
+    transaction_id: TransactionId,
+) -> Result<AnnounceResponse<I>, ResponseParseError> {
+    let (Some(announce_interval), Some(leechers), Some(seeders)) = (r.i32(), r.i32(), r.i32())
+    else {
+        return Err(ResponseParseError(
+            "announce response shorter than 20 bytes",
+        ));
+    };
+    let mut peers = Vec::with_capacity(r.remaining().len() / (N + 2));
+    while let (Some(ip), Some(port)) = (r.take::<N>(), r.u16()) {
+        peers.push(ResponsePeer {
+            ip_address: I::from(ip),
+            port,
+        });
+    }
+    Ok(AnnounceResponse {
+        transaction_id,
+        announce_interval,
+        leechers,
+        seeders,
+        peers,
+    })
 }

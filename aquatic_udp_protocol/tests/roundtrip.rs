@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(clippy::panic, clippy::indexing_slicing)]
 
+mod common;
+
 use std::borrow::Cow;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -14,6 +16,7 @@ use aquatic_udp_protocol::{
     PROTOCOL_IDENTIFIER, PeerId, Request, Response, ResponsePeer, ScrapeRequest, ScrapeResponse,
     TorrentScrapeStatistics, TransactionId,
 };
+use common::{written_request, written_response};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -217,18 +220,6 @@ fn arb_response_bytes() -> impl Strategy<Value = Vec<u8>> {
             bytes
         });
     prop_oneof![vec(any::<u8>(), 0..2000), header]
-}
-
-fn written_request(request: &Request) -> Vec<u8> {
-    let mut out = Vec::new();
-    request.write(&mut out);
-    out
-}
-
-fn written_response(response: &Response) -> Vec<u8> {
-    let mut out = Vec::new();
-    response.write(&mut out);
-    out
 }
 
 proptest! {

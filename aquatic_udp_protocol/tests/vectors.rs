@@ -7,6 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(clippy::panic, clippy::indexing_slicing)]
 
+mod common;
+
 use std::borrow::Cow;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -15,6 +17,7 @@ use aquatic_udp_protocol::{
     ConnectionId, ErrorResponse, InfoHash, PeerId, Request, RequestParseError, Response,
     ResponsePeer, ScrapeRequest, ScrapeResponse, TorrentScrapeStatistics, TransactionId,
 };
+use common::{written_request, written_response};
 
 /// Hex digits to bytes; whitespace and `_` are ignored so packets can be
 /// laid out one field per group.
@@ -37,27 +40,40 @@ fn cat(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()
 }
 
-fn write_request(request: &Request) -> Vec<u8> {
-    let mut out = Vec::new();
-    request.write(&mut out);
-    out
-}
-
-fn write_response(response: &Response) -> Vec<u8> {
-    let mut out = Vec::new();
-    response.write(&mut out);
-    out
-}
-
 /// Parse `bytes` to `expected`, and write `expected` back to `bytes`.
 fn assert_request_vector(bytes: &[u8], expected: &Request) {
     assert_eq!(Request::parse(bytes, 100).as_ref(), Ok(expected));
-    assert_eq!(hexdump(&write_request(expected)), hexdump(bytes));
+    assert_eq!(hexdump(&written_request(expected)), hexdump(bytes));
 }
 
 fn assert_response_vector(bytes: &[u8], ipv6: bool, expected: &Response) {
     assert_eq!(Response::parse(bytes, ipv6).as_ref(), Ok(expected));
-    assert_eq!(hexdump(&write_response(expected)), hexdump(bytes));
+    assert_eq!(hexdump(&written_response(expected)), hexdump(bytes));
+}
+
+/// `packet(annotated)`, checked to be `len` bytes long, as a response
+/// vector; returns the bytes.
+fn assert_response_packet(annotated: &str, len: usize, ipv6: bool, expected: &Response) -> Vec<u8> {
+    let bytes = packet(annotated);
+    assert_eq!(bytes.len(), len);
+    assert_response_vector(&bytes, ipv6, expected);
+    bytes
+}
+
+/// The header fields and message of the `Sendable` error `bytes` must
+/// parse to (anything else fails the test).
+fn sendable_error(
+    bytes: &[u8],
+    max_scrape_hashes: usize,
+) -> (ConnectionId, TransactionId, &'static str) {
+    match Request::parse(bytes, max_scrape_hashes) {
+        Err(RequestParseError::Sendable {
+            connection_id,
+            transaction_id,
+            message,
+        }) => (connection_id, transaction_id, message),
+        other => panic!("{}: not a sendable error: {other:?}", hexdump(bytes)),
+    }
 }
 
 /// Hex text, so that a mismatch shows which byte differs.
@@ -128,16 +144,13 @@ fn connect_request_with_wrong_protocol_id_is_unsendable() {
 
 #[test]
 fn connect_response() {
-    let bytes = packet(
+    let bytes = assert_response_packet(
         "
         00000000          # action connect
         fedcba98          # transaction_id
         01020304_05060708 # connection_id
         ",
-    );
-    assert_eq!(bytes.len(), 16);
-    assert_response_vector(
-        &bytes,
+        16,
         false,
         &Response::Connect(ConnectResponse {
             transaction_id: TransactionId(0xfedc_ba98_u32 as i32),
@@ -310,7 +323,7 @@ fn announce_request_unknown_events_are_a_regular_announce() {
         );
         // Written back as 0, a regular announce.
         assert_eq!(
-            hexdump(&write_request(&Request::Announce(parsed))),
+            hexdump(&written_request(&Request::Announce(parsed))),
             hexdump(&announce_bytes("00000000", "00000000"))
         );
     }
@@ -318,39 +331,26 @@ fn announce_request_unknown_events_are_a_regular_announce() {
 
 #[test]
 fn announce_request_nonzero_ip_field() {
-    let bytes = announce_bytes("00000002", "c0a80001");
-    assert_request_vector(
-        &bytes,
-        &Request::Announce(AnnounceRequest {
-            ip_address: Some(Ipv4Addr::new(192, 168, 0, 1)),
+    for (wire, ip) in [
+        ("c0a80001", Ipv4Addr::new(192, 168, 0, 1)),
+        ("00000001", Ipv4Addr::new(0, 0, 0, 1)),
+    ] {
+        let bytes = announce_bytes("00000002", wire);
+        let expected = AnnounceRequest {
+            ip_address: Some(ip),
             ..expected_announce()
-        }),
-    );
-    let bytes = announce_bytes("00000002", "00000001");
-    assert_request_vector(
-        &bytes,
-        &Request::Announce(AnnounceRequest {
-            ip_address: Some(Ipv4Addr::new(0, 0, 0, 1)),
-            ..expected_announce()
-        }),
-    );
+        };
+        assert_request_vector(&bytes, &Request::Announce(expected));
+    }
 }
 
 #[test]
 fn announce_request_shorter_than_98_bytes_is_sendable_error() {
     let full = plain_announce();
     for len in 16..98 {
-        match Request::parse(&full[..len], 100) {
-            Err(RequestParseError::Sendable {
-                connection_id,
-                transaction_id,
-                ..
-            }) => {
-                assert_eq!(connection_id, ConnectionId(0x1122_3344_5566_7788));
-                assert_eq!(transaction_id, TransactionId(42));
-            }
-            other => panic!("{len} bytes: {other:?}"),
-        }
+        let (connection_id, transaction_id, _) = sendable_error(&full[..len], 100);
+        assert_eq!(connection_id, ConnectionId(0x1122_3344_5566_7788));
+        assert_eq!(transaction_id, TransactionId(42));
     }
 }
 
@@ -624,18 +624,10 @@ fn scrape_request_without_hashes_is_sendable_error() {
         // A partial hash is no hash.
         cat(&[&header, &[0xaa; 19]]),
     ] {
-        match Request::parse(&bytes, 100) {
-            Err(RequestParseError::Sendable {
-                connection_id,
-                transaction_id,
-                message,
-            }) => {
-                assert_eq!(connection_id, ConnectionId(1));
-                assert_eq!(transaction_id, TransactionId(-1));
-                assert!(!message.is_empty());
-            }
-            other => panic!("{other:?}"),
-        }
+        let (connection_id, transaction_id, message) = sendable_error(&bytes, 100);
+        assert_eq!(connection_id, ConnectionId(1));
+        assert_eq!(transaction_id, TransactionId(-1));
+        assert!(!message.is_empty());
     }
     // max_scrape_hashes == 0 keeps none: also an error.
     let bytes = packet(&format!("{} {HASH_A}", scrape_header()));
@@ -652,18 +644,10 @@ fn scrape_request_without_hashes_is_sendable_error() {
 fn unknown_action_is_sendable_error() {
     for action in ["00000003", "00000004", "ffffffff", "7fffffff", "80000000"] {
         let bytes = hex(&format!("0102030405060708 {action} 00000007 {HASH_A}"));
-        match Request::parse(&bytes, 100) {
-            Err(RequestParseError::Sendable {
-                connection_id,
-                transaction_id,
-                message,
-            }) => {
-                assert_eq!(connection_id, ConnectionId(0x0102_0304_0506_0708));
-                assert_eq!(transaction_id, TransactionId(7));
-                assert!(!message.is_empty());
-            }
-            other => panic!("action {action}: {other:?}"),
-        }
+        let (connection_id, transaction_id, message) = sendable_error(&bytes, 100);
+        assert_eq!(connection_id, ConnectionId(0x0102_0304_0506_0708));
+        assert_eq!(transaction_id, TransactionId(7));
+        assert!(!message.is_empty());
     }
 }
 
@@ -691,7 +675,7 @@ fn short_packets_are_unsendable() {
 
 #[test]
 fn announce_response_ipv4() {
-    let bytes = packet(
+    assert_response_packet(
         "
         00000001     # action announce
         0000002a     # transaction_id 42
@@ -702,10 +686,7 @@ fn announce_response_ipv4() {
         0a000002 c8d5 # 10.0.0.2:51413
         ffffffff 0000 # 255.255.255.255:0
         ",
-    );
-    assert_eq!(bytes.len(), 20 + 3 * 6);
-    assert_response_vector(
-        &bytes,
+        20 + 3 * 6,
         false,
         &Response::AnnounceIpv4(AnnounceResponse {
             transaction_id: TransactionId(42),
@@ -732,7 +713,7 @@ fn announce_response_ipv4() {
 
 #[test]
 fn announce_response_ipv6() {
-    let bytes = packet(
+    assert_response_packet(
         "
         00000001     # action announce
         80000000     # transaction_id i32::MIN
@@ -742,10 +723,7 @@ fn announce_response_ipv6() {
         20010db8000000000000000000000001 1ae1 # [2001:db8::1]:6881
         00000000000000000000ffff01020304 ffff # [::ffff:1.2.3.4]:65535
         ",
-    );
-    assert_eq!(bytes.len(), 20 + 2 * 18);
-    assert_response_vector(
-        &bytes,
+        20 + 2 * 18,
         true,
         &Response::AnnounceIpv6(AnnounceResponse {
             transaction_id: TransactionId(i32::MIN),
@@ -857,7 +835,7 @@ fn short_announce_response_is_an_error() {
 
 #[test]
 fn scrape_response() {
-    let bytes = packet(
+    let bytes = assert_response_packet(
         "
         00000002                   # action scrape
         00000007                   # transaction_id
@@ -865,10 +843,7 @@ fn scrape_response() {
         00000000 00000000 00000000 # an unknown torrent
         7fffffff ffffffff 80000000 # extremes
         ",
-    );
-    assert_eq!(bytes.len(), 8 + 3 * 12);
-    assert_response_vector(
-        &bytes,
+        8 + 3 * 12,
         false,
         &Response::Scrape(ScrapeResponse {
             transaction_id: TransactionId(7),
