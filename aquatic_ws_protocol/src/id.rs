@@ -7,7 +7,7 @@
 use std::fmt;
 
 use serde::de::{self, Visitor};
-use serde::{Deserializer, Serializer};
+use serde::{Deserializer, Serialize, Serializer};
 
 /// Why a string is not a 20-byte id.
 pub const INVALID_ID: &str = "must be a string of exactly 20 characters U+0000..U+00FF";
@@ -30,6 +30,15 @@ pub fn encode(bytes: &[u8; 20]) -> String {
 
 pub fn serialize<S: Serializer>(bytes: &[u8; 20], serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&encode(bytes))
+}
+
+/// An id serialized as its text (a field of the JSON written).
+pub(crate) struct IdText<'a>(pub(crate) &'a [u8; 20]);
+
+impl Serialize for IdText<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize(self.0, serializer)
+    }
 }
 
 /// For `#[serde(deserialize_with)]` on a `[u8; 20]` field.

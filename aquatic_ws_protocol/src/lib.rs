@@ -10,6 +10,8 @@
 //! failure reason to answer with, never a panic.
 
 #![forbid(unsafe_code)]
+#[macro_use]
+mod visitor;
 pub mod id;
 mod request;
 mod response;

@@ -10,14 +10,13 @@ use std::borrow::Cow;
 use std::fmt;
 
 use aquatic_wire::{InfoHash, PeerId};
-use std::marker::PhantomData;
 
 use serde::de::value::MapAccessDeserializer;
-use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess};
+use serde::{Deserialize, Serialize};
 use simd_json::OwnedValue;
 
-use crate::id;
+use crate::id::{self, IdText};
 use crate::{Action, OfferId};
 
 /// What a client can send.
@@ -214,8 +213,8 @@ impl InMessage {
         let result = match self {
             InMessage::Announce(r) => simd_json::to_vec(&AnnounceJson {
                 action: "announce",
-                info_hash: &r.info_hash.0,
-                peer_id: &r.peer_id.0,
+                info_hash: IdText(&r.info_hash.0),
+                peer_id: IdText(&r.peer_id.0),
                 event: r.event.as_str(),
                 left: r.left,
                 numwant: r.numwant,
@@ -224,16 +223,16 @@ impl InMessage {
                     .iter()
                     .map(|o| OfferJson {
                         offer: &o.offer,
-                        offer_id: &o.offer_id.0,
+                        offer_id: IdText(&o.offer_id.0),
                     })
                     .collect(),
             }),
             InMessage::Answer(r) => simd_json::to_vec(&AnswerJson {
                 action: "announce",
-                info_hash: &r.info_hash.0,
-                peer_id: &r.peer_id.0,
-                to_peer_id: &r.to_peer_id.0,
-                offer_id: &r.offer_id.0,
+                info_hash: IdText(&r.info_hash.0),
+                peer_id: IdText(&r.peer_id.0),
+                to_peer_id: IdText(&r.to_peer_id.0),
+                offer_id: IdText(&r.offer_id.0),
                 answer: &r.answer,
             }),
             InMessage::Scrape(r) => simd_json::to_vec(&ScrapeJson {
@@ -297,21 +296,11 @@ fn scrape_hash(text: Option<&str>) -> Result<InfoHash, ParseError> {
 /// The top level: an object (serde would also take an array as a struct).
 struct RawMessage<'a>(RawIn<'a>);
 
-impl<'de: 'a, 'a> Deserialize<'de> for RawMessage<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V<'a>(PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = RawMessage<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                RawIn::deserialize(MapAccessDeserializer::new(map)).map(RawMessage)
-            }
-        }
-        deserializer.deserialize_map(V(PhantomData))
+deserialize_with_visitor!(RawMessage<'a>, deserialize_map, "a JSON object", {
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        RawIn::deserialize(MapAccessDeserializer::new(map)).map(RawMessage)
     }
-}
+});
 
 #[derive(Deserialize)]
 struct RawIn<'a> {
@@ -377,25 +366,15 @@ impl RawText<'_> {
     }
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for RawText<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V<'a>(PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = RawText<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(RawText::Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(RawText::Text(Cow::Owned(v.to_owned())))
-            }
-            anything_else_is!(RawText::Other; scalars, seq, map);
-        }
-        deserializer.deserialize_any(V(PhantomData))
+deserialize_with_visitor!(RawText<'a>, deserialize_any, "any JSON value", {
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(RawText::Text(Cow::Borrowed(v)))
     }
-}
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(RawText::Text(Cow::Owned(v.to_owned())))
+    }
+    anything_else_is!(RawText::Other; scalars, seq, map);
+});
 
 /// `info_hash`: a string, or for a scrape also an array of strings.
 enum RawIds<'a> {
@@ -404,32 +383,22 @@ enum RawIds<'a> {
     Other,
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for RawIds<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V<'a>(PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = RawIds<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(RawIds::One(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(RawIds::One(Cow::Owned(v.to_owned())))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-                while let Some(text) = seq.next_element::<RawText<'de>>()? {
-                    list.push(text);
-                }
-                Ok(RawIds::Many(list))
-            }
-            anything_else_is!(RawIds::Other; scalars, map);
-        }
-        deserializer.deserialize_any(V(PhantomData))
+deserialize_with_visitor!(RawIds<'a>, deserialize_any, "any JSON value", {
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(RawIds::One(Cow::Borrowed(v)))
     }
-}
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(RawIds::One(Cow::Owned(v.to_owned())))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(text) = seq.next_element::<RawText<'de>>()? {
+            list.push(text);
+        }
+        Ok(RawIds::Many(list))
+    }
+    anything_else_is!(RawIds::Other; scalars, map);
+});
 
 /// `offers`: an array of objects; `None` for an element of another type.
 enum RawOffers<'a> {
@@ -444,46 +413,26 @@ struct RawOffer<'a> {
     offer_id: Option<RawText<'a>>,
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for RawOffers<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        /// One element: an object, or anything else as `None`.
-        struct Element<'a>(Option<RawOffer<'a>>);
-        impl<'de: 'a, 'a> Deserialize<'de> for Element<'a> {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                struct V<'a>(PhantomData<&'a ()>);
-                impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-                    type Value = Element<'a>;
-                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                        f.write_str("any JSON value")
-                    }
-                    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                        RawOffer::deserialize(MapAccessDeserializer::new(map))
-                            .map(|o| Element(Some(o)))
-                    }
-                    anything_else_is!(Element(None); scalars, str, seq);
-                }
-                deserializer.deserialize_any(V(PhantomData))
-            }
-        }
+/// One element of `offers`: an object, or anything else as `None`.
+struct OfferElement<'a>(Option<RawOffer<'a>>);
 
-        struct V<'a>(PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = RawOffers<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
-                while let Some(Element(offer)) = seq.next_element::<Element<'de>>()? {
-                    list.push(offer);
-                }
-                Ok(RawOffers::List(list))
-            }
-            anything_else_is!(RawOffers::Other; scalars, str, map);
-        }
-        deserializer.deserialize_any(V(PhantomData))
+deserialize_with_visitor!(OfferElement<'a>, deserialize_any, "any JSON value", {
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        RawOffer::deserialize(MapAccessDeserializer::new(map)).map(|o| OfferElement(Some(o)))
     }
-}
+    anything_else_is!(OfferElement(None); scalars, str, seq);
+});
+
+deserialize_with_visitor!(RawOffers<'a>, deserialize_any, "any JSON value", {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
+        while let Some(OfferElement(offer)) = seq.next_element::<OfferElement<'de>>()? {
+            list.push(offer);
+        }
+        Ok(RawOffers::List(list))
+    }
+    anything_else_is!(RawOffers::Other; scalars, str, map);
+});
 
 /// A count from JavaScript: any JSON number; negatives count as 0,
 /// fractions are cut, `null` (how `Infinity` and `NaN` are sent) and
@@ -494,47 +443,35 @@ enum RawNumber {
     Invalid,
 }
 
-impl<'de> Deserialize<'de> for RawNumber {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawNumber;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(RawNumber::Known(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(RawNumber::Known(u64::try_from(v).unwrap_or(0)))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                // `as` saturates: negatives -> 0; too large is unknown.
-                Ok(if v.is_finite() && v < u64::MAX as f64 {
-                    RawNumber::Known(v as u64)
-                } else {
-                    RawNumber::Unknown
-                })
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(RawNumber::Unknown)
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(RawNumber::Invalid)
-            }
-            anything_else_is!(RawNumber::Invalid; str, seq, map);
-        }
-        deserializer.deserialize_any(V)
+deserialize_with_visitor!(RawNumber, deserialize_any, "any JSON value", {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(RawNumber::Known(v))
     }
-}
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(RawNumber::Known(u64::try_from(v).unwrap_or(0)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        // `as` saturates: negatives -> 0; too large is unknown.
+        Ok(if v.is_finite() && v < u64::MAX as f64 {
+            RawNumber::Known(v as u64)
+        } else {
+            RawNumber::Unknown
+        })
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(RawNumber::Unknown)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(RawNumber::Invalid)
+    }
+    anything_else_is!(RawNumber::Invalid; str, seq, map);
+});
 
 #[derive(Serialize)]
 struct AnnounceJson<'a> {
     action: &'static str,
-    #[serde(serialize_with = "id::serialize")]
-    info_hash: &'a [u8; 20],
-    #[serde(serialize_with = "id::serialize")]
-    peer_id: &'a [u8; 20],
+    info_hash: IdText<'a>,
+    peer_id: IdText<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     event: Option<&'static str>,
     left: Option<u64>,
@@ -547,21 +484,16 @@ struct AnnounceJson<'a> {
 #[derive(Serialize)]
 struct OfferJson<'a> {
     offer: &'a OwnedValue,
-    #[serde(serialize_with = "id::serialize")]
-    offer_id: &'a [u8; 20],
+    offer_id: IdText<'a>,
 }
 
 #[derive(Serialize)]
 struct AnswerJson<'a> {
     action: &'static str,
-    #[serde(serialize_with = "id::serialize")]
-    info_hash: &'a [u8; 20],
-    #[serde(serialize_with = "id::serialize")]
-    peer_id: &'a [u8; 20],
-    #[serde(serialize_with = "id::serialize")]
-    to_peer_id: &'a [u8; 20],
-    #[serde(serialize_with = "id::serialize")]
-    offer_id: &'a [u8; 20],
+    info_hash: IdText<'a>,
+    peer_id: IdText<'a>,
+    to_peer_id: IdText<'a>,
+    offer_id: IdText<'a>,
     answer: &'a OwnedValue,
 }
 

@@ -1,16 +1,16 @@
 //! Messages from the tracker to a WebTorrent client.
 
 use std::borrow::Cow;
-use std::fmt;
 
 use aquatic_wire::{InfoHash, PeerId};
-use serde::de::{MapAccess, Visitor};
+use serde::de::MapAccess;
 use serde::ser::SerializeMap;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use simd_json::OwnedValue;
 
+use crate::id::{self, IdText};
 use crate::request::ParseError;
-use crate::{Action, OfferId, id};
+use crate::{Action, OfferId};
 
 /// What the tracker sends.
 #[derive(Clone, Debug, PartialEq)]
@@ -92,7 +92,7 @@ impl OutMessage {
                 &mut *out,
                 &AnnounceResponseJson {
                     action: Action::Announce,
-                    info_hash: &r.info_hash.0,
+                    info_hash: IdText(&r.info_hash.0),
                     complete: r.complete,
                     incomplete: r.incomplete,
                     interval: r.interval,
@@ -102,9 +102,9 @@ impl OutMessage {
                 &mut *out,
                 &RelayJson {
                     action: Action::Announce,
-                    info_hash: &m.info_hash.0,
-                    peer_id: &m.peer_id.0,
-                    offer_id: &m.offer_id.0,
+                    info_hash: IdText(&m.info_hash.0),
+                    peer_id: IdText(&m.peer_id.0),
+                    offer_id: IdText(&m.offer_id.0),
                     offer: Some(&m.offer),
                     answer: None,
                 },
@@ -113,9 +113,9 @@ impl OutMessage {
                 &mut *out,
                 &RelayJson {
                     action: Action::Announce,
-                    info_hash: &m.info_hash.0,
-                    peer_id: &m.peer_id.0,
-                    offer_id: &m.offer_id.0,
+                    info_hash: IdText(&m.info_hash.0),
+                    peer_id: IdText(&m.peer_id.0),
+                    offer_id: IdText(&m.offer_id.0),
                     offer: None,
                     answer: Some(&m.answer),
                 },
@@ -220,8 +220,7 @@ impl OutMessage {
 #[derive(Serialize)]
 struct AnnounceResponseJson<'a> {
     action: Action,
-    #[serde(serialize_with = "id::serialize")]
-    info_hash: &'a [u8; 20],
+    info_hash: IdText<'a>,
     complete: usize,
     incomplete: usize,
     interval: u32,
@@ -231,12 +230,9 @@ struct AnnounceResponseJson<'a> {
 #[derive(Serialize)]
 struct RelayJson<'a> {
     action: Action,
-    #[serde(serialize_with = "id::serialize")]
-    info_hash: &'a [u8; 20],
-    #[serde(serialize_with = "id::serialize")]
-    peer_id: &'a [u8; 20],
-    #[serde(serialize_with = "id::serialize")]
-    offer_id: &'a [u8; 20],
+    info_hash: IdText<'a>,
+    peer_id: IdText<'a>,
+    offer_id: IdText<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     offer: Option<&'a OwnedValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -295,22 +291,17 @@ struct RawOut<'a> {
 /// built (a map would shuffle it).
 struct FilesIn(Vec<(String, ScrapeStatistics)>);
 
-impl<'de> Deserialize<'de> for FilesIn {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = FilesIn;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an object of info hashes to statistics")
+deserialize_with_visitor!(
+    FilesIn,
+    deserialize_map,
+    "an object of info hashes to statistics",
+    {
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut files = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+            while let Some(entry) = map.next_entry()? {
+                files.push(entry);
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut files = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
-                while let Some(entry) = map.next_entry()? {
-                    files.push(entry);
-                }
-                Ok(FilesIn(files))
-            }
+            Ok(FilesIn(files))
         }
-        deserializer.deserialize_map(V)
     }
-}
+);
