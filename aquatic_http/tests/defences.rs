@@ -14,18 +14,11 @@ use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use aquatic_test_support::http::{announce_path, contains, read_response};
+use aquatic_test_support::http::{announce_path, assert_contains, contains, read_response};
 use aquatic_test_support::metrics::{metrics_address, parse, scrape, sum};
-use aquatic_test_support::{Daemon, defences, loopback, tcp_from};
+use aquatic_test_support::{defences, loopback, tcp_from};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_aquatic_http");
-const METRICS: &str = "[metrics]\nenabled = true\naddress = \"127.0.0.1:0\"\n";
-
-fn start_in(dir: tempfile::TempDir, extra: &str, network_extra: &str) -> Daemon {
-    let config =
-        format!("{METRICS}{extra}\n[network]\naddress = \"127.0.0.1:0\"\n{network_extra}\n");
-    Daemon::launch_in(BINARY, dir, &config)
-}
 
 /// `GET path` with `Host: host` from `from` on a new connection: the
 /// response, or `None` when the connection is closed without one.
@@ -45,20 +38,14 @@ fn announce_from(n: u8, addr: SocketAddr) -> Option<(u16, Vec<u8>)> {
     )
 }
 
-fn refused(daemon: &Daemon, reason: &str) -> u64 {
-    defences::refused(daemon, "aquatic_http", reason)
-}
-
 #[test]
 fn ip_filter_closes_refused_connections_and_reloads() {
-    let dir = tempfile::tempdir().unwrap();
-    let (filter, section) = defences::deny_file(&dir, "127.0.0.2\n");
-    let t = start_in(dir, &section, "");
+    let (t, filter) = defences::launch_denying(BINARY, "127.0.0.2\n", "");
     assert_eq!(announce_from(2, t.addr), None);
     let (status, body) = announce_from(3, t.addr).unwrap();
     assert_eq!(status, 200);
-    assert!(contains(&body, b"8:interval"), "{body:?}");
-    assert!(refused(&t, "ip_filter") >= 1);
+    assert_contains(&body, b"8:interval");
+    assert!(defences::refused(&t, "ip_filter") >= 1);
     // A keep-alive connection opened before the reload that refuses it.
     let mut open = tcp_from(loopback(3), t.addr).unwrap();
     let keep_alive = format!(
@@ -81,42 +68,27 @@ fn ip_filter_closes_refused_connections_and_reloads() {
     assert_eq!(announce_from(3, t.addr), None);
     open.write_all(keep_alive.as_bytes()).unwrap();
     let (_, body) = read_response(&mut open).unwrap();
-    assert!(contains(&body, b"address refused"), "{body:?}");
+    assert_contains(&body, b"address refused");
 }
 
 #[test]
 fn requests_a_trusted_proxy_forwards_for_refused_addresses_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, section) = defences::deny_file(&dir, "192.0.2.0/24\n");
-    let t = start_in(
-        dir,
-        &section,
-        "reverse_proxy_ip_header = \"X-Forwarded-For\"\ntrusted_proxies = [\"127.0.0.1\"]\n",
-    );
+    let t = defences::launch_behind_proxy_denying(BINARY, "192.0.2.0/24\n");
     let path = announce_path(1, 1, 6881, 0, "");
-    let (status, body) = get_from(
-        loopback(1),
-        t.addr,
-        &path,
-        "Host: tracker\r\nX-Forwarded-For: 192.0.2.9\r\n",
-    )
-    .unwrap();
+    let forwarded_for = |client: &str| {
+        let headers = format!("Host: tracker\r\nX-Forwarded-For: {client}\r\n");
+        get_from(loopback(1), t.addr, &path, &headers).unwrap()
+    };
+    let (status, body) = forwarded_for("192.0.2.9");
     assert_eq!(status, 200);
-    assert!(contains(&body, b"address refused"), "{body:?}");
-    let (_, body) = get_from(
-        loopback(1),
-        t.addr,
-        &path,
-        "Host: tracker\r\nX-Forwarded-For: 198.51.100.9\r\n",
-    )
-    .unwrap();
-    assert!(contains(&body, b"8:interval"), "{body:?}");
+    assert_contains(&body, b"address refused");
+    assert_contains(&forwarded_for("198.51.100.9").1, b"8:interval");
 }
 
 #[test]
 fn hosts_not_allowed_get_421() {
-    let t = start_in(
-        tempfile::tempdir().unwrap(),
+    let t = defences::launch(
+        BINARY,
         "",
         "allowed_hosts = [\"tracker.example.org\", \"[::1]\"]\n",
     );
@@ -134,7 +106,7 @@ fn hosts_not_allowed_get_421() {
     for headers in ["Host: other.example.com\r\n", "Host: example.org\r\n", ""] {
         let (status, body) = get_from(loopback(1), t.addr, &path, headers).unwrap();
         assert_eq!(status, 421, "{headers:?}");
-        assert!(contains(&body, b"Misdirected Request"), "{body:?}");
+        assert_contains(&body, b"Misdirected Request");
     }
     let samples = parse(&scrape(metrics_address(&t)));
     let wrong_host = sum(
@@ -153,7 +125,7 @@ fn hosts_not_allowed_get_421() {
 
 #[test]
 fn a_rate_limited_flood_leaves_other_clients_their_answers_and_latency() {
-    let t = start_in(tempfile::tempdir().unwrap(), defences::FLOOD_RATE_LIMIT, "");
+    let t = defences::launch(BINARY, defences::FLOOD_RATE_LIMIT, "");
     let addr = t.addr;
     let flood = move |flood_for: Duration| {
         // Keep-alive announces as fast as they are answered.
@@ -170,23 +142,23 @@ fn a_rate_limited_flood_leaves_other_clients_their_answers_and_latency() {
             if contains(&body, b"rate limit exceeded") {
                 limited += 1;
             } else {
-                assert!(contains(&body, b"8:interval"), "{body:?}");
+                assert_contains(&body, b"8:interval");
                 answered += 1;
             }
         }
         (answered, limited)
     };
-    defences::flood_beside_honest_client(&t, "aquatic_http", Duration::from_secs(3), flood, || {
+    defences::flood_beside_honest_client(&t, Duration::from_secs(3), flood, || {
         let (status, body) = announce_from(3, addr).unwrap();
         assert_eq!(status, 200);
-        assert!(contains(&body, b"8:interval"), "{body:?}");
+        assert_contains(&body, b"8:interval");
     });
 }
 
 #[test]
 fn announce_intervals_are_spread_and_never_below_min_interval() {
-    let t = start_in(
-        tempfile::tempdir().unwrap(),
+    let t = defences::launch(
+        BINARY,
         "[protocol]\npeer_announce_interval = 1800\npeer_announce_interval_jitter = 120\nmin_announce_interval = 1750\n",
         "",
     );

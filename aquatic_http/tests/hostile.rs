@@ -314,57 +314,47 @@ fn malformed(addr: SocketAddr, stop: Stop) -> Report {
     let hash = pct(&[HOSTILE_HASH; 20]);
     let id = pct(&[2; 20]);
     let valid = announce_path(HOSTILE_HASH, 3, 1, 0, "");
-    let kept_alive: Vec<(Vec<u8>, &[u8])> = vec![
+    // Announces with a broken query, and the failure reason of each.
+    let announces = [
         (
-            get(&format!("/announce?info_hash=%zz&peer_id={id}&port=1"), ""),
-            b"invalid percent-encoding in info_hash",
+            format!("info_hash=%zz&peer_id={id}&port=1"),
+            "invalid percent-encoding in info_hash",
         ),
         (
-            get(&format!("/announce?info_hash={hash}&peer_id=%f&port=1"), ""),
-            b"invalid percent-encoding in peer_id",
+            format!("info_hash={hash}&peer_id=%f&port=1"),
+            "invalid percent-encoding in peer_id",
         ),
         (
-            get(&format!("/announce?info_hash=abc&peer_id={id}&port=1"), ""),
-            b"info_hash must be 20 bytes",
+            format!("info_hash=abc&peer_id={id}&port=1"),
+            "info_hash must be 20 bytes",
         ),
         (
-            get(
-                &format!("/announce?info_hash={hash}%00&peer_id={id}&port=1"),
-                "",
-            ),
-            b"info_hash must be 20 bytes",
+            format!("info_hash={hash}%00&peer_id={id}&port=1"),
+            "info_hash must be 20 bytes",
         ),
         (
-            get(
-                &format!("/announce?info_hash={hash}&peer_id=abc&port=1"),
-                "",
-            ),
-            b"peer_id must be 20 bytes",
+            format!("info_hash={hash}&peer_id=abc&port=1"),
+            "peer_id must be 20 bytes",
         ),
-        (
-            get(&format!("/announce?peer_id={id}&port=1"), ""),
-            b"missing info_hash",
-        ),
-        (
-            get(&format!("/announce?info_hash={hash}&port=1"), ""),
-            b"missing peer_id",
-        ),
-        (
-            get(&format!("/announce?info_hash={hash}&peer_id={id}"), ""),
-            b"missing port",
-        ),
-        (get("/scrape?info_hash=%zz", ""), b"failure reason"),
-        // Not UTF-8 in a header value: allowed (obs-text), a normal answer.
-        (
-            [
-                b"GET ".as_slice(),
-                valid.as_bytes(),
-                b" HTTP/1.1\r\nX-Junk: \xff\xfe\r\n\r\n",
-            ]
-            .concat(),
-            b"8:completei",
-        ),
+        (format!("peer_id={id}&port=1"), "missing info_hash"),
+        (format!("info_hash={hash}&port=1"), "missing peer_id"),
+        (format!("info_hash={hash}&peer_id={id}"), "missing port"),
     ];
+    let mut kept_alive: Vec<(Vec<u8>, &[u8])> = announces
+        .iter()
+        .map(|(query, reason)| (get(&format!("/announce?{query}"), ""), reason.as_bytes()))
+        .collect();
+    kept_alive.push((get("/scrape?info_hash=%zz", ""), b"failure reason"));
+    // Not UTF-8 in a header value: allowed (obs-text), a normal answer.
+    kept_alive.push((
+        [
+            b"GET ".as_slice(),
+            valid.as_bytes(),
+            b" HTTP/1.1\r\nX-Junk: \xff\xfe\r\n\r\n",
+        ]
+        .concat(),
+        b"8:completei",
+    ));
     let closing: Vec<Vec<u8>> = vec![
         // Not UTF-8 in the path.
         b"GET /announce?info_hash=\xff\xfe HTTP/1.1\r\n\r\n".to_vec(),

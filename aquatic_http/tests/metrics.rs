@@ -9,13 +9,11 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
 
-use aquatic_test_support::Daemon;
-use aquatic_test_support::http::{announce_path, pct};
+use aquatic_test_support::http::{announce_path, connect, get, pct};
 use aquatic_test_support::metrics::{
-    Expected, assert_help_and_promtool, assert_worker_series, check_health_and_stats_json,
-    metrics_address, taken_address_fails_start, wait_for_expected,
+    Expectations, assert_settles_to, assert_worker_series, launch_two_by_two,
+    taken_address_fails_start,
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_aquatic_http");
@@ -23,12 +21,9 @@ const BINARY: &str = env!("CARGO_BIN_EXE_aquatic_http");
 /// One request on its own connection (`Connection: close`), read to the
 /// end: (status, request bytes, response bytes).
 fn request_once(addr: SocketAddr, path: &str) -> (u16, u64, u64) {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: tracker\r\nConnection: close\r\n\r\n");
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
+    let request = get(path, "Connection: close\r\n");
+    let mut stream = connect(addr);
+    stream.write_all(&request).unwrap();
     let mut response = Vec::new();
     stream.read_to_end(&mut response).unwrap();
     let status = String::from_utf8_lossy(&response)
@@ -41,9 +36,7 @@ fn request_once(addr: SocketAddr, path: &str) -> (u16, u64, u64) {
 
 #[test]
 fn metrics_count_known_traffic_exactly() {
-    let config = "socket_workers = 2\nrequest_workers = 2\n[metrics]\nenabled = true\naddress = \"127.0.0.1:0\"\n";
-    let tracker = Daemon::launch(BINARY, config);
-    let metrics = metrics_address(&tracker);
+    let (tracker, metrics) = launch_two_by_two(BINARY, "");
 
     let (mut sent, mut received) = (0u64, 0u64);
     let mut expect_status = |path: &str, status: u16| {
@@ -73,64 +66,39 @@ fn metrics_count_known_traffic_exactly() {
     // One connection left open, without a request.
     let _open = TcpStream::connect(tracker.addr).unwrap();
 
-    let expected: Vec<Expected> = vec![
-        (
-            "aquatic_http_connections_total",
-            vec![("outcome", "accepted")],
-            9,
-        ),
-        (
-            "aquatic_http_connections_total",
-            vec![("outcome", "refused")],
-            0,
-        ),
-        ("aquatic_http_open_connections", vec![], 1),
-        ("aquatic_http_requests_total", vec![("type", "announce")], 4),
-        ("aquatic_http_requests_total", vec![("type", "scrape")], 2),
-        (
-            "aquatic_http_responses_total",
-            vec![("type", "announce")],
-            4,
-        ),
-        ("aquatic_http_responses_total", vec![("type", "scrape")], 2),
-        ("aquatic_http_responses_total", vec![("type", "error")], 2),
-        ("aquatic_http_error_responses_total", vec![], 2),
-        (
-            "aquatic_http_error_responses_total",
-            vec![("reason", "invalid_request")],
-            1,
-        ),
-        (
-            "aquatic_http_error_responses_total",
-            vec![("reason", "not_found")],
-            1,
-        ),
-        ("aquatic_http_received_bytes_total", vec![], sent),
-        ("aquatic_http_sent_bytes_total", vec![], received),
-        ("aquatic_http_torrents", vec![("ip_version", "4")], 2),
-        ("aquatic_http_seeders", vec![("ip_version", "4")], 2),
-        ("aquatic_http_leechers", vec![("ip_version", "4")], 2),
-        ("aquatic_http_torrents", vec![("ip_version", "6")], 0),
-        ("aquatic_http_seeders", vec![("ip_version", "6")], 0),
-        ("aquatic_http_leechers", vec![("ip_version", "6")], 0),
-    ];
+    let expected = Expectations::new("aquatic_http")
+        .by(
+            "connections_total",
+            "outcome",
+            &[("accepted", 9), ("refused", 0)],
+        )
+        .total("open_connections", 1)
+        .by("requests_total", "type", &[("announce", 4), ("scrape", 2)])
+        .by(
+            "responses_total",
+            "type",
+            &[("announce", 4), ("scrape", 2), ("error", 2)],
+        )
+        .total("error_responses_total", 2)
+        .by(
+            "error_responses_total",
+            "reason",
+            &[("invalid_request", 1), ("not_found", 1)],
+        )
+        .total("received_bytes_total", sent)
+        .total("sent_bytes_total", received)
+        .swarm(Some("4"), [2, 2, 2])
+        .swarm(Some("6"), [0, 0, 0])
+        .build();
     // Counters are bumped around the writes and the close, gauges after a
     // batch: wait until the numbers settle.
-    let (text, samples) = wait_for_expected(metrics, &expected, &[]);
-    check_health_and_stats_json(
-        metrics,
-        "aquatic_http",
-        &["socket-0", "socket-1", "request-0", "request-1"],
-        &expected,
-        &[],
-    );
+    let (text, samples) = assert_settles_to(metrics, "aquatic_http", &expected, &[]);
 
     assert!(
         text.contains("# HELP aquatic_http_error_responses_total "),
         "{text}"
     );
     assert_worker_series(&text, &samples, "aquatic_http_requests_total", &["0", "1"]);
-    assert_help_and_promtool(&text, &expected);
 }
 
 #[test]

@@ -13,9 +13,13 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use aquatic_test_support::http::{
-    announce_path, connect, contains, get, pct, read_response, request,
+    announce_path, assert_contains, connect, contains, get, pct, read_response, request, round_trip,
 };
-use aquatic_test_support::{Daemon, tls};
+use aquatic_test_support::state::{
+    assert_export_lists, assert_loaded, loopbacks, not_loaded, scrape_export_section, state_config,
+    stop_saving,
+};
+use aquatic_test_support::{Daemon, list_file, tls};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_aquatic_http");
 
@@ -47,36 +51,24 @@ fn announce_formats_and_scrape_with(extra: &str) {
         &announce_path(1, 1, 6881, 0, "&event=started&compact=1"),
     );
     assert_eq!(status, 200);
-    assert!(
-        contains(&body, b"8:completei1e"),
-        "{}",
-        String::from_utf8_lossy(&body)
-    );
-    assert!(contains(&body, b"11:external ip4:\x7f\x00\x00\x01"));
-    assert!(contains(&body, b"5:peers0:"));
+    assert_contains(&body, b"8:completei1e");
+    assert_contains(&body, b"11:external ip4:\x7f\x00\x00\x01");
+    assert_contains(&body, b"5:peers0:");
 
     // Compact: 6-byte record of the first peer.
     let (_, body) = request(t.addr, &announce_path(1, 2, 6882, 5, "&compact=1"));
-    assert!(
-        contains(&body, b"5:peers6:\x7f\x00\x00\x01\x1a\xe1"),
-        "{}",
-        String::from_utf8_lossy(&body)
-    );
-    assert!(contains(&body, b"10:incompletei1e"));
+    assert_contains(&body, b"5:peers6:\x7f\x00\x00\x01\x1a\xe1");
+    assert_contains(&body, b"10:incompletei1e");
     // Original BEP 3 format, with and without peer ids.
     let (_, body) = request(t.addr, &announce_path(1, 3, 6883, 5, "&compact=0"));
-    assert!(
-        contains(&body, b"7:peer id20:"),
-        "{}",
-        String::from_utf8_lossy(&body)
-    );
-    assert!(contains(&body, b"2:ip9:127.0.0.1"));
+    assert_contains(&body, b"7:peer id20:");
+    assert_contains(&body, b"2:ip9:127.0.0.1");
     let (_, body) = request(
         t.addr,
         &announce_path(1, 3, 6883, 5, "&compact=0&no_peer_id=1"),
     );
     assert!(!contains(&body, b"peer id"));
-    assert!(contains(&body, b"4:porti688"));
+    assert_contains(&body, b"4:porti688");
 
     // Completed counts; paused and empty are regular announces; stopped removes.
     request(t.addr, &announce_path(1, 2, 6882, 0, "&event=completed"));
@@ -110,12 +102,8 @@ fn ipv6_gets_peers6_and_separate_swarm() {
     let mut record = b"6:peers618:".to_vec();
     record.extend_from_slice(&std::net::Ipv6Addr::LOCALHOST.octets());
     record.extend_from_slice(&7001u16.to_be_bytes());
-    assert!(
-        contains(&body, &record),
-        "{}",
-        String::from_utf8_lossy(&body)
-    );
-    assert!(contains(&body, b"11:external ip16:"));
+    assert_contains(&body, &record);
+    assert_contains(&body, b"11:external ip16:");
 }
 
 #[test]
@@ -143,28 +131,46 @@ fn keep_alive_pipelining_and_connection_close() {
     keep_alive_pipelining_and_connection_close_with("request_workers = 2\n");
 }
 
+/// GETs of `paths` (each with `headers`) written at once on `s`: the
+/// answers come in order, with `statuses`; their bodies.
+fn assert_pipelined(
+    s: &mut TcpStream,
+    paths: &[&str],
+    headers: &str,
+    statuses: &[u16],
+) -> Vec<Vec<u8>> {
+    let requests: Vec<u8> = paths.iter().flat_map(|path| get(path, headers)).collect();
+    s.write_all(&requests).unwrap();
+    let (got, bodies): (Vec<u16>, Vec<Vec<u8>>) =
+        paths.iter().map(|_| read_response(s).unwrap()).unzip();
+    assert_eq!(got, statuses);
+    bodies
+}
+
+/// The server has closed `s`: a read gets no byte.
+fn assert_closed(s: &mut TcpStream) {
+    let mut rest = [0u8; 64];
+    assert_eq!(s.read(&mut rest).unwrap_or(0), 0, "not closed");
+}
+
 fn keep_alive_pipelining_and_connection_close_with(extra: &str) {
     // HTTP/1.1 without a Connection header: persistent with "always".
     let t = start("127.0.0.1", extra, "keep_alive = \"always\"\n");
     let mut s = connect(t.addr);
-    let mut both = get(&announce_path(3, 1, 1, 0, ""), "");
-    both.extend(get(&announce_path(4, 1, 1, 0, ""), ""));
-    both.extend(get("/nope", ""));
-    s.write_all(&both).unwrap();
-    let (a, body_a) = read_response(&mut s).unwrap();
-    let (b, _) = read_response(&mut s).unwrap();
-    let (c, _) = read_response(&mut s).unwrap();
-    assert_eq!((a, b, c), (200, 200, 404));
-    assert!(contains(&body_a, b"8:completei1e"));
+    let paths = [
+        &announce_path(3, 1, 1, 0, ""),
+        &announce_path(4, 1, 1, 0, ""),
+        "/nope",
+    ];
+    let bodies = assert_pipelined(&mut s, &paths, "", &[200, 200, 404]);
+    assert_contains(&bodies[0], b"8:completei1e");
     // Connection: close is honoured: the server closes after answering.
-    s.write_all(&get(
-        &announce_path(3, 2, 2, 0, ""),
-        "Connection: close\r\n",
-    ))
-    .unwrap();
-    assert_eq!(read_response(&mut s).unwrap().0, 200);
-    let mut rest = [0u8; 16];
-    assert_eq!(s.read(&mut rest).unwrap_or(0), 0);
+    let close = "Connection: close\r\n";
+    assert_eq!(
+        round_trip(&mut s, &announce_path(3, 2, 2, 0, ""), close).0,
+        200
+    );
+    assert_closed(&mut s);
 }
 
 /// The default keep-alive policy: a connection stays open only for a
@@ -174,27 +180,26 @@ fn keep_alive_pipelining_and_connection_close_with(extra: &str) {
 fn keep_alive_when_asked_by_default() {
     let t = start("127.0.0.1", "", "");
     let mut s = connect(t.addr);
-    s.write_all(&get(&announce_path(5, 1, 1, 0, ""), ""))
-        .unwrap();
-    assert_eq!(read_response(&mut s).unwrap().0, 200);
-    let mut rest = [0u8; 16];
-    assert_eq!(s.read(&mut rest).unwrap_or(0), 0, "closed after the answer");
+    assert_eq!(
+        round_trip(&mut s, &announce_path(5, 1, 1, 0, ""), "").0,
+        200
+    );
+    assert_closed(&mut s);
 
     let asked = "Connection: keep-alive\r\n";
     let mut s = connect(t.addr);
-    let mut both = get(&announce_path(5, 2, 2, 0, ""), asked);
-    both.extend(get(&announce_path(5, 3, 3, 0, ""), asked));
-    both.extend(get("/nope", asked));
-    s.write_all(&both).unwrap();
-    let (a, _) = read_response(&mut s).unwrap();
-    let (b, body_b) = read_response(&mut s).unwrap();
-    let (c, _) = read_response(&mut s).unwrap();
-    assert_eq!((a, b, c), (200, 200, 404));
-    assert!(contains(&body_b, b"8:completei3e"));
+    let paths = [
+        &announce_path(5, 2, 2, 0, ""),
+        &announce_path(5, 3, 3, 0, ""),
+        "/nope",
+    ];
+    let bodies = assert_pipelined(&mut s, &paths, asked, &[200, 200, 404]);
+    assert_contains(&bodies[1], b"8:completei3e");
     // Still open: a fourth request on the same connection is answered.
-    s.write_all(&get(&announce_path(5, 4, 4, 0, ""), asked))
-        .unwrap();
-    assert_eq!(read_response(&mut s).unwrap().0, 200);
+    assert_eq!(
+        round_trip(&mut s, &announce_path(5, 4, 4, 0, ""), asked).0,
+        200
+    );
 }
 
 #[test]
@@ -285,8 +290,7 @@ fn slow_client_does_not_block_others_and_is_cut_at_idle_timeout() {
     // The trickling client never completes its head in time and is closed.
     if !closed {
         slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut buf = [0u8; 64];
-        assert_eq!(slow.read(&mut buf).unwrap_or(0), 0);
+        assert_closed(&mut slow);
     }
     assert!(started.elapsed() < Duration::from_secs(10));
 }
@@ -319,49 +323,33 @@ fn connection_limit_closes_only_the_extra_connection() {
 
 #[test]
 fn reverse_proxy_header_only_from_trusted_proxies() {
-    let header = "X-Forwarded-For: 10.1.2.3, 203.0.113.7\r\n";
-    let trusted = start(
-        "127.0.0.1",
-        "",
-        "reverse_proxy_ip_header = \"X-Forwarded-For\"\ntrusted_proxies = [\"127.0.0.0/8\"]\n",
-    );
-    let mut s = connect(trusted.addr);
-    s.write_all(&get(&announce_path(9, 1, 1, 0, ""), header))
-        .unwrap();
-    let (_, body) = read_response(&mut s).unwrap();
-    assert!(
-        contains(&body, b"11:external ip4:\xcb\x00\x71\x07"),
-        "{}",
-        String::from_utf8_lossy(&body)
-    );
+    // A daemon trusting `proxies`, and its answer to an announce whose
+    // header names a client.
+    let behind = |proxies: &str| {
+        let network = format!(
+            "reverse_proxy_ip_header = \"X-Forwarded-For\"\ntrusted_proxies = [\"{proxies}\"]\n"
+        );
+        let t = start("127.0.0.1", "", &network);
+        let header = "X-Forwarded-For: 10.1.2.3, 203.0.113.7\r\n";
+        let (_, body) = round_trip(&mut connect(t.addr), &announce_path(9, 1, 1, 0, ""), header);
+        (t, body)
+    };
+    let (trusted, body) = behind("127.0.0.0/8");
+    assert_contains(&body, b"11:external ip4:\xcb\x00\x71\x07");
     // Trusted proxy without the header: refused rather than mixing clients.
     let (_, body) = request(trusted.addr, &announce_path(9, 2, 1, 0, ""));
-    assert!(contains(&body, b"failure reason"));
+    assert_contains(&body, b"failure reason");
 
-    let untrusted = start(
-        "127.0.0.1",
-        "",
-        "reverse_proxy_ip_header = \"X-Forwarded-For\"\ntrusted_proxies = [\"10.0.0.0/8\"]\n",
-    );
-    let mut s = connect(untrusted.addr);
-    s.write_all(&get(&announce_path(9, 1, 1, 0, ""), header))
-        .unwrap();
-    let (_, body) = read_response(&mut s).unwrap();
-    assert!(contains(&body, b"11:external ip4:\x7f\x00\x00\x01"));
+    let (_untrusted, body) = behind("10.0.0.0/8");
+    assert_contains(&body, b"11:external ip4:\x7f\x00\x00\x01");
 }
 
 #[test]
 fn access_list_deny_and_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let list = dir.path().join("list.txt");
-    std::fs::write(&list, format!("{}\n", "0a".repeat(20))).unwrap();
-    let extra = format!(
-        "[access_list]\nmode = \"deny\"\npath = {:?}\n",
-        list.to_str().unwrap()
-    );
+    let (dir, _, extra) = list_file("access_list", "deny", &format!("{}\n", "0a".repeat(20)));
     let mut t = start_in(dir, "127.0.0.1", &extra, "");
     let (_, body) = request(t.addr, &announce_path(10, 1, 1, 0, ""));
-    assert!(contains(&body, b"not allowed"));
+    assert_contains(&body, b"not allowed");
     assert_eq!(request(t.addr, &announce_path(11, 1, 1, 0, "")).0, 200);
     t.signal("TERM");
     assert_eq!(t.wait_exit(Duration::from_secs(5)), Some(0));
@@ -396,9 +384,8 @@ fn tls_handshake_and_certificate_reload_keep_connections() {
     );
     let t = start_in(tempfile::tempdir().unwrap(), "127.0.0.1", "", &network);
     let mut old = tls_client(t.addr, &first).expect("handshake with first cert");
-    old.write_all(&get(&announce_path(12, 1, 1, 0, ""), ""))
-        .unwrap();
-    assert_eq!(read_response(&mut old).unwrap().0, 200);
+    let old_peer = announce_path(12, 1, 1, 0, "");
+    assert_eq!(round_trip(&mut old, &old_peer, "").0, 200);
 
     // Replace the files and reload: new connections see the new cert, the
     // old connection keeps working; swarm state is kept.
@@ -410,17 +397,9 @@ fn tls_handshake_and_certificate_reload_keep_connections() {
     );
     assert!(tls_client(t.addr, &first).is_err(), "old cert still served");
     let mut new = tls_client(t.addr, &second).expect("handshake with new cert");
-    new.write_all(&get(&announce_path(12, 2, 2, 5, ""), ""))
-        .unwrap();
-    let (_, body) = read_response(&mut new).unwrap();
-    assert!(
-        contains(&body, b"8:completei1e"),
-        "{}",
-        String::from_utf8_lossy(&body)
-    );
-    old.write_all(&get(&announce_path(12, 1, 1, 0, ""), ""))
-        .unwrap();
-    assert_eq!(read_response(&mut old).unwrap().0, 200);
+    let (_, body) = round_trip(&mut new, &announce_path(12, 2, 2, 5, ""), "");
+    assert_contains(&body, b"8:completei1e");
+    assert_eq!(round_trip(&mut old, &old_peer, "").0, 200);
 
     // A broken file at reload keeps the current certificate.
     std::fs::write(&cert, "garbage").unwrap();
@@ -456,33 +435,9 @@ fn startup_errors_name_the_problem() {
 
 // --- swarm state across restarts, scrape export ------------------------------
 
-const LOG_WAIT: Duration = Duration::from_secs(10);
-
 /// Dual stack on [::]:0 with `extra` and a `[state]` file in `state_dir`.
 fn start_with_state(state_dir: &std::path::Path, extra: &str) -> Daemon {
-    let extra = format!(
-        "{extra}\n[state]\npath = \"{}\"\n",
-        state_dir.join("state.bin").display()
-    );
-    start("[::]", &extra, "")
-}
-
-/// The IPv4 and IPv6 loopback addresses of a dual-stack daemon.
-fn loopbacks(t: &Daemon) -> (SocketAddr, SocketAddr) {
-    let port = t.addr.port();
-    (
-        format!("127.0.0.1:{port}").parse().unwrap(),
-        format!("[::1]:{port}").parse().unwrap(),
-    )
-}
-
-fn stop_saving(mut t: Daemon) {
-    t.signal("TERM");
-    assert!(
-        t.wait_for_log("swarm state saved", LOG_WAIT).is_some(),
-        "no 'swarm state saved' line"
-    );
-    assert_eq!(t.wait_exit(LOG_WAIT), Some(0));
+    start("[::]", &state_config(state_dir, extra), "")
 }
 
 fn scrape_all(addr: SocketAddr, hashes: &[u8]) -> Vec<u8> {
@@ -509,8 +464,8 @@ fn swarms_survive_a_restart_in_inline_mode() {
 fn restart_keeps_swarms(first: &str, second: &str) {
     let state_dir = tempfile::tempdir().unwrap();
     let t = start_with_state(state_dir.path(), first);
-    assert!(t.wait_for_log("swarm state not loaded", LOG_WAIT).is_some());
-    let (v4, v6) = loopbacks(&t);
+    not_loaded(&t);
+    let (v4, v6) = loopbacks(t.addr);
     request(v4, &announce_path(1, 1, 1001, 0, "&event=started"));
     request(v4, &announce_path(1, 2, 1002, 5, "&event=started"));
     request(v4, &announce_path(1, 3, 1003, 5, "&event=started"));
@@ -526,15 +481,12 @@ fn restart_keeps_swarms(first: &str, second: &str) {
     let mut entry = b"20:".to_vec();
     entry.extend_from_slice(&[1; 20]);
     entry.extend_from_slice(b"d8:completei2e10:downloadedi1e10:incompletei1ee");
-    assert!(contains(&before_v4, &entry));
+    assert_contains(&before_v4, &entry);
     stop_saving(t);
 
     let t = start_with_state(state_dir.path(), second);
-    let loaded = t
-        .wait_for_log("swarm state loaded", LOG_WAIT)
-        .expect("no 'swarm state loaded' line");
-    assert!(loaded.contains("9 torrents, 11 peers"), "{loaded}");
-    let (v4, v6) = loopbacks(&t);
+    assert_loaded(&t, "9 torrents, 11 peers");
+    let (v4, v6) = loopbacks(t.addr);
     assert_eq!(scrape_all(v4, &hashes), before_v4);
     assert_eq!(scrape_all(v6, &[1]), before_v6);
     // A new leecher is sent the peers (ids and ports) stored before.
@@ -542,15 +494,14 @@ fn restart_keeps_swarms(first: &str, second: &str) {
     for (peer, port) in [(1u8, 1001u16), (2, 1002), (3, 1003)] {
         let mut id = b"7:peer id20:".to_vec();
         id.extend_from_slice(&[peer; 20]);
-        assert!(contains(&body, &id), "{}", String::from_utf8_lossy(&body));
-        assert!(contains(&body, format!("4:porti{port}e").as_bytes()));
+        assert_contains(&body, &id);
+        assert_contains(&body, format!("4:porti{port}e").as_bytes());
     }
-    assert!(contains(&body, b"8:completei2e"));
-    assert!(contains(&body, b"10:incompletei2e"));
+    assert_contains(&body, b"8:completei2e");
+    assert_contains(&body, b"10:incompletei2e");
     stop_saving(t);
     let t = start_with_state(state_dir.path(), second);
-    let loaded = t.wait_for_log("swarm state loaded", LOG_WAIT).unwrap();
-    assert!(loaded.contains("9 torrents, 12 peers"), "{loaded}");
+    assert_loaded(&t, "9 torrents, 12 peers");
 }
 
 #[test]
@@ -559,32 +510,26 @@ fn corrupted_state_file_starts_empty() {
     let path = state_dir.path().join("state.bin");
     std::fs::write(&path, vec![0xffu8; 4096]).unwrap();
     let t = start_with_state(state_dir.path(), "");
-    let line = t
-        .wait_for_log("swarm state not loaded", LOG_WAIT)
-        .expect("no warning about the corrupted file");
+    let line = not_loaded(&t);
     assert!(
         line.contains("WARN") && line.contains("not an aquatic state file"),
         "{line}"
     );
-    let (v4, _) = loopbacks(&t);
+    let (v4, _) = loopbacks(t.addr);
     let empty = scrape_all(v4, &[1]);
-    assert!(contains(
-        &empty,
-        b"d8:completei0e10:downloadedi0e10:incompletei0ee"
-    ));
+    assert_contains(&empty, b"d8:completei0e10:downloadedi0e10:incompletei0ee");
     request(v4, &announce_path(1, 1, 1001, 0, ""));
     stop_saving(t);
     // The next start has the swarm again.
     let t = start_with_state(state_dir.path(), "");
-    let loaded = t.wait_for_log("swarm state loaded", LOG_WAIT).unwrap();
-    assert!(loaded.contains("1 torrents, 1 peers"), "{loaded}");
+    assert_loaded(&t, "1 torrents, 1 peers");
     // A state file of the other daemon is refused by name.
     stop_saving(t);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[10] = 1; // daemon kind: aquatic_udp
     std::fs::write(&path, &bytes).unwrap();
     let t = start_with_state(state_dir.path(), "");
-    let line = t.wait_for_log("swarm state not loaded", LOG_WAIT).unwrap();
+    let line = not_loaded(&t);
     assert!(line.contains("written by aquatic_udp"), "{line}");
 }
 
@@ -592,12 +537,9 @@ fn corrupted_state_file_starts_empty() {
 fn scrape_export_lists_every_torrent() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("scrape.txt");
-    let extra = format!(
-        "request_workers = 2\n[scrape_export]\npath = \"{}\"\ninterval = 1\n",
-        path.display()
-    );
+    let extra = format!("request_workers = 2\n{}", scrape_export_section(&path));
     let t = start("[::]", &extra, "");
-    let (v4, v6) = loopbacks(&t);
+    let (v4, v6) = loopbacks(t.addr);
     request(v4, &announce_path(0xab, 1, 1001, 0, ""));
     request(v4, &announce_path(0xab, 2, 1002, 5, ""));
     request(v4, &announce_path(0xab, 2, 1002, 0, "&event=completed"));
@@ -608,16 +550,5 @@ fn scrape_export_lists_every_torrent() {
         format!("{} 2 1 1", "ab".repeat(20)),
         format!("{} 0 1 0", "02".repeat(20)),
     ];
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        if expected.iter().all(|e| lines.contains(&e.as_str())) {
-            assert!(lines[0].starts_with("# aquatic_http scrape export at "));
-            assert_eq!(lines.len(), 3, "{text}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "export never matched: {text}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert_export_lists(&path, "aquatic_http", &expected);
 }

@@ -1,24 +1,48 @@
-//! What the three daemons' `tests/defences.rs` share: the IP filter file
-//! and its config, its reload with a broken and a good file, the bounds a
+//! What the three daemons' `tests/defences.rs` share: the TCP daemons'
+//! start with metrics on (behind a trusted proxy, with an IP filter), the
+//! filter's reload with a broken and a good file, the bounds a
 //! rate-limited flood must keep, and the spread of jittered intervals.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::Daemon;
 use crate::metrics::{metrics_address, parse, scrape, sum};
+use crate::{Daemon, list_file};
 
-/// An IP filter file in `dir` holding `lines`, and the `[ip_filter]`
-/// section denying them.
-pub fn deny_file(dir: &tempfile::TempDir, lines: &str) -> (PathBuf, String) {
-    let path = dir.path().join("ip-filter.txt");
-    std::fs::write(&path, lines).expect("write the filter file");
-    let section = format!(
-        "[ip_filter]\nmode = \"deny\"\npath = \"{}\"\n",
-        path.display()
+/// Start `binary` in `dir` with metrics on, `extra` (top-level keys, then
+/// sections) and `network_extra` in `[network]`.
+pub fn launch_in(binary: &str, dir: tempfile::TempDir, extra: &str, network_extra: &str) -> Daemon {
+    let config = format!(
+        "{}{extra}\n[network]\n{network_extra}\n",
+        crate::metrics::SECTION
     );
-    (path, section)
+    Daemon::launch_in(binary, dir, &config)
+}
+
+/// As [`launch_in`], in a new directory.
+pub fn launch(binary: &str, extra: &str, network_extra: &str) -> Daemon {
+    launch_in(
+        binary,
+        tempfile::tempdir().expect("tempdir"),
+        extra,
+        network_extra,
+    )
+}
+
+/// As [`launch`], with an IP filter denying `lines` (and `network_extra`
+/// in `[network]`): the daemon and the filter file.
+pub fn launch_denying(binary: &str, lines: &str, network_extra: &str) -> (Daemon, PathBuf) {
+    let (dir, path, section) = list_file("ip_filter", "deny", lines);
+    (launch_in(binary, dir, &section, network_extra), path)
+}
+
+/// As [`launch_denying`], with 127.0.0.1 a trusted proxy naming its
+/// clients in `X-Forwarded-For`.
+pub fn launch_behind_proxy_denying(binary: &str, lines: &str) -> Daemon {
+    let network =
+        "reverse_proxy_ip_header = \"X-Forwarded-For\"\ntrusted_proxies = [\"127.0.0.1\"]\n";
+    launch_denying(binary, lines, network).0
 }
 
 /// Write `broken` (bad on line 2) to the filter file and reload: the log
@@ -45,15 +69,12 @@ pub fn reload_broken_then_good(
         .expect("the reload is logged");
 }
 
-/// `PREFIX_refused_total{reason}` (the metrics address is learnt from
+/// `DAEMON_refused_total{reason}` (the metrics address is learnt from
 /// the log: once per daemon).
-pub fn refused(daemon: &Daemon, prefix: &str, reason: &str) -> u64 {
+pub fn refused(daemon: &Daemon, reason: &str) -> u64 {
     let samples = parse(&scrape(metrics_address(daemon)));
-    sum(
-        &samples,
-        &format!("{prefix}_refused_total"),
-        &[("reason", reason)],
-    )
+    let name = format!("{}_refused_total", daemon.name());
+    sum(&samples, &name, &[("reason", reason)])
 }
 
 /// A flood of `sent` requests over `took` against a limit of `burst`
@@ -131,10 +152,9 @@ pub const LATENCY_BOUND: Duration = Duration::from_millis(500);
 /// of its requests were answered and how many refused for their rate)
 /// while `honest` makes a round trip every 100 ms for 2 s: every honest
 /// round trip within [`LATENCY_BOUND`], the flood held to
-/// [`FLOOD_RATE_LIMIT`], and each refusal counted in `PREFIX_refused_total`.
+/// [`FLOOD_RATE_LIMIT`], and each refusal counted in `DAEMON_refused_total`.
 pub fn flood_beside_honest_client(
     daemon: &Daemon,
-    prefix: &str,
     flood_for: Duration,
     flood: impl FnOnce(Duration) -> (u64, u64) + Send + 'static,
     honest: impl FnMut(),
@@ -149,5 +169,5 @@ pub fn flood_beside_honest_client(
     assert!(rounds >= 5, "{rounds} honest rounds");
     assert!(worst < LATENCY_BOUND, "worst honest round trip {worst:?}");
     assert_flood_limited(answered + limited, answered, took, FLOOD_BURST, FLOOD_RATE);
-    assert_eq!(refused(daemon, prefix, "rate_limit"), limited);
+    assert_eq!(refused(daemon, "rate_limit"), limited);
 }

@@ -76,3 +76,20 @@ pub fn request(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
 pub fn contains(body: &[u8], needle: &[u8]) -> bool {
     body.windows(needle.len()).any(|w| w == needle)
 }
+
+/// `needle` is in `body` (both shown, lossily, when it is not).
+pub fn assert_contains(body: &[u8], needle: &[u8]) {
+    assert!(
+        contains(body, needle),
+        "no {:?} in {}",
+        String::from_utf8_lossy(needle),
+        String::from_utf8_lossy(body)
+    );
+}
+
+/// `GET path` with `headers` on the open connection `stream`: (status,
+/// body).
+pub fn round_trip(stream: &mut (impl Read + Write), path: &str, headers: &str) -> (u16, Vec<u8>) {
+    stream.write_all(&get(path, headers)).unwrap();
+    read_response(stream).expect("response")
+}

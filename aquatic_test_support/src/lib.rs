@@ -3,7 +3,8 @@
 //! on` log line, send it signals, read its log, and stop it by PID when
 //! dropped; [`metrics`] reads its Prometheus endpoint, [`http`] speaks
 //! HTTP/1.1 to aquatic_http, [`ws`] raw WebSocket frames to aquatic_ws,
-//! [`tls`] makes certificates and TLS configs.
+//! [`tls`] makes certificates and TLS configs, [`defences`] and [`state`]
+//! hold what the daemons' tests of those features share.
 //!
 //! Only for tests (`publish = false`); panics freely.
 
@@ -12,6 +13,7 @@
 pub mod defences;
 pub mod http;
 pub mod metrics;
+pub mod state;
 pub mod tls;
 pub mod ws;
 
@@ -24,6 +26,8 @@ use std::time::{Duration, Instant};
 
 pub struct Daemon {
     child: Child,
+    /// The binary's file name (`aquatic_udp`, ...): its metrics' prefix.
+    name: String,
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
     /// What it logged up to and including `listening on`.
@@ -112,6 +116,10 @@ impl Daemon {
                 }
             }
         });
+        let name = std::path::Path::new(binary)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let mut seen = String::new();
         loop {
             match rx.recv_timeout(Duration::from_secs(10)) {
@@ -126,6 +134,7 @@ impl Daemon {
                             .ok_or_else(|| format!("bad address in {line}"))?;
                         return Ok(Daemon {
                             child,
+                            name,
                             addr,
                             dir,
                             startup_log: seen,
@@ -140,6 +149,11 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    /// The binary's file name, e.g. `aquatic_http`.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub fn pid(&self) -> u32 {
@@ -249,6 +263,20 @@ pub fn tcp_from(from: IpAddr, addr: SocketAddr) -> io::Result<TcpStream> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
     Ok(stream)
+}
+
+/// A new directory holding `SECTION.txt` with `lines`, the file's path,
+/// and the config section `[SECTION]` of `mode` naming it: the shape of
+/// both `[ip_filter]` and `[access_list]`.
+pub fn list_file(section: &str, mode: &str, lines: &str) -> (tempfile::TempDir, PathBuf, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(format!("{section}.txt"));
+    std::fs::write(&path, lines).expect("write the list file");
+    let config = format!(
+        "[{section}]\nmode = \"{mode}\"\npath = {:?}\n",
+        path.display().to_string()
+    );
+    (dir, path, config)
 }
 
 /// 127.0.0.N: a loopback address of its own for client number N.

@@ -17,7 +17,92 @@ pub type Sample = (String, BTreeMap<String, String>, u64);
 
 /// A metric's name, a label filter, and the sum expected over the
 /// samples that match it.
-pub type Expected = (&'static str, Vec<(&'static str, &'static str)>, u64);
+pub type Expected = (String, Vec<(&'static str, &'static str)>, u64);
+
+/// The `[metrics]` section of the tests: on, on a free loopback port.
+pub const SECTION: &str = "[metrics]\nenabled = true\naddress = \"127.0.0.1:0\"\n";
+
+/// The workers of [`launch_two_by_two`]'s daemon, as `/stats.json` names
+/// them.
+pub const TWO_BY_TWO_WORKERS: [&str; 4] = ["socket-0", "socket-1", "request-0", "request-1"];
+
+/// Start `binary` with 2 socket and 2 request workers, metrics on, and
+/// `sections` (more config sections): the daemon and its metrics address.
+pub fn launch_two_by_two(binary: &str, sections: &str) -> (Daemon, SocketAddr) {
+    let config = format!("socket_workers = 2\nrequest_workers = 2\n{SECTION}{sections}");
+    let daemon = Daemon::launch(binary, &config);
+    let address = metrics_address(&daemon);
+    (daemon, address)
+}
+
+/// The [`Expected`] sums of a metrics test, family by family, each named
+/// `PREFIX_family`.
+pub struct Expectations {
+    prefix: &'static str,
+    list: Vec<Expected>,
+}
+
+impl Expectations {
+    pub fn new(prefix: &'static str) -> Self {
+        Self {
+            prefix,
+            list: Vec::new(),
+        }
+    }
+
+    fn push(mut self, family: &str, filter: Vec<(&'static str, &'static str)>, sum: u64) -> Self {
+        self.list
+            .push((format!("{}_{family}", self.prefix), filter, sum));
+        self
+    }
+
+    /// `family` summed over all its series.
+    pub fn total(self, family: &str, sum: u64) -> Self {
+        self.push(family, Vec::new(), sum)
+    }
+
+    /// `family{label="value"}` for each `(value, sum)`.
+    pub fn by(self, family: &str, label: &'static str, sums: &[(&'static str, u64)]) -> Self {
+        sums.iter().fold(self, |this, &(value, sum)| {
+            this.push(family, vec![(label, value)], sum)
+        })
+    }
+
+    /// The swarm gauges `torrents`, `seeders` and `leechers` (of
+    /// `ip_version` where given).
+    pub fn swarm(
+        self,
+        ip_version: Option<&'static str>,
+        [torrents, seeders, leechers]: [u64; 3],
+    ) -> Self {
+        let filter = || ip_version.map(|v| ("ip_version", v)).into_iter().collect();
+        self.push("torrents", filter(), torrents)
+            .push("seeders", filter(), seeders)
+            .push("leechers", filter(), leechers)
+    }
+
+    pub fn build(self) -> Vec<Expected> {
+        self.list
+    }
+}
+
+/// The checks every daemon's metrics test ends with, on the daemon of
+/// [`launch_two_by_two`] at `address`: every `expected` sum (with `extra`
+/// added to each filter) scraped once the numbers settle, the same sums,
+/// `daemon`'s name and its workers in `/stats.json`, a `# HELP` line for
+/// each family and `promtool check metrics` on the text. The text and
+/// samples of the scrape.
+pub fn assert_settles_to(
+    address: SocketAddr,
+    daemon: &str,
+    expected: &[Expected],
+    extra: &[(&'static str, &'static str)],
+) -> (String, Vec<Sample>) {
+    let (text, samples) = wait_for_expected(address, expected, extra);
+    check_health_and_stats_json(address, daemon, &TWO_BY_TWO_WORKERS, expected, extra);
+    assert_help_and_promtool(&text, expected);
+    (text, samples)
+}
 
 /// The endpoint's address, from the `metrics on ADDR` log line.
 pub fn metrics_address(daemon: &Daemon) -> SocketAddr {
@@ -78,7 +163,7 @@ pub fn check_health_and_stats_json(
         .unwrap_or_default();
     assert_eq!(names, workers, "{body}");
     for (name, filter, value) in expected {
-        let samples = json["metrics"][*name]["samples"].as_array();
+        let samples = json["metrics"][name.as_str()]["samples"].as_array();
         let sum: u64 = samples
             .into_iter()
             .flatten()
@@ -239,4 +324,36 @@ pub fn taken_address_fails_start(binary: &str, network: &str) {
         errors[0].contains(&format!("metrics.address {address}: cannot bind")),
         "{stderr}"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Expectations;
+
+    #[test]
+    fn expectations_name_each_family_with_the_prefix_and_filter_by_label() {
+        let expected = Expectations::new("aquatic_x")
+            .total("open_connections", 1)
+            .by("requests_total", "type", &[("announce", 4), ("scrape", 2)])
+            .swarm(Some("6"), [3, 2, 1])
+            .swarm(None, [0, 0, 0])
+            .build();
+        let row = |name: &str, filter: Vec<(&'static str, &'static str)>, sum| {
+            (name.to_string(), filter, sum)
+        };
+        assert_eq!(
+            expected,
+            [
+                row("aquatic_x_open_connections", vec![], 1),
+                row("aquatic_x_requests_total", vec![("type", "announce")], 4),
+                row("aquatic_x_requests_total", vec![("type", "scrape")], 2),
+                row("aquatic_x_torrents", vec![("ip_version", "6")], 3),
+                row("aquatic_x_seeders", vec![("ip_version", "6")], 2),
+                row("aquatic_x_leechers", vec![("ip_version", "6")], 1),
+                row("aquatic_x_torrents", vec![], 0),
+                row("aquatic_x_seeders", vec![], 0),
+                row("aquatic_x_leechers", vec![], 0),
+            ]
+        );
+    }
 }

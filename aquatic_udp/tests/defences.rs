@@ -13,11 +13,10 @@ mod common;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use aquatic_test_support::{defences, loopback};
+use aquatic_test_support::metrics::SECTION as METRICS;
+use aquatic_test_support::{defences, list_file, loopback};
 use aquatic_udp_protocol::*;
 use common::*;
-
-const METRICS: &str = "[metrics]\nenabled = true\naddress = \"127.0.0.1:0\"\n";
 
 /// A connect from `client` gets no answer within `wait`.
 fn unanswered(client: &mut Client, wait: Duration) -> bool {
@@ -26,21 +25,30 @@ fn unanswered(client: &mut Client, wait: Duration) -> bool {
     client.recv_raw(wait).is_none()
 }
 
-fn refused(tracker: &Tracker, reason: &str) -> u64 {
-    defences::refused(tracker, "aquatic_udp", reason)
+/// The announce intervals of `count` announces of new peers, one client.
+fn announce_intervals(tracker: &Tracker, count: u16) -> Vec<u32> {
+    let mut client = Client::connected(tracker.addr);
+    (0..count)
+        .map(
+            |n| match client.announce(hash(9), 1000 + n, 0, AnnounceEvent::None) {
+                Response::AnnounceIpv4(r) => u32::try_from(r.announce_interval).unwrap(),
+                other => panic!("{other:?}"),
+            },
+        )
+        .collect()
 }
 
 #[test]
 fn ip_filter_refuses_listed_addresses_and_reloads() {
-    let dir = tempfile::tempdir().unwrap();
-    let (filter, section) = defences::deny_file(&dir, "# banned\n127.0.0.2\n10.0.0.0/8\n");
+    let (dir, filter, section) =
+        list_file("ip_filter", "deny", "# banned\n127.0.0.2\n10.0.0.0/8\n");
     let tracker = start_in(dir, "127.0.0.1", &format!("{METRICS}{section}"), "").unwrap();
     let mut banned = Client::from(loopback(2), tracker.addr);
     let mut other = Client::from(loopback(3), tracker.addr);
     assert!(unanswered(&mut banned, Duration::from_millis(500)));
     other.connect();
     v4(other.announce(hash(1), 6881, 0, AnnounceEvent::Started));
-    assert!(refused(&tracker, "ip_filter") >= 1);
+    assert!(defences::refused(&tracker, "ip_filter") >= 1);
 
     defences::reload_broken_then_good(
         &tracker,
@@ -59,29 +67,14 @@ fn ip_filter_refuses_listed_addresses_and_reloads() {
 
 #[test]
 fn ip_filter_allow_mode_answers_only_listed_addresses() {
-    let dir = tempfile::tempdir().unwrap();
-    let filter = dir.path().join("allowed.txt");
-    std::fs::write(&filter, "127.0.0.4\n").unwrap();
-    let tracker = start_in(
-        dir,
-        "127.0.0.1",
-        &format!(
-            "[ip_filter]\nmode = \"allow\"\npath = \"{}\"\n",
-            filter.display()
-        ),
-        "",
-    )
-    .unwrap();
+    let (dir, _, section) = list_file("ip_filter", "allow", "127.0.0.4\n");
+    let tracker = start_in(dir, "127.0.0.1", &section, "").unwrap();
     Client::from(loopback(4), tracker.addr).connect();
     assert!(unanswered(
         &mut Client::from(loopback(5), tracker.addr),
         Duration::from_millis(500)
     ));
 }
-
-/// What a well-behaved client's round trip may take while another address
-/// floods (generous: debug builds on a loaded 2-core machine).
-const LATENCY_BOUND: Duration = Duration::from_millis(500);
 
 #[test]
 fn a_rate_limited_flood_leaves_other_clients_their_answers_and_latency() {
@@ -127,10 +120,13 @@ fn a_rate_limited_flood_leaves_other_clients_their_answers_and_latency() {
     assert!(rounds >= 10, "{rounds} rounds");
     // The honest client's round trips of the 3 s were each within the
     // bound: 2 limited requests a round, far below 20 a second.
-    assert!(worst < LATENCY_BOUND, "worst honest round trip {worst:?}");
+    assert!(
+        worst < defences::LATENCY_BOUND,
+        "worst honest round trip {worst:?}"
+    );
     // The attacker got its burst and its rate, no more.
     defences::assert_flood_limited(sent, answered, took, 100, 20.0);
-    let dropped = refused(&tracker, "rate_limit");
+    let dropped = defences::refused(&tracker, "rate_limit");
     assert!(
         dropped + answered >= sent,
         "{dropped} counted of {sent} sent"
@@ -143,16 +139,7 @@ fn announce_intervals_are_spread_around_the_configured_one() {
         "127.0.0.1",
         "[protocol]\npeer_announce_interval = 1800\npeer_announce_interval_jitter = 120\n",
     );
-    let mut client = Client::connected(tracker.addr);
-    let mut intervals = Vec::new();
-    for n in 0..300u16 {
-        match client.announce(hash(9), 1000 + n, 0, AnnounceEvent::None) {
-            Response::AnnounceIpv4(r) => {
-                intervals.push(u32::try_from(r.announce_interval).unwrap())
-            }
-            other => panic!("{other:?}"),
-        }
-    }
+    let intervals = announce_intervals(&tracker, 300);
     // The mean of 300 uniform draws over +-120 s: standard error 4 s.
     defences::assert_spread(&intervals, 1800, 120, 0, 100, 20.0);
     let below = intervals.iter().filter(|&&i| i < 1800).count();
@@ -163,13 +150,7 @@ fn announce_intervals_are_spread_around_the_configured_one() {
         "127.0.0.1",
         "[protocol]\npeer_announce_interval = 900\npeer_announce_interval_jitter = 0\n",
     );
-    let mut client = Client::connected(fixed.addr);
-    for n in 0..20u16 {
-        match client.announce(hash(9), 1000 + n, 0, AnnounceEvent::None) {
-            Response::AnnounceIpv4(r) => assert_eq!(r.announce_interval, 900),
-            other => panic!("{other:?}"),
-        }
-    }
+    assert_eq!(announce_intervals(&fixed, 20), vec![900; 20]);
 }
 
 #[test]

@@ -12,14 +12,13 @@ mod common;
 use std::time::Duration;
 
 use aquatic_test_support::metrics::{
-    Expected, assert_help_and_promtool, assert_worker_series, check_health_and_stats_json,
-    metrics_address, sum, taken_address_fails_start, wait_for_expected,
+    Expectations, assert_settles_to, assert_worker_series, launch_two_by_two, sum,
+    taken_address_fails_start,
 };
 use aquatic_udp_protocol::*;
 use common::*;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_aquatic_udp");
-const METRICS_CONFIG: &str = "socket_workers = 2\nrequest_workers = 2\n[metrics]\nenabled = true\naddress = \"127.0.0.1:0\"\n";
 
 /// Send `request`, wait for the answer; both sizes are added to the
 /// byte tallies.
@@ -37,10 +36,7 @@ fn exchange(client: &Client, request: &Request, sent: &mut u64, received: &mut u
 
 #[test]
 fn metrics_count_known_traffic_exactly() {
-    let dir = tempfile::tempdir().unwrap();
-    let tracker = start_in(dir, "127.0.0.1", METRICS_CONFIG, "")
-        .unwrap_or_else(|log| panic!("tracker did not start: {log}"));
-    let metrics = metrics_address(&tracker);
+    let (tracker, metrics) = launch_two_by_two(BINARY, "[network]\nsocket_recv_buffer_size = 0\n");
 
     let (mut sent, mut received) = (0u64, 0u64);
     // 3 connects.
@@ -93,42 +89,35 @@ fn metrics_count_known_traffic_exactly() {
         sent += len as u64;
     }
 
-    let expected: Vec<Expected> = vec![
-        ("aquatic_udp_requests_total", vec![("type", "connect")], 3),
-        ("aquatic_udp_requests_total", vec![("type", "announce")], 5),
-        ("aquatic_udp_requests_total", vec![("type", "scrape")], 2),
-        ("aquatic_udp_responses_total", vec![("type", "connect")], 3),
-        ("aquatic_udp_responses_total", vec![("type", "announce")], 5),
-        ("aquatic_udp_responses_total", vec![("type", "scrape")], 2),
-        ("aquatic_udp_responses_total", vec![("type", "error")], 0),
-        (
-            "aquatic_udp_dropped_total",
-            vec![("reason", "malformed")],
-            4,
-        ),
-        (
-            "aquatic_udp_dropped_total",
-            vec![("reason", "bad_connection_id")],
-            0,
-        ),
-        ("aquatic_udp_dropped_total", vec![("reason", "overload")], 0),
-        ("aquatic_udp_dropped_total", vec![("reason", "send")], 0),
-        ("aquatic_udp_received_bytes_total", vec![], sent),
-        ("aquatic_udp_sent_bytes_total", vec![], received),
-        ("aquatic_udp_torrents", vec![], 2),
-        ("aquatic_udp_seeders", vec![], 2),
-        ("aquatic_udp_leechers", vec![], 3),
-    ];
+    let expected = Expectations::new("aquatic_udp")
+        .by(
+            "requests_total",
+            "type",
+            &[("connect", 3), ("announce", 5), ("scrape", 2)],
+        )
+        .by(
+            "responses_total",
+            "type",
+            &[("connect", 3), ("announce", 5), ("scrape", 2), ("error", 0)],
+        )
+        .by(
+            "dropped_total",
+            "reason",
+            &[
+                ("malformed", 4),
+                ("bad_connection_id", 0),
+                ("overload", 0),
+                ("send", 0),
+            ],
+        )
+        .total("received_bytes_total", sent)
+        .total("sent_bytes_total", received)
+        .swarm(None, [2, 2, 3])
+        .build();
     // Counters are bumped just after a send, gauges after a batch: wait
     // until the numbers settle.
-    let (text, samples) = wait_for_expected(metrics, &expected, &[("ip_version", "4")]);
-    check_health_and_stats_json(
-        metrics,
-        "aquatic_udp",
-        &["socket-0", "socket-1", "request-0", "request-1"],
-        &expected,
-        &[("ip_version", "4")],
-    );
+    let (text, samples) =
+        assert_settles_to(metrics, "aquatic_udp", &expected, &[("ip_version", "4")]);
 
     // Nothing came over IPv6.
     for (name, _, _) in &expected {
@@ -148,7 +137,6 @@ fn metrics_count_known_traffic_exactly() {
             .all(|(_, labels, _)| labels.keys().map(String::as_str).eq(["ip_version"])),
         "{text}"
     );
-    assert_help_and_promtool(&text, &expected);
 }
 
 #[test]

@@ -9,42 +9,25 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
+use aquatic_test_support::state::{
+    assert_export_lists, assert_loaded, loopbacks, not_loaded, scrape_export_section, state_config,
+    stop_saving,
+};
 use aquatic_udp_protocol::*;
 use common::*;
 
-const LOG_WAIT: Duration = Duration::from_secs(10);
-
 /// Dual stack on [::]:0 with `extra` and a `[state]` file in `state_dir`.
 fn start_with_state(state_dir: &Path, extra: &str) -> Tracker {
-    let extra = format!(
-        "{extra}\n[state]\npath = \"{}\"\n",
-        state_dir.join("state.bin").display()
-    );
-    start_in(tempfile::tempdir().unwrap(), "[::]", &extra, "")
-        .unwrap_or_else(|log| panic!("tracker did not start: {log}"))
-}
-
-fn addrs(tracker: &Tracker) -> (SocketAddr, SocketAddr) {
-    let port = tracker.addr.port();
-    (
-        format!("127.0.0.1:{port}").parse().unwrap(),
-        format!("[::1]:{port}").parse().unwrap(),
+    start_in(
+        tempfile::tempdir().unwrap(),
+        "[::]",
+        &state_config(state_dir, extra),
+        "",
     )
-}
-
-fn stop(mut tracker: Tracker) {
-    tracker.signal("TERM");
-    assert!(
-        tracker
-            .wait_for_log("swarm state saved", LOG_WAIT)
-            .is_some(),
-        "no 'swarm state saved' line"
-    );
-    assert_eq!(tracker.wait_exit(LOG_WAIT), Some(0));
+    .unwrap_or_else(|log| panic!("tracker did not start: {log}"))
 }
 
 fn sorted_ports(peers: &[ResponsePeer<Ipv4Addr>]) -> Vec<u16> {
@@ -67,13 +50,8 @@ fn swarms_survive_a_restart_in_inline_mode() {
 fn restart_keeps_swarms(first: &str, second: &str) {
     let state_dir = tempfile::tempdir().unwrap();
     let tracker = start_with_state(state_dir.path(), first);
-    assert!(
-        tracker
-            .wait_for_log("swarm state not loaded", LOG_WAIT)
-            .is_some(),
-        "no log line about the missing file"
-    );
-    let (v4_addr, v6_addr) = addrs(&tracker);
+    not_loaded(&tracker);
+    let (v4_addr, v6_addr) = loopbacks(tracker.addr);
     let mut seeder = Client::connected(v4_addr);
     let mut leecher = Client::connected(v4_addr);
     let h = hash(1);
@@ -94,16 +72,13 @@ fn restart_keeps_swarms(first: &str, second: &str) {
     assert_eq!(before_v4[0], (2, 1, 1));
     assert_eq!(before_v4[8], (0, 0, 0));
     assert_eq!(before_v6, vec![(0, 0, 1)]);
-    stop(tracker);
+    stop_saving(tracker);
     assert!(state_dir.path().join("state.bin").exists());
     assert!(!state_dir.path().join("state.bin.tmp").exists());
 
     let tracker = start_with_state(state_dir.path(), second);
-    let loaded = tracker
-        .wait_for_log("swarm state loaded", LOG_WAIT)
-        .expect("no 'swarm state loaded' line");
-    assert!(loaded.contains("9 torrents, 11 peers"), "{loaded}");
-    let (v4_addr, v6_addr) = addrs(&tracker);
+    assert_loaded(&tracker, "9 torrents, 11 peers");
+    let (v4_addr, v6_addr) = loopbacks(tracker.addr);
     let mut client = Client::connected(v4_addr);
     assert_eq!(scrape_stats(client.scrape(all.clone())), before_v4);
     let mut v6_client = Client::connected(v6_addr);
@@ -115,12 +90,9 @@ fn restart_keeps_swarms(first: &str, second: &str) {
     let (_, _, peers) = v4(client.announce(hash(5), 1004, 5, AnnounceEvent::Started));
     assert_eq!(sorted_ports(&peers), vec![2005]);
     // And the state is saved again, with the new peers.
-    stop(tracker);
+    stop_saving(tracker);
     let tracker = start_with_state(state_dir.path(), second);
-    let loaded = tracker
-        .wait_for_log("swarm state loaded", LOG_WAIT)
-        .unwrap();
-    assert!(loaded.contains("9 torrents, 13 peers"), "{loaded}");
+    assert_loaded(&tracker, "9 torrents, 13 peers");
 }
 
 #[test]
@@ -129,31 +101,24 @@ fn corrupted_state_file_starts_empty() {
     let path = state_dir.path().join("state.bin");
     std::fs::write(&path, b"AQUASTAT and then some garbage that is no state").unwrap();
     let tracker = start_with_state(state_dir.path(), "");
-    let line = tracker
-        .wait_for_log("swarm state not loaded", LOG_WAIT)
-        .expect("no warning about the corrupted file");
+    let line = not_loaded(&tracker);
     assert!(line.contains("WARN"), "{line}");
-    let (v4_addr, _) = addrs(&tracker);
+    let (v4_addr, _) = loopbacks(tracker.addr);
     let mut client = Client::connected(v4_addr);
     assert_eq!(scrape_stats(client.scrape(vec![hash(1)])), vec![(0, 0, 0)]);
     let (s, l, _) = v4(client.announce(hash(1), 1001, 0, AnnounceEvent::Started));
     assert_eq!((s, l), (1, 0));
     // SIGTERM replaces the broken file with a good one.
-    stop(tracker);
+    stop_saving(tracker);
     let tracker = start_with_state(state_dir.path(), "");
-    let loaded = tracker
-        .wait_for_log("swarm state loaded", LOG_WAIT)
-        .unwrap();
-    assert!(loaded.contains("1 torrents, 1 peers"), "{loaded}");
+    assert_loaded(&tracker, "1 torrents, 1 peers");
 
     // A truncated good file: the same.
-    stop(tracker);
+    stop_saving(tracker);
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
     let tracker = start_with_state(state_dir.path(), "");
-    let line = tracker
-        .wait_for_log("swarm state not loaded", LOG_WAIT)
-        .unwrap();
+    let line = not_loaded(&tracker);
     assert!(
         line.contains("truncated") || line.contains("checksum"),
         "{line}"
@@ -164,10 +129,7 @@ fn corrupted_state_file_starts_empty() {
 fn scrape_export_lists_every_torrent() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("scrape.txt");
-    let extra = format!(
-        "request_workers = 2\n[scrape_export]\npath = \"{}\"\ninterval = 1\n",
-        path.display()
-    );
+    let extra = format!("request_workers = 2\n{}", scrape_export_section(&path));
     let tracker = start("127.0.0.1", &extra);
     let mut a = Client::connected(tracker.addr);
     let mut b = Client::connected(tracker.addr);
@@ -179,18 +141,7 @@ fn scrape_export_lists_every_torrent() {
         format!("{} 2 1 1", "ab".repeat(20)),
         format!("{} 0 1 0", "02".repeat(20)),
     ];
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        if expected.iter().all(|e| lines.contains(&e.as_str())) {
-            assert!(lines[0].starts_with("# aquatic_udp scrape export at "));
-            assert_eq!(lines.len(), 3, "{text}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "export never matched: {text}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert_export_lists(&path, "aquatic_udp", &expected);
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o644);

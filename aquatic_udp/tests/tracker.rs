@@ -9,8 +9,10 @@
 mod common;
 
 use std::net::{Ipv4Addr, Ipv6Addr, UdpSocket};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use aquatic_test_support::list_file;
 use aquatic_udp_protocol::*;
 use common::*;
 
@@ -339,17 +341,19 @@ fn scrape_split_over_shards_and_capped() {
     }
 }
 
+/// A tracker with an access list of `mode` holding `lines`, a client
+/// connected to it, and the list file.
+fn with_access_list(mode: &str, lines: &str) -> (Tracker, Client, PathBuf) {
+    let (dir, list, section) = list_file("access_list", mode, lines);
+    let tracker = start_in(dir, "127.0.0.1", &section, "").unwrap();
+    let client = Client::connected(tracker.addr);
+    (tracker, client, list)
+}
+
 #[test]
 fn access_list_allow_deny_and_reload() {
-    let dir = tempfile::tempdir().unwrap();
-    let list = dir.path().join("list.txt");
-    std::fs::write(&list, format!("# allowed\n{}\n", hash(10).to_hex())).unwrap();
-    let extra = format!(
-        "[access_list]\nmode = \"allow\"\npath = {:?}\n",
-        list.to_str().unwrap()
-    );
-    let tracker = start_in(dir, "127.0.0.1", &extra, "").unwrap();
-    let mut client = Client::connected(tracker.addr);
+    let allowed = format!("# allowed\n{}\n", hash(10).to_hex());
+    let (tracker, mut client, list) = with_access_list("allow", &allowed);
     v4(client.announce(hash(10), 1, 0, AnnounceEvent::None));
     match client.announce(hash(11), 1, 0, AnnounceEvent::None) {
         Response::Error(e) => assert!(e.message.contains("not allowed")),
@@ -381,15 +385,7 @@ fn access_list_allow_deny_and_reload() {
 
 #[test]
 fn access_list_deny() {
-    let dir = tempfile::tempdir().unwrap();
-    let list = dir.path().join("list.txt");
-    std::fs::write(&list, format!("{}\n", hash(12).to_hex())).unwrap();
-    let extra = format!(
-        "[access_list]\nmode = \"deny\"\npath = {:?}\n",
-        list.to_str().unwrap()
-    );
-    let tracker = start_in(dir, "127.0.0.1", &extra, "").unwrap();
-    let mut client = Client::connected(tracker.addr);
+    let (_tracker, mut client, _) = with_access_list("deny", &format!("{}\n", hash(12).to_hex()));
     assert!(matches!(
         client.announce(hash(12), 1, 0, AnnounceEvent::None),
         Response::Error(_)
@@ -399,13 +395,12 @@ fn access_list_deny() {
 
 #[test]
 fn startup_errors_are_one_line_with_exit_code_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let list = dir.path().join("bad.txt");
-    std::fs::write(&list, format!("{}\nxyz\n", hash(1).to_hex())).unwrap();
-    let (code, stderr) = run_to_exit(&format!(
-        "[access_list]\nmode = \"allow\"\npath = {:?}\n",
-        list.to_str().unwrap()
-    ));
+    let (_dir, _, section) = list_file(
+        "access_list",
+        "allow",
+        &format!("{}\nxyz\n", hash(1).to_hex()),
+    );
+    let (code, stderr) = run_to_exit(&section);
     assert_eq!(code, 1);
     assert!(stderr.contains("line 2"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");

@@ -16,24 +16,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use aquatic_test_support::ws::raw_upgrade_from;
-use aquatic_test_support::{Daemon, defences, loopback, tcp_from};
+use aquatic_test_support::{defences, loopback, tcp_from};
 use aquatic_ws_protocol::{
     AnnounceEvent, AnnounceRequest, InMessage, InfoHash, OutMessage, PeerId, ScrapeRequest,
 };
 use common::*;
 use tungstenite::Message;
-
-const METRICS: &str = "[metrics]\nenabled = true\naddress = \"127.0.0.1:0\"\n";
-
-fn start_in(dir: tempfile::TempDir, extra: &str, network_extra: &str) -> Daemon {
-    let config =
-        format!("{METRICS}{extra}\n[network]\naddress = \"127.0.0.1:0\"\n{network_extra}\n");
-    Daemon::launch_in(BINARY, dir, &config)
-}
-
-fn refused(daemon: &Daemon, reason: &str) -> u64 {
-    defences::refused(daemon, "aquatic_ws", reason)
-}
 
 /// A WebSocket from 127.0.0.`n`, its upgrade naming `host`.
 fn connect(n: u8, addr: SocketAddr, host: &str) -> Result<Client, String> {
@@ -64,12 +52,10 @@ fn announce(ws: &mut Client, peer: u8) -> OutMessage {
 
 #[test]
 fn ip_filter_closes_refused_connections_and_reloads() {
-    let dir = tempfile::tempdir().unwrap();
-    let (filter, section) = defences::deny_file(&dir, "127.0.0.2\n");
-    let t = start_in(dir, &section, "");
+    let (t, filter) = defences::launch_denying(BINARY, "127.0.0.2\n", "");
     assert!(raw_upgrade_from(loopback(2), t.addr).is_err());
     assert!(raw_upgrade_from(loopback(3), t.addr).is_ok());
-    assert!(refused(&t, "ip_filter") >= 1);
+    assert!(defences::refused(&t, "ip_filter") >= 1);
     // A WebSocket opened before the reload that refuses it.
     let mut open = connect(3, t.addr, "t").unwrap();
     assert!(failure(&announce(&mut open, 3)).is_none());
@@ -90,13 +76,7 @@ fn ip_filter_closes_refused_connections_and_reloads() {
 
 #[test]
 fn upgrades_a_trusted_proxy_forwards_for_refused_addresses_get_403() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, section) = defences::deny_file(&dir, "192.0.2.0/24\n");
-    let t = start_in(
-        dir,
-        &section,
-        "reverse_proxy_ip_header = \"X-Forwarded-For\"\ntrusted_proxies = [\"127.0.0.1\"]\n",
-    );
+    let t = defences::launch_behind_proxy_denying(BINARY, "192.0.2.0/24\n");
     let status = |forwarded: &str| {
         let mut raw = tcp_from(loopback(1), t.addr).unwrap();
         raw.write_all(format!("GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: {forwarded}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").as_bytes()).unwrap();
@@ -110,23 +90,19 @@ fn upgrades_a_trusted_proxy_forwards_for_refused_addresses_get_403() {
 
 #[test]
 fn hosts_not_allowed_get_421() {
-    let t = start_in(
-        tempfile::tempdir().unwrap(),
-        "",
-        "allowed_hosts = [\"tracker.example.org\"]\n",
-    );
+    let t = defences::launch(BINARY, "", "allowed_hosts = [\"tracker.example.org\"]\n");
     let mut ws = connect(1, t.addr, "Tracker.Example.org:8000").unwrap();
     assert!(failure(&announce(&mut ws, 1)).is_none());
     assert_eq!(
         connect(1, t.addr, "other.example.com").err().as_deref(),
         Some("status 421")
     );
-    assert_eq!(refused(&t, "wrong_host"), 1);
+    assert_eq!(defences::refused(&t, "wrong_host"), 1);
 }
 
 #[test]
 fn a_rate_limited_flood_leaves_other_clients_their_answers_and_latency() {
-    let t = start_in(tempfile::tempdir().unwrap(), defences::FLOOD_RATE_LIMIT, "");
+    let t = defences::launch(BINARY, defences::FLOOD_RATE_LIMIT, "");
     let addr = t.addr;
     let flood = move |flood_for: Duration| {
         let mut ws = connect(2, addr, "t").unwrap();
@@ -148,7 +124,7 @@ fn a_rate_limited_flood_leaves_other_clients_their_answers_and_latency() {
         (answered, limited)
     };
     let mut honest = connect(3, addr, "t").unwrap();
-    defences::flood_beside_honest_client(&t, "aquatic_ws", Duration::from_secs(3), flood, || {
+    defences::flood_beside_honest_client(&t, Duration::from_secs(3), flood, || {
         let reply = announce(&mut honest, 3);
         assert!(failure(&reply).is_none(), "{reply:?}");
     });
@@ -156,8 +132,8 @@ fn a_rate_limited_flood_leaves_other_clients_their_answers_and_latency() {
 
 #[test]
 fn announce_intervals_are_spread_around_the_configured_one() {
-    let t = start_in(
-        tempfile::tempdir().unwrap(),
+    let t = defences::launch(
+        BINARY,
         "[protocol]\npeer_announce_interval = 120\npeer_announce_interval_jitter = 15\n",
         "",
     );

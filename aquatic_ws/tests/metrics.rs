@@ -10,11 +10,7 @@
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use aquatic_test_support::Daemon;
-use aquatic_test_support::metrics::{
-    Expected, assert_help_and_promtool, check_health_and_stats_json, metrics_address,
-    wait_for_expected,
-};
+use aquatic_test_support::metrics::{Expectations, assert_settles_to, launch_two_by_two, sum};
 use aquatic_ws_protocol::{
     AnnounceEvent, AnnounceRequest, AnswerRequest, InMessage, InfoHash, JsonValue, Offer, OfferId,
     OutMessage, PeerId, ScrapeRequest,
@@ -68,11 +64,20 @@ fn announce(hash: u8, peer: u8, left: u64, offers: u8) -> InMessage {
     })
 }
 
+/// An answer from peer `from` to peer `to`'s offer `offer_id` in torrent 1.
+fn answer(from: u8, to: u8, offer_id: OfferId) -> InMessage {
+    InMessage::Answer(AnswerRequest {
+        info_hash: InfoHash([1; 20]),
+        peer_id: PeerId([from; 20]),
+        to_peer_id: PeerId([to; 20]),
+        offer_id,
+        answer: JsonValue::from("answer"),
+    })
+}
+
 #[test]
 fn metrics_count_known_traffic_exactly() {
-    let config = "socket_workers = 2\nrequest_workers = 2\n[metrics]\nenabled = true\naddress = \"127.0.0.1:0\"\n";
-    let tracker = Daemon::launch(BINARY, config);
-    let metrics = metrics_address(&tracker);
+    let (tracker, metrics) = launch_two_by_two(BINARY, "");
     let (mut sent, mut received) = (0u64, 0u64);
 
     // A leecher, then a seeder whose one offer reaches the leecher, which
@@ -88,16 +93,7 @@ fn metrics_count_known_traffic_exactly() {
     let OutMessage::Offer(offer) = offer else {
         panic!("{offer:?}")
     };
-    sent += send(
-        &mut leecher,
-        &InMessage::Answer(AnswerRequest {
-            info_hash: InfoHash([1; 20]),
-            peer_id: PeerId([1; 20]),
-            to_peer_id: PeerId([2; 20]),
-            offer_id: offer.offer_id,
-            answer: JsonValue::from("answer"),
-        }),
-    );
+    sent += send(&mut leecher, &answer(1, 2, offer.offer_id));
     received += recv(&mut seeder).1;
     // A scrape, an error (invalid JSON), and an answer to an offer that
     // was never made (dropped without a reply, counted).
@@ -111,77 +107,44 @@ fn metrics_count_known_traffic_exactly() {
     seeder.send(Message::text("{")).unwrap();
     sent += 1;
     received += recv(&mut seeder).1;
-    sent += send(
-        &mut seeder,
-        &InMessage::Answer(AnswerRequest {
-            info_hash: InfoHash([1; 20]),
-            peer_id: PeerId([2; 20]),
-            to_peer_id: PeerId([1; 20]),
-            offer_id: OfferId([9; 20]),
-            answer: JsonValue::from("answer"),
-        }),
-    );
+    sent += send(&mut seeder, &answer(2, 1, OfferId([9; 20])));
     // The leecher closes: it leaves the swarm.
     leecher.close(None).unwrap();
     while leecher.read().is_ok() {}
 
-    let expected: Vec<Expected> = vec![
-        (
-            "aquatic_ws_connections_total",
-            vec![("outcome", "accepted")],
-            2,
-        ),
-        ("aquatic_ws_open_connections", vec![], 1),
-        (
-            "aquatic_ws_closed_connections_total",
-            vec![("reason", "client")],
-            1,
-        ),
-        ("aquatic_ws_requests_total", vec![("type", "announce")], 2),
-        ("aquatic_ws_requests_total", vec![("type", "answer")], 2),
-        ("aquatic_ws_requests_total", vec![("type", "scrape")], 1),
-        ("aquatic_ws_responses_total", vec![("type", "announce")], 2),
-        ("aquatic_ws_responses_total", vec![("type", "offer")], 1),
-        ("aquatic_ws_responses_total", vec![("type", "answer")], 1),
-        ("aquatic_ws_responses_total", vec![("type", "scrape")], 1),
-        ("aquatic_ws_responses_total", vec![("type", "error")], 1),
-        (
-            "aquatic_ws_error_responses_total",
-            vec![("reason", "invalid_message")],
-            1,
-        ),
-        (
-            "aquatic_ws_error_responses_total",
-            vec![("reason", "unknown_offer")],
-            0,
-        ),
-        (
-            "aquatic_ws_answers_not_relayed_total",
-            vec![("worker", "all")],
-            1,
-        ),
-        ("aquatic_ws_pending_offers", vec![], 0),
-        ("aquatic_ws_torrents", vec![("ip_version", "4")], 1),
-        ("aquatic_ws_seeders", vec![("ip_version", "4")], 1),
-        ("aquatic_ws_leechers", vec![("ip_version", "4")], 0),
-    ];
-    let (text, samples) = wait_for_expected(metrics, &expected, &[]);
-    check_health_and_stats_json(
-        metrics,
-        "aquatic_ws",
-        &["socket-0", "socket-1", "request-0", "request-1"],
-        &expected,
-        &[],
-    );
+    let expected = Expectations::new("aquatic_ws")
+        .by("connections_total", "outcome", &[("accepted", 2)])
+        .total("open_connections", 1)
+        .by("closed_connections_total", "reason", &[("client", 1)])
+        .by(
+            "requests_total",
+            "type",
+            &[("announce", 2), ("answer", 2), ("scrape", 1)],
+        )
+        .by(
+            "responses_total",
+            "type",
+            &[
+                ("announce", 2),
+                ("offer", 1),
+                ("answer", 1),
+                ("scrape", 1),
+                ("error", 1),
+            ],
+        )
+        .by(
+            "error_responses_total",
+            "reason",
+            &[("invalid_message", 1), ("unknown_offer", 0)],
+        )
+        .by("answers_not_relayed_total", "worker", &[("all", 1)])
+        .total("pending_offers", 0)
+        .swarm(Some("4"), [1, 1, 0])
+        .build();
+    let (text, samples) = assert_settles_to(metrics, "aquatic_ws", &expected, &[]);
     // Message payload bytes, plus the upgrade requests and responses.
-    let bytes = |name: &str| {
-        samples
-            .iter()
-            .filter(|(n, _, _)| n == name)
-            .map(|(_, _, v)| *v)
-            .sum::<u64>()
-    };
-    assert!(bytes("aquatic_ws_received_bytes_total") > sent, "{text}");
-    assert!(bytes("aquatic_ws_sent_bytes_total") > received, "{text}");
-    assert_help_and_promtool(&text, &expected);
+    let received_bytes = sum(&samples, "aquatic_ws_received_bytes_total", &[]);
+    assert!(received_bytes > sent, "{text}");
+    let sent_bytes = sum(&samples, "aquatic_ws_sent_bytes_total", &[]);
+    assert!(sent_bytes > received, "{text}");
 }

@@ -14,6 +14,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use aquatic_test_support::state::{scrape_export_section, wait_for_export};
 use aquatic_test_support::{Daemon, tls};
 use aquatic_ws_protocol::{
     AnnounceEvent, AnnounceRequest, AnswerRequest, InMessage, InfoHash, JsonValue, Offer, OfferId,
@@ -450,10 +451,7 @@ fn wss_and_certificate_reload_keep_connections() {
 fn scrape_export_lists_every_torrent() {
     let dir = tempfile::tempdir().unwrap();
     let export = dir.path().join("export.txt");
-    let config = format!(
-        "socket_workers = 2\nrequest_workers = 2\n[scrape_export]\npath = {export:?}\ninterval = 1\n"
-    );
-    let t = Daemon::launch_in(BINARY, dir, &config);
+    let t = start(&scrape_export_section(&export));
     let hash = InfoHash(awkward_id(42));
     let mut clients = Vec::new();
     for (peer, left) in [(1u8, 0u64), (2, 5), (3, 5)] {
@@ -463,14 +461,6 @@ fn scrape_export_lists_every_torrent() {
         clients.push(ws);
     }
     let expected = format!("{} 1 2 0", hash.to_hex());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let text = std::fs::read_to_string(&export).unwrap_or_default();
-        if text.lines().any(|l| l == expected) {
-            assert!(text.starts_with('#'), "{text}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "no {expected:?} in\n{text}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let text = wait_for_export(&export, &[expected], Duration::from_secs(5));
+    assert!(text.starts_with('#'), "{text}");
 }
