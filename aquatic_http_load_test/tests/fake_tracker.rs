@@ -4,16 +4,15 @@
 //! within its duration.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aquatic_http_load_test::{Config, Summary, run_load_test};
 use aquatic_http_protocol::{
     ParseOptions, Request, RequestParseError, parse_request, write_failure, write_http_head,
 };
-use aquatic_load_test_common::testing::{self, ServerThread, SummaryTail, run_binary};
+use aquatic_load_test_common::testing::{self, SummaryTail, TcpTracker};
 
 /// A compact announce answer with two IPv4 peers.
 const ANNOUNCE_BODY: &[u8] =
@@ -59,41 +58,20 @@ impl Received {
     }
 }
 
-struct FakeTracker {
-    address: SocketAddr,
-    received: Arc<Received>,
-    server: ServerThread<()>,
-}
+type FakeTracker = TcpTracker<Received>;
 
-impl FakeTracker {
-    fn start(mode: Mode) -> Self {
-        Self::start_with(mode, None)
-    }
-
-    fn start_tls(mode: Mode) -> Self {
-        Self::start_with(mode, Some(aquatic_test_support::tls::server_config()))
-    }
-
-    fn start_with(mode: Mode, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
-        let received = Arc::new(Received::default());
-        let counts = received.clone();
-        let read_timeout = Duration::from_millis(20);
-        let (address, server) = testing::serve_tcp(tls, read_timeout, move |stream, stop| {
+/// Start a fake tracker in `mode`, behind TLS with `tls`.
+fn start(mode: Mode, tls: bool) -> FakeTracker {
+    let tls = tls.then(aquatic_test_support::tls::server_config);
+    let read_timeout = Duration::from_millis(20);
+    TcpTracker::start(
+        tls,
+        read_timeout,
+        move |stream, stop, counts: Arc<Received>| {
             counts.connections.fetch_add(1, Ordering::Relaxed);
             serve(stream, mode, &stop, &counts)
-        });
-        Self {
-            address,
-            received,
-            server,
-        }
-    }
-
-    fn finish(self) -> Arc<Received> {
-        // Let requests still on their way be read, then stop.
-        self.server.finish();
-        self.received
-    }
+        },
+    )
 }
 
 /// Serve one connection until the client closes it, the mode closes it, or
@@ -187,65 +165,61 @@ fn serve(mut stream: impl Read + Write, mode: Mode, stop: &AtomicBool, counts: &
     }
 }
 
-fn config(address: SocketAddr, duration: u64) -> Config {
-    let mut config = Config {
-        server_address: address,
-        workers: 2,
-        connections_per_worker: 4,
-        duration,
-        summarize_every: 1,
-        // Long enough that loopback never times out, even on a busy machine.
-        request_timeout_ms: 2000,
-        ..Config::default()
-    };
-    config.requests.number_of_torrents = 100;
-    config.requests.scrape_max_torrents = 5;
-    config
+/// Run against a fake tracker in `mode` (behind TLS with `config.tls`)
+/// with the test config for `duration` seconds changed by `edit`, checking
+/// what holds for every run: it ends on time, and every request sent got a
+/// response, timed out, was dropped, or is still in flight. The summary,
+/// the progress lines and what the tracker counted.
+fn run(
+    mode: Mode,
+    duration: u64,
+    edit: impl FnOnce(&mut Config),
+) -> (Summary, String, Arc<Received>) {
+    let mut config = Config::for_local_tracker(testing::unused_tcp_address(), duration);
+    edit(&mut config);
+    let tracker = start(mode, config.tls);
+    config.server_address = tracker.address;
+    let (summary, progress) = run_with(&config);
+    (summary, progress, tracker.finish())
 }
 
-/// Run and check what holds for every run: it ends on time, and every
-/// request sent got a response, timed out, was dropped, or is still in
-/// flight.
-fn run(config: &Config) -> (Summary, String) {
-    let started = Instant::now();
-    let mut progress = Vec::new();
-    let summary = run_load_test(config, &mut progress).unwrap();
-    let took = started.elapsed();
-    let duration = Duration::from_secs(config.duration);
-    assert!(took >= duration, "{took:?}");
-    assert!(took < duration + Duration::from_secs(2), "{took:?}");
+fn run_with(config: &Config) -> (Summary, String) {
+    let connections = config.workers * config.connections_per_worker;
+    let run = |progress: &mut Vec<u8>| run_load_test(config, progress);
+    let (summary, progress, _) = testing::run_checked(config.duration, connections, run, |s| {
+        let t = &s.totals;
+        [
+            t.requests_sent,
+            t.responses() + t.invalid + t.timeouts + t.dropped,
+            s.in_flight_at_end,
+        ]
+    });
+    (summary, progress)
+}
+
+/// No failures, invalid responses, timeouts or dropped requests.
+fn assert_all_answered(summary: &Summary) {
     let t = &summary.totals;
-    assert_eq!(
-        t.requests_sent,
-        t.responses() + t.invalid + t.timeouts + t.dropped + summary.in_flight_at_end,
-        "{summary:?}"
-    );
-    let connections = (config.workers * config.connections_per_worker) as u64;
-    assert!(summary.in_flight_at_end <= connections, "{summary:?}");
-    (summary, String::from_utf8(progress).unwrap())
+    let problems = t.errors() + t.invalid + t.timeouts + t.dropped;
+    assert_eq!(problems, 0, "{summary:?}");
+}
+
+/// No connection errors, reconnects or connections the tracker closed.
+fn assert_connections_kept(summary: &Summary) {
+    let t = &summary.totals;
+    let closes = t.connection_errors + t.reconnects + t.tracker_closes;
+    assert_eq!(closes, 0, "{summary:?}");
 }
 
 #[test]
 fn keep_alive_counts_are_positive_and_consistent() {
-    let tracker = FakeTracker::start(Mode::Normal);
-    let config = config(tracker.address, 2);
-    let (summary, progress) = run(&config);
-    let received = tracker.finish();
-
+    let (summary, progress, received) = run(Mode::Normal, 2, |_| {});
     let t = &summary.totals;
     assert!(t.announce > 0 && t.scrape > 0, "{summary:?}");
     // Weights 10 : 1.
     assert!(t.announce > 3 * t.scrape, "{summary:?}");
-    assert_eq!(
-        t.errors() + t.invalid + t.timeouts + t.dropped,
-        0,
-        "{summary:?}"
-    );
-    assert_eq!(
-        t.connection_errors + t.reconnects + t.tracker_closes,
-        0,
-        "{summary:?}"
-    );
+    assert_all_answered(&summary);
+    assert_connections_kept(&summary);
     // One connection each, kept for the whole run.
     assert_eq!(t.connections_opened, 8, "{summary:?}");
     assert_eq!(received.connections.load(Ordering::Relaxed), 8);
@@ -277,25 +251,14 @@ fn close_mode_opens_a_connection_per_request() {
     // With the Connection: close header, and without it (the tracker keeps
     // the connection open and the load tester closes it after the answer).
     for close_header in [true, false] {
-        let tracker = FakeTracker::start(Mode::Normal);
-        let mut config = config(tracker.address, 2);
-        config.keep_alive = false;
-        config.connection_header = close_header;
-        let (summary, _) = run(&config);
-        let received = tracker.finish();
-
+        let (summary, _, received) = run(Mode::Normal, 2, |config| {
+            config.keep_alive = false;
+            config.connection_header = close_header;
+        });
         let t = &summary.totals;
         assert!(t.announce > 0 && t.scrape > 0, "{summary:?}");
-        assert_eq!(
-            t.errors() + t.invalid + t.timeouts + t.dropped,
-            0,
-            "{summary:?}"
-        );
-        assert_eq!(
-            t.connection_errors + t.reconnects + t.tracker_closes,
-            0,
-            "{summary:?}"
-        );
+        assert_all_answered(&summary);
+        assert_connections_kept(&summary);
         // A connection for each request (the last ones may not be out yet).
         assert!(t.connections_opened >= t.requests_sent, "{summary:?}");
         assert!(t.connections_opened <= t.requests_sent + 8, "{summary:?}");
@@ -303,28 +266,18 @@ fn close_mode_opens_a_connection_per_request() {
         let requests = received.requests();
         assert_eq!(requests, t.requests_sent, "{summary:?}");
         let asked_to_close = if close_header { requests } else { 0 };
-        assert_eq!(
-            received.close_requested.load(Ordering::Relaxed),
-            asked_to_close
-        );
+        let close_requested = received.close_requested.load(Ordering::Relaxed);
+        assert_eq!(close_requested, asked_to_close);
         assert!(received.connections.load(Ordering::Relaxed) >= requests);
     }
 }
 
 #[test]
 fn tracker_closing_keep_alive_connections_is_counted() {
-    let tracker = FakeTracker::start(Mode::AlwaysClose);
-    let config = config(tracker.address, 1);
-    let (summary, _) = run(&config);
-    tracker.finish();
-
+    let (summary, _, _) = run(Mode::AlwaysClose, 1, |_| {});
     let t = &summary.totals;
     assert!(t.announce > 0, "{summary:?}");
-    assert_eq!(
-        t.errors() + t.invalid + t.timeouts + t.dropped,
-        0,
-        "{summary:?}"
-    );
+    assert_all_answered(&summary);
     // Every response closed its connection; reopening is not an error.
     assert_eq!(t.tracker_closes, t.responses(), "{summary:?}");
     assert_eq!(t.reconnects + t.connection_errors, 0, "{summary:?}");
@@ -333,11 +286,7 @@ fn tracker_closing_keep_alive_connections_is_counted() {
 
 #[test]
 fn tracker_closing_without_saying_so_is_noticed() {
-    let tracker = FakeTracker::start(Mode::CloseSilently);
-    let config = config(tracker.address, 1);
-    let (summary, _) = run(&config);
-    tracker.finish();
-
+    let (summary, _, _) = run(Mode::CloseSilently, 1, |_| {});
     let t = &summary.totals;
     assert!(t.announce > 0, "{summary:?}");
     assert_eq!(t.errors() + t.invalid + t.timeouts, 0, "{summary:?}");
@@ -357,36 +306,20 @@ fn tracker_closing_without_saying_so_is_noticed() {
 
 #[test]
 fn bodies_without_length_end_with_the_connection() {
-    let tracker = FakeTracker::start(Mode::Http10WithoutLength);
-    let config = config(tracker.address, 1);
-    let (summary, _) = run(&config);
-    tracker.finish();
-
+    let (summary, _, _) = run(Mode::Http10WithoutLength, 1, |_| {});
     let t = &summary.totals;
     assert!(t.announce > 0 && t.scrape > 0, "{summary:?}");
-    assert_eq!(
-        t.errors() + t.invalid + t.timeouts + t.dropped,
-        0,
-        "{summary:?}"
-    );
+    assert_all_answered(&summary);
     assert_eq!(t.tracker_closes, t.responses(), "{summary:?}");
 }
 
 #[test]
 fn failures_and_error_statuses_are_counted() {
-    let tracker = FakeTracker::start(Mode::Errors);
-    let mut config = config(tracker.address, 1);
-    config.requests.weight_scrape = 5;
-    let (summary, _) = run(&config);
-    tracker.finish();
-
+    let (summary, _, _) = run(Mode::Errors, 1, |c| c.requests.weight_scrape = 5);
     let t = &summary.totals;
     assert!(t.failure > 0 && t.error_status > 0, "{summary:?}");
-    assert_eq!(
-        t.announce + t.scrape + t.invalid + t.dropped,
-        0,
-        "{summary:?}"
-    );
+    let not_errors = t.announce + t.scrape + t.invalid + t.dropped;
+    assert_eq!(not_errors, 0, "{summary:?}");
     // Error answers keep the connection.
     assert_eq!(t.connections_opened, 8, "{summary:?}");
     let json = summary.to_json();
@@ -395,11 +328,7 @@ fn failures_and_error_statuses_are_counted() {
 
 #[test]
 fn dropped_connections_are_counted_and_reopened() {
-    let tracker = FakeTracker::start(Mode::DropSome);
-    let config = config(tracker.address, 1);
-    let (summary, _) = run(&config);
-    tracker.finish();
-
+    let (summary, _, _) = run(Mode::DropSome, 1, |_| {});
     let t = &summary.totals;
     assert!(t.announce > 0, "{summary:?}");
     assert!(t.dropped > 0, "{summary:?}");
@@ -415,12 +344,7 @@ fn dropped_connections_are_counted_and_reopened() {
 
 #[test]
 fn unanswered_requests_time_out() {
-    let tracker = FakeTracker::start(Mode::Silent);
-    let mut config = config(tracker.address, 1);
-    config.request_timeout_ms = 200;
-    let (summary, _) = run(&config);
-    let received = tracker.finish();
-
+    let (summary, _, received) = run(Mode::Silent, 1, |c| c.request_timeout_ms = 200);
     let t = &summary.totals;
     assert_eq!(t.responses(), 0, "{summary:?}");
     // 8 connections, each timing out about 4 times a second.
@@ -431,13 +355,9 @@ fn unanswered_requests_time_out() {
 
 #[test]
 fn rate_cap_limits_requests_sent() {
-    let tracker = FakeTracker::start(Mode::Normal);
-    let mut config = config(tracker.address, 2);
     // 1000 a second for each of the 2 workers: far below what 8
     // connections get from the fake tracker uncapped.
-    config.max_requests_per_second = 2000;
-    let (summary, _) = run(&config);
-    let received = tracker.finish();
+    let (summary, _, received) = run(Mode::Normal, 2, |c| c.max_requests_per_second = 2000);
 
     // About 2 s x 2000 (+ the token each worker starts with).
     let t = &summary.totals;
@@ -462,13 +382,10 @@ fn rate_cap_limits_requests_sent() {
 #[test]
 fn tls_in_both_modes() {
     for keep_alive in [true, false] {
-        let tracker = FakeTracker::start_tls(Mode::Normal);
-        let mut config = config(tracker.address, 1);
-        config.tls = true;
-        config.keep_alive = keep_alive;
-        let (summary, _) = run(&config);
-        let received = tracker.finish();
-
+        let (summary, _, received) = run(Mode::Normal, 1, |config| {
+            config.tls = true;
+            config.keep_alive = keep_alive;
+        });
         let t = &summary.totals;
         assert!(t.announce > 0 && t.scrape > 0, "{keep_alive}: {summary:?}");
         assert_eq!(t.errors() + t.invalid + t.timeouts, 0, "{summary:?}");
@@ -483,65 +400,31 @@ fn tls_in_both_modes() {
     }
 }
 
+const EXE: &str = env!("CARGO_BIN_EXE_aquatic_http_load_test");
+const PREFIX: &str = "aquatic_http_load_test";
+
 #[test]
 fn no_tracker_means_connection_errors_and_exit_code_2() {
     // A port nobody listens on.
-    let address = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let (summary, _) = run(&config(address, 1));
+    let address = testing::unused_tcp_address();
+    let (summary, _) = run_with(&Config::for_local_tracker(address, 1));
     let t = &summary.totals;
     assert_eq!(t.responses() + t.requests_sent, 0, "{summary:?}");
     // 8 connections, refused and retried every 100 ms.
     assert!(t.connection_errors >= 16, "{summary:?}");
-
-    let dir = tempdir("none");
-    let config_path = dir.join("config.toml");
-    std::fs::write(
-        &config_path,
-        format!("server_address = \"{address}\"\nduration = 1\n"),
-    )
-    .unwrap();
-    let output = run_binary(
-        env!("CARGO_BIN_EXE_aquatic_http_load_test"),
-        &config_path,
-        &[],
-    );
-    std::fs::remove_dir_all(&dir).unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(stderr.contains("no responses"), "{stderr}");
-}
-
-fn tempdir(tag: &str) -> std::path::PathBuf {
-    testing::tempdir("aquatic_http_load_test", tag)
+    testing::check_exit_code_2_without_tracker(EXE, PREFIX, address, "no responses");
 }
 
 #[test]
 fn binary_prints_summary_and_json() {
-    let tracker = FakeTracker::start(Mode::Normal);
-    let dir = tempdir("it");
-    let config_path = dir.join("config.toml");
-    std::fs::write(
-        &config_path,
-        format!(
-            "server_address = \"{}\"\nduration = 1\nsummarize_every = 1\nconnections_per_worker = 4\nmax_requests_per_second = 500\n[requests]\nnumber_of_torrents = 50\n",
-            tracker.address
-        ),
-    )
-    .unwrap();
-
-    let output = run_binary(
-        env!("CARGO_BIN_EXE_aquatic_http_load_test"),
-        &config_path,
-        &["--json"],
+    let tracker = start(Mode::Normal, false);
+    let toml = format!(
+        "server_address = \"{}\"\nduration = 1\nsummarize_every = 1\nconnections_per_worker = 4\nmax_requests_per_second = 500\n[requests]\nnumber_of_torrents = 50\n",
+        tracker.address
     );
+    let stdout = testing::run_binary_json(EXE, PREFIX, &toml);
     tracker.finish();
-    std::fs::remove_dir_all(&dir).unwrap();
 
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    assert!(output.status.success(), "{stdout}");
     let first = stdout.lines().next().unwrap();
     assert!(
         first.starts_with("load testing http://") && first.contains("at most 500 requests/s"),
@@ -584,29 +467,6 @@ fn binary_prints_summary_and_json() {
 
 #[test]
 fn binary_writes_info_hash_file_and_exits() {
-    let dir = tempdir("ih");
-    let hashes = dir.join("whitelist");
-    let config_path = dir.join("config.toml");
-    std::fs::write(
-        &config_path,
-        format!(
-            "[requests]\nnumber_of_torrents = 20\ninfo_hash_seed = 5\ninfo_hash_file = \"{}\"\n",
-            hashes.display()
-        ),
-    )
-    .unwrap();
-    let output = run_binary(
-        env!("CARGO_BIN_EXE_aquatic_http_load_test"),
-        &config_path,
-        &[],
-    );
-    assert!(output.status.success());
-    let text = std::fs::read_to_string(&hashes).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 20);
-    assert_eq!(
-        lines[3],
-        aquatic_http_load_test::torrents::info_hash(5, 3).to_hex()
-    );
+    let fourth = aquatic_http_load_test::torrents::info_hash(5, 3).to_hex();
+    testing::check_info_hash_file(EXE, PREFIX, &fourth);
 }

@@ -125,7 +125,8 @@ pub fn validate_announce_and_scrape(
 /// connections_per_worker, MAX_CONNECTIONS_PER_WORKER)`.
 ///
 /// Makes the `aquatic_cli_helpers::Config` impl with the TOML template (no
-/// logging: a load tester prints its own output), the method
+/// logging: a load tester prints its own output), the constructor
+/// `for_local_tracker` (the integration tests' config), the method
 /// `shared_checks` (the checks of those fields and of the request
 /// weights), and the
 /// tests that the TOML template is the default config, that it is valid,
@@ -143,6 +144,25 @@ macro_rules! load_test_config {
         }
 
         impl Config {
+            /// For short runs against a tracker on this machine (the
+            /// integration tests'): 2 workers with 4 each, progress every
+            /// second, a timeout loopback never reaches (2 s), 100 torrents
+            /// and at most 5 in a scrape.
+            pub fn for_local_tracker(server_address: std::net::SocketAddr, duration: u64) -> Self {
+                let mut config = Self {
+                    server_address,
+                    workers: 2,
+                    $per_worker: 4,
+                    duration,
+                    summarize_every: 1,
+                    request_timeout_ms: 2000,
+                    ..Self::default()
+                };
+                config.requests.number_of_torrents = 100;
+                config.requests.scrape_max_torrents = 5;
+                config
+            }
+
             /// The checks of the fields every load tester has, and that
             /// not every one of `weights` (the request types') is 0.
             fn shared_checks(&self, weights: &[u32], all_zero: &str) -> anyhow::Result<()> {

@@ -4,9 +4,9 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use aquatic_load_test_common::testing::{ServerThread, SummaryTail, run_binary, tempdir};
+use aquatic_load_test_common::testing::{self, ServerThread, SummaryTail};
 
 use aquatic_udp_load_test::{Config, Summary, run_load_test};
 use aquatic_udp_protocol::{
@@ -32,6 +32,13 @@ struct Received {
     announce: u64,
     scrape: u64,
     bad_connection_id: u64,
+}
+
+impl Received {
+    /// Connects, announces and scrapes.
+    fn total(&self) -> u64 {
+        self.connect + self.announce + self.scrape
+    }
 }
 
 struct FakeTracker {
@@ -90,32 +97,12 @@ fn serve(socket: UdpSocket, mode: Mode, stop: &AtomicBool) -> Received {
                     error(r.transaction_id, "announces are refused")
                 } else {
                     let wanted = usize::try_from(r.peers_wanted).unwrap_or(0).min(3) as u8;
+                    let t = r.transaction_id;
                     if from.is_ipv4() {
-                        Response::AnnounceIpv4(AnnounceResponse {
-                            transaction_id: r.transaction_id,
-                            announce_interval: 1800,
-                            leechers: 1,
-                            seeders: 2,
-                            peers: (0..wanted)
-                                .map(|i| ResponsePeer {
-                                    ip_address: [10, 0, 0, i].into(),
-                                    port: 6881,
-                                })
-                                .collect(),
-                        })
+                        Response::AnnounceIpv4(announce(t, wanted, |i| [10, 0, 0, i].into()))
                     } else {
-                        Response::AnnounceIpv6(AnnounceResponse {
-                            transaction_id: r.transaction_id,
-                            announce_interval: 1800,
-                            leechers: 1,
-                            seeders: 2,
-                            peers: (0..wanted)
-                                .map(|i| ResponsePeer {
-                                    ip_address: [0xfd00, 0, 0, 0, 0, 0, 0, u16::from(i)].into(),
-                                    port: 6881,
-                                })
-                                .collect(),
-                        })
+                        let ip = |i| [0xfd00, 0, 0, 0, 0, 0, 0, u16::from(i)].into();
+                        Response::AnnounceIpv6(announce(t, wanted, ip))
                     }
                 }
             }
@@ -143,6 +130,26 @@ fn serve(socket: UdpSocket, mode: Mode, stop: &AtomicBool) -> Received {
     received
 }
 
+/// An announce answer with `wanted` peers, the `i`th at `ip(i)`.
+fn announce<I>(
+    transaction_id: TransactionId,
+    wanted: u8,
+    ip: impl Fn(u8) -> I,
+) -> AnnounceResponse<I> {
+    AnnounceResponse {
+        transaction_id,
+        announce_interval: 1800,
+        leechers: 1,
+        seeders: 2,
+        peers: (0..wanted)
+            .map(|i| ResponsePeer {
+                ip_address: ip(i),
+                port: 6881,
+            })
+            .collect(),
+    }
+}
+
 fn error(transaction_id: TransactionId, message: &'static str) -> Response {
     Response::Error(ErrorResponse {
         transaction_id,
@@ -150,51 +157,50 @@ fn error(transaction_id: TransactionId, message: &'static str) -> Response {
     })
 }
 
-fn config(address: SocketAddr, duration: u64) -> Config {
-    let mut config = Config {
-        server_address: address,
-        workers: 2,
-        sockets_per_worker: 4,
-        duration,
-        summarize_every: 1,
-        // Long enough that loopback never times out, even on a busy machine.
-        request_timeout_ms: 2000,
-        ..Config::default()
-    };
-    config.requests.number_of_torrents = 100;
-    config.requests.scrape_max_torrents = 5;
-    config
+/// Run against a fake tracker in `mode` on 127.0.0.1 with the test config
+/// for `duration` seconds changed by `edit`; see `run_on`.
+fn run(mode: Mode, duration: u64, edit: impl FnOnce(&mut Config)) -> (Summary, String, Received) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    run_on(socket, mode, duration, edit)
 }
 
-/// Run and check what holds for every run: it ends on time, and every
-/// request sent was answered, timed out, or is still in flight.
-fn run(config: &Config) -> (Summary, String) {
-    let started = Instant::now();
-    let mut progress = Vec::new();
-    let summary = run_load_test(config, &mut progress).unwrap();
-    let took = started.elapsed();
+/// Run against a fake tracker in `mode` on `socket` with the test config
+/// for `duration` seconds changed by `edit`, checking what holds for every
+/// run: it ends on time, and every request sent was answered, timed out,
+/// or is still in flight. The summary, the progress lines and what the
+/// tracker counted.
+fn run_on(
+    socket: UdpSocket,
+    mode: Mode,
+    duration: u64,
+    edit: impl FnOnce(&mut Config),
+) -> (Summary, String, Received) {
+    let tracker = FakeTracker::start_on(socket, mode);
+    let mut config = Config::for_local_tracker(tracker.address, duration);
+    edit(&mut config);
+    let (summary, progress) = run_with(&config);
+    (summary, progress, tracker.finish())
+}
+
+fn run_with(config: &Config) -> (Summary, String) {
+    let sockets = config.workers * config.sockets_per_worker;
+    let run = |progress: &mut Vec<u8>| run_load_test(config, progress);
+    let (summary, progress, took) = testing::run_checked(config.duration, sockets, run, |s| {
+        let t = &s.totals;
+        [
+            t.requests_sent,
+            t.responses() + t.invalid + t.timeouts,
+            s.in_flight_at_end,
+        ]
+    });
     let duration = Duration::from_secs(config.duration);
-    assert!(took >= duration, "{took:?}");
-    assert!(took < duration + Duration::from_secs(2), "{took:?}");
     assert!(summary.elapsed >= duration && summary.elapsed < took + Duration::from_millis(1));
-    let t = &summary.totals;
-    assert_eq!(
-        t.requests_sent,
-        t.responses() + t.invalid + t.timeouts + summary.in_flight_at_end,
-        "{summary:?}"
-    );
-    let sockets = (config.workers * config.sockets_per_worker) as u64;
-    assert!(summary.in_flight_at_end <= sockets, "{summary:?}");
-    (summary, String::from_utf8(progress).unwrap())
+    (summary, progress)
 }
 
 #[test]
 fn counts_are_positive_and_consistent() {
-    let tracker = FakeTracker::start(Mode::Normal);
-    let config = config(tracker.address, 2);
-    let (summary, progress) = run(&config);
-    let received = tracker.finish();
-
+    let (summary, progress, received) = run(Mode::Normal, 2, |_| {});
     let t = &summary.totals;
     assert!(t.connect > 0, "{summary:?}");
     assert!(t.announce > 0, "{summary:?}");
@@ -211,12 +217,10 @@ fn counts_are_positive_and_consistent() {
     // The tracker saw every answered request, and none that was not sent.
     assert!(received.connect >= t.connect && received.announce >= t.announce);
     assert!(received.scrape >= t.scrape);
-    let total_received = received.connect + received.announce + received.scrape;
-    assert!(
-        total_received <= t.requests_sent,
-        "{received:?} {summary:?}"
-    );
-    assert!(total_received >= t.responses(), "{received:?} {summary:?}");
+    let total_received = received.total();
+    let report = format!("{received:?} {summary:?}");
+    assert!(total_received <= t.requests_sent, "{report}");
+    assert!(total_received >= t.responses(), "{report}");
 
     // Progress: one line a second, rates by type.
     let lines: Vec<&str> = progress.lines().collect();
@@ -236,13 +240,9 @@ fn counts_are_positive_and_consistent() {
 
 #[test]
 fn rate_cap_limits_requests_sent() {
-    let tracker = FakeTracker::start(Mode::Normal);
-    let mut config = config(tracker.address, 2);
     // 1000 a second for each of the 2 workers: far below what 8 sockets
     // get from the fake tracker uncapped.
-    config.max_requests_per_second = 2000;
-    let (summary, _) = run(&config);
-    let received = tracker.finish();
+    let (summary, _, received) = run(Mode::Normal, 2, |c| c.max_requests_per_second = 2000);
 
     // About 2 s x 2000 (+ the token each worker starts with).
     let t = &summary.totals;
@@ -251,11 +251,9 @@ fn rate_cap_limits_requests_sent() {
         "{} requests sent: {summary:?}",
         t.requests_sent
     );
-    let total_received = received.connect + received.announce + received.scrape;
-    assert!(
-        (3000..=4400).contains(&total_received),
-        "{received:?} {summary:?}"
-    );
+    let total_received = received.total();
+    let report = format!("{received:?} {summary:?}");
+    assert!((3000..=4400).contains(&total_received), "{report}");
     assert_eq!((t.invalid, t.stale, t.timeouts), (0, 0, 0), "{summary:?}");
     assert_eq!(received.bad_connection_id, 0);
     // Throttled sockets are not in flight.
@@ -263,10 +261,8 @@ fn rate_cap_limits_requests_sent() {
     let json = summary.to_json();
     assert_eq!(json.announce_responses_total, t.announce);
     assert!(t.announce > 2000, "{summary:?}");
-    assert!(
-        (1500.0..=2200.0).contains(&json.responses_per_second),
-        "{summary:?}"
-    );
+    let rate = json.responses_per_second;
+    assert!((1500.0..=2200.0).contains(&rate), "{summary:?}");
 }
 
 #[test]
@@ -276,28 +272,20 @@ fn ipv6_tracker_gets_ipv6_sockets() {
         eprintln!("no [::1]: skipping the IPv6 test");
         return;
     };
-    let tracker = FakeTracker::start_on(socket, Mode::Normal);
-    let config = config(tracker.address, 1);
-    let (summary, _) = run(&config);
-    let received = tracker.finish();
+    let (summary, _, received) = run_on(socket, Mode::Normal, 1, |_| {});
     let t = &summary.totals;
     // 18-byte peers pass the length check only when read as IPv6.
-    assert!(
-        t.announce > 0 && t.scrape > 0 && t.connect > 0,
-        "{summary:?}"
-    );
+    let all_kinds = t.announce > 0 && t.scrape > 0 && t.connect > 0;
+    assert!(all_kinds, "{summary:?}");
     assert_eq!((t.invalid, t.error, t.timeouts), (0, 0, 0), "{summary:?}");
     assert_eq!(received.bad_connection_id, 0);
 }
 
 #[test]
 fn error_responses_are_counted_and_sockets_reconnect() {
-    let tracker = FakeTracker::start(Mode::ErrorOnAnnounce);
-    let mut config = config(tracker.address, 1);
-    config.requests.weight_scrape = 0;
-    let (summary, _) = run(&config);
-    let received = tracker.finish();
-
+    let (summary, _, received) = run(Mode::ErrorOnAnnounce, 1, |config| {
+        config.requests.weight_scrape = 0;
+    });
     let t = &summary.totals;
     assert!(t.error > 0, "{summary:?}");
     assert_eq!(t.announce, 0, "{summary:?}");
@@ -308,12 +296,9 @@ fn error_responses_are_counted_and_sockets_reconnect() {
 
 #[test]
 fn mismatched_transaction_ids_are_not_responses() {
-    let tracker = FakeTracker::start(Mode::WrongTransactionId);
-    let mut config = config(tracker.address, 1);
-    config.request_timeout_ms = 100;
-    let (summary, _) = run(&config);
-    tracker.finish();
-
+    let (summary, _, _) = run(Mode::WrongTransactionId, 1, |config| {
+        config.request_timeout_ms = 100;
+    });
     let t = &summary.totals;
     assert_eq!(t.responses(), 0, "{summary:?}");
     assert!(t.stale > 0, "{summary:?}");
@@ -327,37 +312,26 @@ fn no_tracker_means_timeouts_not_failure() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut config = config(address, 1);
+    let mut config = Config::for_local_tracker(address, 1);
     config.request_timeout_ms = 100;
-    let (summary, _) = run(&config);
+    let (summary, _) = run_with(&config);
     assert_eq!(summary.totals.responses(), 0);
     assert!(summary.totals.timeouts > 0, "{summary:?}");
 }
 
+const EXE: &str = env!("CARGO_BIN_EXE_aquatic_udp_load_test");
+const PREFIX: &str = "aquatic_udp_load_test";
+
 #[test]
 fn binary_prints_summary_and_json() {
     let tracker = FakeTracker::start(Mode::Normal);
-    let dir = tempdir("aquatic_udp_load_test", "it");
-    let config_path = dir.join("config.toml");
-    std::fs::write(
-        &config_path,
-        format!(
-            "server_address = \"{}\"\nduration = 1\nsummarize_every = 1\nmax_requests_per_second = 500\n[requests]\nnumber_of_torrents = 50\n",
-            tracker.address
-        ),
-    )
-    .unwrap();
-
-    let output = run_binary(
-        env!("CARGO_BIN_EXE_aquatic_udp_load_test"),
-        &config_path,
-        &["--json"],
+    let toml = format!(
+        "server_address = \"{}\"\nduration = 1\nsummarize_every = 1\nmax_requests_per_second = 500\n[requests]\nnumber_of_torrents = 50\n",
+        tracker.address
     );
+    let stdout = testing::run_binary_json(EXE, PREFIX, &toml);
     tracker.finish();
-    std::fs::remove_dir_all(&dir).unwrap();
 
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    assert!(output.status.success(), "{stdout}");
     assert!(
         stdout.starts_with("load testing")
             && stdout
@@ -395,30 +369,6 @@ fn binary_prints_summary_and_json() {
 
 #[test]
 fn binary_writes_info_hash_file_and_exits() {
-    let dir = tempdir("aquatic_udp_load_test", "ih");
-    let hashes = dir.join("whitelist");
-    let config_path = dir.join("config.toml");
-    std::fs::write(
-        &config_path,
-        format!(
-            "[requests]\nnumber_of_torrents = 20\ninfo_hash_seed = 5\ninfo_hash_file = \"{}\"\n",
-            hashes.display()
-        ),
-    )
-    .unwrap();
-    let output = run_binary(
-        env!("CARGO_BIN_EXE_aquatic_udp_load_test"),
-        &config_path,
-        &[],
-    );
-    assert!(output.status.success());
-    let text = std::fs::read_to_string(&hashes).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 20);
-    assert!(lines.iter().all(|l| l.len() == 40));
-    assert_eq!(
-        lines[3],
-        aquatic_udp_load_test::torrents::info_hash(5, 3).to_hex()
-    );
+    let fourth = aquatic_udp_load_test::torrents::info_hash(5, 3).to_hex();
+    testing::check_info_hash_file(EXE, PREFIX, &fourth);
 }

@@ -7,13 +7,12 @@
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use aquatic_load_test_common::testing::{self, ServerThread, SummaryTail, run_binary};
+use aquatic_load_test_common::testing::{self, SummaryTail, TcpTracker};
 use aquatic_ws_load_test::{Config, Summary, run_load_test};
 use aquatic_ws_protocol::{
     AnnounceResponse, AnswerMessage, ErrorResponse, InMessage, InfoHash, OfferMessage, OutMessage,
@@ -55,29 +54,32 @@ struct Swarms {
     torrents: HashMap<InfoHash, Vec<PeerId>>,
 }
 
-struct FakeTracker {
-    address: SocketAddr,
-    received: Arc<Received>,
-    server: ServerThread<()>,
+impl Swarms {
+    /// Send `message` to peer `to` when it is connected, counting it in
+    /// `relayed`.
+    fn relay(&self, to: &PeerId, message: &OutMessage, relayed: &AtomicU64) {
+        let Some(peer) = self.peers.get(to) else {
+            return;
+        };
+        if peer.send(json(message)).is_ok() {
+            relayed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
-impl FakeTracker {
-    fn start(mode: Mode) -> Self {
-        Self::start_with(mode, None)
-    }
+type FakeTracker = TcpTracker<Received>;
 
-    fn start_tls(mode: Mode) -> Self {
-        Self::start_with(mode, Some(aquatic_test_support::tls::server_config()))
-    }
-
-    fn start_with(mode: Mode, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
-        let received = Arc::new(Received::default());
-        let counts = received.clone();
-        let swarms = Arc::new(Mutex::new(Swarms::default()));
-        let read_timeout = Duration::from_millis(5);
-        let (address, server) = testing::serve_tcp(tls, read_timeout, move |stream, stop| {
+/// Start a fake tracker in `mode`, behind TLS with `tls`.
+fn start(mode: Mode, tls: bool) -> FakeTracker {
+    let tls = tls.then(aquatic_test_support::tls::server_config);
+    let swarms = Arc::new(Mutex::new(Swarms::default()));
+    let read_timeout = Duration::from_millis(5);
+    TcpTracker::start(
+        tls,
+        read_timeout,
+        move |stream, stop, counts: Arc<Received>| {
             counts.connections.fetch_add(1, Ordering::Relaxed);
-            let (counts, swarms) = (counts.clone(), swarms.clone());
+            let swarms = swarms.clone();
             Peer {
                 mode,
                 stop,
@@ -85,18 +87,8 @@ impl FakeTracker {
                 swarms,
             }
             .serve(stream)
-        });
-        Self {
-            address,
-            received,
-            server,
-        }
-    }
-
-    fn finish(self) -> Arc<Received> {
-        self.server.finish();
-        self.received
-    }
+        },
+    )
 }
 
 /// One connection of the fake tracker.
@@ -112,8 +104,8 @@ fn is_timeout(err: &tungstenite::Error) -> bool {
         if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut))
 }
 
-fn text(message: &OutMessage) -> Message {
-    Message::text(String::from_utf8(message.to_json()).unwrap())
+fn json(message: &OutMessage) -> String {
+    String::from_utf8(message.to_json()).unwrap()
 }
 
 impl Peer {
@@ -221,21 +213,13 @@ impl Peer {
                         members.push(a.peer_id);
                     }
                     for (offer, to) in a.offers.into_iter().zip(others) {
-                        let Some(peer) = swarms.peers.get(&to) else {
-                            continue;
-                        };
                         let relayed = OutMessage::Offer(OfferMessage {
                             info_hash: a.info_hash,
                             peer_id: a.peer_id,
                             offer_id: offer.offer_id,
                             offer: offer.offer,
                         });
-                        if peer
-                            .send(String::from_utf8(relayed.to_json()).unwrap())
-                            .is_ok()
-                        {
-                            self.counts.offers_relayed.fetch_add(1, Ordering::Relaxed);
-                        }
+                        swarms.relay(&to, &relayed, &self.counts.offers_relayed);
                     }
                     Some(OutMessage::AnnounceResponse(AnnounceResponse {
                         info_hash: a.info_hash,
@@ -247,21 +231,14 @@ impl Peer {
             }
             InMessage::Answer(a) => {
                 self.counts.answers.fetch_add(1, Ordering::Relaxed);
+                let relayed = OutMessage::Answer(AnswerMessage {
+                    info_hash: a.info_hash,
+                    peer_id: a.peer_id,
+                    offer_id: a.offer_id,
+                    answer: a.answer,
+                });
                 let swarms = self.swarms.lock().unwrap();
-                if let Some(peer) = swarms.peers.get(&a.to_peer_id) {
-                    let relayed = OutMessage::Answer(AnswerMessage {
-                        info_hash: a.info_hash,
-                        peer_id: a.peer_id,
-                        offer_id: a.offer_id,
-                        answer: a.answer,
-                    });
-                    if peer
-                        .send(String::from_utf8(relayed.to_json()).unwrap())
-                        .is_ok()
-                    {
-                        self.counts.answers_relayed.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+                swarms.relay(&a.to_peer_id, &relayed, &self.counts.answers_relayed);
                 None
             }
             InMessage::Scrape(s) => {
@@ -278,57 +255,48 @@ impl Peer {
             }
         };
         if let Some(reply) = reply {
-            let _ = ws.send(text(&reply));
+            let _ = ws.send(Message::text(json(&reply)));
         }
     }
 }
 
-fn config(address: SocketAddr, duration: u64) -> Config {
-    let mut config = Config {
-        server_address: address,
-        workers: 2,
-        connections_per_worker: 4,
-        duration,
-        summarize_every: 1,
-        // Long enough that loopback never times out, even on a busy machine.
-        request_timeout_ms: 2000,
-        ..Config::default()
-    };
+/// Run against a fake tracker in `mode` (behind TLS with `config.tls`)
+/// with the test config for `duration` seconds changed by `edit`, checking
+/// what holds for every run: it ends on time, and every request sent got a
+/// reply, a failure, timed out, was dropped, or is still in flight. The
+/// summary, the progress lines and what the tracker counted.
+fn run(
+    mode: Mode,
+    duration: u64,
+    edit: impl FnOnce(&mut Config),
+) -> (Summary, String, Arc<Received>) {
+    let mut config = Config::for_local_tracker(testing::unused_tcp_address(), duration);
     // Few torrents: full swarms, many offers relayed.
     config.requests.number_of_torrents = 20;
-    config.requests.scrape_max_torrents = 5;
-    config
+    edit(&mut config);
+    let tracker = start(mode, config.tls);
+    config.server_address = tracker.address;
+    let (summary, progress) = run_with(&config);
+    (summary, progress, tracker.finish())
 }
 
-/// Run and check what holds for every run: it ends on time, and every
-/// request sent got a reply, a failure, timed out, was dropped, or is still
-/// in flight.
-fn run(config: &Config) -> (Summary, String) {
-    let started = Instant::now();
-    let mut progress = Vec::new();
-    let summary = run_load_test(config, &mut progress).unwrap();
-    let took = started.elapsed();
-    let duration = Duration::from_secs(config.duration);
-    assert!(took >= duration, "{took:?}");
-    assert!(took < duration + Duration::from_secs(2), "{took:?}");
-    let t = &summary.totals;
-    assert_eq!(
-        t.requests_sent(),
-        t.responses() + t.failures + t.timeouts + t.dropped + summary.in_flight_at_end,
-        "{summary:?}"
-    );
-    let connections = (config.workers * config.connections_per_worker) as u64;
-    assert!(summary.in_flight_at_end <= connections, "{summary:?}");
-    (summary, String::from_utf8(progress).unwrap())
+fn run_with(config: &Config) -> (Summary, String) {
+    let connections = config.workers * config.connections_per_worker;
+    let run = |progress: &mut Vec<u8>| run_load_test(config, progress);
+    let (summary, progress, _) = testing::run_checked(config.duration, connections, run, |s| {
+        let t = &s.totals;
+        [
+            t.requests_sent(),
+            t.responses() + t.failures + t.timeouts + t.dropped,
+            s.in_flight_at_end,
+        ]
+    });
+    (summary, progress)
 }
 
 #[test]
 fn offers_and_answers_are_relayed_and_add_up() {
-    let tracker = FakeTracker::start(Mode::Normal);
-    let config = config(tracker.address, 2);
-    let (summary, progress) = run(&config);
-    let received = tracker.finish();
-
+    let (summary, progress, received) = run(Mode::Normal, 2, |_| {});
     let t = &summary.totals;
     assert!(summary.checks_pass(), "{}", summary.report());
     assert!(
@@ -345,11 +313,8 @@ fn offers_and_answers_are_relayed_and_add_up() {
     assert_eq!(t.answers_sent, t.offers_received, "{summary:?}");
     let problems = t.problems() + t.answers_unknown + t.own_offers_received;
     assert_eq!(problems, 0, "{summary:?}");
-    assert_eq!(
-        t.connection_errors + t.reconnects + t.tracker_closes,
-        0,
-        "{summary:?}"
-    );
+    let closes = t.connection_errors + t.reconnects + t.tracker_closes;
+    assert_eq!(closes, 0, "{summary:?}");
     assert_eq!(t.connections_opened, 8, "{summary:?}");
     assert_eq!(received.connections.load(Ordering::Relaxed), 8);
     assert_eq!(received.bad.load(Ordering::Relaxed), 0);
@@ -378,13 +343,11 @@ fn offers_and_answers_are_relayed_and_add_up() {
 
 #[test]
 fn more_connections_than_open_at_once_all_open() {
-    let tracker = FakeTracker::start(Mode::Normal);
-    let mut config = config(tracker.address, 2);
     // Above the 128 handshakes a worker has under way at once.
-    config.workers = 1;
-    config.connections_per_worker = 300;
-    let (summary, _) = run(&config);
-    let received = tracker.finish();
+    let (summary, _, received) = run(Mode::Normal, 2, |config| {
+        config.workers = 1;
+        config.connections_per_worker = 300;
+    });
     let t = &summary.totals;
     assert_eq!(t.connections_opened, 300, "{}", summary.report());
     assert_eq!(t.connection_errors + t.timeouts, 0, "{}", summary.report());
@@ -394,9 +357,7 @@ fn more_connections_than_open_at_once_all_open() {
 
 #[test]
 fn closed_connections_are_counted_and_reopened() {
-    let tracker = FakeTracker::start(Mode::CloseAfter(5));
-    let (summary, _) = run(&config(tracker.address, 1));
-    let received = tracker.finish();
+    let (summary, _, received) = run(Mode::CloseAfter(5), 1, |_| {});
     let t = &summary.totals;
     assert!(t.tracker_closes > 8, "{summary:?}");
     assert!(t.reconnects >= t.tracker_closes - 8, "{summary:?}");
@@ -409,18 +370,14 @@ fn closed_connections_are_counted_and_reopened() {
 
 #[test]
 fn failure_reasons_are_counted_and_listed() {
-    let tracker = FakeTracker::start(Mode::FailAnnounces);
-    let (summary, _) = run(&config(tracker.address, 1));
-    tracker.finish();
+    let (summary, _, _) = run(Mode::FailAnnounces, 1, |_| {});
     let t = &summary.totals;
     assert!(t.failures > 0 && t.scrape_replies > 0, "{summary:?}");
     assert_eq!(t.announce_replies + t.offers_received, 0, "{summary:?}");
     // Every announce got its failure reason, but those still in flight.
     assert!(t.failures <= t.announces_sent, "{summary:?}");
-    assert!(
-        t.failures + summary.in_flight_at_end >= t.announces_sent,
-        "{summary:?}"
-    );
+    let in_flight = summary.in_flight_at_end;
+    assert!(t.failures + in_flight >= t.announces_sent, "{summary:?}");
     assert_eq!(
         summary.failure_reasons.sorted(),
         vec![("announces are off today", t.failures)]
@@ -434,11 +391,7 @@ fn failure_reasons_are_counted_and_listed() {
 
 #[test]
 fn unanswered_requests_time_out() {
-    let tracker = FakeTracker::start(Mode::Silent);
-    let mut config = config(tracker.address, 1);
-    config.request_timeout_ms = 200;
-    let (summary, _) = run(&config);
-    tracker.finish();
+    let (summary, _, _) = run(Mode::Silent, 1, |c| c.request_timeout_ms = 200);
     let t = &summary.totals;
     assert_eq!(t.responses(), 0, "{summary:?}");
     // 8 connections, each timing out about every 200 ms (then waiting
@@ -449,11 +402,7 @@ fn unanswered_requests_time_out() {
 
 #[test]
 fn rate_cap_limits_requests_sent() {
-    let tracker = FakeTracker::start(Mode::Normal);
-    let mut config = config(tracker.address, 1);
-    config.max_requests_per_second = 200;
-    let (summary, _) = run(&config);
-    tracker.finish();
+    let (summary, _, _) = run(Mode::Normal, 1, |c| c.max_requests_per_second = 200);
     let sent = summary.totals.requests_sent();
     assert!((100..=260).contains(&sent), "{summary:?}");
     assert!(summary.checks_pass(), "{}", summary.report());
@@ -461,83 +410,45 @@ fn rate_cap_limits_requests_sent() {
 
 #[test]
 fn tls() {
-    let tracker = FakeTracker::start_tls(Mode::Normal);
-    let mut config = config(tracker.address, 1);
-    config.tls = true;
-    let (summary, _) = run(&config);
-    tracker.finish();
+    let (summary, _, _) = run(Mode::Normal, 1, |c| c.tls = true);
     let t = &summary.totals;
     assert!(
         t.announce_replies > 0 && t.answers_received > 0,
         "{summary:?}"
     );
     assert_eq!(t.connections_opened, 8, "{summary:?}");
-    assert_eq!(
-        t.connection_errors + t.timeouts + t.invalid,
-        0,
-        "{summary:?}"
-    );
+    let problems = t.connection_errors + t.timeouts + t.invalid;
+    assert_eq!(problems, 0, "{summary:?}");
     assert!(summary.checks_pass(), "{}", summary.report());
 }
 
-fn tempdir(tag: &str) -> std::path::PathBuf {
-    testing::tempdir("aquatic_ws_load_test", tag)
-}
+const EXE: &str = env!("CARGO_BIN_EXE_aquatic_ws_load_test");
+const PREFIX: &str = "aquatic_ws_load_test";
 
 #[test]
 fn no_tracker_means_connection_errors_and_exit_code_2() {
     // A port nobody listens on.
-    let address = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let (summary, _) = run(&config(address, 1));
+    let address = testing::unused_tcp_address();
+    let mut config = Config::for_local_tracker(address, 1);
+    config.requests.number_of_torrents = 20;
+    let (summary, _) = run_with(&config);
     let t = &summary.totals;
     assert_eq!(t.responses() + t.requests_sent(), 0, "{summary:?}");
     // 8 connections, refused and retried every 100 ms.
     assert!(t.connection_errors >= 16, "{summary:?}");
-
-    let dir = tempdir("none");
-    let config_path = dir.join("config.toml");
-    std::fs::write(
-        &config_path,
-        format!("server_address = \"{address}\"\nduration = 1\n"),
-    )
-    .unwrap();
-    let output = run_binary(
-        env!("CARGO_BIN_EXE_aquatic_ws_load_test"),
-        &config_path,
-        &[],
-    );
-    std::fs::remove_dir_all(&dir).unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(stderr.contains("no replies"), "{stderr}");
+    testing::check_exit_code_2_without_tracker(EXE, PREFIX, address, "no replies");
 }
 
 #[test]
 fn binary_prints_summary_and_json() {
-    let tracker = FakeTracker::start(Mode::Normal);
-    let dir = tempdir("it");
-    let config_path = dir.join("config.toml");
-    std::fs::write(
-        &config_path,
-        format!(
-            "server_address = \"{}\"\nduration = 1\nsummarize_every = 1\nconnections_per_worker = 4\n[requests]\nnumber_of_torrents = 5\n",
-            tracker.address
-        ),
-    )
-    .unwrap();
-    let output = run_binary(
-        env!("CARGO_BIN_EXE_aquatic_ws_load_test"),
-        &config_path,
-        &["--json"],
+    let tracker = start(Mode::Normal, false);
+    let toml = format!(
+        "server_address = \"{}\"\nduration = 1\nsummarize_every = 1\nconnections_per_worker = 4\n[requests]\nnumber_of_torrents = 5\n",
+        tracker.address
     );
+    let stdout = testing::run_binary_json(EXE, PREFIX, &toml);
     tracker.finish();
-    std::fs::remove_dir_all(&dir).unwrap();
 
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    assert!(output.status.success(), "{stdout}");
     let first = stdout.lines().next().unwrap();
     assert!(first.starts_with("load testing ws://"), "{stdout}");
     assert!(
@@ -562,29 +473,6 @@ fn binary_prints_summary_and_json() {
 
 #[test]
 fn binary_writes_info_hash_file_and_exits() {
-    let dir = tempdir("ih");
-    let hashes = dir.join("whitelist");
-    let config_path = dir.join("config.toml");
-    std::fs::write(
-        &config_path,
-        format!(
-            "[requests]\nnumber_of_torrents = 20\ninfo_hash_seed = 5\ninfo_hash_file = \"{}\"\n",
-            hashes.display()
-        ),
-    )
-    .unwrap();
-    let output = run_binary(
-        env!("CARGO_BIN_EXE_aquatic_ws_load_test"),
-        &config_path,
-        &[],
-    );
-    assert!(output.status.success());
-    let text = std::fs::read_to_string(&hashes).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 20);
-    assert_eq!(
-        lines[3],
-        aquatic_ws_load_test::torrents::info_hash(5, 3).to_hex()
-    );
+    let fourth = aquatic_ws_load_test::torrents::info_hash(5, 3).to_hex();
+    testing::check_info_hash_file(EXE, PREFIX, &fourth);
 }
