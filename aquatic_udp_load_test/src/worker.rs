@@ -520,18 +520,19 @@ fn read_i64(bytes: &[u8], at: usize) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::RequestConfig;
     use aquatic_udp_protocol::RequestParseError;
 
-    fn generator(config: &Config) -> RequestGenerator {
-        RequestGenerator::new(config).unwrap()
+    /// The generator of the default config with `edit`'s request config.
+    fn generator(edit: impl FnOnce(&mut RequestConfig)) -> RequestGenerator {
+        let mut config = Config::default();
+        edit(&mut config.requests);
+        RequestGenerator::new(&config).unwrap()
     }
 
     #[test]
     fn generated_requests_parse_back() {
-        let mut config = Config::default();
-        config.requests.number_of_torrents = 100;
-        config.requests.scrape_max_torrents = 5;
-        let g = generator(&config);
+        let g = generator(|r| (r.number_of_torrents, r.scrape_max_torrents) = (100, 5));
         let mut rng = SmallRng::seed_from_u64(9);
         let torrents: Vec<InfoHash> = (0..100).map(|i| info_hash(0, i)).collect();
         let mut buffer = Vec::new();
@@ -560,9 +561,7 @@ mod tests {
 
     #[test]
     fn a_population_of_peers_announces_again_and_again() {
-        let mut config = Config::default();
-        config.requests.number_of_peers = 3;
-        let g = generator(&config);
+        let g = generator(|r| r.number_of_peers = 3);
         let mut rng = SmallRng::seed_from_u64(3);
         let mut peers = std::collections::HashMap::new();
         for _ in 0..300 {
@@ -578,25 +577,22 @@ mod tests {
 
     #[test]
     fn kinds_follow_weights() {
-        let mut config = Config::default();
-        config.requests.weight_connect = 0;
-        config.requests.weight_announce = 1;
-        config.requests.weight_scrape = 0;
-        let g = generator(&config);
+        let g = generator(|r| {
+            r.weight_connect = 0;
+            r.weight_announce = 1;
+            r.weight_scrape = 0;
+        });
         let mut rng = SmallRng::seed_from_u64(1);
         assert!((0..1000).all(|_| g.kind(&mut rng) == Kind::Announce));
     }
 
     #[test]
     fn seeder_probability_sets_left() {
-        let mut config = Config::default();
-        config.requests.peer_seeder_probability = 1.0;
-        let g = generator(&config);
+        let g = generator(|r| r.peer_seeder_probability = 1.0);
         let mut rng = SmallRng::seed_from_u64(2);
         let a = g.announce(&mut rng, ConnectionId(1), TransactionId(1));
         assert_eq!(a.bytes_left, 0);
-        config.requests.peer_seeder_probability = 0.0;
-        let g = generator(&config);
+        let g = generator(|r| r.peer_seeder_probability = 0.0);
         let a = g.announce(&mut rng, ConnectionId(1), TransactionId(1));
         assert!(a.bytes_left > 0);
     }

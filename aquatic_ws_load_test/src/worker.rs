@@ -299,16 +299,23 @@ impl Worker {
         self.receive(i, now);
     }
 
+    /// The WebSocket of connection `i`, when it is open.
+    fn websocket(&mut self, i: usize) -> Option<&mut WebSocket<Stream>> {
+        match self.connections.get_mut(i) {
+            Some(Connection {
+                socket: Socket::Open(websocket),
+                ..
+            }) => Some(&mut **websocket),
+            _ => None,
+        }
+    }
+
     /// Read and handle the tracker's messages on connection `i` until the
     /// socket would block, then write out what is pending (answers,
     /// requests, pongs).
     fn receive(&mut self, i: usize, now: Instant) {
         loop {
-            let Some(Connection {
-                socket: Socket::Open(websocket),
-                ..
-            }) = self.connections.get_mut(i)
-            else {
+            let Some(websocket) = self.websocket(i) else {
                 return;
             };
             match websocket.read() {
@@ -343,11 +350,7 @@ impl Worker {
     /// Write out what connection `i` has pending; `WouldBlock` leaves it
     /// for the next writable event.
     fn flush(&mut self, i: usize, now: Instant) {
-        let Some(Connection {
-            socket: Socket::Open(websocket),
-            ..
-        }) = self.connections.get_mut(i)
-        else {
+        let Some(websocket) = self.websocket(i) else {
             return;
         };
         match websocket.flush() {
