@@ -2,10 +2,8 @@
 //! distribution, with `Request::write` of aquatic_http_protocol.
 
 use aquatic_http_protocol::{AnnounceEvent, AnnounceRequest, InfoHash, Request, ScrapeRequest};
-use aquatic_load_test_common::torrents::{TorrentPicker, info_hash, random_peer_id};
+use aquatic_load_test_common::torrents::{RequestMix, random_peer_id};
 use rand::Rng;
-use rand::distr::Distribution;
-use rand::distr::weighted::WeightedIndex;
 
 use crate::config::Config;
 
@@ -21,12 +19,8 @@ const CONNECTION_CLOSE: &[u8] = b"Connection: close\r\n\r\n";
 const CONNECTION_KEEP_ALIVE: &[u8] = b"Connection: keep-alive\r\n\r\n";
 
 pub struct RequestGenerator {
-    kinds: WeightedIndex<u32>,
-    torrents: TorrentPicker,
-    info_hash_seed: u64,
+    mix: RequestMix<Kind>,
     numwant: Option<usize>,
-    scrape_max_torrents: usize,
-    peer_seeder_probability: f64,
     /// The `Host` header: the server address.
     host: String,
     /// The `Connection` header (and the empty line) ending every request.
@@ -38,15 +32,9 @@ pub struct RequestGenerator {
 impl RequestGenerator {
     pub fn new(config: &Config) -> anyhow::Result<Self> {
         let r = &config.requests;
-        let kinds = WeightedIndex::new([r.weight_announce, r.weight_scrape])
-            .map_err(|err| anyhow::anyhow!("requests: request weights: {err}"))?;
         Ok(Self {
-            kinds,
-            torrents: TorrentPicker::new(r.number_of_torrents, r.torrent_selection_exponent)?,
-            info_hash_seed: r.info_hash_seed,
+            mix: config.request_mix(&KINDS, &[r.weight_announce, r.weight_scrape])?,
             numwant: usize::try_from(r.peers_wanted).ok(),
-            scrape_max_torrents: r.scrape_max_torrents,
-            peer_seeder_probability: r.peer_seeder_probability,
             host: config.server_address.to_string(),
             connection_header: config.connection_header.then_some(if config.keep_alive {
                 CONNECTION_KEEP_ALIVE
@@ -57,12 +45,8 @@ impl RequestGenerator {
         })
     }
 
-    fn info_hash(&self, rng: &mut impl Rng) -> InfoHash {
-        info_hash(self.info_hash_seed, self.torrents.pick(rng))
-    }
-
     fn announce(&self, rng: &mut impl Rng) -> AnnounceRequest {
-        let seeder = rng.random_bool(self.peer_seeder_probability);
+        let seeder = self.mix.seeder(rng);
         // Mostly regular announces, sometimes started / completed.
         let event = match rng.random_range(0u8..100) {
             0..=84 => AnnounceEvent::None,
@@ -70,7 +54,7 @@ impl RequestGenerator {
             _ => AnnounceEvent::Completed,
         };
         AnnounceRequest {
-            info_hash: self.info_hash(rng),
+            info_hash: self.mix.info_hash(rng),
             peer_id: random_peer_id(rng),
             port: rng.random_range(1024..=u16::MAX),
             bytes_uploaded: rng.random_range(0..1 << 30),
@@ -92,7 +76,7 @@ impl RequestGenerator {
     /// Replace `out` with the head of a request of a kind drawn by weight
     /// (`Connection: close` added unless keep-alive), and return the kind.
     pub fn write_next(&mut self, rng: &mut impl Rng, out: &mut Vec<u8>) -> Kind {
-        let kind = KINDS[self.kinds.sample(rng)];
+        let kind = self.mix.kind(rng);
         out.clear();
         match kind {
             Kind::Announce => {
@@ -101,8 +85,8 @@ impl RequestGenerator {
             Kind::Scrape => {
                 let mut info_hashes = std::mem::take(&mut self.scrape_hashes);
                 info_hashes.clear();
-                let n = rng.random_range(1..=self.scrape_max_torrents);
-                info_hashes.extend((0..n).map(|_| self.info_hash(rng)));
+                let n = self.mix.scrape_len(rng);
+                info_hashes.extend((0..n).map(|_| self.mix.info_hash(rng)));
                 let request = Request::Scrape(ScrapeRequest { info_hashes });
                 request.write(out, "", &self.host);
                 // Hand the vector back for the next scrape.
@@ -125,7 +109,9 @@ impl RequestGenerator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::shared_config_tests::config_with;
     use aquatic_http_protocol::{ParseOptions, parse_request};
+    use aquatic_load_test_common::testing;
     use rand::SeedableRng;
     use rand::rngs::SmallRng;
 
@@ -139,11 +125,12 @@ mod tests {
 
     #[test]
     fn written_requests_parse_back() {
-        let mut config = Config::default();
-        config.requests.number_of_torrents = 100;
-        config.requests.scrape_max_torrents = 5;
-        config.requests.weight_scrape = 5;
-        let torrents: Vec<InfoHash> = (0..100).map(|i| info_hash(0, i)).collect();
+        let mut config = config_with(|r| {
+            r.number_of_torrents = 100;
+            r.scrape_max_torrents = 5;
+            r.weight_scrape = 5;
+        });
+        let torrents = testing::first_info_hashes(100);
         for (keep_alive, header) in [(true, true), (true, false), (false, true), (false, false)] {
             config.keep_alive = keep_alive;
             config.connection_header = header;
@@ -169,8 +156,7 @@ mod tests {
                     }
                     (Kind::Scrape, Request::Scrape(s)) => {
                         seen[1] += 1;
-                        assert!((1..=5).contains(&s.info_hashes.len()));
-                        assert!(s.info_hashes.iter().all(|h| torrents.contains(h)));
+                        testing::check_scrape(&s.info_hashes, 5, &torrents);
                     }
                     (kind, request) => panic!("{kind:?} written, {request:?} parsed"),
                 }

@@ -126,12 +126,15 @@ pub fn validate_announce_and_scrape(
 ///
 /// Makes the `aquatic_cli_helpers::Config` impl with the TOML template (no
 /// logging: a load tester prints its own output), the constructor
-/// `for_local_tracker` (the integration tests' config), the method
+/// `for_local_tracker` (the integration tests' config), the methods
+/// `request_mix` (the requests' [`crate::torrents::RequestMix`]) and
 /// `shared_checks` (the checks of those fields and of the request
 /// weights), and the
 /// tests that the TOML template is the default config, that it is valid,
 /// and that each shared check names its field. The crate's own tests call
-/// `shared_config_tests::fails_naming(edit, field)` for its own checks.
+/// `shared_config_tests::fails_naming(edit, field)` for its own checks, and
+/// `shared_config_tests::config_with(edit)` for a config with other request
+/// fields.
 #[macro_export]
 macro_rules! load_test_config {
     ($template:expr, $per_worker:ident, $max_per_worker:expr) => {
@@ -163,6 +166,24 @@ macro_rules! load_test_config {
                 config
             }
 
+            /// The request mix of `requests`: `kinds` drawn by `weights`.
+            pub(crate) fn request_mix<K: Copy>(
+                &self,
+                kinds: &'static [K],
+                weights: &[u32],
+            ) -> anyhow::Result<$crate::torrents::RequestMix<K>> {
+                let r = &self.requests;
+                $crate::torrents::RequestMix::new(
+                    kinds,
+                    weights,
+                    r.number_of_torrents,
+                    r.torrent_selection_exponent,
+                    r.info_hash_seed,
+                    r.scrape_max_torrents,
+                    r.peer_seeder_probability,
+                )
+            }
+
             /// The checks of the fields every load tester has, and that
             /// not every one of `weights` (the request types') is 0.
             fn shared_checks(&self, weights: &[u32], all_zero: &str) -> anyhow::Result<()> {
@@ -189,9 +210,16 @@ macro_rules! load_test_config {
         }
 
         #[cfg(test)]
-        mod shared_config_tests {
+        pub(crate) mod shared_config_tests {
             #[allow(unused_imports)]
             use super::*;
+
+            /// The default config with `edit`'s request config.
+            pub(crate) fn config_with(edit: impl FnOnce(&mut RequestConfig)) -> Config {
+                let mut config = Config::default();
+                edit(&mut config.requests);
+                config
+            }
 
             /// Validation fails after `edit`, naming `field`.
             #[allow(clippy::unwrap_used)]

@@ -12,6 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use aquatic_common::InfoHash;
+
+use crate::torrents::info_hash;
+
 /// A thread serving until told to stop, such as a fake tracker's.
 pub struct ServerThread<T> {
     stop: Arc<AtomicBool>,
@@ -238,6 +242,17 @@ impl<R: Default + Send + Sync + 'static> TcpTracker<R> {
         self.server.finish();
         self.received
     }
+}
+
+/// The info hashes of torrents `0..n` of seed 0 (the default config's).
+pub fn first_info_hashes(n: u64) -> Vec<InfoHash> {
+    (0..n).map(|i| info_hash(0, i)).collect()
+}
+
+/// A scrape's info hashes: 1 to `max` of them, each one of `torrents`.
+pub fn check_scrape(info_hashes: &[InfoHash], max: usize, torrents: &[InfoHash]) {
+    assert!((1..=max).contains(&info_hashes.len()), "{info_hashes:?}");
+    assert!(info_hashes.iter().all(|h| torrents.contains(h)));
 }
 
 /// The last three lines of a load tester's output with `--json`.

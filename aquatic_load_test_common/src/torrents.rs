@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::Context;
 use aquatic_common::{InfoHash, PeerId};
 use rand::Rng;
+use rand::distr::weighted::WeightedIndex;
 use rand_distr::{Distribution, Zipf};
 
 const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -76,6 +77,81 @@ impl TorrentPicker {
         // The sample is an integral float in 1..=n; `as` saturates.
         let rank = self.zipf.sample(rng) as u64;
         rank.saturating_sub(1).min(self.number_of_torrents - 1)
+    }
+}
+
+/// What every load tester draws its requests from: their kind (by
+/// weight), their torrents (a [`TorrentPicker`] over the info hashes of a
+/// seed), the size of a scrape and whether an announcing peer is a seeder.
+#[derive(Clone, Debug)]
+pub struct RequestMix<K: 'static> {
+    kinds: &'static [K],
+    weights: WeightedIndex<u32>,
+    torrents: TorrentPicker,
+    info_hash_seed: u64,
+    scrape_max_torrents: usize,
+    peer_seeder_probability: f64,
+}
+
+impl<K: Copy> RequestMix<K> {
+    /// Draw `kinds` by `weights` (one each), torrents from
+    /// `number_of_torrents` with `torrent_selection_exponent`; the message
+    /// of an error names the config field.
+    pub fn new(
+        kinds: &'static [K],
+        weights: &[u32],
+        number_of_torrents: u64,
+        torrent_selection_exponent: f64,
+        info_hash_seed: u64,
+        scrape_max_torrents: usize,
+        peer_seeder_probability: f64,
+    ) -> anyhow::Result<Self> {
+        let weights = WeightedIndex::new(weights)
+            .map_err(|err| anyhow::anyhow!("requests: request weights: {err}"))?;
+        Ok(Self {
+            kinds,
+            weights,
+            torrents: TorrentPicker::new(number_of_torrents, torrent_selection_exponent)?,
+            info_hash_seed,
+            scrape_max_torrents,
+            peer_seeder_probability,
+        })
+    }
+
+    /// The kind of the next request.
+    pub fn kind(&self, rng: &mut impl Rng) -> K {
+        self.kinds[self.weights.sample(rng)]
+    }
+
+    /// A torrent index.
+    pub fn torrent(&self, rng: &mut impl Rng) -> u64 {
+        self.torrents.pick(rng)
+    }
+
+    /// The info hash of torrent `index`.
+    pub fn info_hash_of(&self, index: u64) -> InfoHash {
+        info_hash(self.info_hash_seed, index)
+    }
+
+    /// The info hash of a torrent picked at random.
+    pub fn info_hash(&self, rng: &mut impl Rng) -> InfoHash {
+        self.info_hash_of(self.torrent(rng))
+    }
+
+    /// How many info hashes the next scrape has: 1 to
+    /// `scrape_max_torrents`.
+    pub fn scrape_len(&self, rng: &mut impl Rng) -> usize {
+        rng.random_range(1..=self.scrape_max_torrents)
+    }
+
+    /// Whether the next announcing peer is a seeder.
+    pub fn seeder(&self, rng: &mut impl Rng) -> bool {
+        rng.random_bool(self.peer_seeder_probability)
+    }
+
+    /// The seed of the info hashes.
+    pub fn info_hash_seed(&self) -> u64 {
+        self.info_hash_seed
     }
 }
 

@@ -15,14 +15,12 @@ use aquatic_udp_protocol::{
 };
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
-use rand::distr::weighted::WeightedIndex;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use rand_distr::Distribution;
 
 use aquatic_load_test_common::rate::Throttle;
 use aquatic_load_test_common::run::sweep_interval;
-use aquatic_load_test_common::torrents::{TorrentPicker, info_hash, random_peer_id};
+use aquatic_load_test_common::torrents::{RequestMix, random_peer_id};
 
 use crate::config::Config;
 use crate::stats::{Counts, SharedCounts};
@@ -76,37 +74,24 @@ struct SocketState {
 
 /// Builds requests from the config's weights and torrent distribution.
 struct RequestGenerator {
-    kinds: WeightedIndex<u32>,
-    torrents: TorrentPicker,
-    info_hash_seed: u64,
+    mix: RequestMix<Kind>,
     peers_wanted: i32,
-    scrape_max_torrents: usize,
-    peer_seeder_probability: f64,
     number_of_peers: u64,
 }
 
 impl RequestGenerator {
     fn new(config: &Config) -> anyhow::Result<Self> {
         let r = &config.requests;
-        let kinds = WeightedIndex::new([r.weight_connect, r.weight_announce, r.weight_scrape])
-            .map_err(|err| anyhow::anyhow!("requests: request weights: {err}"))?;
+        let weights = [r.weight_connect, r.weight_announce, r.weight_scrape];
         Ok(Self {
-            kinds,
-            torrents: TorrentPicker::new(r.number_of_torrents, r.torrent_selection_exponent)?,
-            info_hash_seed: r.info_hash_seed,
+            mix: config.request_mix(&KINDS, &weights)?,
             peers_wanted: r.peers_wanted,
-            scrape_max_torrents: r.scrape_max_torrents,
-            peer_seeder_probability: r.peer_seeder_probability,
             number_of_peers: r.number_of_peers,
         })
     }
 
     fn kind(&self, rng: &mut SmallRng) -> Kind {
-        KINDS[self.kinds.sample(rng)]
-    }
-
-    fn info_hash(&self, rng: &mut SmallRng) -> InfoHash {
-        info_hash(self.info_hash_seed, self.torrents.pick(rng))
+        self.mix.kind(rng)
     }
 
     fn announce(
@@ -118,18 +103,19 @@ impl RequestGenerator {
         // A peer of the population: the same one whenever it is picked.
         let (peer_id, seeder, info_hash, port) = if self.number_of_peers > 0 {
             let k = rng.random_range(0..self.number_of_peers);
-            let mut peer_rng = SmallRng::seed_from_u64(k ^ self.info_hash_seed.rotate_left(17));
+            let mut peer_rng =
+                SmallRng::seed_from_u64(k ^ self.mix.info_hash_seed().rotate_left(17));
             (
                 random_peer_id(&mut peer_rng),
-                peer_rng.random_bool(self.peer_seeder_probability),
-                self.info_hash(&mut peer_rng),
+                self.mix.seeder(&mut peer_rng),
+                self.mix.info_hash(&mut peer_rng),
                 1024 + (k % u64::from(u16::MAX - 1023)) as u16,
             )
         } else {
             (
                 random_peer_id(rng),
-                rng.random_bool(self.peer_seeder_probability),
-                self.info_hash(rng),
+                self.mix.seeder(rng),
+                self.mix.info_hash(rng),
                 rng.random_range(1024..=u16::MAX),
             )
         };
@@ -164,8 +150,8 @@ impl RequestGenerator {
     /// Refill `hashes` with 1 to scrape_max_torrents info hashes.
     fn scrape_hashes(&self, rng: &mut SmallRng, hashes: &mut Vec<InfoHash>) {
         hashes.clear();
-        let n = rng.random_range(1..=self.scrape_max_torrents);
-        hashes.extend((0..n).map(|_| self.info_hash(rng)));
+        let n = self.mix.scrape_len(rng);
+        hashes.extend((0..n).map(|_| self.mix.info_hash(rng)));
     }
 }
 
@@ -521,20 +507,20 @@ fn read_i64(bytes: &[u8], at: usize) -> Option<i64> {
 mod tests {
     use super::*;
     use crate::config::RequestConfig;
+    use crate::config::shared_config_tests::config_with;
+    use aquatic_load_test_common::testing;
     use aquatic_udp_protocol::RequestParseError;
 
     /// The generator of the default config with `edit`'s request config.
     fn generator(edit: impl FnOnce(&mut RequestConfig)) -> RequestGenerator {
-        let mut config = Config::default();
-        edit(&mut config.requests);
-        RequestGenerator::new(&config).unwrap()
+        RequestGenerator::new(&config_with(edit)).unwrap()
     }
 
     #[test]
     fn generated_requests_parse_back() {
         let g = generator(|r| (r.number_of_torrents, r.scrape_max_torrents) = (100, 5));
         let mut rng = SmallRng::seed_from_u64(9);
-        let torrents: Vec<InfoHash> = (0..100).map(|i| info_hash(0, i)).collect();
+        let torrents = testing::first_info_hashes(100);
         let mut buffer = Vec::new();
         for _ in 0..1000 {
             let request = g.announce(&mut rng, ConnectionId(5), TransactionId(6));
@@ -550,8 +536,7 @@ mod tests {
         let mut hashes = Vec::new();
         for _ in 0..100 {
             g.scrape_hashes(&mut rng, &mut hashes);
-            assert!((1..=5).contains(&hashes.len()));
-            assert!(hashes.iter().all(|h| torrents.contains(h)));
+            testing::check_scrape(&hashes, 5, &torrents);
         }
         assert!(matches!(
             Request::parse(&[0; 4], 1),
@@ -577,11 +562,7 @@ mod tests {
 
     #[test]
     fn kinds_follow_weights() {
-        let g = generator(|r| {
-            r.weight_connect = 0;
-            r.weight_announce = 1;
-            r.weight_scrape = 0;
-        });
+        let g = generator(|r| (r.weight_connect, r.weight_announce, r.weight_scrape) = (0, 1, 0));
         let mut rng = SmallRng::seed_from_u64(1);
         assert!((0..1000).all(|_| g.kind(&mut rng) == Kind::Announce));
     }

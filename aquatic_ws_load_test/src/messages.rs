@@ -3,15 +3,13 @@
 //! `InMessage::to_json`; and the peer a connection plays.
 
 use aquatic_common::{InfoHash, PeerId};
-use aquatic_load_test_common::torrents::{TorrentPicker, info_hash, random_peer_id};
+use aquatic_load_test_common::torrents::{RequestMix, random_peer_id};
 use aquatic_ws_protocol::{
     AnnounceEvent, AnnounceRequest, AnswerRequest, InMessage, JsonValue, Offer, OfferId,
     OfferMessage, ScrapeRequest,
 };
 use hashbrown::HashSet;
 use rand::Rng;
-use rand::distr::Distribution;
-use rand::distr::weighted::WeightedIndex;
 
 use crate::config::Config;
 
@@ -89,12 +87,8 @@ impl Peer {
 }
 
 pub struct RequestGenerator {
-    kinds: WeightedIndex<u32>,
-    torrents: TorrentPicker,
-    info_hash_seed: u64,
+    mix: RequestMix<Kind>,
     offers_per_announce: usize,
-    scrape_max_torrents: usize,
-    peer_seeder_probability: f64,
     /// `{"type":"offer","sdp":...}`, cloned into every offer.
     offer: JsonValue,
     /// `{"type":"answer","sdp":...}`, cloned into every answer.
@@ -104,15 +98,9 @@ pub struct RequestGenerator {
 impl RequestGenerator {
     pub fn new(config: &Config, rng: &mut impl Rng) -> anyhow::Result<Self> {
         let r = &config.requests;
-        let kinds = WeightedIndex::new([r.weight_announce, r.weight_scrape])
-            .map_err(|err| anyhow::anyhow!("requests: request weights: {err}"))?;
         Ok(Self {
-            kinds,
-            torrents: TorrentPicker::new(r.number_of_torrents, r.torrent_selection_exponent)?,
-            info_hash_seed: r.info_hash_seed,
+            mix: config.request_mix(&KINDS, &[r.weight_announce, r.weight_scrape])?,
             offers_per_announce: r.offers_per_announce,
-            scrape_max_torrents: r.scrape_max_torrents,
-            peer_seeder_probability: r.peer_seeder_probability,
             offer: session_description("offer", &fake_sdp(rng, "actpass")),
             answer: session_description("answer", &fake_sdp(rng, "active")),
         })
@@ -120,17 +108,17 @@ impl RequestGenerator {
 
     /// The next request of `peer`, of a kind drawn by weight, as JSON text.
     pub fn next_request(&self, rng: &mut impl Rng, peer: &mut Peer) -> (Sent, String) {
-        let kind = KINDS[self.kinds.sample(rng)];
+        let kind = self.mix.kind(rng);
         let (sent, message) = match kind {
             Kind::Announce => {
-                let torrent = self.torrents.pick(rng);
-                let info_hash = info_hash(self.info_hash_seed, torrent);
+                let torrent = self.mix.torrent(rng);
+                let info_hash = self.mix.info_hash_of(torrent);
                 let event = if peer.first_announce(torrent) {
                     AnnounceEvent::Started
                 } else {
                     AnnounceEvent::Update
                 };
-                let seeder = rng.random_bool(self.peer_seeder_probability);
+                let seeder = self.mix.seeder(rng);
                 let offers = (0..self.offers_per_announce)
                     .map(|_| Offer {
                         offer_id: peer.next_offer_id(),
@@ -157,10 +145,8 @@ impl RequestGenerator {
                 (sent, InMessage::Announce(request))
             }
             Kind::Scrape => {
-                let n = rng.random_range(1..=self.scrape_max_torrents);
-                let info_hashes = (0..n)
-                    .map(|_| info_hash(self.info_hash_seed, self.torrents.pick(rng)))
-                    .collect();
+                let n = self.mix.scrape_len(rng);
+                let info_hashes = (0..n).map(|_| self.mix.info_hash(rng)).collect();
                 let sent = Sent {
                     kind,
                     info_hash: InfoHash([0; 20]),
@@ -275,6 +261,9 @@ fn fake_sdp(rng: &mut impl Rng, setup: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::shared_config_tests::config_with;
+    use aquatic_load_test_common::testing;
+    use aquatic_load_test_common::torrents::info_hash;
     use aquatic_ws_protocol::OutMessage;
     use rand::SeedableRng;
     use rand::rngs::SmallRng;
@@ -295,13 +284,14 @@ mod tests {
 
     #[test]
     fn requests_parse_back_as_the_tracker_reads_them() {
-        let mut config = Config::default();
-        config.requests.number_of_torrents = 100;
-        config.requests.weight_scrape = 5;
-        config.requests.scrape_max_torrents = 4;
-        config.requests.offers_per_announce = 3;
+        let config = config_with(|r| {
+            r.number_of_torrents = 100;
+            r.weight_scrape = 5;
+            r.scrape_max_torrents = 4;
+            r.offers_per_announce = 3;
+        });
         let (g, mut rng) = generator(&config);
-        let torrents: Vec<InfoHash> = (0..100).map(|i| info_hash(0, i)).collect();
+        let torrents = testing::first_info_hashes(100);
         let mut peer = Peer::new(&mut rng);
         let mut started = HashSet::new();
         let mut seen = [0; 2];
@@ -330,8 +320,7 @@ mod tests {
                 }
                 (Kind::Scrape, InMessage::Scrape(s)) => {
                     seen[1] += 1;
-                    assert!((1..=4).contains(&s.info_hashes.len()));
-                    assert!(s.info_hashes.iter().all(|h| torrents.contains(h)));
+                    testing::check_scrape(&s.info_hashes, 4, &torrents);
                 }
                 (kind, message) => panic!("{kind:?} written, {message:?} parsed"),
             }
