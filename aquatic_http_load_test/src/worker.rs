@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use aquatic_load_test_common::rate::Throttle;
-use aquatic_load_test_common::run::sweep_interval;
+use aquatic_load_test_common::run::{poll_events, sweep_interval};
 use mio::{Events, Interest, Poll, Token};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -182,10 +182,8 @@ impl Worker {
 
         while !self.stop.load(Ordering::Relaxed) {
             let timeout = self.throttle.poll_timeout(sweep_every);
-            match self.poll.poll(&mut events, Some(timeout)) {
-                Ok(()) => {}
-                Err(err) if err.kind() == ErrorKind::Interrupted => continue,
-                Err(err) => return Err(err).context("mio poll failed"),
+            if !poll_events(&mut self.poll, &mut events, timeout)? {
+                continue;
             }
             now = Instant::now();
             self.start_throttled(now);

@@ -1,7 +1,7 @@
 //! Running the workers of a load test for its duration with progress lines,
 //! and printing what the binaries print before and after.
 
-use std::io::Write;
+use std::io::{ErrorKind, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use aquatic_cli_helpers::ExtraFlag;
+use mio::{Events, Poll};
 
 use crate::counts::{Counts, SharedCounts};
 use crate::torrents;
@@ -21,6 +22,20 @@ pub const EXTRA_FLAGS: &[ExtraFlag] = &[ExtraFlag {
 
 /// Longest the main thread sleeps before checking on the workers.
 const SUPERVISION_TICK: Duration = Duration::from_millis(100);
+
+/// Wait on `poll` for `events`, at most `timeout`. `Ok(false)` when a
+/// signal interrupted the wait: the worker skips the round and polls again.
+pub fn poll_events(
+    poll: &mut Poll,
+    events: &mut Events,
+    timeout: Duration,
+) -> anyhow::Result<bool> {
+    match poll.poll(events, Some(timeout)) {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == ErrorKind::Interrupted => Ok(false),
+        Err(err) => Err(err).context("mio poll failed"),
+    }
+}
 
 /// How often a worker checks its requests for timeouts (and the stop flag at
 /// least as often): an eighth of the request timeout, between 1 and 50 ms,

@@ -19,7 +19,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use aquatic_load_test_common::rate::Throttle;
-use aquatic_load_test_common::run::sweep_interval;
+use aquatic_load_test_common::run::{poll_events, sweep_interval};
 use aquatic_load_test_common::torrents::{RequestMix, random_peer_id};
 
 use crate::config::Config;
@@ -252,10 +252,8 @@ impl Worker {
 
         while !self.stop.load(Ordering::Relaxed) {
             let timeout = self.throttle.poll_timeout(sweep_every);
-            match self.poll.poll(&mut events, Some(timeout)) {
-                Ok(()) => {}
-                Err(err) if err.kind() == ErrorKind::Interrupted => continue,
-                Err(err) => return Err(err).context("mio poll failed"),
+            if !poll_events(&mut self.poll, &mut events, timeout)? {
+                continue;
             }
             now = Instant::now();
             self.send_throttled(now);

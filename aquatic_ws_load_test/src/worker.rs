@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use aquatic_load_test_common::rate::Throttle;
-use aquatic_load_test_common::run::sweep_interval;
+use aquatic_load_test_common::run::{poll_events, sweep_interval};
 use aquatic_ws_protocol::{Action, ErrorResponse, OutMessage};
 use mio::{Events, Interest, Poll, Token};
 use rand::SeedableRng;
@@ -191,10 +191,8 @@ impl Worker {
 
         while !self.stop.load(Ordering::Relaxed) {
             let timeout = self.cx.throttle.poll_timeout(sweep_every);
-            match self.cx.poll.poll(&mut events, Some(timeout)) {
-                Ok(()) => {}
-                Err(err) if err.kind() == ErrorKind::Interrupted => continue,
-                Err(err) => return Err(err).context("mio poll failed"),
+            if !poll_events(&mut self.cx.poll, &mut events, timeout)? {
+                continue;
             }
             now = Instant::now();
             self.start_throttled(now);
