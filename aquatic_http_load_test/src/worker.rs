@@ -2,10 +2,10 @@
 //! exactly one request in flight (closed loop), optionally paced by a token
 //! bucket (`max_requests_per_second`).
 //!
-//! A connection's life: `start_request` takes a token (or queues the
-//! connection), opens a TCP connection if it has none, and writes the
-//! request head; the response is read until its head and `Content-Length`
-//! bytes are in, counted, and the next request starts. With
+//! A connection's life: `start_when_allowed` takes a token (or queues
+//! the connection), `start` opens a TCP connection if it has none and
+//! writes the request head; the response is read until its head and
+//! `Content-Length` bytes are in, counted, and the next request starts. With
 //! `keep_alive = false`, or when the tracker says it closes (or its close
 //! came with the response), the connection is closed after the response
 //! (after the tracker closed its side, so TIME-WAIT stays there) and the
@@ -16,13 +16,11 @@
 
 use std::io::ErrorKind;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use aquatic_load_test_common::rate::Throttle;
-use aquatic_load_test_common::run::{poll_events, sweep_interval};
-use mio::{Events, Interest, Poll, Token};
+use aquatic_load_test_common::run::{PollWorker, WorkerBase, run_worker};
+use mio::event::Event;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
@@ -107,19 +105,12 @@ struct Connection {
 /// yet) but not running. Built on the caller's thread so that setup errors
 /// surface before the test starts.
 pub struct Worker {
-    poll: Poll,
+    base: WorkerBase<Counts>,
     connections: Vec<Connection>,
     connector: Connector,
     keep_alive: bool,
     rng: SmallRng,
     generator: RequestGenerator,
-    request_timeout: Duration,
-    /// This worker's share of `max_requests_per_second`, and the
-    /// connections waiting for a token.
-    throttle: Throttle,
-    counts: Counts,
-    shared: Arc<SharedCounts>,
-    stop: Arc<AtomicBool>,
 }
 
 impl Worker {
@@ -146,140 +137,20 @@ impl Worker {
             })
             .collect();
         Ok(Self {
-            poll: Poll::new().context("cannot create mio Poll")?,
+            base: config.worker_base(shared, stop)?,
             connections,
             connector,
             keep_alive: config.keep_alive,
             rng: SmallRng::from_rng(&mut rand::rng()),
             generator: RequestGenerator::new(config)?,
-            request_timeout: Duration::from_millis(config.request_timeout_ms),
-            throttle: Throttle::for_worker(
-                config.max_requests_per_second,
-                config.workers,
-                config.connections_per_worker,
-                now,
-            ),
-            counts: Counts::default(),
-            shared,
-            stop,
         })
     }
 
     /// Run until the stop flag is set. Counts go to the shared totals once
     /// per poll round.
     pub fn run(mut self) -> anyhow::Result<()> {
-        let mut events = Events::with_capacity(self.connections.len().min(1024));
-        // Timeouts are checked this often (and the stop flag at least as
-        // often).
-        let sweep_every = sweep_interval(self.request_timeout);
-
-        let mut now = Instant::now();
-        self.throttle.restart(now);
-        for i in 0..self.connections.len() {
-            self.start_when_allowed(i, now);
-        }
-        let mut next_sweep = now + sweep_every;
-
-        while !self.stop.load(Ordering::Relaxed) {
-            let timeout = self.throttle.poll_timeout(sweep_every);
-            if !poll_events(&mut self.poll, &mut events, timeout)? {
-                continue;
-            }
-            now = Instant::now();
-            self.start_throttled(now);
-            for event in events.iter() {
-                let i = event.token().0;
-                if let Some(c) = self.connections.get_mut(i) {
-                    // Some trackers (opentracker) close after every
-                    // response without saying so; the close usually comes
-                    // with the response, and then the connection is not
-                    // reused.
-                    c.peer_closed |= event.is_read_closed();
-                    self.drive(i, now);
-                }
-            }
-            if now >= next_sweep {
-                self.sweep(now);
-                next_sweep = now + sweep_every;
-            }
-            self.shared.add_and_reset(&mut self.counts);
-        }
-
-        self.shared.add_and_reset(&mut self.counts);
-        let in_flight = self
-            .connections
-            .iter()
-            .filter(|c| matches!(c.phase, Phase::Receiving))
-            .count();
-        self.shared.add_in_flight_at_end(in_flight as u64);
-        Ok(())
-    }
-
-    /// Refill the token bucket and start the throttled connections'
-    /// requests its tokens allow, longest waiting first.
-    fn start_throttled(&mut self, now: Instant) {
-        self.throttle.refill(now);
-        while let Some(i) = self.throttle.release() {
-            self.start_request(i, now);
-        }
-    }
-
-    /// Start connection `i`'s next request now if the rate cap allows it
-    /// (and no connection waits longer), else queue it until it does.
-    fn start_when_allowed(&mut self, i: usize, now: Instant) {
-        if !self.throttle.admit(i) {
-            self.connections[i].phase = Phase::Throttled;
-            return;
-        }
-        self.start_request(i, now);
-    }
-
-    /// Open a connection if `i` has none, write the next request into its
-    /// buffer and send as much of it as the socket takes.
-    fn start_request(&mut self, i: usize, now: Instant) {
-        let c = &mut self.connections[i];
-        if c.peer_closed && c.transport.take().is_some() {
-            // Closed by the tracker while this connection waited for a
-            // token (e.g. its idle timeout): don't send into it.
-            if self.keep_alive {
-                self.counts.tracker_closes += 1;
-            }
-        }
-        if c.transport.is_none() {
-            let opened = self.connector.open().and_then(|mut transport| {
-                self.poll
-                    .registry()
-                    .register(
-                        transport.socket(),
-                        Token(i),
-                        Interest::READABLE | Interest::WRITABLE,
-                    )
-                    .map(|()| transport)
-            });
-            match opened {
-                Ok(transport) => {
-                    self.counts.connections_opened += 1;
-                    c.peer_closed = false;
-                    if std::mem::take(&mut c.reconnect) {
-                        self.counts.reconnects += 1;
-                    }
-                    c.transport = Some(transport);
-                }
-                Err(_) => {
-                    // E.g. out of ephemeral ports or file descriptors.
-                    self.counts.connection_errors += 1;
-                    c.phase = Phase::Backoff(now + CONNECTION_ERROR_DELAY);
-                    return;
-                }
-            }
-        }
-        c.kind = self.generator.write_next(&mut self.rng, &mut c.request);
-        c.written = 0;
-        c.filled = 0;
-        c.head = None;
-        c.started_at = now;
-        c.phase = Phase::Sending;
-        self.drive(i, now);
+        let slots = self.connections.len();
+        run_worker(&mut self, slots)
     }
 
     /// Make what progress connection `i` allows: write the rest of its
@@ -293,7 +164,7 @@ impl Worker {
         match c.phase {
             Phase::Sending => match transport.send(&c.request, &mut c.written) {
                 Ok(true) => {
-                    self.counts.requests_sent += 1;
+                    self.base.counts.requests_sent += 1;
                     c.phase = Phase::Receiving;
                     // Nothing to read yet: the readable event comes with
                     // the response.
@@ -374,16 +245,16 @@ impl Worker {
         let c = &mut self.connections[i];
         let body = c.response.get(head.len..end).unwrap_or_default();
         match (head.status, classify_body(body), c.kind) {
-            (_, BodyKind::Failure, _) => self.counts.failure += 1,
-            (200, BodyKind::Announce, Kind::Announce) => self.counts.announce += 1,
-            (200, BodyKind::Scrape, Kind::Scrape) => self.counts.scrape += 1,
-            (200, ..) => self.counts.invalid += 1,
-            _ => self.counts.error_status += 1,
+            (_, BodyKind::Failure, _) => self.base.counts.failure += 1,
+            (200, BodyKind::Announce, Kind::Announce) => self.base.counts.announce += 1,
+            (200, BodyKind::Scrape, Kind::Scrape) => self.base.counts.scrape += 1,
+            (200, ..) => self.base.counts.invalid += 1,
+            _ => self.base.counts.error_status += 1,
         }
         let tracker_closes =
             head.framing == Framing::UntilClose || !head.keep_alive || c.peer_closed;
         if tracker_closes && self.keep_alive {
-            self.counts.tracker_closes += 1;
+            self.base.counts.tracker_closes += 1;
         }
         if head.framing == Framing::UntilClose {
             // Closed already: that ended the body.
@@ -430,16 +301,80 @@ impl Worker {
         c.reconnect = true;
         match failure {
             Failure::Connection => {
-                self.counts.connection_errors += 1;
+                self.base.counts.connection_errors += 1;
                 c.phase = Phase::Backoff(now + CONNECTION_ERROR_DELAY);
                 return;
             }
-            Failure::Dropped => self.counts.dropped += 1,
-            Failure::Timeout => self.counts.timeouts += 1,
-            Failure::Invalid => self.counts.invalid += 1,
+            Failure::Dropped => self.base.counts.dropped += 1,
+            Failure::Timeout => self.base.counts.timeouts += 1,
+            Failure::Invalid => self.base.counts.invalid += 1,
         }
         c.phase = Phase::Idle;
         self.start_when_allowed(i, now);
+    }
+}
+
+impl PollWorker<Counts> for Worker {
+    fn base(&mut self) -> &mut WorkerBase<Counts> {
+        &mut self.base
+    }
+
+    /// Open a connection if `i` has none, write the next request into its
+    /// buffer and send as much of it as the socket takes.
+    fn start(&mut self, i: usize, now: Instant) {
+        let c = &mut self.connections[i];
+        if c.peer_closed && c.transport.take().is_some() {
+            // Closed by the tracker while this connection waited for a
+            // token (e.g. its idle timeout): don't send into it.
+            if self.keep_alive {
+                self.base.counts.tracker_closes += 1;
+            }
+        }
+        if c.transport.is_none() {
+            let opened = self.connector.open().and_then(|mut transport| {
+                self.base
+                    .register_connection(transport.socket(), i)
+                    .map(|()| transport)
+            });
+            match opened {
+                Ok(transport) => {
+                    self.base.counts.connections_opened += 1;
+                    c.peer_closed = false;
+                    if std::mem::take(&mut c.reconnect) {
+                        self.base.counts.reconnects += 1;
+                    }
+                    c.transport = Some(transport);
+                }
+                Err(_) => {
+                    // E.g. out of ephemeral ports or file descriptors.
+                    self.base.counts.connection_errors += 1;
+                    c.phase = Phase::Backoff(now + CONNECTION_ERROR_DELAY);
+                    return;
+                }
+            }
+        }
+        c.kind = self.generator.write_next(&mut self.rng, &mut c.request);
+        c.written = 0;
+        c.filled = 0;
+        c.head = None;
+        c.started_at = now;
+        c.phase = Phase::Sending;
+        self.drive(i, now);
+    }
+
+    fn wait_for_token(&mut self, i: usize) {
+        self.connections[i].phase = Phase::Throttled;
+    }
+
+    fn event(&mut self, event: &Event, now: Instant) {
+        let i = event.token().0;
+        if let Some(c) = self.connections.get_mut(i) {
+            // Some trackers (opentracker) close after every response
+            // without saying so; the close usually comes with the
+            // response, and then the connection is not reused.
+            c.peer_closed |= event.is_read_closed();
+            self.drive(i, now);
+        }
     }
 
     /// Time out requests without a whole response in time, and start the
@@ -447,7 +382,7 @@ impl Worker {
     fn sweep(&mut self, now: Instant) {
         for i in 0..self.connections.len() {
             let c = &self.connections[i];
-            let overdue = now.saturating_duration_since(c.started_at) >= self.request_timeout;
+            let overdue = now.saturating_duration_since(c.started_at) >= self.base.request_timeout;
             match c.phase {
                 Phase::Sending if overdue => self.fail(i, Failure::Connection, now),
                 Phase::Receiving if overdue => self.fail(i, Failure::Timeout, now),
@@ -462,5 +397,12 @@ impl Worker {
                 _ => {}
             }
         }
+    }
+
+    fn in_flight(&self) -> usize {
+        self.connections
+            .iter()
+            .filter(|c| matches!(c.phase, Phase::Receiving))
+            .count()
     }
 }

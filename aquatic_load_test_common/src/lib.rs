@@ -5,16 +5,19 @@
 //!
 //! - [`torrents`]: info hashes derived from a seed and an index (the same on
 //!   every run and machine, and written to a whitelist with
-//!   `info_hash_file`), the Zipf choice of a torrent, peer ids;
+//!   `info_hash_file`), the Zipf choice of a torrent, the request mix, peer
+//!   ids;
 //! - [`rate`]: the token bucket behind `max_requests_per_second`, and the
 //!   queue of what waits for it ([`Throttle`]);
 //! - [`counts`]: a load tester's counters, per worker and shared totals
 //!   ([`impl_counts!`]);
-//! - [`run`]: running the worker threads for the duration with progress
-//!   lines, and the summary lines (`responses per second: N`);
+//! - [`run`]: a worker's poll loop ([`run::run_worker`] over the parts
+//!   every worker has, [`run::WorkerBase`]), running the worker threads for
+//!   the duration with progress lines, and the summary lines
+//!   (`responses per second: N`);
 //! - [`limits`]: bounds and checks of the config fields they share;
-//! - [`testing`]: helpers of their integration tests (fake tracker thread,
-//!   running the binary, reading its summary lines).
+//! - [`testing`]: helpers of their tests (fake tracker threads, the checks
+//!   of every run, running the binary, reading its summary lines).
 //!
 //! Not here: sockets, requests and responses (each load tester's own), and
 //! the config structs (each binary documents its own fields).

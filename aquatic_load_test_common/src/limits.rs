@@ -184,6 +184,23 @@ macro_rules! load_test_config {
                 )
             }
 
+            /// A worker's [`WorkerBase`](crate::run::WorkerBase): its
+            /// share of the rate cap, the request timeout.
+            pub(crate) fn worker_base<C: $crate::Counts>(
+                &self,
+                shared: std::sync::Arc<$crate::SharedCounts<C>>,
+                stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+            ) -> anyhow::Result<$crate::run::WorkerBase<C>> {
+                $crate::run::WorkerBase::new(
+                    self.request_timeout_ms,
+                    self.max_requests_per_second,
+                    self.workers,
+                    self.$per_worker,
+                    shared,
+                    stop,
+                )
+            }
+
             /// The checks of the fields every load tester has, and that
             /// not every one of `weights` (the request types') is 0.
             fn shared_checks(&self, weights: &[u32], all_zero: &str) -> anyhow::Result<()> {

@@ -3,15 +3,18 @@
 
 use std::io::{ErrorKind, Write};
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use aquatic_cli_helpers::ExtraFlag;
-use mio::{Events, Poll};
+use mio::event::{Event, Source};
+use mio::{Events, Interest, Poll, Token};
 
 use crate::counts::{Counts, SharedCounts};
+use crate::rate::Throttle;
 use crate::torrents;
 
 /// Extra command line flags of the load tester binaries.
@@ -35,6 +38,137 @@ pub fn poll_events(
         Err(err) if err.kind() == ErrorKind::Interrupted => Ok(false),
         Err(err) => Err(err).context("mio poll failed"),
     }
+}
+
+/// What every worker has: its poll (its slots, connections or sockets,
+/// registered with their index as token), its share of the rate cap, its
+/// request timeout and counts, and the totals and stop flag it shares with
+/// the main thread.
+pub struct WorkerBase<C> {
+    pub poll: Poll,
+    /// This worker's share of `max_requests_per_second`, and the slots
+    /// waiting for a token.
+    pub throttle: Throttle,
+    pub request_timeout: Duration,
+    pub counts: C,
+    shared: Arc<SharedCounts<C>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl<C: Counts> WorkerBase<C> {
+    /// For one of `workers` workers with `slots` slots each.
+    pub fn new(
+        request_timeout_ms: u64,
+        max_requests_per_second: u64,
+        workers: usize,
+        slots: usize,
+        shared: Arc<SharedCounts<C>>,
+        stop: Arc<AtomicBool>,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            poll: Poll::new().context("cannot create mio Poll")?,
+            throttle: Throttle::for_worker(max_requests_per_second, workers, slots, Instant::now()),
+            request_timeout: Duration::from_millis(request_timeout_ms),
+            counts: C::default(),
+            shared,
+            stop,
+        })
+    }
+}
+
+impl<C> WorkerBase<C> {
+    /// Register the socket of a TCP connection, slot `i`, for reading and
+    /// writing.
+    pub fn register_connection(&self, socket: &mut impl Source, i: usize) -> std::io::Result<()> {
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        self.poll.registry().register(socket, Token(i), interest)
+    }
+}
+
+/// A worker as [`run_worker`] runs it: slots on a [`WorkerBase`].
+pub trait PollWorker<C: Counts> {
+    /// The parts every worker has.
+    fn base(&mut self) -> &mut WorkerBase<C>;
+
+    /// Start slot `i`'s next request; the rate cap allows it.
+    fn start(&mut self, i: usize, now: Instant);
+
+    /// Mark slot `i` as waiting for a token of the rate cap.
+    fn wait_for_token(&mut self, i: usize);
+
+    /// Handle a readiness event of a slot.
+    fn event(&mut self, event: &Event, now: Instant);
+
+    /// Time out requests and retry what is due (every
+    /// [`sweep_interval`]).
+    fn sweep(&mut self, now: Instant);
+
+    /// Requests in flight now.
+    fn in_flight(&self) -> usize;
+
+    /// Start slot `i`'s next request now if the rate cap allows it (and no
+    /// slot waits longer), else queue it until it does.
+    fn start_when_allowed(&mut self, i: usize, now: Instant) {
+        if self.base().throttle.admit(i) {
+            self.start(i, now);
+        } else {
+            self.wait_for_token(i);
+        }
+    }
+
+    /// Begin slot `i` when the run starts: by default its first request,
+    /// when the rate cap allows it.
+    fn begin(&mut self, i: usize, now: Instant) {
+        self.start_when_allowed(i, now);
+    }
+}
+
+/// Run `worker`, with slots `0..slots`, until the stop flag is set: begin
+/// every slot, then wait for events (and tokens), start the requests the
+/// rate cap's new tokens allow (longest waiting first), handle the events,
+/// sweep every [`sweep_interval`] and add the counts to the shared totals
+/// once per round. At the end also the requests still in flight.
+pub fn run_worker<C: Counts>(worker: &mut impl PollWorker<C>, slots: usize) -> anyhow::Result<()> {
+    let mut events = Events::with_capacity(slots.min(1024));
+    // Timeouts are checked this often (and the stop flag at least as
+    // often).
+    let sweep_every = sweep_interval(worker.base().request_timeout);
+
+    let mut now = Instant::now();
+    // The bucket starts with one token when the run starts.
+    worker.base().throttle.restart(now);
+    for i in 0..slots {
+        worker.begin(i, now);
+    }
+    let mut next_sweep = now + sweep_every;
+
+    while !worker.base().stop.load(Ordering::Relaxed) {
+        let base = worker.base();
+        let timeout = base.throttle.poll_timeout(sweep_every);
+        if !poll_events(&mut base.poll, &mut events, timeout)? {
+            continue;
+        }
+        now = Instant::now();
+        worker.base().throttle.refill(now);
+        while let Some(i) = worker.base().throttle.release() {
+            worker.start(i, now);
+        }
+        for event in events.iter() {
+            worker.event(event, now);
+        }
+        if now >= next_sweep {
+            worker.sweep(now);
+            next_sweep = now + sweep_every;
+        }
+        let base = worker.base();
+        base.shared.add_and_reset(&mut base.counts);
+    }
+
+    let in_flight = worker.in_flight();
+    let base = worker.base();
+    base.shared.add_and_reset(&mut base.counts);
+    base.shared.add_in_flight_at_end(in_flight as u64);
+    Ok(())
 }
 
 /// How often a worker checks its requests for timeouts (and the stop flag at

@@ -5,7 +5,7 @@
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -13,13 +13,13 @@ use aquatic_udp_protocol::{
     ACTION_ANNOUNCE, ACTION_CONNECT, ACTION_ERROR, ACTION_SCRAPE, AnnounceEvent, AnnounceRequest,
     ConnectRequest, ConnectionId, InfoHash, Request, ScrapeRequest, TransactionId,
 };
+use mio::event::Event;
 use mio::net::UdpSocket;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Interest, Token};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use aquatic_load_test_common::rate::Throttle;
-use aquatic_load_test_common::run::{poll_events, sweep_interval};
+use aquatic_load_test_common::run::{PollWorker, WorkerBase, run_worker};
 use aquatic_load_test_common::torrents::{RequestMix, random_peer_id};
 
 use crate::config::Config;
@@ -159,19 +159,12 @@ impl RequestGenerator {
 /// running. Built on the caller's thread so that setup errors surface
 /// before the test starts.
 pub struct Worker {
-    poll: Poll,
+    base: WorkerBase<Counts>,
     sockets: Vec<SocketState>,
     /// Width of a peer in announce responses: 6 (IPv4) or 18 (IPv6).
     peer_len: usize,
     rng: SmallRng,
     generator: RequestGenerator,
-    request_timeout: Duration,
-    /// This worker's share of `max_requests_per_second`, and the
-    /// sockets waiting for a token.
-    throttle: Throttle,
-    counts: Counts,
-    shared: Arc<SharedCounts>,
-    stop: Arc<AtomicBool>,
     send_buffer: Vec<u8>,
     recv_buffer: Vec<u8>,
     /// Reused by every scrape request.
@@ -186,7 +179,7 @@ impl Worker {
         stop: Arc<AtomicBool>,
     ) -> anyhow::Result<Self> {
         let server = config.server_address;
-        let poll = Poll::new().context("cannot create mio Poll")?;
+        let base = config.worker_base(shared, stop)?;
         // Unspecified local address of the server's family: the kernel picks
         // the source address that routes to the server (127.0.0.1 / ::1 for
         // a local tracker) and an ephemeral port.
@@ -202,7 +195,8 @@ impl Worker {
             socket.connect(server).with_context(|| {
                 format!("worker {index}: cannot connect UDP socket to {server}")
             })?;
-            poll.registry()
+            base.poll
+                .registry()
                 .register(&mut socket, Token(i), Interest::READABLE)
                 .with_context(|| format!("worker {index}: cannot register UDP socket"))?;
             sockets.push(SocketState {
@@ -212,21 +206,11 @@ impl Worker {
             });
         }
         Ok(Self {
-            poll,
+            base,
             sockets,
             peer_len: if server.is_ipv4() { 6 } else { 18 },
             rng: SmallRng::from_rng(&mut rand::rng()),
             generator: RequestGenerator::new(config)?,
-            request_timeout: Duration::from_millis(config.request_timeout_ms),
-            throttle: Throttle::for_worker(
-                config.max_requests_per_second,
-                config.workers,
-                config.sockets_per_worker,
-                Instant::now(),
-            ),
-            counts: Counts::default(),
-            shared,
-            stop,
             send_buffer: Vec::with_capacity(RECV_BUFFER_LEN),
             recv_buffer: vec![0; RECV_BUFFER_LEN],
             scrape_hashes: Vec::with_capacity(config.requests.scrape_max_torrents),
@@ -236,102 +220,8 @@ impl Worker {
     /// Run until the stop flag is set. Counts go to the shared totals once
     /// per poll round.
     pub fn run(mut self) -> anyhow::Result<()> {
-        let mut events = Events::with_capacity(self.sockets.len().min(1024));
-        // Timeouts are checked this often (and the stop flag at least as
-        // often): a timed-out request is noticed within this much after
-        // its deadline.
-        let sweep_every = sweep_interval(self.request_timeout);
-
-        let mut now = Instant::now();
-        // The bucket starts with one token when the run starts.
-        self.throttle.restart(now);
-        for i in 0..self.sockets.len() {
-            self.send_when_allowed(i, now);
-        }
-        let mut next_sweep = now + sweep_every;
-
-        while !self.stop.load(Ordering::Relaxed) {
-            let timeout = self.throttle.poll_timeout(sweep_every);
-            if !poll_events(&mut self.poll, &mut events, timeout)? {
-                continue;
-            }
-            now = Instant::now();
-            self.send_throttled(now);
-            for event in events.iter() {
-                let i = event.token().0;
-                if i >= self.sockets.len() {
-                    continue;
-                }
-                self.read_socket(i, now);
-            }
-            if now >= next_sweep {
-                self.sweep(now);
-                next_sweep = now + sweep_every;
-            }
-            self.shared.add_and_reset(&mut self.counts);
-        }
-
-        self.shared.add_and_reset(&mut self.counts);
-        let in_flight = self
-            .sockets
-            .iter()
-            .filter(|s| matches!(s.phase, Phase::AwaitingResponse(_)))
-            .count();
-        self.shared.add_in_flight_at_end(in_flight as u64);
-        Ok(())
-    }
-
-    /// Refill the token bucket and send the throttled sockets' requests its
-    /// tokens allow, longest waiting first.
-    fn send_throttled(&mut self, now: Instant) {
-        self.throttle.refill(now);
-        while let Some(i) = self.throttle.release() {
-            self.send_next(i, now);
-        }
-    }
-
-    /// Send socket `i`'s next request now if the rate cap allows it (and no
-    /// socket waits longer), else queue the socket until it does.
-    fn send_when_allowed(&mut self, i: usize, now: Instant) {
-        if !self.throttle.admit(i) {
-            self.sockets[i].phase = Phase::Throttled;
-            return;
-        }
-        self.send_next(i, now);
-    }
-
-    /// Time out unanswered requests and retry failed sends.
-    fn sweep(&mut self, now: Instant) {
-        for i in 0..self.sockets.len() {
-            if let Phase::AwaitingResponse(in_flight) = self.sockets[i].phase
-                && now.saturating_duration_since(in_flight.sent_at) >= self.request_timeout
-            {
-                // Last chance for an answer that is there but was not
-                // signalled.
-                self.read_socket(i, now);
-            }
-            let state = &mut self.sockets[i];
-            let due = match state.phase {
-                Phase::AwaitingResponse(in_flight) => {
-                    if now.saturating_duration_since(in_flight.sent_at) >= self.request_timeout {
-                        self.counts.timeouts += 1;
-                        // The request (or its answer) was lost, or the
-                        // tracker dropped it for a connection id it no
-                        // longer accepts: connect anew.
-                        state.connection = None;
-                        true
-                    } else {
-                        false
-                    }
-                }
-                Phase::Backoff(until) => now >= until,
-                Phase::Idle => true,
-                Phase::Throttled => false,
-            };
-            if due {
-                self.send_when_allowed(i, now);
-            }
-        }
+        let slots = self.sockets.len();
+        run_worker(&mut self, slots)
     }
 
     /// Read socket `i` until the answer to its request in flight has been
@@ -357,7 +247,7 @@ impl Worker {
                 Err(_) => {
                     // E.g. ECONNREFUSED after an ICMP port unreachable: the
                     // request is lost and will time out.
-                    self.counts.socket_errors += 1;
+                    self.base.counts.socket_errors += 1;
                     errors += 1;
                     if errors >= 8 {
                         break;
@@ -376,15 +266,15 @@ impl Worker {
         let bytes = &self.recv_buffer[..len];
         let state = &mut self.sockets[i];
         let Phase::AwaitingResponse(in_flight) = state.phase else {
-            self.counts.stale += 1;
+            self.base.counts.stale += 1;
             return false;
         };
         let (Some(action), Some(transaction_id)) = (read_i32(bytes, 0), read_i32(bytes, 4)) else {
-            self.counts.stale += 1;
+            self.base.counts.stale += 1;
             return false;
         };
         if TransactionId(transaction_id) != in_flight.transaction_id {
-            self.counts.stale += 1;
+            self.base.counts.stale += 1;
             return false;
         }
         state.phase = Phase::Idle;
@@ -392,38 +282,44 @@ impl Worker {
         match (action, in_flight.kind) {
             (ACTION_CONNECT, Kind::Connect) => match read_i64(bytes, 8) {
                 Some(id) => {
-                    self.counts.connect += 1;
+                    self.base.counts.connect += 1;
                     state.connection = Some((ConnectionId(id), now + CONNECTION_ID_MAX_AGE));
                 }
                 None => {
-                    self.counts.invalid += 1;
+                    self.base.counts.invalid += 1;
                 }
             },
             (ACTION_ANNOUNCE, Kind::Announce) if body >= 12 && (body - 12) % self.peer_len == 0 => {
-                self.counts.announce += 1;
+                self.base.counts.announce += 1;
             }
             (ACTION_SCRAPE, Kind::Scrape)
                 if body % 12 == 0 && body / 12 <= in_flight.scrape_hashes =>
             {
-                self.counts.scrape += 1;
+                self.base.counts.scrape += 1;
             }
             (ACTION_ERROR, _) => {
-                self.counts.error += 1;
+                self.base.counts.error += 1;
                 // Most likely the connection id is no longer accepted.
                 state.connection = None;
             }
             _ => {
-                self.counts.invalid += 1;
+                self.base.counts.invalid += 1;
                 state.connection = None;
             }
         }
-        self.send_when_allowed(i, now);
+        self.start_when_allowed(i, now);
         true
+    }
+}
+
+impl PollWorker<Counts> for Worker {
+    fn base(&mut self) -> &mut WorkerBase<Counts> {
+        &mut self.base
     }
 
     /// Build and send socket `i`'s next request: a connect while it has no
     /// valid connection id, otherwise a request of a kind drawn by weight.
-    fn send_next(&mut self, i: usize, now: Instant) {
+    fn start(&mut self, i: usize, now: Instant) {
         let state = &mut self.sockets[i];
         let connection_id = match state.connection {
             Some((id, valid_until)) if now < valid_until => Some(id),
@@ -469,7 +365,7 @@ impl Worker {
         state.phase = loop {
             match state.socket.send(&self.send_buffer) {
                 Ok(_) => {
-                    self.counts.requests_sent += 1;
+                    self.base.counts.requests_sent += 1;
                     break Phase::AwaitingResponse(InFlight {
                         transaction_id,
                         kind,
@@ -483,11 +379,64 @@ impl Worker {
                 Err(_) => {
                     // E.g. ECONNREFUSED from an earlier ICMP port
                     // unreachable: not sent; try again after the timeout.
-                    self.counts.socket_errors += 1;
-                    break Phase::Backoff(now + self.request_timeout);
+                    self.base.counts.socket_errors += 1;
+                    break Phase::Backoff(now + self.base.request_timeout);
                 }
             }
         };
+    }
+
+    fn wait_for_token(&mut self, i: usize) {
+        self.sockets[i].phase = Phase::Throttled;
+    }
+
+    fn event(&mut self, event: &Event, now: Instant) {
+        let i = event.token().0;
+        if i < self.sockets.len() {
+            self.read_socket(i, now);
+        }
+    }
+
+    /// Time out unanswered requests and retry failed sends.
+    fn sweep(&mut self, now: Instant) {
+        for i in 0..self.sockets.len() {
+            if let Phase::AwaitingResponse(in_flight) = self.sockets[i].phase
+                && now.saturating_duration_since(in_flight.sent_at) >= self.base.request_timeout
+            {
+                // Last chance for an answer that is there but was not
+                // signalled.
+                self.read_socket(i, now);
+            }
+            let state = &mut self.sockets[i];
+            let due = match state.phase {
+                Phase::AwaitingResponse(in_flight) => {
+                    if now.saturating_duration_since(in_flight.sent_at) >= self.base.request_timeout
+                    {
+                        self.base.counts.timeouts += 1;
+                        // The request (or its answer) was lost, or the
+                        // tracker dropped it for a connection id it no
+                        // longer accepts: connect anew.
+                        state.connection = None;
+                        true
+                    } else {
+                        false
+                    }
+                }
+                Phase::Backoff(until) => now >= until,
+                Phase::Idle => true,
+                Phase::Throttled => false,
+            };
+            if due {
+                self.start_when_allowed(i, now);
+            }
+        }
+    }
+
+    fn in_flight(&self) -> usize {
+        self.sockets
+            .iter()
+            .filter(|s| matches!(s.phase, Phase::AwaitingResponse(_)))
+            .count()
     }
 }
 

@@ -17,15 +17,13 @@
 //! refusing connections is not hammered).
 
 use std::io::ErrorKind;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
-use aquatic_load_test_common::rate::Throttle;
-use aquatic_load_test_common::run::{poll_events, sweep_interval};
+use aquatic_load_test_common::run::{PollWorker, WorkerBase, run_worker};
 use aquatic_ws_protocol::{Action, ErrorResponse, OutMessage};
-use mio::{Events, Interest, Poll, Token};
+use mio::event::Event;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tungstenite::handshake::HandshakeError;
@@ -99,20 +97,15 @@ struct Connection {
 
 /// Everything of a worker but its connections.
 struct Context {
-    poll: Poll,
+    base: WorkerBase<Counts>,
     connector: Connector,
     generator: RequestGenerator,
     rng: SmallRng,
-    request_timeout: Duration,
     /// `requests_per_connection`: replies after which a connection is
     /// replaced by a new one (0: never).
     requests_per_connection: u64,
-    /// This worker's share of `max_requests_per_second`, and the
-    /// connections waiting for a token.
-    throttle: Throttle,
     /// Connections in [`Phase::Connecting`].
     connecting: usize,
-    counts: Counts,
     failure_reasons: FailureReasons,
     /// A tracker message being parsed (simd-json works in place).
     json: Vec<u8>,
@@ -123,9 +116,7 @@ struct Context {
 pub struct Worker {
     connections: Vec<Connection>,
     cx: Context,
-    shared: Arc<SharedCounts>,
     reasons: Arc<Mutex<FailureReasons>>,
-    stop: Arc<AtomicBool>,
 }
 
 impl Worker {
@@ -136,7 +127,6 @@ impl Worker {
         reasons: Arc<Mutex<FailureReasons>>,
         stop: Arc<AtomicBool>,
     ) -> anyhow::Result<Self> {
-        let now = Instant::now();
         let mut rng = SmallRng::from_rng(&mut rand::rng());
         let connections = (0..config.connections_per_worker)
             .map(|_| Connection {
@@ -151,68 +141,24 @@ impl Worker {
         Ok(Self {
             connections,
             cx: Context {
-                poll: Poll::new().context("cannot create mio Poll")?,
+                base: config.worker_base(shared, stop)?,
                 connector,
                 generator: RequestGenerator::new(config, &mut rng)?,
                 rng,
-                request_timeout: Duration::from_millis(config.request_timeout_ms),
                 requests_per_connection: config.requests_per_connection,
-                throttle: Throttle::for_worker(
-                    config.max_requests_per_second,
-                    config.workers,
-                    config.connections_per_worker,
-                    now,
-                ),
                 connecting: 0,
-                counts: Counts::default(),
                 failure_reasons: FailureReasons::default(),
                 json: Vec::with_capacity(16 * 1024),
             },
-            shared,
             reasons,
-            stop,
         })
     }
 
     /// Run until the stop flag is set. Counts go to the shared totals once
     /// per poll round.
     pub fn run(mut self) -> anyhow::Result<()> {
-        let mut events = Events::with_capacity(self.connections.len().min(1024));
-        // Timeouts are checked this often (and the stop flag at least as
-        // often).
-        let sweep_every = sweep_interval(self.cx.request_timeout);
-
-        let mut now = Instant::now();
-        self.cx.throttle.restart(now);
-        for i in 0..self.connections.len() {
-            self.open(i, now);
-        }
-        let mut next_sweep = now + sweep_every;
-
-        while !self.stop.load(Ordering::Relaxed) {
-            let timeout = self.cx.throttle.poll_timeout(sweep_every);
-            if !poll_events(&mut self.cx.poll, &mut events, timeout)? {
-                continue;
-            }
-            now = Instant::now();
-            self.start_throttled(now);
-            for event in events.iter() {
-                self.drive(event.token().0, now);
-            }
-            if now >= next_sweep {
-                self.sweep(now);
-                next_sweep = now + sweep_every;
-            }
-            self.shared.add_and_reset(&mut self.cx.counts);
-        }
-
-        self.shared.add_and_reset(&mut self.cx.counts);
-        let in_flight = self
-            .connections
-            .iter()
-            .filter(|c| matches!(c.phase, Phase::Waiting(..)))
-            .count();
-        self.shared.add_in_flight_at_end(in_flight as u64);
+        let slots = self.connections.len();
+        run_worker(&mut self, slots)?;
         // A poisoned lock only means another worker panicked; the run
         // fails anyway then.
         if let Ok(mut reasons) = self.reasons.lock() {
@@ -233,13 +179,8 @@ impl Worker {
             return;
         }
         let started = cx.connector.open().and_then(|mut stream| {
-            cx.poll
-                .registry()
-                .register(
-                    stream.socket(),
-                    Token(i),
-                    Interest::READABLE | Interest::WRITABLE,
-                )
+            cx.base
+                .register_connection(stream.socket(), i)
                 .map(|()| stream)
         });
         let handshake = match started {
@@ -258,7 +199,7 @@ impl Worker {
                 self.drive(i, now);
             }
             None => {
-                cx.counts.connection_errors += 1;
+                cx.base.counts.connection_errors += 1;
                 c.reconnect = true;
                 c.phase = Phase::Backoff(now + CONNECTION_ERROR_DELAY);
             }
@@ -281,9 +222,9 @@ impl Worker {
                     c.socket = Socket::Open(Box::new(websocket));
                     c.phase = Phase::Idle;
                     self.cx.connecting = self.cx.connecting.saturating_sub(1);
-                    self.cx.counts.connections_opened += 1;
+                    self.cx.base.counts.connections_opened += 1;
                     if std::mem::take(&mut c.reconnect) {
-                        self.cx.counts.reconnects += 1;
+                        self.cx.base.counts.reconnects += 1;
                     }
                     self.start_when_allowed(i, now);
                 }
@@ -322,7 +263,7 @@ impl Worker {
                     self.cx.json.extend_from_slice(text.as_bytes());
                     self.handle_message(i, now);
                 }
-                Ok(Message::Binary(_)) => self.cx.counts.invalid += 1,
+                Ok(Message::Binary(_)) => self.cx.base.counts.invalid += 1,
                 Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
                 Ok(Message::Close(_)) => {
                     // Best effort: send the close reply tungstenite queued.
@@ -367,7 +308,7 @@ impl Worker {
         let message = match OutMessage::from_json(&mut cx.json) {
             Ok(message) => message,
             Err(_) => {
-                cx.counts.invalid += 1;
+                cx.base.counts.invalid += 1;
                 return;
             }
         };
@@ -378,38 +319,38 @@ impl Worker {
         let reply = match message {
             OutMessage::AnnounceResponse(r) => match waiting {
                 Some(sent) if sent.kind == Kind::Announce && sent.info_hash == r.info_hash => {
-                    cx.counts.announce_replies += 1;
+                    cx.base.counts.announce_replies += 1;
                     true
                 }
                 _ => {
-                    cx.counts.unexpected += 1;
+                    cx.base.counts.unexpected += 1;
                     false
                 }
             },
             OutMessage::ScrapeResponse(_) => match waiting {
                 Some(sent) if sent.kind == Kind::Scrape => {
-                    cx.counts.scrape_replies += 1;
+                    cx.base.counts.scrape_replies += 1;
                     true
                 }
                 _ => {
-                    cx.counts.unexpected += 1;
+                    cx.base.counts.unexpected += 1;
                     false
                 }
             },
             OutMessage::Error(error) => {
                 cx.failure_reasons.add(&error.failure_reason, 1);
                 if waiting.is_some_and(|sent| answers(&error, sent)) {
-                    cx.counts.failures += 1;
+                    cx.base.counts.failures += 1;
                     true
                 } else {
-                    cx.counts.other_failures += 1;
+                    cx.base.counts.other_failures += 1;
                     false
                 }
             }
             OutMessage::Offer(offer) => {
-                cx.counts.offers_received += 1;
+                cx.base.counts.offers_received += 1;
                 if offer.peer_id == c.peer.peer_id {
-                    cx.counts.own_offers_received += 1;
+                    cx.base.counts.own_offers_received += 1;
                 }
                 let answer = cx.generator.answer(&c.peer, &offer);
                 let Socket::Open(websocket) = &mut c.socket else {
@@ -417,13 +358,13 @@ impl Worker {
                 };
                 // Flushed once the messages read so far are handled.
                 match websocket.write(Message::text(answer)) {
-                    Ok(()) => cx.counts.answers_sent += 1,
+                    Ok(()) => cx.base.counts.answers_sent += 1,
                     // Queued, to be written when the socket takes it.
                     Err(tungstenite::Error::Io(err)) if err.kind() == ErrorKind::WouldBlock => {
-                        cx.counts.answers_sent += 1
+                        cx.base.counts.answers_sent += 1
                     }
                     Err(_) => {
-                        cx.counts.offers_unanswered += 1;
+                        cx.base.counts.offers_unanswered += 1;
                         return self.fail(i, Failure::ClosedByTracker, now);
                     }
                 }
@@ -431,9 +372,9 @@ impl Worker {
             }
             OutMessage::Answer(answer) => {
                 if c.peer.made_offer(&answer.offer_id) {
-                    cx.counts.answers_received += 1;
+                    cx.base.counts.answers_received += 1;
                 } else {
-                    cx.counts.answers_unknown += 1;
+                    cx.base.counts.answers_unknown += 1;
                 }
                 false
             }
@@ -464,35 +405,8 @@ impl Worker {
         }
         c.socket = Socket::None;
         c.phase = Phase::Closed;
-        self.cx.counts.retired += 1;
+        self.cx.base.counts.retired += 1;
         self.open(i, now);
-    }
-
-    /// Refill the token bucket and start the throttled connections'
-    /// requests its tokens allow, longest waiting first.
-    fn start_throttled(&mut self, now: Instant) {
-        self.cx.throttle.refill(now);
-        while let Some(i) = self.cx.throttle.release() {
-            // Closed while it waited: its token goes unused.
-            if let Some(Phase::Throttled) = self.connections.get(i).map(|c| c.phase) {
-                self.send_request(i, now);
-                self.flush(i, now);
-            }
-        }
-    }
-
-    /// Send connection `i`'s next request now if the rate cap allows it
-    /// (and no connection waits longer), else queue it until it does.
-    /// Flushed by the caller.
-    fn start_when_allowed(&mut self, i: usize, now: Instant) {
-        let Some(c) = self.connections.get_mut(i) else {
-            return;
-        };
-        if self.cx.throttle.admit(i) {
-            self.send_request(i, now);
-        } else {
-            c.phase = Phase::Throttled;
-        }
     }
 
     /// Write connection `i`'s next request (not flushed).
@@ -512,10 +426,10 @@ impl Worker {
             Err(_) => return self.fail(i, Failure::ClosedByTracker, now),
         }
         match sent.kind {
-            Kind::Announce => cx.counts.announces_sent += 1,
-            Kind::Scrape => cx.counts.scrapes_sent += 1,
+            Kind::Announce => cx.base.counts.announces_sent += 1,
+            Kind::Scrape => cx.base.counts.scrapes_sent += 1,
         }
-        cx.counts.offers_sent += sent.offers as u64;
+        cx.base.counts.offers_sent += sent.offers as u64;
         c.phase = Phase::Waiting(sent, now);
     }
 
@@ -526,7 +440,7 @@ impl Worker {
         let Some(c) = self.connections.get_mut(i) else {
             return;
         };
-        let counts = &mut self.cx.counts;
+        let counts = &mut self.cx.base.counts;
         c.socket = Socket::None;
         c.reconnect = true;
         match c.phase {
@@ -547,11 +461,36 @@ impl Worker {
             self.open(i, now);
         }
     }
+}
+
+impl PollWorker<Counts> for Worker {
+    fn base(&mut self) -> &mut WorkerBase<Counts> {
+        &mut self.cx.base
+    }
+
+    /// Send the request of connection `i`, which waited for a token (closed
+    /// while it waited: its token goes unused).
+    fn start(&mut self, i: usize, now: Instant) {
+        if let Some(Phase::Throttled) = self.connections.get(i).map(|c| c.phase) {
+            self.send_request(i, now);
+            self.flush(i, now);
+        }
+    }
+
+    fn wait_for_token(&mut self, i: usize) {
+        if let Some(c) = self.connections.get_mut(i) {
+            c.phase = Phase::Throttled;
+        }
+    }
+
+    fn event(&mut self, event: &Event, now: Instant) {
+        self.drive(event.token().0, now);
+    }
 
     /// Time out requests and handshakes that took too long, and open the
     /// connections whose delay is over.
     fn sweep(&mut self, now: Instant) {
-        let timeout = self.cx.request_timeout;
+        let timeout = self.cx.base.request_timeout;
         let overdue = |since: Instant| now.saturating_duration_since(since) >= timeout;
         for i in 0..self.connections.len() {
             match self.connections[i].phase {
@@ -569,6 +508,32 @@ impl Worker {
                 _ => {}
             }
         }
+    }
+
+    fn in_flight(&self) -> usize {
+        self.connections
+            .iter()
+            .filter(|c| matches!(c.phase, Phase::Waiting(..)))
+            .count()
+    }
+
+    /// Send connection `i`'s next request now if the rate cap allows it
+    /// (and no connection waits longer), else queue it until it does.
+    /// Flushed by the caller.
+    fn start_when_allowed(&mut self, i: usize, now: Instant) {
+        if i >= self.connections.len() {
+            return;
+        }
+        if self.cx.base.throttle.admit(i) {
+            self.send_request(i, now);
+        } else {
+            self.wait_for_token(i);
+        }
+    }
+
+    /// Open connection `i`: its requests start once it is connected.
+    fn begin(&mut self, i: usize, now: Instant) {
+        self.open(i, now);
     }
 }
 
