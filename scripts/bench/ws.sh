@@ -59,6 +59,8 @@
 #   MEM_SETTLE [5]         seconds before each RSS reading
 #   TRACKER_CPU [0], LOAD_CPU [1]   cores for taskset
 #   TRACKERS ["aquatic bittorrent-tracker"]  which trackers, in this order
+#                          (also aquatic-before: AQUATIC_BEFORE, an earlier
+#                          aquatic_ws binary, for a before/after comparison)
 #   AQUATIC_REQUEST_WORKERS [0]  aquatic_ws request_workers: 0 = the socket
 #                          worker answers announces itself (one thread, the
 #                          one-core setup); 1 = one socket and one request
@@ -120,8 +122,11 @@ check_uints DURATION RUNS TORRENTS OFFERS LOAD_WORKERS CONNECTIONS MEM_RUNS MEM_
     die "MEM_PEERS must be 1 to 100000, MEM_TORRENTS at least 1, MEM_SETTLE at most 600"
 [[ -n "${TRACKERS// /}" ]] || die "TRACKERS is empty"
 for t in $TRACKERS; do
-    [[ "$t" == aquatic || "$t" == bittorrent-tracker ]] ||
-        die "unknown tracker '$t' in TRACKERS (aquatic, bittorrent-tracker)"
+    [[ "$t" == aquatic || "$t" == aquatic-before || "$t" == bittorrent-tracker ]] ||
+        die "unknown tracker '$t' in TRACKERS (aquatic, aquatic-before, bittorrent-tracker)"
+    if [[ "$t" == aquatic-before ]]; then
+        [[ -x "${AQUATIC_BEFORE:-}" ]] || die "aquatic-before needs AQUATIC_BEFORE, the binary of an earlier build"
+    fi
 done
 
 # Host: taskset, python, node; sets ncpu and CLK_TCK (common.sh's
@@ -176,14 +181,15 @@ start_ws_tracker() {
     local name="$1" tag="$2" port="$3"
     local tlog="$work/$name-$tag.log"
     case "$name" in
-    aquatic)
-        local cfg="$work/aquatic-$tag.toml"
+    aquatic | aquatic-before)
+        local cfg="$work/$name-$tag.toml" binary="$AQUATIC"
+        [[ "$name" == aquatic-before ]] && binary="$AQUATIC_BEFORE"
         aquatic_config "$port" >"$cfg" <<EOF
 
 [protocol]
 max_torrents_per_connection = $AQUATIC_MAX_TORRENTS_PER_CONNECTION
 EOF
-        taskset -c "$TRACKER_CPU" "$AQUATIC" -c "$cfg" >"$tlog" 2>&1 &
+        taskset -c "$TRACKER_CPU" "$binary" -c "$cfg" >"$tlog" 2>&1 &
         tracker_pid=$!
         ;;
     bittorrent-tracker)
