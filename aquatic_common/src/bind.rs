@@ -62,8 +62,8 @@ pub struct AcceptFailed;
 /// passed to both, so that they may borrow it mutably in turn.
 pub fn accept_round<W>(
     worker: &mut W,
-    parts: fn(&mut W) -> (&mio::net::TcpListener, &mut crate::defences::Defences),
-    admit: fn(&mut W, mio::net::TcpStream, SocketAddr),
+    parts: impl Fn(&mut W) -> (&mio::net::TcpListener, &mut crate::defences::Defences),
+    admit: impl Fn(&mut W, mio::net::TcpStream, SocketAddr),
 ) -> bool {
     let mut waiting = waiting(parts(worker).0);
     loop {

@@ -30,8 +30,8 @@ pub struct SharedChecks<'a> {
     pub source_budgets: &'a SourceBudgetConfig,
     pub rate_limit: &'a RateLimitConfig,
     pub scrape_export: &'a ScrapeExportConfig,
-    /// `[state] path`, for the daemons that keep a state file.
-    pub state_path: Option<Option<&'a Path>>,
+    /// `[state] path` when set, for the daemons that keep a state file.
+    pub state_path: Option<&'a Path>,
     pub max_peer_age: u32,
     pub cleaning_interval: u64,
     pub announce_interval: u32,
@@ -76,7 +76,7 @@ impl SharedChecks<'_> {
                 "scrape_export.interval must be at least 1 second",
             ),
             (
-                self.state_path.is_some_and(|p| p.is_some() && p == export),
+                self.state_path.is_some() && self.state_path == export,
                 "state.path and scrape_export.path must name different files",
             ),
         ])
@@ -195,11 +195,8 @@ macro_rules! daemon_config {
 
         impl Config {
             /// The checks every daemon makes; `state_path` is `[state]
-            /// path` for a daemon that keeps a state file.
-            fn shared_checks(
-                &self,
-                state_path: Option<Option<&std::path::Path>>,
-            ) -> anyhow::Result<()> {
+            /// path` (when set) for a daemon that keeps a state file.
+            fn shared_checks(&self, state_path: Option<&std::path::Path>) -> anyhow::Result<()> {
                 $crate::daemon_config::SharedChecks {
                     socket_workers: self.socket_workers,
                     request_workers: self.request_workers,

@@ -13,7 +13,6 @@ use rand::rngs::SmallRng;
 
 use crate::clients::PeerClient;
 use crate::metrics::SwarmGauges;
-use crate::peer_store::PeerKey;
 use crate::request_loop::Housekeeping;
 use crate::state::{self, PeerRecords, StateCodec, StateError, TorrentRecord};
 use crate::torrent_map::{Limits, TorrentMap};
@@ -79,15 +78,6 @@ where
         v4.set_from(&self.ipv4);
         v6.set_from(&self.ipv6);
     }
-
-    /// (torrents, seeders, leechers) for IPv4 and IPv6.
-    pub fn counts(&self) -> [(usize, usize, usize); 2] {
-        [sizes(&self.ipv4), sizes(&self.ipv6)]
-    }
-}
-
-fn sizes<K: PeerKey, V>(map: &TorrentMap<K, V>) -> (usize, usize, usize) {
-    (map.num_torrents(), map.num_seeders(), map.num_leechers())
 }
 
 /// A request worker's shard of a tracker with [`FamilyMaps`]: its swarm

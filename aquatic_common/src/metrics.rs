@@ -227,28 +227,6 @@ pub fn debug_collector(
         .finish()
 }
 
-/// For collectors' unit tests: `n` fresh counter blocks.
-pub fn fresh<T: Default>(n: usize) -> Vec<Arc<T>> {
-    (0..n).map(|_| Arc::default()).collect()
-}
-
-/// For collectors' unit tests: what `collector` renders under `prefix`,
-/// after checking (panicking otherwise) that it has each of `lines`.
-#[allow(clippy::panic, clippy::expect_used)] // a test assertion
-pub fn render_with_lines(
-    prefix: &str,
-    collector: impl Collector + 'static,
-    lines: &[&str],
-) -> String {
-    let mut registry = Registry::with_prefix(prefix);
-    registry.register_collector(Box::new(collector));
-    let text = render(&registry).expect("collector renders");
-    for line in lines {
-        assert!(text.lines().any(|l| l == *line), "no {line} in\n{text}");
-    }
-    text
-}
-
 /// Write one counter family: `PREFIX_NAME[_UNIT]_total`, with `help`, one
 /// sample per label set. Values are absolute (the atomics' current totals).
 pub fn write_counters<L: EncodeLabelSet>(

@@ -194,8 +194,8 @@ impl<S: Shard<Req, Resp>, Req, Resp> InlineShard<S, Req, Resp> {
         &mut self,
         worker: &mut W,
         now: SecondsSinceStart,
-        queue: fn(&mut W) -> Option<&mut Vec<Req>>,
-        respond: fn(&mut W, Resp),
+        queue: impl Fn(&mut W) -> Option<&mut Vec<Req>>,
+        respond: impl Fn(&mut W, Resp),
     ) {
         while let Some(batch) = queue(worker).map(std::mem::take) {
             if batch.is_empty() {

@@ -111,7 +111,7 @@ pub struct CleaningConfig {
 impl Config {
     /// Reject values the daemon cannot run with, naming the field.
     pub fn validate(&self) -> anyhow::Result<()> {
-        self.shared_checks(Some(self.state.path()))?;
+        self.shared_checks(self.state.path())?;
         aquatic_common::tcp_network_checks!(self.network)?;
         first_failed([(
             self.network.connection_idle_timeout == 0,

@@ -112,7 +112,8 @@ pub fn scrape(maps: &TorrentMaps, info_hash: &InfoHash, ip: IpAddr) -> ScrapeSta
 
 #[cfg(test)]
 mod tests {
-    use aquatic_common::torrent_map::Limits;
+    use aquatic_common::peer_store::PeerKey;
+    use aquatic_common::torrent_map::{Limits, TorrentMap};
 
     use super::*;
     use rand::SeedableRng;
@@ -164,6 +165,15 @@ mod tests {
             let (maps, rng, now) = (&mut self.maps, &mut self.rng, SecondsSinceStart(0));
             announce(maps, rng, &self.config, now, request, ip)
         }
+
+        /// (torrents, seeders, leechers) for IPv4 and IPv6.
+        fn counts(&self) -> [(usize, usize, usize); 2] {
+            [sizes(&self.maps.ipv4), sizes(&self.maps.ipv6)]
+        }
+    }
+
+    fn sizes<K: PeerKey>(map: &TorrentMap<K, PeerId>) -> (usize, usize, usize) {
+        (map.num_torrents(), map.num_seeders(), map.num_leechers())
     }
 
     #[test]
@@ -200,7 +210,7 @@ mod tests {
         stop.numwant = Some(0);
         let r = t.announce(&stop, v4);
         assert_eq!((r.complete, r.incomplete, r.peers.len()), (1, 0, 0));
-        assert_eq!(t.maps.counts(), [(1, 1, 0), (1, 0, 1)]);
+        assert_eq!(t.counts(), [(1, 1, 0), (1, 0, 1)]);
     }
 
     #[test]
@@ -234,13 +244,13 @@ mod tests {
             r.peer_id.0[0..4].copy_from_slice(&peer.to_be_bytes());
             t.announce(&r, attacker);
         }
-        assert_eq!(t.maps.counts()[0], (1, 0, 1));
+        assert_eq!(t.counts()[0], (1, 0, 1));
         // 1000 ports from one address: its share of the torrent (5 % of
         // 1000 = 50), then refused.
         for port in 1..=1000u16 {
             t.announce(&request(1, port, 1, AnnounceEvent::Started), attacker);
         }
-        assert_eq!(t.maps.counts()[0], (1, 0, 50));
+        assert_eq!(t.counts()[0], (1, 0, 50));
         // Honest peers on other addresses are stored and find each other.
         let (a, b): (IpAddr, IpAddr) = ("10.0.0.5".parse().unwrap(), "10.0.0.6".parse().unwrap());
         t.announce(&request(7, 7000, 1, AnnounceEvent::Started), a);

@@ -123,12 +123,16 @@ mod tests {
             "weight",
         );
         fails_naming(|c| c.requests.peers_wanted = -2, "peers_wanted");
-        let too_many = MAX_SCRAPE_TORRENTS + 1;
-        fails_naming(
-            |c| c.requests.scrape_max_torrents = too_many,
-            "scrape_max_torrents",
-        );
-        fails_naming(|c| c.requests.torrent_selection_exponent = -1.0, "exponent");
+        for scrape in [0, MAX_SCRAPE_TORRENTS + 1] {
+            fails_naming(
+                |c| c.requests.scrape_max_torrents = scrape,
+                "scrape_max_torrents",
+            );
+        }
+        let exponent = "torrent_selection_exponent";
+        fails_naming(|c| c.requests.torrent_selection_exponent = -1.0, exponent);
+        let probability = "peer_seeder_probability";
+        fails_naming(|c| c.requests.peer_seeder_probability = -0.1, probability);
     }
 
     #[test]

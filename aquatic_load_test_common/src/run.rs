@@ -90,7 +90,11 @@ pub trait PollWorker<C: Counts> {
     /// The parts every worker has.
     fn base(&mut self) -> &mut WorkerBase<C>;
 
-    /// Start slot `i`'s next request; the rate cap allows it.
+    /// Start slot `i`'s next request, a token of the rate cap taken for it
+    /// (by [`start_when_allowed`](Self::start_when_allowed), or for a slot
+    /// that waited, by [`run_worker`]). A worker whose slots only send
+    /// from some state (WebSocket: connected and waiting for a token)
+    /// overrides `start_when_allowed` to match.
     fn start(&mut self, i: usize, now: Instant);
 
     /// Mark slot `i` as waiting for a token of the rate cap.

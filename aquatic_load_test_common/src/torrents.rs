@@ -106,6 +106,12 @@ impl<K: Copy> RequestMix<K> {
         scrape_max_torrents: usize,
         peer_seeder_probability: f64,
     ) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            kinds.len() == weights.len(),
+            "requests: {} request kinds but {} weights",
+            kinds.len(),
+            weights.len()
+        );
         let weights = WeightedIndex::new(weights)
             .map_err(|err| anyhow::anyhow!("requests: request weights: {err}"))?;
         Ok(Self {

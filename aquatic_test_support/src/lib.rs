@@ -4,12 +4,14 @@
 //! dropped; [`metrics`] reads its Prometheus endpoint, [`http`] speaks
 //! HTTP/1.1 to aquatic_http, [`ws`] raw WebSocket frames to aquatic_ws,
 //! [`tls`] makes certificates and TLS configs, [`defences`] and [`state`]
-//! hold what the daemons' tests of those features share.
+//! hold what the daemons' tests of those features share, [`collectors`]
+//! checks a metrics collector's text (unit tests).
 //!
 //! Only for tests (`publish = false`); panics freely.
 
 #![forbid(unsafe_code)]
 
+pub mod collectors;
 pub mod defences;
 pub mod http;
 pub mod metrics;

@@ -58,7 +58,7 @@ pub struct CleaningConfig {
 impl Config {
     /// Reject values the daemon cannot run with, naming the field.
     pub fn validate(&self) -> anyhow::Result<()> {
-        self.shared_checks(Some(self.state.path()))?;
+        self.shared_checks(self.state.path())?;
         check_only_ipv6(self.network.only_ipv6, self.network.address)
     }
 }

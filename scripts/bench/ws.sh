@@ -428,6 +428,14 @@ if "aquatic" in med and REF in med:
                    f"{r_rps:.2f}x, {'met' if r_rps >= TARGET else 'NOT met'}; per tracker CPU-second {r_cpu:.2f}x"
                    f"{' (met)' if r_cpu >= TARGET else ' (not met)'}.")
 
+before_ratios = []
+if "aquatic" in med and "aquatic-before" in med:
+    a, b = med["aquatic"], med["aquatic-before"]
+    before_ratios = [
+        ("median responses/s", ratio(a["rps"], b["rps"])),
+        ("median responses per tracker CPU-second", ratio(a["per_cpu"], b["per_cpu"])),
+    ]
+
 notes = []
 for n in names:
     v = med[n]
@@ -466,6 +474,8 @@ plain(cols, table)
 print()
 for label, v in ratios:
     print(f"aquatic/{REF}, {label}: {v}")
+for label, v in before_ratios:
+    print(f"aquatic/aquatic-before, {label}: {v}")
 if target_line:
     print(target_line)
 for note in notes:
@@ -505,6 +515,7 @@ print("### Throughput")
 print()
 md_table(cols, table)
 md_ratios(ratios, f"aquatic / {REF}")
+md_ratios(before_ratios, "aquatic / aquatic-before")
 if target_line:
     print(target_line)
     print()

@@ -228,7 +228,7 @@ impl Collector for MetricsCollector {
 
 #[cfg(test)]
 mod tests {
-    use aquatic_common::metrics::{fresh, render_with_lines};
+    use aquatic_test_support::collectors::{fresh, render_with_lines};
 
     use super::*;
     use crate::common::add;
