@@ -1,9 +1,11 @@
-//! One shard's torrents in both address families, for the trackers whose
-//! peers are keyed by (IP, announced port) (aquatic_udp, aquatic_http):
-//! IPv4 and IPv6 swarms never mix, and the state file, the scrape export
-//! and the swarm gauges read both. What a peer carries besides its key
-//! (`V`: its client, its peer id) is the daemon's. [`MapsShard`] is such a
-//! request worker's shard: the daemon adds only how it answers requests.
+//! One shard's torrents in both address families: IPv4 and IPv6 swarms
+//! never mix, and cleaning, the swarm gauges, the scrape export and the
+//! state file see both. Peers are keyed by `K4` and `K6` (aquatic_udp and
+//! aquatic_http: (IP, announced port), [`IpFamilyMaps`]; aquatic_ws: the
+//! same key in both, its connection's source and peer id); what a peer
+//! carries besides its key (`V`: its client, its peer id, its connection)
+//! is the daemon's. [`MapsShard`] is aquatic_udp's and aquatic_http's
+//! request-worker shard: the daemon adds only how it answers requests.
 
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -13,17 +15,21 @@ use rand::rngs::SmallRng;
 
 use crate::clients::PeerClient;
 use crate::metrics::SwarmGauges;
+use crate::peer_store::PeerKey;
 use crate::request_loop::Housekeeping;
 use crate::state::{self, PeerRecords, StateCodec, StateError, TorrentRecord};
 use crate::torrent_map::{Limits, TorrentMap};
 use crate::{IpVersion, SecondsSinceStart, scrape_export};
 
-pub struct FamilyMaps<V> {
-    pub ipv4: TorrentMap<(Ipv4Addr, u16), V>,
-    pub ipv6: TorrentMap<(Ipv6Addr, u16), V>,
+pub struct FamilyMaps<K4, K6, V> {
+    pub ipv4: TorrentMap<K4, V>,
+    pub ipv6: TorrentMap<K6, V>,
 }
 
-impl<V> Default for FamilyMaps<V> {
+/// Both families' peers keyed by (IP, announced port).
+pub type IpFamilyMaps<V> = FamilyMaps<(Ipv4Addr, u16), (Ipv6Addr, u16), V>;
+
+impl<K4, K6, V> Default for FamilyMaps<K4, K6, V> {
     fn default() -> Self {
         Self {
             ipv4: TorrentMap::default(),
@@ -32,9 +38,11 @@ impl<V> Default for FamilyMaps<V> {
     }
 }
 
-impl<V> FamilyMaps<V>
+impl<K4, K6, V> FamilyMaps<K4, K6, V>
 where
-    V: StateCodec + PeerClient<(Ipv4Addr, u16)> + PeerClient<(Ipv6Addr, u16)>,
+    K4: PeerKey,
+    K6: PeerKey,
+    V: PeerClient<K4> + PeerClient<K6>,
 {
     /// Each address family gets `limits` of its own.
     pub fn new(limits: Limits) -> Self {
@@ -49,6 +57,25 @@ where
         self.ipv6.clean(now);
     }
 
+    /// Publish sizes and refusals for the statistics and metrics.
+    pub fn publish(&self, gauges: &SwarmGauges) {
+        let [v4, v6] = &gauges.by_ip_version;
+        v4.set_from(&self.ipv4);
+        v6.set_from(&self.ipv6);
+    }
+
+    /// This shard's lines of the scrape export.
+    pub fn write_scrape_export(&self, out: &mut dyn Write) -> io::Result<()> {
+        scrape_export::write_torrents(out, &self.ipv4, &self.ipv6)
+    }
+}
+
+impl<K4, K6, V> FamilyMaps<K4, K6, V>
+where
+    K4: PeerKey + StateCodec,
+    K6: PeerKey + StateCodec,
+    V: StateCodec,
+{
     /// This shard's records of the state file: peers valid at `now`.
     pub fn write_state(&self, now: SecondsSinceStart, out: &mut dyn Write) -> io::Result<()> {
         state::write_torrents(out, IpVersion::V4, &self.ipv4, now)?;
@@ -66,26 +93,32 @@ where
             IpVersion::V6 => peers.restore_into(&mut self.ipv6),
         }
     }
+}
 
-    /// This shard's lines of the scrape export.
-    pub fn write_scrape_export(&self, out: &mut dyn Write) -> io::Result<()> {
-        scrape_export::write_torrents(out, &self.ipv4, &self.ipv6)
+impl<K, V> FamilyMaps<K, K, V> {
+    /// The torrents of `ip_version`'s family, when both key peers alike.
+    pub fn of(&self, ip_version: IpVersion) -> &TorrentMap<K, V> {
+        match ip_version {
+            IpVersion::V4 => &self.ipv4,
+            IpVersion::V6 => &self.ipv6,
+        }
     }
 
-    /// Publish sizes and refusals for the statistics and metrics.
-    pub fn publish(&self, gauges: &SwarmGauges) {
-        let [v4, v6] = &gauges.by_ip_version;
-        v4.set_from(&self.ipv4);
-        v6.set_from(&self.ipv6);
+    /// The torrents of `ip_version`'s family, to change.
+    pub fn of_mut(&mut self, ip_version: IpVersion) -> &mut TorrentMap<K, V> {
+        match ip_version {
+            IpVersion::V4 => &mut self.ipv4,
+            IpVersion::V6 => &mut self.ipv6,
+        }
     }
 }
 
-/// A request worker's shard of a tracker with [`FamilyMaps`]: its swarm
+/// A request worker's shard of a tracker with [`IpFamilyMaps`]: its swarm
 /// rules (`C`), both families' torrents, its random source and its
 /// gauges. The daemon implements `Shard::handle` for it.
 pub struct MapsShard<C, V> {
     pub config: C,
-    pub maps: FamilyMaps<V>,
+    pub maps: IpFamilyMaps<V>,
     pub rng: SmallRng,
     pub gauges: Arc<SwarmGauges>,
 }

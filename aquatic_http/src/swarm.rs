@@ -9,7 +9,7 @@
 
 use std::net::IpAddr;
 
-use aquatic_common::family_maps::FamilyMaps;
+use aquatic_common::family_maps::IpFamilyMaps;
 use aquatic_common::interval::AnnounceInterval;
 use aquatic_common::torrent_map::{Announce, PeerData, SwarmEvent};
 use aquatic_common::{InfoHash, PeerId, SecondsSinceStart, ValidUntil};
@@ -28,7 +28,7 @@ pub struct SwarmConfig {
 }
 
 /// One request worker's torrents, both address families.
-pub type TorrentMaps = FamilyMaps<PeerId>;
+pub type TorrentMaps = IpFamilyMaps<PeerId>;
 
 /// Apply an announce from `ip` to its address family's torrents and build
 /// its response.

@@ -14,7 +14,7 @@ use std::fmt::Debug;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use aquatic_common::clients::ClientKey;
-use aquatic_common::family_maps::FamilyMaps;
+use aquatic_common::family_maps::IpFamilyMaps;
 use aquatic_common::interval::AnnounceInterval;
 use aquatic_common::peer_store::PeerAddr;
 use aquatic_common::state::StateCodec;
@@ -67,7 +67,7 @@ type PeerKey<I> = (I, u16);
 pub type Torrents<I> = TorrentMap<PeerKey<I>, ClientKey>;
 
 /// Both address families of a shard: IPv4 and IPv6 swarms never mix.
-pub type TorrentMaps = FamilyMaps<ClientKey>;
+pub type TorrentMaps = IpFamilyMaps<ClientKey>;
 
 /// Apply an announce from `ip` to `map` and build its response.
 pub fn announce<I: PeerIp, R: Rng>(

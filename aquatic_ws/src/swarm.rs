@@ -27,6 +27,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use aquatic_common::family_maps::FamilyMaps;
 use aquatic_common::interval::AnnounceInterval;
 use aquatic_common::source::SourceKey;
 use aquatic_common::torrent_map::{Announce, Limits, SwarmEvent, TorrentMap};
@@ -61,7 +62,7 @@ type PeerKey = (SourceKey, PeerId);
 pub struct WsShard {
     pub config: SwarmConfig,
     /// IPv4 and IPv6 swarms: peers get offers from their own family.
-    pub(crate) maps: [TorrentMap<PeerKey, ConnectionRef>; 2],
+    pub(crate) maps: FamilyMaps<PeerKey, PeerKey, ConnectionRef>,
     pub(crate) pending: PendingOffers,
     rng: SmallRng,
     pub(crate) gauges: Arc<SwarmGauges>,
@@ -80,10 +81,7 @@ impl WsShard {
     ) -> Self {
         Self {
             config,
-            maps: [
-                TorrentMap::with_limits(limits),
-                TorrentMap::with_limits(limits),
-            ],
+            maps: FamilyMaps::new(limits),
             pending: PendingOffers::new(
                 config.max_pending_offers,
                 config.max_pending_offers_per_source,
@@ -96,11 +94,7 @@ impl WsShard {
     }
 
     pub(crate) fn map(&mut self, ip_version: IpVersion) -> &mut TorrentMap<PeerKey, ConnectionRef> {
-        let [v4, v6] = &mut self.maps;
-        match ip_version {
-            IpVersion::V4 => v4,
-            IpVersion::V6 => v6,
-        }
+        self.maps.of_mut(ip_version)
     }
 
     pub(crate) fn announce(
@@ -151,12 +145,7 @@ impl WsShard {
         };
         let mut selected = std::mem::take(&mut self.selected);
         selected.clear();
-        let [v4, v6] = &mut self.maps;
-        let map = match ip_version {
-            IpVersion::V4 => v4,
-            IpVersion::V6 => v6,
-        };
-        let counts = map.announce(
+        let counts = self.maps.of_mut(ip_version).announce(
             &mut self.rng,
             announce,
             &mut selected,
@@ -254,12 +243,7 @@ impl WsShard {
     }
 
     pub(crate) fn scrape(&self, ip_version: IpVersion, info_hash: &InfoHash) -> ScrapeStatistics {
-        let [v4, v6] = &self.maps;
-        let map = match ip_version {
-            IpVersion::V4 => v4,
-            IpVersion::V6 => v6,
-        };
-        let counts = map.scrape(info_hash);
+        let counts = self.maps.of(ip_version).scrape(info_hash);
         ScrapeStatistics {
             complete: counts.seeders,
             incomplete: counts.leechers,

@@ -58,21 +58,16 @@ impl Shard<RequestMessage, ResponseMessage> for WsShard {
 
 impl Housekeeping for WsShard {
     fn clean(&mut self, now: SecondsSinceStart) {
-        for map in &mut self.maps {
-            map.clean(now);
-        }
+        self.maps.clean(now);
         self.pending.clean(now);
     }
 
     fn write_scrape_export(&self, out: &mut dyn Write) -> io::Result<()> {
-        let [v4, v6] = &self.maps;
-        aquatic_common::scrape_export::write_torrents(out, v4, v6)
+        self.maps.write_scrape_export(out)
     }
 
     fn publish(&self) {
-        for (gauge, map) in self.gauges.by_ip_version.iter().zip(&self.maps) {
-            gauge.set_from(map);
-        }
+        self.maps.publish(&self.gauges);
         self.stats
             .pending_offers
             .store(self.pending.len(), Ordering::Relaxed);
