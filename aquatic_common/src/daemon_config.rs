@@ -4,7 +4,7 @@
 //! counts, log level, their own `[network]`, `[protocol]` and `[cleaning]`,
 //! then the shared sections), the same defaults for them, the same checks
 //! of what they share, and the same tie to their TOML template.
-//! [`daemon_config!`](crate::daemon_config) defines all of that in the
+//! [`daemon_config!`](macro@crate::daemon_config) defines all of that in the
 //! daemon's crate, so that the daemon adds only its own sections' structs
 //! and checks, as inherent methods of its `Config`.
 //!

@@ -1,5 +1,5 @@
 //! Enums whose variants are the values of a metric label (`reason`,
-//! `client`): [`labelled!`] writes the enum, `ALL` (every variant, in
+//! `client`): [`labelled!`](macro@crate::labelled) writes the enum, `ALL` (every variant, in
 //! discriminant order, so `variant as usize` indexes arrays of counters)
 //! and `label()`, from one list of `Variant => "label"` lines.
 

@@ -11,7 +11,7 @@
 //! request at once. With `keep_alive = true` connections are reused
 //! (HTTP/1.1); with `false` every request opens a new connection and sends
 //! `Connection: close`. With `tls = true` it speaks HTTPS through rustls
-//! WITHOUT checking the tracker's certificate (see [`tls`]). A request
+//! WITHOUT checking the tracker's certificate (see [`tls`](aquatic_load_test_common::tls)). A request
 //! without a whole response within the timeout is counted and its
 //! connection replaced; so is a connection that fails, is reset or closed
 //! early. Announces and scrapes pick torrents from a Zipf distribution over

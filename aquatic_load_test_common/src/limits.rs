@@ -184,8 +184,8 @@ macro_rules! load_test_config {
                 )
             }
 
-            /// A worker's [`WorkerBase`](crate::run::WorkerBase): its
-            /// share of the rate cap, the request timeout.
+            /// A worker's `aquatic_load_test_common::run::WorkerBase`:
+            /// its share of the rate cap, the request timeout.
             pub(crate) fn worker_base<C: $crate::Counts>(
                 &self,
                 shared: std::sync::Arc<$crate::SharedCounts<C>>,

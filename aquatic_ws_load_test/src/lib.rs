@@ -27,7 +27,7 @@
 //! `max_requests_per_second` each worker paces its share of that rate of
 //! announces and scrapes with a token bucket. With `tls = true` it speaks
 //! wss:// through rustls WITHOUT checking the tracker's certificate (see
-//! [`tls`]).
+//! [`tls`](aquatic_load_test_common::tls)).
 //!
 //! Output: a progress line every `summarize_every` seconds, then totals,
 //! the checks that the counts add up (answers received <= answers sent,

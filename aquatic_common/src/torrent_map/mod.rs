@@ -4,7 +4,7 @@
 //! growing map rehashes a sixteenth at a time (no long stall), given
 //! unequal shares of the torrents so that they do not all double at once:
 //! memory grows smoothly with the torrent count instead of in steps of
-//! two (see [`SUBMAP_BOUNDS`]). The rules: `stopped` removes the peer at once and never creates
+//! two (see `SUBMAP_BOUNDS`). The rules: `stopped` removes the peer at once and never creates
 //! a torrent; a torrent exists only while it has peers (the one left
 //! empty by a `stopped`, a closed connection or a refused first peer goes
 //! at once, with its download count, as cleaning drops torrents whose

@@ -13,8 +13,8 @@
 //! limit (head size, connections, connections per source, idle time)
 //! closes only the connection that breaks it.
 //!
-//! The parts: [`connection`] is one connection's HTTP state and limits,
-//! without its socket (unit-tested there); [`io`] its plain or TLS reads
+//! The parts: `connection` is one connection's HTTP state and limits,
+//! without its socket (unit-tested there); `io` its plain or TLS reads
 //! and writes; `accept` admits, registers and closes connections. The
 //! event loop, dispatch to the shards and their answers are here.
 

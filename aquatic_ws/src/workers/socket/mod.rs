@@ -16,10 +16,10 @@
 //! with its code (1002, 1007, 1009) before the connection closes.
 
 //!
-//! The parts: [`upgrade`] (the HTTP request before the WebSocket) and
-//! [`session`] (swarms joined, scrapes in flight, timers) hold each
-//! connection's limits without sockets; [`framing`] the WebSocket limits
-//! and close codes; [`stream`] plain or TLS bytes. The event loop is here,
+//! The parts: `upgrade` (the HTTP request before the WebSocket) and
+//! `session` (swarms joined, scrapes in flight, timers) hold each
+//! connection's limits without sockets; `framing` the WebSocket limits
+//! and close codes; `stream` plain or TLS bytes. The event loop is here,
 //! with accepting and closing in `accept`, reading and writing messages in
 //! `messages`, and the traffic with the request workers in `shards`.
 
